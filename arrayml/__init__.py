@@ -1,0 +1,55 @@
+"""arrayml: deep learning with hand-written backpropagation, written once against the array API.
+
+The same forward and backward code runs on NumPy, CuPy, PyTorch and array-api-strict arrays.
+"""
+
+from . import backend, gradcheck
+from .modules import (
+    ACTIVATIONS,
+    ELU,
+    GELU,
+    MLP,
+    Activation,
+    BatchNorm1d,
+    CrossEntropy,
+    Identity,
+    LeakyReLU,
+    Linear,
+    Module,
+    ReLU,
+    Residual,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropy,
+    Tanh,
+    activation_by_name,
+)
+from .optim import SGD
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "BatchNorm1d",
+    "CrossEntropy",
+    "ELU",
+    "GELU",
+    "Identity",
+    "LeakyReLU",
+    "Linear",
+    "MLP",
+    "Module",
+    "ReLU",
+    "Residual",
+    "SGD",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "activation_by_name",
+    "backend",
+    "gradcheck",
+]

@@ -1,0 +1,431 @@
+"""Every backend question in arrayml is answered here, and nowhere else.
+
+Layers, losses, the optimizer and the metrics never import NumPy, PyTorch or CuPy. They ask this
+module for the namespace and device of the arrays they are given (`get_namespace`), create new
+arrays with an explicit ``dtype=`` and ``device=``, and draw random numbers through `normal` and
+`permutation`, which take an explicit seeded :class:`numpy.random.Generator`, draw on the host and
+move the result to the target device in one step.
+
+Namespaces are the ones `array_api_compat` returns (``array_api_compat.numpy``,
+``array_api_compat.torch``, ``array_api_compat.cupy``) or ``array_api_strict``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+Array = Any  # an array of any array-API namespace
+Namespace = Any  # an array-API namespace module
+
+__all__ = [
+    "Array",
+    "Namespace",
+    "BackendUnavailableError",
+    "Placement",
+    "BACKEND_NAMES",
+    "namespace_by_name",
+    "namespace_name",
+    "resolve_device",
+    "placement",
+    "get_namespace",
+    "get_namespace_and_device",
+    "device",
+    "as_generator",
+    "normal",
+    "permutation",
+    "asarray",
+    "to_numpy",
+    "convert",
+    "check_floating",
+    "logsumexp",
+    "log_softmax",
+    "synchronize",
+]
+
+#: The names accepted by `namespace_by_name` (and ``--xp`` on the command line).
+BACKEND_NAMES = ("numpy", "torch", "cupy", "array-api-strict")
+
+_INSTALL_HINTS = {
+    "numpy": "pip install numpy",
+    "torch": "pip install torch  (CPU only: pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu)",
+    "cupy": "pip install cupy-cuda12x  (needs an NVIDIA GPU and CUDA 12)",
+    "array-api-strict": "pip install array-api-strict",
+}
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend or device was asked for that this machine cannot provide."""
+
+
+def device(x: Array) -> Any:
+    """The device `x` lives on (``array_api_compat.device``)."""
+    return array_api_compat.device(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Namespaces by name, and devices by name
+# --------------------------------------------------------------------------------------------
+
+
+def namespace_by_name(name: str) -> Namespace:
+    """Return the array-API namespace called `name` (one of `BACKEND_NAMES`).
+
+    Raises `ValueError` for an unknown name and `BackendUnavailableError` (with the install
+    command) when the library is not installed or, for CuPy, when no CUDA device is present.
+    """
+    key = name.lower().replace("_", "-")
+    if key == "array-api-strict" or key == "strict":
+        module = "array_api_strict"
+    elif key in ("numpy", "torch", "cupy"):
+        module = f"array_api_compat.{key}"
+        key_lib = "torch" if key == "torch" else key
+        try:
+            importlib.import_module(key_lib)
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                f"backend {name!r} is not installed ({exc}); install it with: "
+                f"{_INSTALL_HINTS[key]}"
+            ) from None
+        except Exception as exc:  # CuPy raises other errors when CUDA is broken
+            raise BackendUnavailableError(f"backend {name!r} failed to import: {exc}") from None
+    else:
+        raise ValueError(
+            f"unknown array backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}"
+        )
+    try:
+        xp = importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"backend {name!r} is not installed ({exc}); install it with: {_INSTALL_HINTS[key]}"
+        ) from None
+    if key == "cupy":
+        _require_cuda_for_cupy()
+    return xp
+
+
+def _require_cuda_for_cupy() -> None:
+    import cupy
+
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError when the driver is missing
+        raise BackendUnavailableError(f"CuPy is installed but CUDA is not usable: {exc}") from None
+    if count == 0:
+        raise BackendUnavailableError("CuPy is installed but no CUDA device is present")
+
+
+def namespace_name(xp: Namespace) -> str:
+    """A short human name for a namespace: ``numpy``, ``torch``, ``cupy``, ``array-api-strict``."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_torch_namespace(xp):
+        return "torch"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return "array-api-strict"
+    return getattr(xp, "__name__", repr(xp))
+
+
+def resolve_device(xp: Namespace, spec: Any = None) -> Any:
+    """Turn a device given by name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"device1"``) or
+    ``None`` (the namespace's default device) into the device object of namespace `xp`.
+
+    Raises `BackendUnavailableError` when CUDA is asked for and not present, and `ValueError`
+    for a name the backend does not know.
+    """
+    name = namespace_name(xp)
+    if name == "numpy":
+        if spec not in (None, "cpu"):
+            raise ValueError(f"numpy arrays live on the CPU only; got device {spec!r}")
+        return "cpu"
+    if name == "torch":
+        import torch
+
+        if spec is None:
+            return torch.device("cpu")
+        try:
+            dev = torch.device(spec)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"torch does not know device {spec!r}: {exc}") from None
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise BackendUnavailableError(
+                    f"device {spec!r} asked for, but this torch build sees no CUDA device "
+                    f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None})"
+                )
+            index = 0 if dev.index is None else dev.index
+            if index >= torch.cuda.device_count():
+                raise BackendUnavailableError(
+                    f"device {spec!r} asked for, but only {torch.cuda.device_count()} CUDA "
+                    "device(s) are present"
+                )
+            dev = torch.device("cuda", index)
+        return dev
+    if name == "cupy":
+        import cupy
+
+        if spec is None or spec == "cuda":
+            return cupy.cuda.Device(0)
+        if isinstance(spec, cupy.cuda.Device):
+            return spec
+        text = str(spec)
+        if text.startswith("cuda:"):
+            text = text[5:]
+        try:
+            index = int(text)
+        except ValueError:
+            raise ValueError(f"cupy device must be 'cuda' or 'cuda:N', got {spec!r}") from None
+        if index >= cupy.cuda.runtime.getDeviceCount():
+            raise BackendUnavailableError(f"CUDA device {index} asked for, but it is not present")
+        return cupy.cuda.Device(index)
+    if name == "array-api-strict":
+        if spec is None:
+            return xp.Device("CPU_DEVICE")
+        if isinstance(spec, xp.Device):
+            return spec
+        known = [str(d) for d in xp.__array_namespace_info__().devices()]
+        try:
+            return xp.Device(str(spec))
+        except ValueError:
+            raise ValueError(
+                f"array-api-strict has no device {spec!r}; it has {', '.join(known)}"
+            ) from None
+    return spec
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a module's arrays are created: namespace, device and floating dtype."""
+
+    xp: Namespace
+    device: Any
+    dtype: Any
+
+    def __str__(self) -> str:
+        return f"{namespace_name(self.xp)} on {self.device} ({dtype_name(self.dtype)})"
+
+
+def dtype_name(dtype: Any) -> str:
+    """``float32`` for every namespace's float32 dtype object, and so on."""
+    text = str(dtype)
+    for prefix in ("torch.", "array_api_strict.", "dtype(", "<class 'numpy."):
+        text = text.replace(prefix, "")
+    return text.strip("')>")
+
+
+def placement(xp: Namespace | str | None = None, device: Any = None, dtype: Any = None) -> Placement:
+    """Resolve the defaults: NumPy, its default device, float32.
+
+    `xp` may be a namespace or a backend name, `device` a device or a device name, `dtype` a dtype
+    object of that namespace or a name (``"float32"``, ``"float64"``).
+    """
+    if xp is None:
+        xp = namespace_by_name("numpy")
+    elif isinstance(xp, str):
+        xp = namespace_by_name(xp)
+    elif array_api_compat.is_numpy_namespace(xp):
+        xp = namespace_by_name("numpy")  # plain `numpy` -> its array-API wrapper
+    elif array_api_compat.is_torch_namespace(xp) and not xp.__name__.startswith("array_api"):
+        xp = namespace_by_name("torch")
+    elif array_api_compat.is_cupy_namespace(xp) and not xp.__name__.startswith("array_api"):
+        xp = namespace_by_name("cupy")
+    dev = resolve_device(xp, device)
+    if dtype is None:
+        dtype = "float32"
+    if isinstance(dtype, str):
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        dtype = getattr(xp, dtype)
+    elif not xp.isdtype(dtype, "real floating"):
+        raise TypeError(f"parameters need a real floating dtype, got {dtype_name(dtype)}")
+    return Placement(xp=xp, device=dev, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Namespace and device of given arrays
+# --------------------------------------------------------------------------------------------
+
+
+def get_namespace(*arrays: Array) -> Namespace:
+    """The namespace shared by `arrays` (``None`` entries are skipped).
+
+    Raises `ValueError` naming both namespaces, or both devices, when they differ.
+    """
+    return get_namespace_and_device(*arrays)[0]
+
+
+def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
+    """The namespace and the device shared by `arrays` (``None`` entries are skipped).
+
+    Raises `TypeError` for something that is not an array, and `ValueError` naming both when
+    two arrays come from different namespaces or live on different devices.
+    """
+    xp = dev = first = None
+    for i, a in enumerate(arrays):
+        if a is None:
+            continue
+        try:
+            a_xp = array_api_compat.array_namespace(a)
+        except TypeError:
+            raise TypeError(
+                f"expected an array (NumPy, PyTorch, CuPy or array-api-strict), "
+                f"got {type(a).__name__}"
+            ) from None
+        a_dev = array_api_compat.device(a)
+        if xp is None:
+            xp, dev, first = a_xp, a_dev, i
+            continue
+        if a_xp is not xp:
+            raise ValueError(
+                f"arrays from different namespaces in one call: argument {first} is "
+                f"{namespace_name(xp)}, argument {i} is {namespace_name(a_xp)}; move them to one "
+                "backend first (Module.to(xp, device) or arrayml.backend.convert)"
+            )
+        if a_dev != dev:
+            raise ValueError(
+                f"arrays on different devices in one call: argument {first} is on {dev}, "
+                f"argument {i} is on {a_dev}; move them to one device first"
+            )
+    if xp is None:
+        raise TypeError("expected at least one array")
+    return xp, dev
+
+
+def check_floating(x: Array, what: str, *, xp: Namespace | None = None) -> None:
+    """Raise `TypeError` unless `x` has a real floating dtype (say what `what` expected)."""
+    xp = get_namespace(x) if xp is None else xp
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(
+            f"{what} expects a real floating-point array (float32 or float64), got dtype "
+            f"{dtype_name(x.dtype)}; convert it first, e.g. xp.astype(x, xp.float32)"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Random numbers: an explicit generator, drawn on the host, moved once
+# --------------------------------------------------------------------------------------------
+
+
+def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """A `numpy.random.Generator` from a generator, an integer seed, or ``None`` (seed 0).
+
+    ``None`` means seed 0 rather than fresh entropy: arrayml runs are reproducible unless you ask
+    otherwise. Pass one generator to everything that should draw from the same stream.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng(0)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"rng must be a numpy.random.Generator or an int seed, got {type(rng).__name__}")
+
+
+def normal(
+    rng: np.random.Generator, shape: tuple[int, ...], *, std: float, xp: Namespace, device: Any,
+    dtype: Any,
+) -> Array:
+    """Samples of N(0, std²) of `shape`, drawn from `rng` on the host (in float64, so a seed gives
+    the same numbers for every dtype and backend), then created on `device` with `dtype`."""
+    host = rng.normal(0.0, std, size=shape)
+    return xp.asarray(host, dtype=dtype, device=device)
+
+
+def permutation(rng: np.random.Generator, n: int, *, xp: Namespace, device: Any) -> Array:
+    """A random permutation of ``0 .. n-1`` drawn from `rng`, as an int64 array on `device`."""
+    host = rng.permutation(n)
+    return xp.asarray(host, dtype=xp.int64, device=device)
+
+
+# --------------------------------------------------------------------------------------------
+# Moving data between host and backends
+# --------------------------------------------------------------------------------------------
+
+
+def asarray(obj: Any, *, xp: Namespace, device: Any, dtype: Any = None) -> Array:
+    """Create an array of namespace `xp` on `device` from host data (a NumPy array, a list...)."""
+    return xp.asarray(obj, dtype=dtype, device=device)
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """Copy any backend's array to a NumPy array on the host (a host sync for GPU arrays)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, np.generic):
+        return np.asarray(x)
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    xp = array_api_compat.array_namespace(x)
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        x = array_api_compat.to_device(x, xp.Device("CPU_DEVICE"))
+    return np.asarray(x)
+
+
+def convert(x: Array, xp: Namespace, device: Any, dtype: Any = None) -> Array:
+    """`x` as an array of namespace `xp` on `device` (through the host when the namespace or
+    device differs). `dtype`, if given, is a dtype of `xp`."""
+    src_xp = array_api_compat.array_namespace(x)
+    if src_xp is xp and array_api_compat.device(x) == device:
+        return x if dtype is None or x.dtype == dtype else xp.astype(x, dtype)
+    host = to_numpy(x)
+    if dtype is None:
+        dtype = getattr(xp, str(host.dtype))
+    return xp.asarray(host, dtype=dtype, device=device)
+
+
+def synchronize(xp: Namespace, dev: Any) -> None:
+    """Wait for queued GPU work on `dev` (for timing only; never called in the training loop)."""
+    name = namespace_name(xp)
+    if name == "torch" and getattr(dev, "type", "cpu") == "cuda":
+        import torch
+
+        torch.cuda.synchronize(dev)
+    elif name == "cupy":
+        import cupy
+
+        cupy.cuda.Device(getattr(dev, "id", 0)).synchronize()
+
+
+# --------------------------------------------------------------------------------------------
+# Functions the standard lacks
+# --------------------------------------------------------------------------------------------
+
+
+def logsumexp(x: Array, *, axis: int = -1, keepdims: bool = False, xp: Namespace | None = None) -> Array:
+    """log(sum(exp(x), axis)) without overflow, for logits as large as ±1e4.
+
+    Spec gap: the array API standard has no ``logsumexp``. PyTorch's native one is used when
+    available; otherwise the max is subtracted first (a row of -inf stays -inf, NaN stays NaN).
+    """
+    xp = get_namespace(x) if xp is None else xp
+    if namespace_name(xp) == "torch":
+        import torch
+
+        return torch.logsumexp(x, dim=axis, keepdim=keepdims)
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0.0)
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        out = xp.squeeze(out, axis=axis)
+    return out
+
+
+def log_softmax(x: Array, *, axis: int = -1, xp: Namespace | None = None) -> Array:
+    """log(softmax(x)) along `axis`, stable for large logits (spec gap, like `logsumexp`)."""
+    xp = get_namespace(x) if xp is None else xp
+    return x - logsumexp(x, axis=axis, keepdims=True, xp=xp)
+
+
+def prod(shape: tuple[int, ...]) -> int:
+    """Number of elements of an array of `shape`."""
+    return math.prod(shape)

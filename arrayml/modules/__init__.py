@@ -1,0 +1,42 @@
+"""Layers and losses, each with its analytic forward and backward side by side."""
+
+from .activations import (
+    ACTIVATIONS,
+    ELU,
+    GELU,
+    Activation,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    activation_by_name,
+)
+from .base import Module
+from .batchnorm import BatchNorm1d
+from .containers import MLP, Residual, Sequential
+from .linear import Linear
+from .softmax import CrossEntropy, Softmax, SoftmaxCrossEntropy, target_matrix
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "BatchNorm1d",
+    "CrossEntropy",
+    "ELU",
+    "GELU",
+    "Identity",
+    "LeakyReLU",
+    "Linear",
+    "MLP",
+    "Module",
+    "ReLU",
+    "Residual",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "activation_by_name",
+    "target_matrix",
+]

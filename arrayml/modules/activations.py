@@ -1,0 +1,155 @@
+"""Element-wise activations. Each class holds its function and its derivative side by side.
+
+For an element-wise ``y = f(x)`` the backward pass is ``dx = dy ⊙ f'(x)`` (docs/derivations.md,
+"Element-wise activation"). ``f'`` is written in terms of ``x`` or of the saved output ``y``,
+whichever is cheaper. NaN inputs give NaN outputs (``maximum`` and ``where`` are chosen so that no
+branch turns a NaN into 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from ..backend import Array, Namespace
+from .base import Module, check_grad
+
+
+class Activation(Module):
+    """Base of the element-wise activations: caches ``x`` and ``y``, applies ``dy ⊙ f'(x)``."""
+
+    def function(self, xp: Namespace, x: Array) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def gradient(self, xp: Namespace, x: Array, y: Array, dy: Array) -> Array:  # pragma: no cover
+        """``dy ⊙ f'(x)``, given the forward's input `x` and output `y`."""
+        raise NotImplementedError
+
+    def forward(self, x: Array) -> Array:
+        xp = backend.get_namespace(x)
+        backend.check_floating(x, type(self).__name__, xp=xp)
+        y = self.function(xp, x)
+        self._cache = (x, y)
+        return y
+
+    def backward(self, dy: Array) -> Array:
+        x, y = self._saved()
+        xp = backend.get_namespace(dy, x)
+        check_grad(dy, tuple(x.shape), module=type(self).__name__)
+        return self.gradient(xp, x, y, dy)
+
+
+class ReLU(Activation):
+    """``max(x, 0)``; derivative 1 for x > 0, else 0."""
+
+    def function(self, xp, x):
+        return xp.maximum(x, 0.0)
+
+    def gradient(self, xp, x, y, dy):
+        return xp.where(x > 0, dy, 0.0)
+
+
+class LeakyReLU(Activation):
+    """``x`` for x > 0, ``slope·x`` otherwise; derivative 1 or ``slope``."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def function(self, xp, x):
+        return xp.where(x > 0, x, self.negative_slope * x)
+
+    def gradient(self, xp, x, y, dy):
+        return xp.where(x > 0, dy, self.negative_slope * dy)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Activation):
+    """``x`` for x > 0, ``α(eˣ − 1)`` otherwise; derivative 1, or ``α eˣ = y + α``."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def function(self, xp, x):
+        # expm1 of min(x, 0): exact near 0, and no overflow in the branch `where` discards.
+        return xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0.0)))
+
+    def gradient(self, xp, x, y, dy):
+        return xp.where(x > 0, dy, dy * (y + self.alpha))
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Tanh(Activation):
+    """``tanh(x)``; derivative ``1 − y²``."""
+
+    def function(self, xp, x):
+        return xp.tanh(x)
+
+    def gradient(self, xp, x, y, dy):
+        return dy * (1.0 - y * y)
+
+
+class Sigmoid(Activation):
+    """``1 / (1 + e⁻ˣ)``, computed without overflow; derivative ``y(1 − y)``."""
+
+    def function(self, xp, x):
+        e = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
+        return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+    def gradient(self, xp, x, y, dy):
+        return dy * y * (1.0 - y)
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
+
+
+class GELU(Activation):
+    """GELU, tanh form: ``½x(1 + tanh(c(x + k x³)))`` with c = √(2/π), k = 0.044715.
+
+    Derivative: ``½(1 + t) + ½x(1 − t²)·c(1 + 3k x²)`` with ``t = tanh(c(x + k x³))``.
+    """
+
+    def function(self, xp, x):
+        t = xp.tanh(_GELU_C * (x + _GELU_K * x * x * x))
+        return 0.5 * x * (1.0 + t)
+
+    def gradient(self, xp, x, y, dy):
+        t = xp.tanh(_GELU_C * (x + _GELU_K * x * x * x))
+        dt = _GELU_C * (1.0 + 3.0 * _GELU_K * x * x)
+        return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dt)
+
+
+class Identity(Activation):
+    """``x``; derivative 1 (a linear 'activation', for deep-stack experiments)."""
+
+    def function(self, xp, x):
+        return x
+
+    def gradient(self, xp, x, y, dy):
+        return dy
+
+
+#: Activations by the names `MLP` and the command line accept.
+ACTIVATIONS: dict[str, type[Activation]] = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "elu": ELU,
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+    "gelu": GELU,
+    "identity": Identity,
+}
+
+
+def activation_by_name(name: str) -> Activation:
+    """A new activation module from its name (``"relu"``, ``"elu"``, ...)."""
+    key = name.lower().replace("-", "_")
+    if key not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[key]()

@@ -1,0 +1,222 @@
+"""The `Module` base class: plain-dict parameters and gradients, a forward cache, modes.
+
+A module's learnable arrays live in ``module.params`` (a plain dict), the gradients that
+``backward`` computes in ``module.grads`` (same keys, same shapes), and non-learned state such as
+batch norm's running statistics in ``module.buffers``. Nothing is ever written in place: the
+optimizer and ``backward`` reassign dict entries with new arrays, so a reference to an old array
+is a snapshot that stays valid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from .. import backend
+from ..backend import Array
+
+
+class Module:
+    """Base class of every layer. Subclasses implement ``forward`` and ``backward``."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
+        self.buffers: dict[str, Array] = {}
+        self.training = True
+        self._cache: Any = None
+
+    # -- the two methods every layer writes -------------------------------------------------
+    def forward(self, x: Array) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dy: Array) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: Array) -> Array:
+        return self.forward(x)
+
+    # -- the forward cache ---------------------------------------------------------------------
+    def _saved(self) -> Any:
+        """What ``forward`` cached for ``backward``; a clear error if there is nothing."""
+        if self._cache is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() called before forward(): there are no saved "
+                "activations (or clear_cache() removed them)"
+            )
+        return self._cache
+
+    def clear_cache(self) -> None:
+        """Drop the activations saved by ``forward`` (and those of every child)."""
+        self._cache = None
+        for _, child in self.children():
+            child.clear_cache()
+
+    # -- tree structure ------------------------------------------------------------------------
+    def children(self) -> list[tuple[str, Module]]:
+        """The direct sub-modules, with their names. Containers override this."""
+        return []
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every descendant, depth first, with dotted names."""
+        yield prefix, self
+        for name, child in self.children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def parameter_slots(self) -> Iterator[tuple[str, Module, str]]:
+        """``(full_name, owner, key)`` for every parameter: ``owner.params[key]`` is the array."""
+        for prefix, module in self.named_modules():
+            for key in module.params:
+                yield (f"{prefix}.{key}" if prefix else key), module, key
+
+    def parameters(self) -> dict[str, Array]:
+        """Every learnable array, by dotted name (``"0.weight"``, ``"2.gamma"``...)."""
+        return {name: owner.params[key] for name, owner, key in self.parameter_slots()}
+
+    def gradients(self) -> dict[str, Array]:
+        """The gradients of the last ``backward``, by the same names as `parameters`."""
+        out = {}
+        for name, owner, key in self.parameter_slots():
+            if key not in owner.grads:
+                raise RuntimeError(f"no gradient for parameter {name!r}: call backward() first")
+            out[name] = owner.grads[key]
+        return out
+
+    def buffer_slots(self) -> Iterator[tuple[str, Module, str]]:
+        """Like `parameter_slots`, for the non-learned state (running statistics)."""
+        for prefix, module in self.named_modules():
+            for key in module.buffers:
+                yield (f"{prefix}.{key}" if prefix else key), module, key
+
+    def state(self) -> dict[str, Array]:
+        """Parameters and buffers by dotted name: everything needed to rebuild the model's
+        outputs (what a checkpoint saves)."""
+        out = self.parameters()
+        out.update({name: owner.buffers[key] for name, owner, key in self.buffer_slots()})
+        return out
+
+    def load_state(self, state: dict[str, Array]) -> None:
+        """Set parameters and buffers from a dict like `state` returns.
+
+        The names, shapes and dtypes must match this model exactly; arrays are converted to the
+        namespace and device this model lives on. Raises `ValueError` or `TypeError` naming every
+        difference; nothing is reshaped or cast silently, and nothing is changed on error.
+        """
+        slots = {name: (owner.params, key) for name, owner, key in self.parameter_slots()}
+        slots.update({name: (owner.buffers, key) for name, owner, key in self.buffer_slots()})
+        missing = sorted(set(slots) - set(state))
+        extra = sorted(set(state) - set(slots))
+        problems = []
+        if missing:
+            problems.append(f"missing {missing}")
+        if extra:
+            problems.append(f"unexpected {extra}")
+        for name in sorted(set(slots) & set(state)):
+            table, key = slots[name]
+            mine, theirs = table[key], state[name]
+            if tuple(theirs.shape) != tuple(mine.shape):
+                problems.append(
+                    f"{name}: shape {tuple(theirs.shape)} where the model has {tuple(mine.shape)}"
+                )
+            elif backend.dtype_name(theirs.dtype) != backend.dtype_name(mine.dtype):
+                problems.append(
+                    f"{name}: dtype {backend.dtype_name(theirs.dtype)} where the model has "
+                    f"{backend.dtype_name(mine.dtype)}"
+                )
+        if problems:
+            raise ValueError("state does not match this model: " + "; ".join(problems))
+        for name, (table, key) in slots.items():
+            mine = table[key]
+            xp, dev = backend.get_namespace_and_device(mine)
+            table[key] = backend.convert(state[name], xp, dev, mine.dtype)
+        self.clear_cache()
+        for _, module in self.named_modules():
+            module.grads = {}
+
+    # -- modes, size, placement ----------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (batch statistics in batch norm). Returns self."""
+        for _, module in self.named_modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode (running statistics in batch norm). Returns self."""
+        return self.train(False)
+
+    def num_parameters(self) -> int:
+        """The number of learnable scalars (``Linear(20, 40)`` has 840)."""
+        return sum(math.prod(p.shape) for p in self.parameters().values())
+
+    def to(self, xp: Any = None, device: Any = None, dtype: Any = None) -> Module:
+        """Move every parameter and buffer to namespace `xp` (a namespace or a backend name),
+        `device` and floating `dtype` (default: keep the current dtype). Drops gradients and the
+        forward cache. Returns self."""
+        current = self.placement()
+        if xp is None and current is not None:
+            xp = current.xp
+            device = current.device if device is None else device
+        where = backend.placement(xp, device, "float32" if dtype is None else dtype)
+        for _, module in self.named_modules():
+            for table in (module.params, module.buffers):
+                for key, value in table.items():
+                    target = where.dtype if dtype is not None else getattr(
+                        where.xp, backend.dtype_name(value.dtype)
+                    )
+                    table[key] = backend.convert(value, where.xp, where.device, target)
+            module.grads = {}
+        self.clear_cache()
+        return self
+
+    def placement(self) -> backend.Placement | None:
+        """Namespace, device and dtype of this module's parameters (None if it has none)."""
+        for p in self.parameters().values():
+            xp, dev = backend.get_namespace_and_device(p)
+            return backend.Placement(xp=xp, device=dev, dtype=p.dtype)
+        return None
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        kids = self.children()
+        if not kids:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        inner = "\n".join(f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in kids)
+        return f"{type(self).__name__}(\n{inner}\n)"
+
+
+def check_input(
+    x: Array, *, module: str, ndim: int | None = None, features: int | None = None,
+    dtype: Any = None, xp: Any = None,
+) -> None:
+    """Validate a layer's input: floating dtype, number of dimensions, feature count, dtype equal
+    to the parameters' (no silent promotion). Raises with expected vs got in the message."""
+    backend.check_floating(x, module, xp=xp)
+    shape = tuple(x.shape)
+    if ndim is not None and len(shape) != ndim:
+        raise ValueError(
+            f"{module} expects a {ndim}-D input of shape (batch, features), got a "
+            f"{len(shape)}-D array of shape {shape}"
+        )
+    if features is not None and shape[-1] != features:
+        raise ValueError(
+            f"{module} expects {features} input features, i.e. shape (batch, {features}), "
+            f"got shape {shape}"
+        )
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{module} has {backend.dtype_name(dtype)} parameters but got a "
+            f"{backend.dtype_name(x.dtype)} input; convert the input (xp.astype) or the model "
+            f"(model.to(dtype=...)) so they match"
+        )
+
+
+def check_grad(dy: Array, like_shape: tuple[int, ...], *, module: str) -> None:
+    """Validate an upstream gradient: it must have the shape of the forward output."""
+    if tuple(dy.shape) != tuple(like_shape):
+        raise ValueError(
+            f"{module}.backward expects a gradient of the forward output's shape "
+            f"{tuple(like_shape)}, got shape {tuple(dy.shape)}"
+        )

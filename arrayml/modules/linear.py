@@ -1,0 +1,72 @@
+"""Linear layer: ``Y = X Wᵀ + b`` with W shaped (out, in) and b a (1, out) row vector.
+
+Backward (see docs/derivations.md, "Linear"), for an upstream gradient ``dY`` of shape (S, out):
+
+    dW = dYᵀ X        (out, in)
+    db = 1ᵀ dY        (1, out)   -- the column sums of dY
+    dX = dY W         (S, in)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..backend import Array
+from .base import Module, check_grad, check_input
+
+
+class Linear(Module):
+    """Fully connected layer ``Y = X Wᵀ + b``.
+
+    Weights are Kaiming-initialised as in the course: N(0, 1/in) for the input layer (raw pixels,
+    no activation before it, ``input_layer=True``), N(0, 2/in) for every later layer (after a
+    ReLU-like activation); biases start at zero.
+
+    Args:
+        in_features, out_features: sizes of the input and output.
+        input_layer: use the input layer's variance 1/in instead of 2/in.
+        xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
+        rng: a `numpy.random.Generator` or int seed for the initial weights (default seed 0).
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, *, input_layer: bool = False,
+        xp: Any = None, device: Any = None, dtype: Any = None,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Linear {name} must be a positive integer, got {value!r}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.input_layer = input_layer
+        where = backend.placement(xp, device, dtype)
+        std = math.sqrt((1.0 if input_layer else 2.0) / in_features)
+        self.params["weight"] = backend.normal(
+            backend.as_generator(rng), (out_features, in_features), std=std,
+            xp=where.xp, device=where.device, dtype=where.dtype,
+        )
+        self.params["bias"] = where.xp.zeros((1, out_features), dtype=where.dtype, device=where.device)
+
+    def forward(self, x: Array) -> Array:
+        W, b = self.params["weight"], self.params["bias"]
+        xp = backend.get_namespace(x, W, b)
+        check_input(x, module="Linear", ndim=2, features=self.in_features, dtype=W.dtype, xp=xp)
+        self._cache = (x, W)
+        return x @ W.T + b
+
+    def backward(self, dy: Array) -> Array:
+        x, W = self._saved()
+        xp = backend.get_namespace(dy, x)
+        check_grad(dy, (x.shape[0], self.out_features), module="Linear")
+        self.grads["weight"] = dy.T @ x
+        self.grads["bias"] = xp.sum(dy, axis=0, keepdims=True)
+        return dy @ W
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}" + (", input_layer=True" if self.input_layer else "")

@@ -1,0 +1,69 @@
+"""Mini-batch stochastic gradient descent, applied after the whole backward pass.
+
+For each parameter p with gradient g (PyTorch's conventions, so results compare point by point):
+
+    g ← g + weight_decay · p
+    v ← momentum · v + g                  (v starts as g)
+    d ← g + momentum · v   if nesterov,   else   d ← v      (d = g when momentum is 0)
+    p ← p − lr · d
+
+Every update builds a new array and reassigns the module's dict entry: nothing is written in
+place, so read-only and immutable arrays work, and an old reference is an unchanged snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backend import Array
+from .modules.base import Module
+
+
+class SGD:
+    """SGD with optional momentum, Nesterov momentum and L2 weight decay.
+
+    ``lr`` is a plain attribute: a learning-rate schedule sets it between steps.
+    ``step(model)`` applies one update from the gradients of the last ``backward``.
+    """
+
+    def __init__(
+        self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0
+    ) -> None:
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"SGD learning rate must be a positive finite number, got {lr!r}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"SGD momentum must be in [0, 1), got {momentum!r}")
+        if weight_decay < 0:
+            raise ValueError(f"SGD weight_decay must be >= 0, got {weight_decay!r}")
+        if nesterov and momentum == 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.nesterov = nesterov
+        self.weight_decay = float(weight_decay)
+        self.velocity: dict[str, Array] = {}
+
+    def step(self, model: Module) -> None:
+        """Update every parameter of `model` from its ``grads`` (reassigning, never in place)."""
+        lr, mu, wd = self.lr, self.momentum, self.weight_decay
+        for name, owner, key in model.parameter_slots():
+            grad = owner.grads.get(key)
+            if grad is None:
+                raise RuntimeError(
+                    f"no gradient for parameter {name!r}: call backward() before SGD.step()"
+                )
+            p = owner.params[key]
+            if wd:
+                grad = grad + wd * p
+            if mu:
+                v = self.velocity.get(name)
+                v = grad if v is None else mu * v + grad
+                self.velocity[name] = v
+                grad = grad + mu * v if self.nesterov else v
+            owner.params[key] = p - lr * grad
+
+    def __repr__(self) -> str:
+        return (
+            f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
+            f"weight_decay={self.weight_decay})"
+        )

@@ -1,0 +1,88 @@
+"""PyTorch autograd as an independent oracle: the same network, written with torch ops.
+
+`torch_forward(module, x, params)` evaluates an arrayml module tree with torch functions on torch
+tensors (``params`` maps arrayml's dotted parameter names to tensors), so that
+``torch.autograd.grad`` gives reference gradients for the same inputs and the same parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import arrayml as am
+from arrayml import backend
+
+
+def to_torch(a: Any, requires_grad: bool = False) -> torch.Tensor:
+    t = torch.from_numpy(np.array(backend.to_numpy(a), dtype=np.float64))
+    return t.requires_grad_(requires_grad)
+
+
+def torch_forward(module: am.Module, x: torch.Tensor, params: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor:
+    def p(key: str) -> torch.Tensor:
+        return params[f"{prefix}{key}"]
+
+    if isinstance(module, am.Linear):
+        return x @ p("weight").T + p("bias")
+    if isinstance(module, am.BatchNorm1d):
+        if module.training:
+            return F.batch_norm(x, None, None, p("gamma"), p("beta"), training=True, eps=module.eps)
+        rm = to_torch(module.buffers["running_mean"])
+        rv = to_torch(module.buffers["running_var"])
+        return F.batch_norm(x, rm, rv, p("gamma"), p("beta"), training=False, eps=module.eps)
+    if isinstance(module, am.Residual):
+        return x + torch_forward(module.block, x, params, f"{prefix}block.")
+    if isinstance(module, am.Sequential):
+        for name, child in module.children():
+            x = torch_forward(child, x, params, f"{prefix}{name}.")
+        return x
+    simple = {
+        am.ReLU: torch.relu,
+        am.Tanh: torch.tanh,
+        am.Sigmoid: torch.sigmoid,
+        am.Identity: lambda t: t,
+        am.Softmax: lambda t: torch.softmax(t, dim=1),
+        am.GELU: lambda t: F.gelu(t, approximate="tanh"),
+    }
+    for cls, fn in simple.items():
+        if isinstance(module, cls):
+            return fn(x)
+    if isinstance(module, am.ELU):
+        return F.elu(x, alpha=module.alpha)
+    if isinstance(module, am.LeakyReLU):
+        return F.leaky_relu(x, negative_slope=module.negative_slope)
+    raise NotImplementedError(f"no torch oracle for {type(module).__name__}")
+
+
+def torch_module_gradients(module: am.Module, x: Any, dy: Any) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Torch output, parameter gradients and input gradient of ``Σ module(x) ⊙ dy``."""
+    xt = to_torch(x, requires_grad=True)
+    params = {k: to_torch(v, requires_grad=True) for k, v in module.parameters().items()}
+    y = torch_forward(module, xt, params)
+    names = list(params)
+    grads = torch.autograd.grad((y * to_torch(dy)).sum(), [xt, *[params[k] for k in names]], allow_unused=True)
+    out = {}
+    for name, g in zip(names, grads[1:]):
+        out[name] = np.zeros(tuple(params[name].shape)) if g is None else g.numpy()
+    return y.detach().numpy(), out, grads[0].numpy()
+
+
+def torch_loss_gradient(kind: str, x: Any, t: Any) -> tuple[float, np.ndarray]:
+    """Loss and dL/dx from torch for ``"softmax_ce"`` (logits) or ``"ce"`` (probabilities)."""
+    xt = to_torch(x, requires_grad=True)
+    t_host = backend.to_numpy(t)
+    S, C = xt.shape
+    if np.issubdtype(t_host.dtype, np.integer):
+        T = F.one_hot(torch.from_numpy(t_host.astype(np.int64)), C).double()
+    else:
+        T = torch.from_numpy(t_host.astype(np.float64))
+    if kind == "softmax_ce":
+        loss = -(T * torch.log_softmax(xt, dim=1)).sum() / S
+    else:
+        loss = -(torch.where(T > 0, T * torch.log(xt), torch.zeros_like(xt))).sum() / S
+    (g,) = torch.autograd.grad(loss, [xt])
+    return float(loss.detach()), g.numpy()
