@@ -31,7 +31,7 @@ from .modules.activations import activation_by_name
 def _course_rng(rng: np.random.Generator | int | None) -> np.random.Generator | int:
     if rng is not None:
         return rng
-    return np.random.default_rng(np.random.randint(0, 2**31 - 1))
+    return np.random.default_rng(np.random.randint(0, 2**31 - 1))  # noqa: NPY002 - honour np.random.seed()
 
 
 class LinearModule(Linear):

@@ -1,0 +1,133 @@
+"""`arrayml.compat` behaves like the course's modules, including its numerical-gradient habits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arrayml import compat
+
+
+def _numerical_grad_in_place(f, x, h=1e-6):
+    """The course's way: perturb the array in place, call f, restore."""
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        up = f()
+        x[idx] = old - h
+        down = f()
+        x[idx] = old
+        grad[idx] = (up - down) / (2 * h)
+    return grad
+
+
+def test_linear_module_params_grads_and_float64_default():
+    layer = compat.LinearModule(6, 4, input_layer=True)
+    assert layer.params["weight"].shape == (4, 6)
+    assert layer.params["bias"].shape == (1, 4)
+    assert layer.params["weight"].dtype == np.float64
+    assert np.all(layer.params["bias"] == 0)
+    # Kaiming for the input layer: variance 1/in
+    big = compat.LinearModule(400, 300, input_layer=True, rng=0)
+    assert np.var(big.params["weight"]) == pytest.approx(1 / 400, rel=0.05)
+    hidden = compat.LinearModule(400, 300, rng=0)
+    assert np.var(hidden.params["weight"]) == pytest.approx(2 / 400, rel=0.05)
+
+    x = np.random.default_rng(0).normal(size=(5, 6))
+    dout = np.random.default_rng(1).normal(size=(5, 4))
+    out = layer.forward(x)
+    assert out.shape == (5, 4)
+    dx = layer.backward(dout)
+    assert dx.shape == x.shape
+    for name in ("weight", "bias"):
+        assert layer.grads[name].shape == layer.params[name].shape
+
+
+def test_linear_forward_reads_params_on_every_call_so_in_place_perturbation_works():
+    rng = np.random.default_rng(2)
+    layer = compat.LinearModule(3, 2)
+    x = rng.normal(size=(4, 3))
+    dout = rng.normal(size=(4, 2))
+    layer.forward(x)
+    dx = layer.backward(dout)
+    dw = layer.grads["weight"]
+    num_w = _numerical_grad_in_place(lambda: np.sum(layer.forward(x) * dout), layer.params["weight"])
+    num_x = _numerical_grad_in_place(lambda: np.sum(layer.forward(x) * dout), x)
+    np.testing.assert_allclose(dw, num_w, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dx, num_x, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("cls", [compat.ReLUModule, compat.ELUModule, compat.SoftMaxModule])
+def test_activation_modules(cls):
+    rng = np.random.default_rng(3)
+    module = cls()
+    x = rng.normal(size=(4, 5))
+    x = np.where(np.abs(x) < 1e-3, 0.5, x)
+    dout = rng.normal(size=(4, 5))
+    module.forward(x)
+    dx = module.backward(dout)
+    num = _numerical_grad_in_place(lambda: np.sum(module.forward(x) * dout), x)
+    np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
+    module.clear_cache()
+    with pytest.raises(RuntimeError, match="before forward"):
+        module.backward(dout)
+
+
+def test_elu_alpha_is_one_by_default():
+    assert compat.ELUModule().alpha == 1.0
+
+
+def test_cross_entropy_module_takes_probabilities_and_labels():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(6, 3))
+    probs = np.exp(logits) / np.sum(np.exp(logits), axis=1, keepdims=True)
+    y = np.array([0, 2, 1, 1, 0, 2])
+    ce = compat.CrossEntropyModule()
+    loss = ce.forward(probs, y)
+    assert float(loss) == pytest.approx(-np.mean(np.log(probs[np.arange(6), y])))
+    dx = ce.backward(probs, y)
+    expected = np.zeros_like(probs)
+    expected[np.arange(6), y] = -1.0 / probs[np.arange(6), y] / 6
+    np.testing.assert_allclose(dx, expected)
+
+
+def test_mlp_ends_in_softmax_and_backward_fills_every_grad():
+    rng = np.random.default_rng(5)
+    mlp = compat.MLP(8, [6, 5], 3)
+    assert isinstance(mlp.layers[-1], compat.SoftMaxModule)
+    assert mlp.layers[0].input_layer and not mlp.layers[2].input_layer
+    x = rng.normal(size=(7, 8)).astype(np.float32)  # the course feeds float32 images
+    y = rng.integers(0, 3, size=7)
+    probs = mlp.forward(x)
+    assert probs.dtype == np.float64
+    np.testing.assert_allclose(np.sum(probs, axis=1), 1.0)
+    ce = compat.CrossEntropyModule()
+    ce.forward(probs, y)
+    mlp.backward(ce.backward(probs, y))
+    linears = [m for m in mlp.layers if isinstance(m, compat.LinearModule)]
+    assert len(linears) == 3
+    for layer in linears:
+        assert set(layer.grads) == {"weight", "bias"}
+        assert layer.grads["weight"].shape == layer.params["weight"].shape
+    # numerical check of the first layer's weight through the whole network
+    x64 = x.astype(np.float64)
+    w = linears[0].params["weight"]
+    num = _numerical_grad_in_place(lambda: float(ce.forward(mlp.forward(x64), y)), w)
+    np.testing.assert_allclose(linears[0].grads["weight"], num, rtol=1e-5, atol=1e-8)
+    mlp.clear_cache()
+    with pytest.raises(RuntimeError, match="before forward"):
+        mlp.backward(np.ones((7, 3)))
+
+
+def test_np_random_seed_makes_compat_initialisation_reproducible():
+    np.random.seed(42)  # noqa: NPY002 - the course seeds the global state; compat honours it
+    a = compat.MLP(5, [4], 2)
+    np.random.seed(42)  # noqa: NPY002 - the course seeds the global state; compat honours it
+    b = compat.MLP(5, [4], 2)
+    np.testing.assert_array_equal(a.layers[0].params["weight"], b.layers[0].params["weight"])
+
+
+def test_logistic_regression_when_no_hidden_layers():
+    mlp = compat.MLP(4, [], 3)
+    assert len(mlp.layers) == 2 and mlp.layers[0].input_layer
