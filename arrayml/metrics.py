@@ -1,0 +1,115 @@
+"""Classification metrics written against the array API and computed on the device.
+
+Everything derives from the confusion matrix ``M`` (rows: true class, columns: predicted class):
+
+    accuracy   = tr(M) / ΣM
+    precision  = M_cc / Σ_r M_rc         (column sums: how many predictions of c were right)
+    recall     = M_cc / Σ_c' M_cc'       (row sums: how many samples of c were found)
+    F_β        = (1 + β²)·P·R / (β²·P + R)
+
+A class with no predictions (or no samples) gets precision (or recall) 0 rather than NaN, and
+so does its F-beta. `summarize` computes all of it on the device and reads it back in a single
+host transfer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .backend import Array, Namespace
+
+
+def confusion_matrix(y_true: Array, y_pred: Array, n_classes: int, *, xp: Namespace | None = None) -> Array:
+    """Counts ``M[i, j]`` of samples of class i predicted as j, as an int64 (C, C) array.
+
+    Computed as ``onehot(y_true)ᵀ · onehot(y_pred)`` (one matrix product, no scatter, which the
+    standard lacks).
+    """
+    xp = backend.get_namespace(y_true, y_pred) if xp is None else xp
+    if tuple(y_true.shape) != tuple(y_pred.shape) or y_true.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be 1-D and of equal length, got {tuple(y_true.shape)} and {tuple(y_pred.shape)}")
+    dev = backend.device(y_true)
+    classes = xp.arange(n_classes, dtype=y_true.dtype, device=dev)
+    # float32 counts are exact up to 2**24 samples per cell
+    t = xp.astype(y_true[:, None] == classes, xp.float32)
+    p = xp.astype(xp.astype(y_pred, y_true.dtype)[:, None] == classes, xp.float32)
+    return xp.astype(t.T @ p, xp.int64)
+
+
+def accuracy(cm: Array, *, xp: Namespace | None = None) -> Array:
+    """Fraction of samples on the diagonal (a 0-D float64 array)."""
+    xp = backend.get_namespace(cm) if xp is None else xp
+    cm = xp.astype(cm, xp.float64)
+    return xp.sum(xp.linalg.diagonal(cm)) / xp.sum(cm)
+
+
+def _safe_divide(xp: Namespace, num: Array, den: Array) -> Array:
+    return xp.where(den > 0, num / xp.where(den > 0, den, 1.0), 0.0)
+
+
+def precision_recall_fbeta(cm: Array, beta: float = 1.0, *, xp: Namespace | None = None) -> tuple[Array, Array, Array]:
+    """Per-class precision, recall and F-beta (float64 arrays of length C)."""
+    xp = backend.get_namespace(cm) if xp is None else xp
+    if beta <= 0:
+        raise ValueError(f"beta must be positive, got {beta}")
+    cm = xp.astype(cm, xp.float64)
+    tp = xp.linalg.diagonal(cm)
+    precision = _safe_divide(xp, tp, xp.sum(cm, axis=0))
+    recall = _safe_divide(xp, tp, xp.sum(cm, axis=1))
+    b2 = beta * beta
+    fbeta = _safe_divide(xp, (1.0 + b2) * precision * recall, b2 * precision + recall)
+    return precision, recall, fbeta
+
+
+def summarize(
+    cm: Array, *, loss_sum: Array | None = None, betas: Sequence[float] = (0.1, 1.0, 10.0),
+    class_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Accuracy, loss, per-class precision/recall/F-beta and macro averages, as plain Python.
+
+    Everything is computed on `cm`'s device, packed into one vector and read back once.
+    """
+    xp, dev = backend.get_namespace_and_device(cm)
+    C = cm.shape[0]
+    n = xp.sum(xp.astype(cm, xp.float64))
+    parts = [xp.reshape(accuracy(cm, xp=xp), (1,)), xp.reshape(n, (1,))]
+    loss = xp.zeros((1,), dtype=xp.float64, device=dev) if loss_sum is None else xp.reshape(xp.astype(loss_sum, xp.float64), (1,)) / n
+    parts.append(loss)
+    precision, recall, _ = precision_recall_fbeta(cm, 1.0, xp=xp)
+    fbetas = [precision_recall_fbeta(cm, beta, xp=xp)[2] for beta in betas]
+    parts += [precision, recall, *fbetas, xp.reshape(xp.astype(cm, xp.float64), (-1,))]
+    host = backend.to_numpy(xp.concat(parts))  # the one host transfer
+    acc, count, mean_loss = float(host[0]), int(host[1]), float(host[2])
+    at = 3
+    prec, rec = host[at:at + C], host[at + C:at + 2 * C]
+    at += 2 * C
+    fb = {}
+    for beta in betas:
+        fb[beta] = host[at:at + C]
+        at += C
+    matrix = np.asarray(np.reshape(host[at:at + C * C], (C, C)), dtype=np.int64)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(C)]
+    out: dict[str, Any] = {
+        "n": count,
+        "accuracy": acc,
+        "loss": mean_loss if loss_sum is not None else None,
+        "confusion_matrix": matrix.tolist(),
+        "classes": names,
+        "precision": prec.tolist(),
+        "recall": rec.tolist(),
+        "fbeta": {_beta_key(b): v.tolist() for b, v in fb.items()},
+        "macro": {
+            "precision": float(np.mean(prec)),
+            "recall": float(np.mean(rec)),
+            **{f"f{_beta_key(b)}": float(np.mean(v)) for b, v in fb.items()},
+        },
+    }
+    return out
+
+
+def _beta_key(beta: float) -> str:
+    return f"{beta:g}"
