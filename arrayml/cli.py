@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from .backend import BACKEND_NAMES, BackendUnavailableError
+from .checkpoint import CheckpointError
 from .data import DataError
-from .experiment import LearnerFactory, RunConfig, arrayml_learner, run
+from .experiment import LearnerFactory, RunConfig, arrayml_learner, resume_config, run
 from .modules import ACTIVATIONS
 from .schedules import SCHEDULES
 
@@ -50,8 +51,18 @@ def build_parser(prog: str = "train.py", description: str = DESCRIPTION) -> argp
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
                    help="write a checkpoint to OUT/checkpoint.npz every N epochs (0: never)")
-    p.add_argument("--resume", default=d.resume, metavar="PATH", help="continue the run saved in this checkpoint")
+    p.add_argument("--resume", default=d.resume, metavar="PATH",
+                   help="continue the run saved in this checkpoint with its settings; only --xp, --device, "
+                        "--data-dir, --out, --quiet and --checkpoint-every may be given (default: as saved, "
+                        "writing beside the checkpoint)")
     return p
+
+
+def explicit_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The settings given on the command line (not left at their defaults)."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -67,13 +78,16 @@ def main(
     `fixed` overrides settings a variant does not let the user choose (the torch reference's
     backend, say).
     """
-    args = build_parser(prog, description).parse_args(argv)
+    parser = build_parser(prog, description)
+    args = parser.parse_args(argv)
     config = config_from_args(args)
     for key, value in (fixed or {}).items():
         setattr(config, key, value)
     try:
+        if config.resume:
+            config = resume_config(config, given=explicit_flags(parser, argv))
         run(config, make_learner=make_learner)
-    except (ValueError, BackendUnavailableError, DataError) as exc:
+    except (ValueError, BackendUnavailableError, DataError, CheckpointError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

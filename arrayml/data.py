@@ -1,5 +1,7 @@
 """CIFAR-10: find or download it, check it, preprocess it as the assignment does, batch it.
 
+Set ``ARRAYML_OFFLINE=1`` to never download (an error says where the file was looked for).
+
 Where the data is looked for, in order: the ``data_dir`` argument (``--data-dir``), the
 ``ARRAYML_DATA`` environment variable, then ``~/.cache/arrayml``. Each may be a folder holding
 ``cifar10_uint8.npz`` or the path of that file. The cache format (keys ``x_train`` (50000, 32, 32,
@@ -20,7 +22,6 @@ import io
 import os
 import pickle
 import tarfile
-import tempfile
 import urllib.request
 import warnings
 import zipfile
@@ -34,6 +35,7 @@ import numpy as np
 
 from . import backend
 from .backend import Array, Namespace
+from .fileio import atomic_write
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -112,15 +114,8 @@ def read_cache(path: Path) -> dict[str, np.ndarray]:
 
 def write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Write the cache through a temporary file renamed into place (never a half file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cifar10-", suffix=".npz.part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,23 +135,19 @@ def download(url: str, dest: Path, *, md5: str, timeout: float = 30.0, progress:
     """Download `url` to `dest` via a temporary file, checking the MD5 before renaming it in."""
     from tqdm.auto import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".download-", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with atomic_write(dest) as out, urllib.request.urlopen(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
+            digest = hashlib.md5()
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}", disable=not progress) as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
+                    digest.update(block)
                     bar.update(len(block))
-        got = md5sum(Path(tmp))
-        if got != md5:
-            raise DataError(f"download of {url} is corrupt or incomplete: MD5 {got}, expected {md5}")
-        os.replace(tmp, dest)
+            if digest.hexdigest() != md5:  # raising here discards the temporary file
+                raise DataError(f"download of {url} is corrupt or incomplete: MD5 {digest.hexdigest()}, expected {md5}")
     except OSError as exc:
         raise DataError(f"could not download {url}: {exc}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return dest
 
 
@@ -251,7 +242,7 @@ def load_cifar10(
                 problems.append(str(exc))
     target = _cache_path(places[0])
     looked = ", ".join(str(_cache_path(p)) for p in places)
-    if not download_if_missing:
+    if not download_if_missing or os.environ.get("ARRAYML_OFFLINE", "") not in ("", "0"):
         raise DataError(_missing_message(looked, problems))
     archive = target.parent / ARCHIVE_NAME
     try:

@@ -19,12 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, backend
+from . import __version__, backend, checkpoint
 from .data import CLASSES, Splits, load_cifar10, make_splits
 from .modules import MLP
 from .optim import SGD
 from .schedules import make_schedule
 from .training import ArraymlLearner, FitState, Learner, evaluate_best, fit, write_json
+
+#: Settings a resumed run may change: where it runs and where it writes. Everything else (the
+#: model, the data split, the optimisation) comes from the checkpoint.
+RESUME_OVERRIDABLE = ("xp", "device", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every")
 
 
 @dataclass
@@ -169,6 +173,8 @@ def run(
     t_data = time.perf_counter()
     data = host_splits.to(where.xp, where.device, where.dtype)  # moved once, not per batch
     learner, model_info = make_learner(config, where)
+    if start is None and config.resume:
+        start = resume_into(learner, config.resume)
     if learner_ready is not None:
         learner_ready(learner)
     schedule = make_schedule(
@@ -178,11 +184,12 @@ def run(
     say = (lambda _m: None) if config.quiet else print
     say(f"{model_info['implementation']} on {where}: {model_info['parameters']} parameters, "
         f"{data_info['sizes']['train']} training images, schedule {schedule.describe()}")
+    first_epoch = start.epochs_done if start is not None else 0
     t_train = time.perf_counter()
     state = fit(
         learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
         schedule=schedule, progress=not config.quiet, log_every=config.log_every, log=say, start=start,
-        on_epoch_end=None if on_epoch_end is None else (lambda s: on_epoch_end(learner, s)),
+        on_epoch_end=lambda s: _epoch_end(config, learner, s, on_epoch_end),
     )
     train_seconds = time.perf_counter() - t_train
     test = evaluate_best(learner, data, state)
@@ -204,7 +211,8 @@ def run(
         "timing": {
             "data_seconds": t_data - t_start,
             "train_seconds": train_seconds,
-            "seconds_per_epoch": train_seconds / max(len(state.history["epochs"]) - (start.epochs_done if start else 0), 1),
+            "seconds_per_epoch": train_seconds / max(state.epochs_done - first_epoch, 1),
+            "resumed_from_epoch": first_epoch,
             "wall_seconds": time.perf_counter() - t_start,
         },
         "environment": environment(where),
@@ -218,6 +226,76 @@ def run(
         write_results(results, config.out_dir())
         say(f"results written to {config.out_dir()}/results.json")
     return results
+
+
+def checkpoint_path(config: RunConfig) -> Path:
+    return config.out_dir() / "checkpoint.npz"
+
+
+def _epoch_end(config: RunConfig, learner: Learner, state: FitState, hook: Callable | None) -> None:
+    every = config.checkpoint_every
+    if every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged):
+        save_run_checkpoint(checkpoint_path(config), learner, state, config)
+    if hook is not None:
+        hook(learner, state)
+
+
+def save_run_checkpoint(path: Path, learner: Learner, state: FitState, config: RunConfig) -> Path:
+    """Everything needed to continue the run: model, optimizer, best model, progress, config."""
+    meta = {
+        "config": dataclasses.asdict(config),
+        "fit": {
+            "epochs_done": state.epochs_done,
+            "history": state.history,
+            "best_epoch": state.best_epoch,
+            "best_val_accuracy": state.best_val_accuracy,
+            "diverged": state.diverged,
+        },
+    }
+    return checkpoint.save(path, checkpoint.Checkpoint(
+        model=learner.snapshot(), optimizer=learner.optimizer_state(), best=state.best_state, meta=meta,
+    ))
+
+
+def resume_into(learner: Learner, path: str | Path) -> FitState:
+    """Load a run checkpoint into `learner` and return the progress to continue from."""
+    ckpt = checkpoint.load(path)
+    learner.restore(ckpt.model)
+    learner.load_optimizer_state(ckpt.optimizer)
+    fs = ckpt.meta["fit"]
+    return FitState(
+        epochs_done=fs["epochs_done"], history=fs["history"], best_epoch=fs["best_epoch"],
+        best_val_accuracy=fs["best_val_accuracy"], best_state=ckpt.best, diverged=fs["diverged"],
+    )
+
+
+def resume_config(config: RunConfig, given: set[str] | None = None) -> RunConfig:
+    """The configuration of the run saved in ``config.resume``, with the settings of this
+    invocation that a resumed run may change (`RESUME_OVERRIDABLE`) and that were `given`
+    explicitly (all of them if `given` is None). Asking to change any other setting is a
+    `ValueError`: the model, the split and the optimisation must stay what they were."""
+    ckpt = checkpoint.load(config.resume)
+    saved = dict(ckpt.meta.get("config") or {})
+    unknown = set(saved) - set(RunConfig.__dataclass_fields__)
+    if unknown or not saved:
+        raise checkpoint.CheckpointError(f"{config.resume}: not a training-run checkpoint (configuration {sorted(saved)})")
+    if saved.get("reference", False) != config.reference:
+        kinds = {True: "the torch.nn reference", False: "arrayml"}
+        raise ValueError(f"{config.resume} was written by {kinds[saved.get('reference', False)]}, not {kinds[config.reference]}")
+    given = set(RESUME_OVERRIDABLE) if given is None else set(given)
+    fixed = sorted(k for k in given - set(RESUME_OVERRIDABLE) if getattr(config, k) != saved.get(k))
+    if fixed:
+        raise ValueError(
+            f"cannot change {', '.join('--' + k.replace('_', '-') for k in fixed)} when resuming: the run continues "
+            f"with the settings saved in {config.resume}"
+        )
+    for key in RESUME_OVERRIDABLE:
+        if key in given:
+            saved[key] = getattr(config, key)
+    saved["resume"] = config.resume
+    if "out" not in given or config.out is None:  # keep writing beside the checkpoint being resumed
+        saved["out"] = str(Path(config.resume).parent)
+    return RunConfig(**saved)
 
 
 def write_results(results: dict[str, Any], out: Path) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 from . import backend, metrics
 from .backend import Array, Namespace
 from .data import CLASSES, Splits, eval_batches, steps_per_epoch, train_batches
+from .fileio import atomic_write
 from .modules import Module, SoftmaxCrossEntropy
 from .modules.softmax import target_matrix
 from .optim import SGD
@@ -285,16 +285,9 @@ def evaluate_best(learner: Learner, data: Splits, state: FitState) -> dict[str, 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Write JSON through a temporary file renamed into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=True, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=1, allow_nan=True, default=_json_default)
+        f.write("\n")
     return path
 
 

@@ -85,7 +85,8 @@ class TorchLearner:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}  # torch updates in place
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state)
+        """Accepts torch tensors or host arrays (from a checkpoint); copies into the net."""
+        self.net.load_state_dict({k: torch.as_tensor(backend.to_numpy(v)) for k, v in state.items()})
 
     def optimizer_state(self) -> dict[str, Any]:
         out = {}
