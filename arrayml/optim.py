@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from . import backend
 from .backend import Array
 from .modules.base import Module
 
@@ -60,7 +61,7 @@ class SGD:
                 v = grad if v is None else mu * v + grad
                 self.velocity[name] = v
                 grad = grad + mu * v if self.nesterov else v
-            owner.params[key] = p - lr * grad
+            owner.params[key] = backend.subtract_scaled(p, grad, lr)  # p − lr·grad, a new array
 
     def __repr__(self) -> str:
         return (

@@ -73,7 +73,7 @@ class ArraymlLearner:
         xp = self.xp
         logits = self.model.forward(x)
         loss = self.loss.forward(logits, y)
-        self.model.backward(self.loss.backward())
+        self.model.backward(self.loss.backward(), input_grad=False)  # dL/d(images) is never used
         self.optimizer.lr = lr
         self.optimizer.step(self.model)
         correct = xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))

@@ -148,3 +148,16 @@ def test_resolve_device_names():
         backend.resolve_device(xs, "gpu7")
     with pytest.raises(ValueError, match="numpy arrays live on the CPU only"):
         backend.resolve_device(backend.namespace_by_name("numpy"), "cuda")
+
+
+def test_backward_without_input_grad_fills_the_same_parameter_gradients():
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    dy = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    for model in (am.MLP(5, [4, 4], 3, batch_norm=True), am.Sequential(am.Linear(5, 5), am.Residual(am.Sequential(am.Linear(5, 5), am.Tanh())), am.Linear(5, 3))):
+        model.forward(x)
+        assert model.backward(dy) is not None
+        full = {k: np.array(v) for k, v in model.gradients().items()}
+        model.forward(x)
+        assert model.backward(dy, input_grad=False) is None
+        for k, v in model.gradients().items():
+            np.testing.assert_array_equal(v, full[k], err_msg=k)

@@ -32,11 +32,11 @@ class Activation(Module):
         self._cache = (x, y)
         return y
 
-    def backward(self, dy: Array) -> Array:
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         x, y = self._saved()
         xp = backend.get_namespace(dy, x)
         check_grad(dy, tuple(x.shape), module=type(self).__name__)
-        return self.gradient(xp, x, y, dy)
+        return self.gradient(xp, x, y, dy) if input_grad else None
 
 
 class ReLU(Activation):

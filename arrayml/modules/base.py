@@ -31,7 +31,13 @@ class Module:
     def forward(self, x: Array) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, dy: Array) -> Array:  # pragma: no cover - abstract
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:  # pragma: no cover - abstract
+        """Fill ``self.grads`` from the upstream gradient `dy` and return dL/d(input).
+
+        With ``input_grad=False`` the input gradient is not computed and None is returned: the
+        first layer of a network never needs it (autograd likewise skips inputs that do not
+        require grad), and for the input layer of an MLP it costs as much as its weight gradient.
+        """
         raise NotImplementedError
 
     def __call__(self, x: Array) -> Array:

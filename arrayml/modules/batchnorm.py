@@ -71,7 +71,7 @@ class BatchNorm1d(Module):
         self._cache = (xhat, inv_std, gamma, self.training)
         return gamma * xhat + beta
 
-    def backward(self, dy: Array) -> Array:
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         xhat, inv_std, gamma, training = self._saved()
         xp = backend.get_namespace(dy, xhat)
         check_grad(dy, tuple(xhat.shape), module="BatchNorm1d")
@@ -79,6 +79,8 @@ class BatchNorm1d(Module):
         dbeta = xp.sum(dy, axis=0)
         dgamma = xp.sum(dy * xhat, axis=0)
         self.grads["beta"], self.grads["gamma"] = dbeta, dgamma
+        if not input_grad:
+            return None
         if not training:  # running statistics are constants: x̂ is affine in x
             return dy * (gamma * inv_std)
         return (gamma * inv_std / S) * (S * dy - dbeta - xhat * dgamma)

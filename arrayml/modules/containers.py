@@ -38,9 +38,10 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, dy: Array) -> Array:
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
+        """Chain rule, last layer first; `input_grad` applies to the first layer only."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            dy = self.layers[i].backward(dy, input_grad=input_grad or i > 0)
         return dy
 
     def __len__(self) -> int:
@@ -94,10 +95,11 @@ class Residual(Module):
         self._cache = tuple(x.shape)
         return x + y
 
-    def backward(self, dy: Array) -> Array:
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         shape = self._saved()
         check_grad(dy, shape, module="Residual")
-        return dy + self.block.backward(dy)
+        block_dx = self.block.backward(dy, input_grad=input_grad)
+        return dy + block_dx if input_grad else None
 
     @property
     def in_features(self) -> int | None:

@@ -60,13 +60,13 @@ class Linear(Module):
         self._cache = (x, W)
         return x @ W.T + b
 
-    def backward(self, dy: Array) -> Array:
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         x, W = self._saved()
         xp = backend.get_namespace(dy, x)
         check_grad(dy, (x.shape[0], self.out_features), module="Linear")
         self.grads["weight"] = dy.T @ x
         self.grads["bias"] = xp.sum(dy, axis=0, keepdims=True)
-        return dy @ W
+        return dy @ W if input_grad else None
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}" + (", input_layer=True" if self.input_layer else "")

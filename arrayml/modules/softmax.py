@@ -100,10 +100,12 @@ class Softmax(Module):
         self._cache = y
         return y
 
-    def backward(self, dy: Array) -> Array:
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         y = self._saved()
         xp = backend.get_namespace(dy, y)
         check_grad(dy, tuple(y.shape), module="Softmax")
+        if not input_grad:
+            return None
         return y * (dy - xp.sum(dy * y, axis=1, keepdims=True))
 
 

@@ -1,0 +1,74 @@
+"""The benchmark scripts run, and their variants agree (timings are never asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arrayml import backend
+from backends import BACKENDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_loop_variants_compute_the_same_linear_gradients(bk):
+    mvl = _load("matmul_vs_loop")
+    rng = np.random.default_rng(1)
+    hosts = [rng.normal(size=s) for s in ((5, 4), (3, 4), (1, 3), (5, 3))]
+    X, W, b, dY = hosts
+    expected = [X @ W.T + b, dY.T @ X, np.sum(dY, axis=0, keepdims=True), dY @ W]
+    for name, fn in mvl.VARIANTS.items():
+        got = fn(bk.xp, *(bk.asarray(h) for h in hosts))
+        for label, g, e in zip(("Y", "dW", "db", "dX"), got, expected):
+            np.testing.assert_allclose(backend.to_numpy(g), e, rtol=1e-10, err_msg=f"{name} {label}")
+
+
+def test_matmul_vs_loop_script_writes_its_table(tmp_path, monkeypatch, capsys):
+    mvl = _load("matmul_vs_loop")
+    monkeypatch.setattr(mvl, "SIZES", [(4, 6, 3), (8, 6, 5)])
+    assert mvl.main(["--budget", "0.01", "--json", str(tmp_path / "m.json")]) == 0
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert [r["S"] for r in report["rows"]] == [4, 8] and all(r["agree"] for r in report["rows"])
+    assert "speedup" in capsys.readouterr().out
+
+
+def test_matmul_vs_loop_rejects_an_unavailable_backend(capsys):
+    mvl = _load("matmul_vs_loop")
+    assert mvl.main(["--xp", "numpy", "--device", "cuda"]) == 2
+    assert "numpy arrays live on the CPU only" in capsys.readouterr().err
+
+
+def test_train_throughput_variants_agree_after_an_epoch(monkeypatch):
+    pytest.importorskip("torch")
+    tt = _load("train_throughput")
+    # 2·B·(3·Σ in·out − in₀·out₀) per step: no input gradient for the first layer
+    assert tt.epoch_flops([128], 1) == 2.0 * 128 * (3 * (3072 * 128 + 128 * 10) - 3072 * 128)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, size=640)
+    x = (rng.normal(size=(10, 3072))[y] + rng.normal(size=(640, 3072))).astype(np.float32)
+    variants = {"arrayml": tt.arrayml_variant("numpy", None, [16], x, y), "torch": tt.torch_variant("cpu", [16], x, y),
+                "loop": tt.numpy_loop_variant([16], x, y), "strict": tt.arrayml_variant("array-api-strict", None, [16], x, y)}
+    before = variants["arrayml"].params()
+    for v in variants.values():
+        v.epoch(0)
+    after = variants["arrayml"].params()
+    assert tt.max_relative_difference(after, before) > 1e-3  # training moved the weights
+    for name, v in variants.items():
+        assert tt.max_relative_difference(v.params(), after) < 1e-5, name
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
