@@ -33,3 +33,23 @@ def tests_gpu(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", "arrayml", "tests", "examples", "benchmarks", "noxfile.py")
+
+
+SHARED_DATA = "../shared/data/cifar10"
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Both benchmarks; their JSON lands in results/bench/."""
+    session.install(TORCH_CPU)
+    session.install("-e", ".")
+    session.run("python", "benchmarks/matmul_vs_loop.py")
+    session.run("python", "benchmarks/train_throughput.py", *session.posargs)
+
+
+@nox.session
+def experiments(session: nox.Session) -> None:
+    """Every experiment of docs/results.md, full length, then the report itself."""
+    session.install(TORCH_CPU)
+    session.install("-e", ".")
+    session.run("python", "examples/experiments/run_all.py", "--data-dir", SHARED_DATA, *session.posargs)

@@ -160,7 +160,7 @@ LearnerFactory = Callable[[RunConfig, backend.Placement], tuple[Learner, dict[st
 def run(
     config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, write: bool = True,
     on_epoch_end: Callable[[Learner, FitState], None] | None = None, start: FitState | None = None,
-    learner_ready: Callable[[Learner], None] | None = None,
+    learner_ready: Callable[[Learner], None] | None = None, plots: bool = True,
 ) -> dict[str, Any]:
     """Train and test one model; write ``results.json`` and the figures to `config.out_dir()`.
 
@@ -223,7 +223,7 @@ def run(
     else:
         say(f"run diverged before any epoch finished ({state.diverged}); no test accuracy")
     if write:
-        write_results(results, config.out_dir())
+        write_results(results, config.out_dir(), plots=plots)
         say(f"results written to {config.out_dir()}/results.json")
     return results
 
@@ -298,12 +298,14 @@ def resume_config(config: RunConfig, given: set[str] | None = None) -> RunConfig
     return RunConfig(**saved)
 
 
-def write_results(results: dict[str, Any], out: Path) -> None:
+def write_results(results: dict[str, Any], out: Path, *, plots: bool = True) -> None:
     """``results.json``, ``loss_curve.png`` and (if tested) ``confusion_matrix.png`` in `out`."""
     from .plots import plot_confusion, plot_history
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(results, out / "results.json")
+    if not plots:
+        return
     cfg = results["config"]
     title = (f"{results['implementation']} ({results['backend']}): hidden {cfg['hidden_dims']}, {cfg['activation']}"
              f"{', batch norm' if cfg['batch_norm'] else ''}, lr {cfg['lr']:g}")

@@ -161,3 +161,15 @@ def test_backward_without_input_grad_fills_the_same_parameter_gradients():
         assert model.backward(dy, input_grad=False) is None
         for k, v in model.gradients().items():
             np.testing.assert_array_equal(v, full[k], err_msg=k)
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_subtract_scaled_is_p_minus_scale_g_and_leaves_its_inputs_alone(bk):
+    rng = np.random.default_rng(3)
+    p_host, g_host = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    p, g = bk.asarray(p_host, "float32"), bk.asarray(g_host, "float32")
+    out = backend.subtract_scaled(p, g, 0.25)
+    np.testing.assert_allclose(backend.to_numpy(out), (p_host - 0.25 * g_host).astype(np.float32), rtol=1e-6)
+    assert out.dtype == p.dtype and backend.device(out) == backend.device(p)
+    np.testing.assert_array_equal(backend.to_numpy(p), p_host.astype(np.float32))
+    np.testing.assert_array_equal(backend.to_numpy(g), g_host.astype(np.float32))

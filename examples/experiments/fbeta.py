@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Experiment 2: per-class precision, recall and F-beta (β = 0.1, 1, 10) of the default model,
+the confusion matrix as a figure, and which classes have high or low precision and recall.
+
+    python examples/experiments/fbeta.py --data-dir ../shared/data/cifar10
+
+Reads results/default_mlp/arrayml-relu/results.json (metrics computed on the device by
+arrayml.metrics during the run); trains that model first if the file is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, Stopwatch, base_config, command_line, out_dir, parser, save_figure, save_json  # noqa: E402
+
+from arrayml.experiment import run  # noqa: E402
+from arrayml.plots import plot_confusion  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--results", default=str(RESULTS / "default_mlp" / "arrayml-relu" / "results.json"),
+                   help="results.json of the default model (trained if missing)")
+    args = p.parse_args(argv)
+    out = out_dir(args, "fbeta")
+    clock = Stopwatch()
+    path = Path(args.results)
+    if path.is_file():
+        r = json.loads(path.read_text())
+    else:
+        r = run(base_config(args, out=str(path.parent)))
+    test = r["test"]
+    classes = test["classes"]
+    betas = list(test["fbeta"])
+    rows = []
+    for i, name in enumerate(classes):
+        row = {"class": name, "precision": test["precision"][i], "recall": test["recall"][i]}
+        row.update({f"f{b}": test["fbeta"][b][i] for b in betas})
+        rows.append(row)
+    by_p = sorted(rows, key=lambda row: row["precision"])
+    by_r = sorted(rows, key=lambda row: row["recall"])
+    summary = {
+        "experiment": "fbeta", "command": command_line("fbeta.py", argv), "source": str(path),
+        "test_accuracy": test["accuracy"], "betas": betas, "per_class": rows, "macro": test["macro"],
+        "highest_precision": [row["class"] for row in by_p[::-1][:3]],
+        "lowest_precision": [row["class"] for row in by_p[:3]],
+        "highest_recall": [row["class"] for row in by_r[::-1][:3]],
+        "lowest_recall": [row["class"] for row in by_r[:3]],
+        "confusion_matrix": test["confusion_matrix"], "classes": classes,
+    }
+    plot_confusion(test["confusion_matrix"], classes, out / "confusion_matrix.png",
+                   title=f"default MLP, test set: accuracy {test['accuracy']:.4f}")
+    plot_scores(rows, betas, out / "fbeta_per_class.png")
+    summary["seconds"] = clock.seconds()
+    save_json(summary, out / "fbeta.json")
+    print(f"{'class':<12}{'precision':>10}{'recall':>8}" + "".join(f"{'F' + b:>8}" for b in betas))
+    for row in rows:
+        print(f"{row['class']:<12}{row['precision']:>10.3f}{row['recall']:>8.3f}" + "".join(f"{row['f' + b]:>8.3f}" for b in betas))
+    return summary
+
+
+def plot_scores(rows: list[dict], betas: list[str], path: Path) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [row["class"] for row in rows]
+    keys = ["precision", "recall", *[f"f{b}" for b in betas]]
+    labels = ["precision", "recall", *[f"F(β={b})" for b in betas]]
+    x = np.arange(len(names))
+    width = 0.8 / len(keys)
+    fig, ax = plt.subplots(figsize=(12, 4.2))
+    for k, (key, label) in enumerate(zip(keys, labels)):
+        ax.bar(x + (k - (len(keys) - 1) / 2) * width, [row[key] for row in rows], width, label=label)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set(ylabel="score on the test set", ylim=(0, 1), title="per-class precision, recall and F-beta of the default MLP")
+    ax.legend(ncol=5, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+#!/usr/bin/env python
+"""Experiment 8: the parameter count of Linear(20, 40) + BatchNorm1d(40), by the library's own
+count: 20·40 weights + 40 biases + 40 γ + 40 β = 920.
+
+    python examples/experiments/param_count.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import command_line, out_dir, parser, save_json  # noqa: E402
+
+import arrayml as am  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parser(__doc__.split("\n\n")[0], training=False).parse_args(argv)
+    model = am.Sequential(am.Linear(20, 40, xp=args.xp, device=args.device),
+                          am.BatchNorm1d(40, xp=args.xp, device=args.device))
+    per_parameter = {name: int(am.backend.prod(tuple(p.shape))) for name, p in model.parameters().items()}
+    summary = {"experiment": "param_count", "command": command_line("param_count.py", argv), "model": repr(model),
+               "per_parameter": per_parameter, "total": model.num_parameters(),
+               "buffers_not_counted": sorted(name for name, _, _ in model.buffer_slots())}
+    save_json(summary, out_dir(args, "param_count") / "param_count.json")
+    print(model)
+    for name, n in per_parameter.items():
+        print(f"  {name:<10} {n:>5}")
+    print(f"  {'total':<10} {summary['total']:>5}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

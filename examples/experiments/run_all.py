@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""Regenerate every experiment of the report, then the report itself (docs/results.md).
+
+    python examples/experiments/run_all.py --data-dir ../shared/data/cifar10      # about 15 min, 2 CPU cores
+    nox -s experiments                                                           # the same, in a fresh venv
+
+Runs, in one process (CIFAR-10 is loaded and normalised once): the parameter count, the saddle
+point and residual-gradient experiments, the default MLP (arrayml ReLU, plain torch, arrayml
+ELU), F-beta, the learning-rate sweep, the schedules, and batch norm across network sizes.
+Each writes its JSON and figures under results/<experiment>/; the time each took goes to
+results/experiments.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _common import RESULTS, save_json  # noqa: E402
+
+LIGHT = ["param_count", "saddle", "residual"]
+TRAINING = ["default_mlp", "fbeta", "lr_sweep", "schedules", "batchnorm"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--xp", default="numpy")
+    p.add_argument("--device", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--only", nargs="*", default=None, help="run only these experiments")
+    p.add_argument("--no-report", action="store_true", help="do not rewrite docs/results.md")
+    args = p.parse_args(argv)
+    common = ["--xp", args.xp, "--quiet"] + (["--device", args.device] if args.device else [])
+    log_path = RESULTS / "experiments.json"
+    timings: dict = {}
+    if log_path.is_file():
+        import json
+
+        timings = json.loads(log_path.read_text()).get("experiments", {})
+    started = time.perf_counter()
+    for name in LIGHT + TRAINING:
+        if args.only and name not in args.only:
+            continue
+        flags = common + (["--data-dir", args.data_dir] if args.data_dir and name in TRAINING else [])
+        print(f"== {name} ==", flush=True)
+        t = time.perf_counter()
+        importlib.import_module(name).main(flags)
+        timings[name] = {"seconds": time.perf_counter() - t, "flags": flags,
+                         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        print(f"== {name}: {timings[name]['seconds']:.0f}s ==", flush=True)
+    save_json({"experiments": timings, "last_invocation_seconds": time.perf_counter() - started}, log_path)
+    if not args.no_report:
+        import make_report
+
+        make_report.main([])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
