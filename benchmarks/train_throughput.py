@@ -90,10 +90,11 @@ def matmul_rate(hidden: list[int], repeats: int, lib: str = "numpy") -> float:
 
 
 class Variant:
-    """``epoch(seed)`` runs one epoch (and waits for the device); ``params()`` returns the
-    weights and biases as host arrays [W1, b1, W2, b2, ...] with b of shape (out,)."""
+    """``epoch(seed, steps=None)`` runs one epoch, or its first `steps` steps (and waits for the
+    device); ``params()`` returns the weights and biases as host arrays [W1, b1, W2, b2, ...]
+    with b of shape (out,)."""
 
-    def __init__(self, epoch: Callable[[int], None], params: Callable[[], list[np.ndarray]]) -> None:
+    def __init__(self, epoch: Callable[..., None], params: Callable[[], list[np.ndarray]]) -> None:
         self.epoch, self.params = epoch, params
 
 
@@ -109,9 +110,11 @@ def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host,
     model = am.MLP(N_IN, hidden, N_CLASSES, rng=0, xp=where.xp, device=where.device, dtype=where.dtype)
     learner = ArraymlLearner(model, am.SGD(LR))
 
-    def epoch(seed: int) -> None:
+    def epoch(seed: int, steps: int | None = None) -> None:
         loss = None
-        for xb, yb in train_batches(x, y, BATCH, seed=seed, epoch=0):
+        for step, (xb, yb) in enumerate(train_batches(x, y, BATCH, seed=seed, epoch=0)):
+            if step == steps:
+                break
             loss, _ = learner.train_step(xb, yb, LR)
         backend.synchronize(where.xp, where.device)
         assert np.isfinite(float(loss))
@@ -141,10 +144,11 @@ def torch_variant(device: str, hidden: list[int], x_host, y_host) -> Variant:
     opt = torch.optim.SGD(net.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
 
-    def epoch(seed: int) -> None:
+    def epoch(seed: int, steps: int | None = None) -> None:
         order = torch.from_numpy(np.random.default_rng([seed, 0]).permutation(len(y_host))).to(device)
         loss = None
-        for start in range(0, len(y_host) - BATCH + 1, BATCH):
+        stop = len(y_host) - BATCH + 1 if steps is None else steps * BATCH
+        for start in range(0, stop, BATCH):
             idx = order[start:start + BATCH]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(net(x[idx]), y[idx])
@@ -164,9 +168,10 @@ def numpy_loop_variant(hidden: list[int], x, y) -> Variant:
     bs = [b.copy() for b in init[1::2]]
     eye = np.eye(N_CLASSES, dtype=np.float32)
 
-    def epoch(seed: int) -> None:
+    def epoch(seed: int, steps: int | None = None) -> None:
         order = np.random.default_rng([seed, 0]).permutation(len(y))
-        for start in range(0, len(y) - BATCH + 1, BATCH):
+        stop = len(y) - BATCH + 1 if steps is None else steps * BATCH
+        for start in range(0, stop, BATCH):
             idx = order[start:start + BATCH]
             h, acts = x[idx], []
             for i, (W, b) in enumerate(zip(Ws, bs)):
@@ -188,8 +193,12 @@ def numpy_loop_variant(hidden: list[int], x, y) -> Variant:
     return Variant(epoch, lambda: [a for pair in zip(Ws, bs) for a in pair])
 
 
-def max_relative_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    return max(float(np.linalg.norm(u - v) / max(float(np.linalg.norm(v)), 1e-30)) for u, v in zip(a, b))
+def relative_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """‖a − b‖ / ‖b‖ over all parameters together (a tiny bias vector alone would magnify the
+    effect of one ReLU unit flipping sign under float32 rounding)."""
+    num = sum(float(np.sum((u - v) ** 2)) for u, v in zip(a, b))
+    den = sum(float(np.sum(v ** 2)) for v in b)
+    return float(np.sqrt(num / max(den, 1e-300)))
 
 
 def available_backends(include_gpu: bool) -> list[tuple[str, str | None]]:
@@ -255,14 +264,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.gpu and torch.cuda.is_available():
                 variants["torch.nn (cuda)"] = torch_variant("cuda", hidden, x, y)
         variants["numpy loop"] = numpy_loop_variant(hidden, x, y)
-        # warm-up epoch, after which every variant must hold (nearly) the same weights
+        # the same 10 steps from the same weights must leave every variant with the same weights
+        # (float32 rounding apart; over a whole epoch rounding differences grow chaotically)
         for v in variants.values():
-            v.epoch(0)
+            v.epoch(0, steps=10)
         ref_params = variants["arrayml/numpy"].params()
-        agreement = {name: max_relative_difference(v.params(), ref_params) for name, v in variants.items()}
+        agreement = {name: relative_difference(v.params(), ref_params) for name, v in variants.items()}
         worst = max(agreement.values())
-        if worst > 1e-3:
-            raise SystemExit(f"variants disagree after one epoch: relative parameter differences {agreement}")
+        if worst > 1e-4:
+            raise SystemExit(f"variants disagree after 10 steps: relative parameter differences {agreement}")
+        for v in variants.values():  # warm-up epoch
+            v.epoch(0)
         # interleave the variants' repetitions, so that a slow spell of the machine hits all alike
         times: dict[str, list[float]] = {k: [] for k in variants}
         for r in range(args.repeats):
@@ -280,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 "fraction_of_matmul_rate": flops / med / peak,
             })
         report["networks"].append({"hidden": hidden, "epoch_gflop": flops / 1e9, "matmul_gflops": peak / 1e9,
-                                   "relative_parameter_difference_after_one_epoch": agreement,
+                                   "relative_parameter_difference_after_10_steps": agreement,
                                    "matmul_gflops_by_library": {k: v / 1e9 for k, v in rates.items()}, "rows": rows})
         print(f"\nMLP 3072-{'-'.join(map(str, hidden))}-10, {n_steps} steps of {BATCH}, float32: {flops / 1e9:.1f} GFLOP/epoch; "
               f"float32 matmul rate on these shapes " + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in rates.items()) + " GFLOP/s")
@@ -288,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             ratio = "" if row["ratio_to_torch_cpu"] is None else f"{row['ratio_to_torch_cpu']:.3f}x"
             print(f"{row['variant']:<22}{row['median_seconds']:>18.3f}{ratio:>17}{row['fraction_of_matmul_rate']:>15.0%}")
-        print(f"after the warm-up epoch all variants hold the same weights to a relative {worst:.1e}")
+        print(f"after the same 10 steps all variants hold the same weights to a relative {worst:.1e}")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

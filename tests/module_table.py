@@ -49,6 +49,7 @@ MODULE_CASES = [
     ModuleCase("tanh", _act(am.Tanh), 4),
     ModuleCase("sigmoid", _act(am.Sigmoid), 4),
     ModuleCase("gelu", _act(am.GELU), 4),
+    ModuleCase("identity", _act(am.Identity), 4),
     ModuleCase("softmax", _act(am.Softmax), 4),
     ModuleCase("batchnorm-train", lambda w, s: am.BatchNorm1d(4, **w), 4, min_batch=3, batch_stats=True),
     ModuleCase("batchnorm-eval", _bn_trained, 4, training=False),

@@ -65,9 +65,9 @@ def test_train_throughput_variants_agree_after_an_epoch(monkeypatch):
     for v in variants.values():
         v.epoch(0)
     after = variants["arrayml"].params()
-    assert tt.max_relative_difference(after, before) > 1e-3  # training moved the weights
+    assert tt.relative_difference(after, before) > 1e-3  # training moved the weights
     for name, v in variants.items():
-        assert tt.max_relative_difference(v.params(), after) < 1e-5, name
+        assert tt.relative_difference(v.params(), after) < 1e-5, name
 
 
 if __name__ == "__main__":

@@ -119,7 +119,8 @@ class MLP(Sequential):
         n_inputs: input features (3072 for CIFAR-10).
         n_hidden: hidden layer sizes, e.g. ``[128]`` or ``[512, 256, 128]``.
         n_classes: output size.
-        activation: ``"relu"``, ``"elu"``, ``"leaky_relu"``, ``"tanh"``, ``"sigmoid"``, ``"gelu"``.
+        activation: ``"relu"``, ``"elu"``, ``"leaky_relu"``, ``"tanh"``, ``"sigmoid"``, ``"gelu"``,
+            ``"identity"`` (any name in `ACTIVATIONS`).
         batch_norm: put a `BatchNorm1d` between each hidden Linear and its activation.
         xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
         rng: generator or int seed for the initial weights (default seed 0).
