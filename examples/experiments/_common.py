@@ -34,6 +34,7 @@ def parser(description: str, *, training: bool = True) -> argparse.ArgumentParse
         p.add_argument("--data-dir", default=None, help="folder holding cifar10_uint8.npz")
         p.add_argument("--epochs", type=int, default=None, help="override the epochs (quick checks only)")
         p.add_argument("--subset", type=int, default=None, help="train on this many images (quick checks only)")
+        p.add_argument("--val-size", type=int, default=5000, help="validation images split off the training set")
     return p
 
 
@@ -46,7 +47,7 @@ def out_dir(args: argparse.Namespace, name: str) -> Path:
 def base_config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
     """The assignment's defaults, on the chosen backend, with `overrides`."""
     cfg = RunConfig(xp=args.xp, device=args.device, data_dir=getattr(args, "data_dir", None),
-                    subset=getattr(args, "subset", None), quiet=args.quiet)
+                    subset=getattr(args, "subset", None), val_size=getattr(args, "val_size", 5000), quiet=args.quiet)
     for key, value in overrides.items():
         setattr(cfg, key, value)
     if getattr(args, "epochs", None):

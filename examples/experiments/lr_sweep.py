@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
             "test_accuracy": r["test_accuracy"],
             "train_loss": [e.get("train_loss") for e in epochs],
             "val_accuracy": [e.get("val_accuracy") for e in epochs],
-            "step_loss_every_10": r["history"]["steps"]["loss"][::10],
+            "step_loss_mean_10": block_means(r["history"]["steps"]["loss"], 10),
             "steps_per_epoch": len(r["history"]["steps"]["loss"]) / max(len(epochs), 1),
             "seconds": r["timing"]["wall_seconds"],
         })
@@ -59,6 +59,15 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"lr {row['lr']:<8g} best val acc {acc:<8} {status}")
     print(f"best rate {best['lr']:g}")
     return summary
+
+
+def block_means(values: list[float], size: int) -> list[float]:
+    """Means of consecutive blocks of `size` steps (NaN if any value in a block is not finite)."""
+    out = []
+    for start in range(0, len(values), size):
+        block = [float(v) for v in values[start:start + size]]
+        out.append(sum(block) / len(block) if all(math.isfinite(v) for v in block) else float("nan"))
+    return out
 
 
 def plot_accuracy(runs: list[dict], path: Path) -> None:
@@ -83,17 +92,17 @@ def plot_accuracy(runs: list[dict], path: Path) -> None:
 
 
 def plot_losses(runs: list[dict], path: Path, ceiling: float = 20.0) -> None:
-    """Training loss over epochs (every 10th step), one curve per rate. Values above `ceiling`
+    """Training loss over epochs (means of 10 steps), one curve per rate. Values above `ceiling`
     are drawn at the ceiling, and a diverged run ends in a red cross where its loss stopped being
     finite, so that one exploding run cannot flatten the others."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.8))
-    cmap = plt.get_cmap("viridis")
+    cmap = plt.get_cmap("tab10")
     for i, r in enumerate(runs):
-        colour = cmap(i / max(len(runs) - 1, 1))
-        xs = [(k * 10 + 1) / r["steps_per_epoch"] for k in range(len(r["step_loss_every_10"]))]
-        ys = [v if v is not None and math.isfinite(v) else float("nan") for v in r["step_loss_every_10"]]
+        colour = cmap(i % 10)
+        xs = [(k * 10 + 5) / r["steps_per_epoch"] for k in range(len(r["step_loss_mean_10"]))]
+        ys = [v if v is not None and math.isfinite(v) else float("nan") for v in r["step_loss_mean_10"]]
         over = any(y > ceiling for y in ys if math.isfinite(y))
         label = f"lr {r['lr']:g}"
         if r["diverged"]:
@@ -106,7 +115,7 @@ def plot_losses(runs: list[dict], path: Path, ceiling: float = 20.0) -> None:
             ax.plot([finite[-1] if finite else 0.0], [ceiling], "x", color="tab:red", markersize=10, mew=2)
     ax.set_yscale("log")
     ax.set_ylim(top=ceiling * 1.3)
-    ax.set(xlabel="epoch", ylabel="training loss (every 10th step, log scale)",
+    ax.set(xlabel="epoch", ylabel="training loss (mean of each 10 steps, log scale)",
            title=f"training loss for each learning rate (clipped at {ceiling:g}; red cross: loss became NaN/inf)")
     ax.grid(alpha=0.3, which="major")
     ax.legend(fontsize=7, ncol=2, loc="lower left")
