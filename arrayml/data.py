@@ -123,8 +123,10 @@ def write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def md5sum(path: Path) -> str:
-    h = hashlib.md5()
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in 1 MiB blocks (``"md5"`` for the archive, ``"sha256"`` for
+    recording which data a run used)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
@@ -246,7 +248,7 @@ def load_cifar10(
         raise DataError(_missing_message(looked, problems))
     archive = target.parent / ARCHIVE_NAME
     try:
-        if archive.is_file() and md5sum(archive) != md5:
+        if archive.is_file() and file_digest(archive) != md5:
             warnings.warn(f"{archive} fails its MD5 check (truncated or corrupt); downloading it again", stacklevel=2)
             archive.unlink()
         if not archive.is_file():

@@ -7,7 +7,6 @@ learner factory so that plain PyTorch is trained and reported by exactly the sam
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import platform
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, backend, checkpoint
-from .data import CLASSES, Splits, load_cifar10, make_splits
+from .data import CLASSES, Splits, file_digest, load_cifar10, make_splits
 from .modules import MLP
 from .optim import SGD
 from .schedules import make_schedule
@@ -115,7 +114,7 @@ def load_splits(config: RunConfig) -> tuple[Splits, dict[str, Any]]:
         arrays = load_cifar10(config.data_dir, progress=not config.quiet)
         path = arrays.pop("path")
         splits = make_splits(arrays, val_size=config.val_size, seed=config.seed, subset=config.subset, dtype=np.dtype(config.dtype))
-        info = {"path": str(Path(path).resolve()), "sha256": _sha256(path), "sizes": splits.sizes()}
+        info = {"path": str(Path(path).resolve()), "sha256": file_digest(path, "sha256"), "sizes": splits.sizes()}
         if info["sha256"] == SHARED_COPY_SHA256:
             info["note"] = "the team's JPEG-derived offline copy (exact labels, lossy pixels), not the official archive"
         _SPLITS[key] = (splits, info)
@@ -124,13 +123,6 @@ def load_splits(config: RunConfig) -> tuple[Splits, dict[str, Any]]:
 
 SHARED_COPY_SHA256 = "5768bc366bb810fb233fbb7bfb53bcfbbb48dda40cc463c615dcf35860044f52"
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
