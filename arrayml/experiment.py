@@ -149,12 +149,9 @@ LearnerFactory = Callable[[RunConfig, backend.Placement], tuple[Learner, dict[st
 # --------------------------------------------------------------------------------------------
 
 
-def run(
-    config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, write: bool = True,
-    on_epoch_end: Callable[[Learner, FitState], None] | None = None, start: FitState | None = None,
-    learner_ready: Callable[[Learner], None] | None = None, plots: bool = True,
-) -> dict[str, Any]:
-    """Train and test one model; write ``results.json`` and the figures to `config.out_dir()`.
+def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, plots: bool = True) -> dict[str, Any]:
+    """Train and test one model (continuing ``config.resume`` if set); write ``results.json``
+    and, with `plots`, the figures to `config.out_dir()`.
 
     Returns the results dictionary (the content of ``results.json``).
     """
@@ -165,10 +162,7 @@ def run(
     t_data = time.perf_counter()
     data = host_splits.to(where.xp, where.device, where.dtype)  # moved once, not per batch
     learner, model_info = make_learner(config, where)
-    if start is None and config.resume:
-        start = resume_into(learner, config.resume)
-    if learner_ready is not None:
-        learner_ready(learner)
+    start = resume_into(learner, config.resume) if config.resume else None
     schedule = make_schedule(
         config.schedule, config.lr, epochs=config.epochs, step_size=config.step_size, gamma=config.gamma,
         warmup_epochs=config.warmup_epochs, min_lr=config.min_lr,
@@ -181,7 +175,7 @@ def run(
     state = fit(
         learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
         schedule=schedule, progress=not config.quiet, log_every=config.log_every, log=say, start=start,
-        on_epoch_end=lambda s: _epoch_end(config, learner, s, on_epoch_end),
+        on_epoch_end=lambda s: _epoch_end(config, learner, s),
     )
     train_seconds = time.perf_counter() - t_train
     test = evaluate_best(learner, data, state)
@@ -214,9 +208,8 @@ def run(
             f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}")
     else:
         say(f"run diverged before any epoch finished ({state.diverged}); no test accuracy")
-    if write:
-        write_results(results, config.out_dir(), plots=plots)
-        say(f"results written to {config.out_dir()}/results.json")
+    write_results(results, config.out_dir(), plots=plots)
+    say(f"results written to {config.out_dir()}/results.json")
     return results
 
 
@@ -224,12 +217,10 @@ def checkpoint_path(config: RunConfig) -> Path:
     return config.out_dir() / "checkpoint.npz"
 
 
-def _epoch_end(config: RunConfig, learner: Learner, state: FitState, hook: Callable | None) -> None:
+def _epoch_end(config: RunConfig, learner: Learner, state: FitState) -> None:
     every = config.checkpoint_every
     if every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged):
         save_run_checkpoint(checkpoint_path(config), learner, state, config)
-    if hook is not None:
-        hook(learner, state)
 
 
 def save_run_checkpoint(path: Path, learner: Learner, state: FitState, config: RunConfig) -> Path:
