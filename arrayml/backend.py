@@ -22,10 +22,13 @@ import numpy as np
 
 Array = Any  # an array of any array-API namespace
 Namespace = Any  # an array-API namespace module
+#: What a seed argument (``rng=``) accepts: a generator, an integer seed, or None (seed 0).
+Seed = np.random.Generator | int | np.integer | None
 
 __all__ = [
     "Array",
     "Namespace",
+    "Seed",
     "BackendUnavailableError",
     "Placement",
     "BACKEND_NAMES",
@@ -37,6 +40,9 @@ __all__ = [
     "get_namespace_and_device",
     "device",
     "as_generator",
+    "global_seed_generator",
+    "positive_int",
+    "dtype_name",
     "normal",
     "permutation",
     "asarray",
@@ -213,12 +219,49 @@ class Placement:
         return f"{namespace_name(self.xp)} on {self.device} ({dtype_name(self.dtype)})"
 
 
+#: The dtypes arrayml knows by name: the same name in every library.
+DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
+               "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "complex128")
+
+# dtype object -> name, for NumPy (both its dtype instances and its scalar classes, which compare
+# equal but hash apart) and for every array library that has been imported: filled on first need.
+_DTYPE_NAME_OF: dict[Any, str] = {}
+
+
+def _learn_dtype_names() -> None:
+    import sys
+
+    for name in DTYPE_NAMES:
+        if name == "bool":
+            _DTYPE_NAME_OF.setdefault(np.dtype(np.bool_), name)
+            _DTYPE_NAME_OF.setdefault(np.bool_, name)
+        elif hasattr(np, name):
+            _DTYPE_NAME_OF.setdefault(np.dtype(name), name)
+            _DTYPE_NAME_OF.setdefault(getattr(np, name), name)
+        for module in ("torch", "array_api_strict", "jax.numpy", "ml_dtypes"):
+            lib = sys.modules.get(module)
+            obj = getattr(lib, name, None) if lib is not None else None
+            if obj is not None:
+                _DTYPE_NAME_OF.setdefault(obj, name)
+                if module in ("jax.numpy", "ml_dtypes"):  # bfloat16 & co are NumPy extension dtypes
+                    _DTYPE_NAME_OF.setdefault(np.dtype(obj), name)
+
+
 def dtype_name(dtype: Any) -> str:
-    """``float32`` for every namespace's float32 dtype object, and so on."""
-    text = str(dtype)
-    for prefix in ("torch.", "array_api_strict.", "dtype(", "<class 'numpy."):
-        text = text.replace(prefix, "")
-    return text.strip("')>")
+    """``"float32"`` for the float32 dtype of any library (``numpy.float32``,
+    ``numpy.dtype("float32")``, ``torch.float32``, ``array_api_strict.float32``, JAX's), and so
+    on for every name in `DTYPE_NAMES`. A string comes back as it is, and anything else as its
+    text, so that the function is safe inside error messages."""
+    if isinstance(dtype, str):
+        return dtype
+    try:
+        name = _DTYPE_NAME_OF.get(dtype)
+        if name is None:
+            _learn_dtype_names()  # a library imported since the last lookup
+            name = _DTYPE_NAME_OF.get(dtype)
+    except TypeError:  # unhashable: not a dtype
+        name = None
+    return name if name is not None else str(dtype)
 
 
 def placement(xp: Namespace | str | None = None, device: Any = None, dtype: Any = None) -> Placement:
@@ -342,8 +385,9 @@ def check_floating(x: Array, what: str, *, xp: Namespace | None = None) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    """A `numpy.random.Generator` from a generator, an integer seed, or ``None`` (seed 0).
+def as_generator(rng: Seed) -> np.random.Generator:
+    """A `numpy.random.Generator` from a generator, a non-negative integer seed (NumPy integers
+    too), or ``None`` (seed 0).
 
     ``None`` means seed 0 rather than fresh entropy: arrayml runs are reproducible unless you ask
     otherwise. Pass one generator to everything that should draw from the same stream.
@@ -352,9 +396,29 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
         return rng
     if rng is None:
         return np.random.default_rng(0)
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise ValueError(f"rng must be a numpy.random.Generator or a non-negative int seed, got {rng}")
         return np.random.default_rng(int(rng))
-    raise TypeError(f"rng must be a numpy.random.Generator or an int seed, got {type(rng).__name__}")
+    raise TypeError(
+        f"rng must be a numpy.random.Generator or a non-negative int seed, got {type(rng).__name__} {rng!r}"
+    )
+
+
+def global_seed_generator() -> np.random.Generator:
+    """A generator seeded from NumPy's *global* random state, for code written the course's way:
+    a script's ``np.random.seed(42)`` then makes the draws reproducible."""
+    return np.random.default_rng(np.random.randint(0, 2**31 - 1))  # noqa: NPY002 - honour np.random.seed()
+
+
+def positive_int(value: Any, what: str) -> int:
+    """`value` as a Python int if it is a positive integer (NumPy integers too, not bools, not
+    floats); otherwise a `TypeError` or `ValueError` naming `what`, the value and its type."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be a positive integer, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def normal(

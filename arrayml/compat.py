@@ -20,18 +20,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from . import backend
-from .backend import Array
-from .modules import ELU, CrossEntropy, Linear, Module, ReLU, Sequential, Softmax
+from .backend import Array, Seed
+from .modules import ELU, CrossEntropy, Linear, ReLU, Sequential, Softmax
 from .modules.activations import activation_by_name
+from .modules.containers import hidden_sizes, mlp_layers
 
 
-def _course_rng(rng: np.random.Generator | int | None) -> np.random.Generator | int:
-    if rng is not None:
-        return rng
-    return np.random.default_rng(np.random.randint(0, 2**31 - 1))  # noqa: NPY002 - honour np.random.seed()
+def _course_rng(rng: Seed) -> Seed:
+    return backend.global_seed_generator() if rng is None else rng
 
 
 class LinearModule(Linear):
@@ -40,7 +37,7 @@ class LinearModule(Linear):
     def __init__(
         self, in_features: int, out_features: int, input_layer: bool = False, *,
         xp: Any = None, device: Any = None, dtype: Any = "float64",
-        rng: np.random.Generator | int | None = None,
+        rng: Seed = None,
     ) -> None:
         super().__init__(
             in_features, out_features, input_layer=input_layer, xp=xp, device=device, dtype=dtype,
@@ -67,13 +64,23 @@ class SoftMaxModule(Softmax):
     """Softmax with the course's name."""
 
 
-class CrossEntropyModule(CrossEntropy):
+class CrossEntropyModule:
     """Cross-entropy on softmax probabilities and integer labels, the course's way:
-    ``forward(x, y)`` returns the mean loss, ``backward(x, y)`` returns dL/dx."""
+    ``forward(x, y)`` returns the mean loss, ``backward(x, y)`` returns dL/dx (an arrayml
+    `CrossEntropy` does the work)."""
 
-    def backward(self, x: Array, y: Array) -> Array:  # type: ignore[override]
-        self.forward(x, y)
-        return super().backward()
+    def __init__(self) -> None:
+        self.loss = CrossEntropy()
+
+    def forward(self, x: Array, y: Array) -> Array:
+        return self.loss.forward(x, y)
+
+    def backward(self, x: Array, y: Array) -> Array:
+        self.loss.forward(x, y)
+        return self.loss.backward()
+
+    def clear_cache(self) -> None:
+        self.loss.clear_cache()
 
 
 class MLP(Sequential):
@@ -87,18 +94,17 @@ class MLP(Sequential):
     def __init__(
         self, n_inputs: int, n_hidden: list[int], n_classes: int, *, activation: str = "relu",
         xp: Any = None, device: Any = None, dtype: Any = "float64",
-        rng: np.random.Generator | int | None = None,
+        rng: Seed = None,
     ) -> None:
         gen = backend.as_generator(_course_rng(rng))
         put = {"xp": xp, "device": device, "dtype": dtype, "rng": gen}
-        sizes = [n_inputs, *n_hidden]
-        layers: list[Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(LinearModule(fan_in, fan_out, input_layer=(i == 0), **put))
-            layers.append(activation_by_name(activation))
-        layers.append(LinearModule(sizes[-1], n_classes, input_layer=not n_hidden, **put))
-        layers.append(SoftMaxModule())
-        super().__init__(*layers)
+        layers = mlp_layers(
+            [backend.positive_int(n_inputs, "MLP n_inputs"), *hidden_sizes(n_hidden, "MLP")],
+            backend.positive_int(n_classes, "MLP n_classes"),
+            linear=lambda fan_in, fan_out, first: LinearModule(fan_in, fan_out, input_layer=first, **put),
+            activation=lambda: activation_by_name(activation),
+        )
+        super().__init__(*layers, SoftMaxModule())
 
 
 __all__ = [

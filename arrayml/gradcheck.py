@@ -21,7 +21,7 @@ import numpy as np
 
 from . import backend
 from .backend import Array
-from .modules.base import Module
+from .modules.base import Loss, Module
 
 
 def relative_error(a: Any, b: Any, *, floor: float = 1e-2) -> float:
@@ -105,7 +105,7 @@ def check_module(module: Module, x: Array, dy: Array | None = None, *, h: float 
     return result
 
 
-def check_loss(loss: Module, x: Array, t: Array, *, h: float = 1e-5) -> GradientCheck:
+def check_loss(loss: Loss, x: Array, t: Array, *, h: float = 1e-5) -> GradientCheck:
     """Compare a loss module's ``backward()`` with central differences of ``forward(x, t)``."""
     result = GradientCheck()
     loss.forward(x, t)

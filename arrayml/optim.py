@@ -14,39 +14,48 @@ place, so read-only and immutable arrays work, and an old reference is an unchan
 from __future__ import annotations
 
 import math
+import numbers
 
 from . import backend
 from .backend import Array
 from .modules.base import Module
 
 
+def _check_rate(lr: object) -> float:
+    """A learning rate must be a positive finite real number (not a bool, not a string)."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"SGD learning rate must be a positive finite number, got {type(lr).__name__} {lr!r}")
+    return float(lr)
+
+
 class SGD:
     """SGD with optional momentum, Nesterov momentum and L2 weight decay.
 
-    ``lr`` is a plain attribute: a learning-rate schedule sets it between steps.
-    ``step(model)`` applies one update from the gradients of the last ``backward``.
+    ``step(model, lr)`` applies one update from the gradients of the last ``backward`` at learning
+    rate `lr` (a schedule passes each step's rate here); ``step(model)`` uses the `lr` given to
+    the constructor.
     """
 
     def __init__(
         self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0
     ) -> None:
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"SGD learning rate must be a positive finite number, got {lr!r}")
+        self.lr = _check_rate(lr)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"SGD momentum must be in [0, 1), got {momentum!r}")
         if weight_decay < 0:
             raise ValueError(f"SGD weight_decay must be >= 0, got {weight_decay!r}")
         if nesterov and momentum == 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
-        self.lr = float(lr)
         self.momentum = float(momentum)
         self.nesterov = nesterov
         self.weight_decay = float(weight_decay)
         self.velocity: dict[str, Array] = {}
 
-    def step(self, model: Module) -> None:
-        """Update every parameter of `model` from its ``grads`` (reassigning, never in place)."""
-        lr, mu, wd = self.lr, self.momentum, self.weight_decay
+    def step(self, model: Module, lr: float | None = None) -> None:
+        """Update every parameter of `model` from its ``grads`` at rate `lr` (default: the
+        constructor's), reassigning each entry, never writing in place."""
+        lr = _check_rate(self.lr if lr is None else lr)  # checked each step: `lr` may have been reassigned
+        mu, wd = self.momentum, self.weight_decay
         for name, owner, key in model.parameter_slots():
             grad = owner.grads.get(key)
             if grad is None:

@@ -73,8 +73,7 @@ class ArraymlLearner:
         logits = self.model.forward(x)
         loss = self.loss.forward(logits, y)
         self.model.backward(self.loss.backward(), input_grad=False)  # dL/d(images) is never used
-        self.optimizer.lr = lr
-        self.optimizer.step(self.model)
+        self.optimizer.step(self.model, lr)
         correct = xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
         return loss, correct
 

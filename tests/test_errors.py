@@ -128,7 +128,7 @@ def test_batchnorm_needs_two_samples_in_training():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"lr": -0.1}, "learning rate must be a positive finite number, got -0.1"),
+    ({"lr": -0.1}, "learning rate must be a positive finite number, got float -0.1"),
     ({"lr": float("nan")}, "learning rate must be a positive finite number"),
     ({"lr": 0.1, "momentum": 1.5}, r"momentum must be in \[0, 1\)"),
     ({"lr": 0.1, "nesterov": True}, "Nesterov momentum needs momentum > 0"),

@@ -12,7 +12,7 @@ from .activations import (
     Tanh,
     activation_by_name,
 )
-from .base import Module
+from .base import Loss, Module
 from .batchnorm import BatchNorm1d
 from .containers import MLP, Residual, Sequential
 from .linear import Linear
@@ -27,6 +27,7 @@ __all__ = [
     "GELU",
     "Identity",
     "LeakyReLU",
+    "Loss",
     "Linear",
     "MLP",
     "Module",

@@ -147,8 +147,16 @@ ACTIVATIONS: dict[str, type[Activation]] = {
 }
 
 
-def activation_by_name(name: str) -> Activation:
-    """A new activation module from its name (``"relu"``, ``"elu"``, ...)."""
+def activation_by_name(name: str | type[Activation]) -> Activation:
+    """A new activation module from its name (``"relu"``, ``"elu"``, ...) or its class
+    (``ReLU``)."""
+    if isinstance(name, type) and issubclass(name, Activation):
+        return name()
+    if not isinstance(name, str):
+        raise TypeError(
+            f"activation must be a name ({', '.join(ACTIVATIONS)}) or an Activation class, "
+            f"got {type(name).__name__} {name!r}"
+        )
     key = name.lower().replace("-", "_")
     if key not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")

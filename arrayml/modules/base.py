@@ -46,12 +46,7 @@ class Module:
     # -- the forward cache ---------------------------------------------------------------------
     def _saved(self) -> Any:
         """What ``forward`` cached for ``backward``; a clear error if there is nothing."""
-        if self._cache is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.backward() called before forward(): there are no saved "
-                "activations (or clear_cache() removed them)"
-            )
-        return self._cache
+        return _saved(self)
 
     def clear_cache(self) -> None:
         """Drop the activations saved by ``forward`` (and those of every child)."""
@@ -191,6 +186,44 @@ class Module:
             return f"{type(self).__name__}({self.extra_repr()})"
         inner = "\n".join(f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in kids)
         return f"{type(self).__name__}(\n{inner}\n)"
+
+
+def _saved(owner: Module | Loss) -> Any:
+    if owner._cache is None:
+        raise RuntimeError(
+            f"{type(owner).__name__}.backward() called before forward(): there are no saved "
+            "activations (or clear_cache() removed them)"
+        )
+    return owner._cache
+
+
+class Loss:
+    """Base class of the losses: ``forward(scores, targets)`` returns the scalar loss (a 0-D
+    array) and caches what ``backward(dloss=None)`` needs to return dL/d(scores). A loss has no
+    parameters; the chain rule continues from its ``backward`` into a `Module`'s."""
+
+    def __init__(self) -> None:
+        self._cache: Any = None
+
+    def forward(self, x: Array, t: Array) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dloss: Array | float | None = None) -> Array:  # pragma: no cover - abstract
+        """dL/d(scores) of the last forward, times the scalar `dloss` if given."""
+        raise NotImplementedError
+
+    def __call__(self, x: Array, t: Array) -> Array:
+        return self.forward(x, t)
+
+    def _saved(self) -> Any:
+        return _saved(self)
+
+    def clear_cache(self) -> None:
+        """Drop what ``forward`` saved."""
+        self._cache = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
 def check_input(

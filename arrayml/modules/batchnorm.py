@@ -30,8 +30,7 @@ class BatchNorm1d(Module):
         xp: Any = None, device: Any = None, dtype: Any = None,
     ) -> None:
         super().__init__()
-        if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
-            raise ValueError(f"BatchNorm1d num_features must be a positive integer, got {num_features!r}")
+        num_features = backend.positive_int(num_features, "BatchNorm1d num_features")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm1d momentum must be in [0, 1], got {momentum}")
         if eps <= 0:

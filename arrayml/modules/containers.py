@@ -7,14 +7,13 @@ Residual adds the skip path's gradient: for ``y = x + f(x)``, ``dx = dy + f'(x)á
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import numpy as np
-
 from .. import backend
-from ..backend import Array
-from .activations import activation_by_name
+from ..backend import Array, Seed
+from .activations import Activation, activation_by_name
 from .base import Module, check_grad
 from .batchnorm import BatchNorm1d
 from .linear import Linear
@@ -108,6 +107,36 @@ class Residual(Module):
     out_features = in_features
 
 
+def hidden_sizes(n_hidden: Iterable[int] | int, what: str) -> list[int]:
+    """`n_hidden` as a list of positive ints: one size (an int, NumPy's too) or a sequence of
+    them; anything else is a `TypeError` naming `what`."""
+    if isinstance(n_hidden, numbers.Integral) and not isinstance(n_hidden, bool):
+        return [backend.positive_int(n_hidden, f"{what} n_hidden")]
+    if isinstance(n_hidden, (str, bytes)) or not isinstance(n_hidden, Iterable):
+        raise TypeError(
+            f"{what} n_hidden must be a list of positive integers (e.g. [128]) or one integer, "
+            f"got {type(n_hidden).__name__} {n_hidden!r}"
+        )
+    return [backend.positive_int(h, f"{what} n_hidden[{i}]") for i, h in enumerate(n_hidden)]
+
+
+def mlp_layers(
+    sizes: Sequence[int], n_classes: int, *, linear: Callable[[int, int, bool], Module],
+    activation: Callable[[], Module], norm: Callable[[int], Module] | None = None,
+) -> list[Module]:
+    """The layers of a multi-layer perceptron: for each pair of consecutive `sizes`,
+    ``linear(fan_in, fan_out, input_layer)``, then ``norm(fan_out)`` if given, then
+    ``activation()``; last a ``linear`` to `n_classes`. The first linear is the input layer."""
+    layers: list[Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(linear(fan_in, fan_out, i == 0))
+        if norm is not None:
+            layers.append(norm(fan_out))
+        layers.append(activation())
+    layers.append(linear(sizes[-1], n_classes, len(sizes) == 1))
+    return layers
+
+
 class MLP(Sequential):
     """Multi-layer perceptron returning logits (pair it with `SoftmaxCrossEntropy`).
 
@@ -117,33 +146,32 @@ class MLP(Sequential):
 
     Args:
         n_inputs: input features (3072 for CIFAR-10).
-        n_hidden: hidden layer sizes, e.g. ``[128]`` or ``[512, 256, 128]``.
+        n_hidden: hidden layer sizes, e.g. ``[128]`` or ``[512, 256, 128]`` (or one int).
         n_classes: output size.
         activation: ``"relu"``, ``"elu"``, ``"leaky_relu"``, ``"tanh"``, ``"sigmoid"``, ``"gelu"``,
-            ``"identity"`` (any name in `ACTIVATIONS`).
+            ``"identity"`` (any name in `ACTIVATIONS`), or an `Activation` class.
         batch_norm: put a `BatchNorm1d` between each hidden Linear and its activation.
         xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
         rng: generator or int seed for the initial weights (default seed 0).
     """
 
     def __init__(
-        self, n_inputs: int, n_hidden: Sequence[int] | int, n_classes: int, *,
-        activation: str = "relu", batch_norm: bool = False,
-        xp: Any = None, device: Any = None, dtype: Any = None,
-        rng: np.random.Generator | int | None = None,
+        self, n_inputs: int, n_hidden: Iterable[int] | int, n_classes: int, *,
+        activation: str | type[Activation] = "relu", batch_norm: bool = False,
+        xp: Any = None, device: Any = None, dtype: Any = None, rng: Seed = None,
     ) -> None:
-        hidden = [n_hidden] if isinstance(n_hidden, int) else list(n_hidden)
+        n_inputs = backend.positive_int(n_inputs, "MLP n_inputs")
+        n_classes = backend.positive_int(n_classes, "MLP n_classes")
+        hidden = hidden_sizes(n_hidden, "MLP")
+        activation_by_name(activation)  # an unknown name fails here, before any weight is drawn
         where = backend.placement(xp, device, dtype)
         gen = backend.as_generator(rng)
         put = {"xp": where.xp, "device": where.device, "dtype": where.dtype}
-        layers: list[Module] = []
-        sizes = [n_inputs, *hidden]
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(Linear(fan_in, fan_out, input_layer=(i == 0), rng=gen, **put))
-            if batch_norm:
-                layers.append(BatchNorm1d(fan_out, **put))
-            layers.append(activation_by_name(activation))
-        layers.append(Linear(sizes[-1], n_classes, input_layer=not hidden, rng=gen, **put))
-        super().__init__(*layers)
+        super().__init__(*mlp_layers(
+            [n_inputs, *hidden], n_classes,
+            linear=lambda fan_in, fan_out, first: Linear(fan_in, fan_out, input_layer=first, rng=gen, **put),
+            activation=lambda: activation_by_name(activation),
+            norm=(lambda n: BatchNorm1d(n, **put)) if batch_norm else None,
+        ))
         self.n_inputs, self.n_hidden, self.n_classes = n_inputs, hidden, n_classes
-        self.activation, self.batch_norm = activation, batch_norm
+        self.activation, self.batch_norm = activation, bool(batch_norm)

@@ -12,10 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from .. import backend
-from ..backend import Array
+from ..backend import Array, Seed
 from .base import Module, check_grad, check_input
 
 
@@ -36,22 +34,19 @@ class Linear(Module):
     def __init__(
         self, in_features: int, out_features: int, *, input_layer: bool = False,
         xp: Any = None, device: Any = None, dtype: Any = None,
-        rng: np.random.Generator | int | None = None,
+        rng: Seed = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Linear {name} must be a positive integer, got {value!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
-        self.input_layer = input_layer
+        self.in_features = backend.positive_int(in_features, "Linear in_features")
+        self.out_features = backend.positive_int(out_features, "Linear out_features")
+        self.input_layer = bool(input_layer)
         where = backend.placement(xp, device, dtype)
-        std = math.sqrt((1.0 if input_layer else 2.0) / in_features)
+        std = math.sqrt((1.0 if input_layer else 2.0) / self.in_features)
         self.params["weight"] = backend.normal(
-            backend.as_generator(rng), (out_features, in_features), std=std,
+            backend.as_generator(rng), (self.out_features, self.in_features), std=std,
             xp=where.xp, device=where.device, dtype=where.dtype,
         )
-        self.params["bias"] = where.xp.zeros((1, out_features), dtype=where.dtype, device=where.device)
+        self.params["bias"] = where.xp.zeros((1, self.out_features), dtype=where.dtype, device=where.device)
 
     def forward(self, x: Array) -> Array:
         W, b = self.params["weight"], self.params["bias"]

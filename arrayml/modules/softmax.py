@@ -17,13 +17,11 @@ builds its loss with ``validate=False`` so that no step waits on the device.
 
 from __future__ import annotations
 
-from typing import Any
-
 import array_api_extra as xpx
 
 from .. import backend
 from ..backend import Array, Namespace
-from .base import Module, check_grad
+from .base import Loss, Module, check_grad
 
 _ROW_SUM_TOL = {4: 1e-4, 8: 1e-10}  # by itemsize: float32, float64
 
@@ -109,7 +107,7 @@ class Softmax(Module):
         return y * (dy - xp.sum(dy * y, axis=1, keepdims=True))
 
 
-class CrossEntropy(Module):
+class CrossEntropy(Loss):
     """Mean cross-entropy of probabilities P (e.g. a Softmax output) against targets T.
 
     ``forward(p, t)`` returns the scalar loss (a 0-D array); ``backward()`` returns dL/dP.
@@ -121,7 +119,7 @@ class CrossEntropy(Module):
         super().__init__()
         self.validate = validate
 
-    def forward(self, p: Array, t: Array) -> Array:  # type: ignore[override]
+    def forward(self, p: Array, t: Array) -> Array:
         xp = backend.get_namespace(p, t)
         _check_scores(p, "CrossEntropy", xp)
         T = target_matrix(t, p, validate=self.validate, xp=xp, what="CrossEntropy")
@@ -131,7 +129,7 @@ class CrossEntropy(Module):
         self._cache = (p, T, hot)
         return -xp.sum(xp.where(hot, T * logp, 0.0)) / S
 
-    def backward(self, dloss: Any = None) -> Array:  # type: ignore[override]
+    def backward(self, dloss: Array | float | None = None) -> Array:
         p, T, hot = self._saved()
         xp = backend.get_namespace(p)
         S = p.shape[0]
@@ -139,7 +137,7 @@ class CrossEntropy(Module):
         return dp if dloss is None else dp * dloss
 
 
-class SoftmaxCrossEntropy(Module):
+class SoftmaxCrossEntropy(Loss):
     """Softmax and mean cross-entropy fused, on logits X: ``dL/dX = (Y − T) / S``.
 
     ``forward(logits, t)`` returns the scalar loss (a 0-D array) and keeps Y and T;
@@ -150,7 +148,7 @@ class SoftmaxCrossEntropy(Module):
         super().__init__()
         self.validate = validate
 
-    def forward(self, x: Array, t: Array) -> Array:  # type: ignore[override]
+    def forward(self, x: Array, t: Array) -> Array:
         xp = backend.get_namespace(x, t)
         _check_scores(x, "SoftmaxCrossEntropy", xp)
         T = target_matrix(t, x, validate=self.validate, xp=xp, what="SoftmaxCrossEntropy")
@@ -158,7 +156,7 @@ class SoftmaxCrossEntropy(Module):
         self._cache = (xp.exp(logy), T)
         return -xp.sum(T * logy) / x.shape[0]
 
-    def backward(self, dloss: Any = None) -> Array:  # type: ignore[override]
+    def backward(self, dloss: Array | float | None = None) -> Array:
         y, T = self._saved()
         dx = (y - T) / y.shape[0]
         return dx if dloss is None else dx * dloss
