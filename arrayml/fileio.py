@@ -1,17 +1,19 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename it into place.
-
-A crash, a kill or a full disk mid-write leaves the old file (or none) under the real name,
-never half a file.
-"""
+"""File I/O shared by checkpoints, data sets and results: atomic writes (to a temporary file
+beside the target, then renamed into place, so a crash, a kill or a full disk mid-write leaves the
+old file or none under the real name, never half a file), JSON, and file digests."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 
 def _umask() -> int:
@@ -38,3 +40,45 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in 1 MiB blocks (``"md5"`` to check a download, ``"sha256"``
+    to record which data a run used)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Write JSON through a temporary file renamed into place."""
+    path = Path(path)
+    with atomic_write(path, "w") as f:
+        f.write(_dumps(obj, 0) + "\n")
+    return path
+
+
+def _dumps(o: Any, level: int) -> str:
+    """JSON with one-space indentation, but lists of plain values on one line (readable, and three
+    times smaller for per-step histories). NaN and ±Infinity are written as Python's json does."""
+    pad, inner = " " * level, " " * (level + 1)
+    if isinstance(o, dict):
+        if not o:
+            return "{}"
+        items = (f"{inner}{json.dumps(str(k))}: {_dumps(v, level + 1)}" for k, v in o.items())
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(o, (list, tuple)):
+        if all(not isinstance(v, (dict, list, tuple)) for v in o):
+            return json.dumps(list(o), allow_nan=True, default=_json_default, separators=(", ", ": "))
+        return "[\n" + ",\n".join(inner + _dumps(v, level + 1) for v in o) + "\n" + pad + "]"
+    return json.dumps(o, allow_nan=True, default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

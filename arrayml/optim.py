@@ -21,10 +21,12 @@ from .backend import Array
 from .modules.base import Module
 
 
-def _check_rate(lr: object) -> float:
-    """A learning rate must be a positive finite real number (not a bool, not a string)."""
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"SGD learning rate must be a positive finite number, got {type(lr).__name__} {lr!r}")
+def _check_rate(lr: object, *, allow_zero: bool = False) -> float:
+    """A learning rate must be a positive finite real number (not a bool, not a string); a step
+    may take 0, which a warm-up schedule starts from."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and (lr > 0 or allow_zero and lr == 0)):
+        expected = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"SGD learning rate must be a {expected} finite number, got {type(lr).__name__} {lr!r}")
     return float(lr)
 
 
@@ -54,7 +56,7 @@ class SGD:
     def step(self, model: Module, lr: float | None = None) -> None:
         """Update every parameter of `model` from its ``grads`` at rate `lr` (default: the
         constructor's), reassigning each entry, never writing in place."""
-        lr = _check_rate(self.lr if lr is None else lr)  # checked each step: `lr` may have been reassigned
+        lr = _check_rate(self.lr if lr is None else lr, allow_zero=True)  # each step: `lr` may have been reassigned
         mu, wd = self.momentum, self.weight_decay
         for name, owner, key in model.parameter_slots():
             grad = owner.grads.get(key)

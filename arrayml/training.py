@@ -1,9 +1,10 @@
 """The training loop: epochs of shuffled mini-batches, SGD, an optional learning-rate schedule,
 per-step and per-epoch history, best-validation model kept and tested.
 
-The loop talks to a *learner* (`ArraymlLearner` here; ``examples/torch_reference.py`` has one for
+The loop talks to a *learner* (`ArraymlLearner` here; the examples' torch mirror has one for
 plain ``torch.nn``), so that arrayml and PyTorch are trained on the same batches in the same order
-and evaluated by the same code, and their results files compare point by point.
+and evaluated by the same code, and their results compare point by point. It knows no data set:
+it takes `arrayml.data.Splits` of any data.
 
 No step waits on the device: the per-step loss and accuracy stay on the device and are read back
 together once every ``log_every`` steps (and at the end of each epoch). That is also when a NaN or
@@ -12,21 +13,17 @@ infinite loss is noticed; the run then stops cleanly and records where it diverg
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from . import backend, metrics
 from .backend import Array, Namespace
-from .data import CLASSES, Splits, eval_batches, steps_per_epoch, train_batches
-from .fileio import atomic_write
+from .data import Splits, eval_batches, steps_per_epoch, train_batches
 from .modules import Module, SoftmaxCrossEntropy
 from .optim import SGD
 from .schedules import Constant, Schedule
@@ -108,7 +105,7 @@ class ArraymlLearner:
 
 def evaluate(
     learner: Learner, x: Array, y: Array, *, n_classes: int = 10, batch_size: int = 1000,
-    betas: Sequence[float] = (0.1, 1.0, 10.0), class_names: Sequence[str] | None = CLASSES,
+    betas: Sequence[float] = (0.1, 1.0, 10.0), class_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Loss, accuracy, confusion matrix, per-class precision/recall/F-beta of `learner` on
     (x, y), all computed on the device and read back once."""
@@ -150,9 +147,43 @@ class FitState:
     diverged: dict[str, Any] | None = None
 
 
+class _StepLog:
+    """The losses and correct counts of one epoch's steps. They stay on the device until `flush`
+    reads all pending ones back in one transfer (every ``log_every`` steps, and at the end)."""
+
+    def __init__(self, xp: Namespace) -> None:
+        self.xp = xp
+        self.pending_loss: list[Array] = []
+        self.pending_correct: list[Array] = []
+        self.losses: list[float] = []
+        self.corrects: list[float] = []
+        self.lrs: list[float] = []
+
+    def add(self, loss: Array, correct: Array, lr: float) -> None:
+        self.pending_loss.append(loss)
+        self.pending_correct.append(correct)
+        self.lrs.append(lr)
+
+    def flush(self) -> int | None:
+        """Read the pending values back; the 0-based step of the first non-finite loss, if any."""
+        if not self.pending_loss:
+            return None
+        xp = self.xp
+        packed = xp.concat([xp.stack(self.pending_loss), xp.astype(xp.stack(self.pending_correct), self.pending_loss[0].dtype)])
+        host = np.asarray(backend.to_numpy(packed), dtype=np.float64)
+        k = len(self.pending_loss)
+        first = len(self.losses)
+        self.losses.extend(host[:k].tolist())
+        self.corrects.extend(host[k:].tolist())
+        self.pending_loss.clear()
+        self.pending_correct.clear()
+        bad = np.flatnonzero(~np.isfinite(host[:k]))
+        return first + int(bad[0]) if bad.size else None
+
+
 def fit(
     learner: Learner, data: Splits, *, epochs: int, batch_size: int, seed: int,
-    schedule: Schedule | None = None, lr: float | None = None, progress: bool = True,
+    schedule: Schedule | None = None, lr: float | None = None, progress: bool | None = None,
     log_every: int = 50, log: Callable[[str], None] | None = print,
     start: FitState | None = None, on_epoch_end: Callable[[FitState], None] | None = None,
 ) -> FitState:
@@ -162,7 +193,8 @@ def fit(
     Batches are reshuffled each epoch by a generator derived from (`seed`, epoch), and the last
     partial batch is dropped. The state after the best validation accuracy is kept in
     ``FitState.best_state``. `start` continues an earlier run (resume); `on_epoch_end` is called
-    with the state after every epoch (checkpointing).
+    with the state after every epoch (checkpointing). `progress`: a progress bar per epoch
+    (None: only when stderr is a terminal).
     """
     if schedule is None:
         if lr is None:
@@ -175,94 +207,102 @@ def fit(
     n_steps = steps_per_epoch(data.x_train.shape[0], batch_size)
     if n_steps == 0:
         raise ValueError(f"batch size {batch_size} exceeds the {data.x_train.shape[0]} training samples")
-    xp = learner.xp
     state = start if start is not None else FitState()
     say = log if log is not None else (lambda _msg: None)
-    from tqdm.auto import tqdm
-
     for epoch in range(state.epochs_done, epochs):
         if state.diverged is not None:
             break
         t0 = time.perf_counter()
-        pending_loss: list[Array] = []
-        pending_correct: list[Array] = []
-        losses: list[float] = []
-        corrects: list[float] = []
-        step_lrs: list[float] = []
-        bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False, unit="step")
-
-        def flush(step: int) -> bool:
-            """Read the pending losses back (one transfer); False if one is not finite."""
-            if not pending_loss:
-                return True
-            packed = xp.concat([xp.stack(pending_loss), xp.astype(xp.stack(pending_correct), pending_loss[0].dtype)])
-            host = np.asarray(backend.to_numpy(packed), dtype=np.float64)
-            k = len(pending_loss)
-            new_losses = host[:k].tolist()
-            losses.extend(new_losses)
-            corrects.extend(host[k:].tolist())
-            pending_loss.clear()
-            pending_correct.clear()
-            bar.set_postfix(loss=f"{new_losses[-1]:.4f}", lr=f"{step_lrs[-1]:.3g}")
-            bad = [i for i, v in enumerate(new_losses) if not math.isfinite(v)]
-            if bad:
-                first = len(losses) - k + bad[0]
-                state.diverged = {"epoch": epoch + 1, "step": first + 1, "loss": str(new_losses[bad[0]])}
-                return False
-            return True
-
-        # A diverging run overflows before its loss is read back; that is reported as a
-        # divergence below, so NumPy's floating-point warnings would only be noise here.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for step, (xb, yb) in enumerate(train_batches(data.x_train, data.y_train, batch_size, seed=seed, epoch=epoch)):
-                rate = float(schedule(epoch + step / n_steps))
-                step_lrs.append(rate)
-                loss, correct = learner.train_step(xb, yb, rate)
-                pending_loss.append(loss)
-                pending_correct.append(correct)
-                bar.update(1)
-                if (step + 1) % log_every == 0 and not flush(step):
-                    break
-            if state.diverged is None:
-                flush(n_steps - 1)
-        bar.close()
-        steps = state.history["steps"]
-        steps["loss"].extend(losses)
-        steps["accuracy"].extend(c / batch_size for c in corrects)
-        steps["lr"].extend(step_lrs[: len(losses)])
-        if state.diverged is not None:
-            d = state.diverged
-            say(f"epoch {epoch + 1}/{epochs}: loss became {d['loss']} at step {d['step']}: diverged, stopping this run")
+        steps = train_epoch(learner, data, epoch=epoch, epochs=epochs, batch_size=batch_size, seed=seed,
+                            schedule=schedule, progress=progress, log_every=log_every)
+        _record_steps(state, steps, batch_size)
+        if steps.diverged_at is not None:
+            state.diverged = {"epoch": epoch + 1, "step": steps.diverged_at + 1, "loss": str(steps.losses[steps.diverged_at])}
             state.history["epochs"].append({"epoch": epoch + 1, "diverged": True, "seconds": time.perf_counter() - t0})
-            state.epochs_done = epoch + 1
-            if on_epoch_end is not None:
-                on_epoch_end(state)
-            break
-        with np.errstate(over="ignore", invalid="ignore"):
-            val = evaluate(learner, data.x_val, data.y_val, n_classes=data.n_classes, betas=())
-        record = {
-            "epoch": epoch + 1,
-            "lr": step_lrs[-1],
-            "train_loss": float(np.mean(losses)),
-            "train_accuracy": float(np.sum(corrects) / (len(corrects) * batch_size)),
-            "val_loss": val["loss"],
-            "val_accuracy": val["accuracy"],
-            "seconds": time.perf_counter() - t0,
-        }
-        state.history["epochs"].append(record)
-        if val["accuracy"] > state.best_val_accuracy:
-            state.best_val_accuracy = val["accuracy"]
-            state.best_epoch = epoch + 1
-            state.best_state = learner.snapshot()  # references: a snapshot, since nothing is written in place
+            say(f"epoch {epoch + 1}/{epochs}: loss became {state.diverged['loss']} at step {state.diverged['step']}: "
+                "diverged, stopping this run")
+        else:
+            record = _validate(learner, data, steps, epoch=epoch, batch_size=batch_size, t0=t0)
+            state.history["epochs"].append(record)
+            if record["val_accuracy"] > state.best_val_accuracy:
+                state.best_val_accuracy = record["val_accuracy"]
+                state.best_epoch = epoch + 1
+                state.best_state = learner.snapshot()  # references: a snapshot, since nothing is written in place
+            say(_epoch_line(record, epochs))
         state.epochs_done = epoch + 1
-        say(
-            f"epoch {epoch + 1:>3}/{epochs}  lr {record['lr']:.4g}  train loss {record['train_loss']:.4f}  "
-            f"train acc {record['train_accuracy']:.4f}  val loss {record['val_loss']:.4f}  "
-            f"val acc {record['val_accuracy']:.4f}  ({record['seconds']:.1f}s)"
-        )
         if on_epoch_end is not None:
             on_epoch_end(state)
     return state
+
+
+@dataclass
+class EpochSteps:
+    """What one epoch of steps left: host losses, correct counts and rates, and the 0-based step
+    whose loss was first not finite (None if the epoch finished)."""
+
+    losses: list[float]
+    corrects: list[float]
+    lrs: list[float]
+    diverged_at: int | None
+
+
+def train_epoch(
+    learner: Learner, data: Splits, *, epoch: int, epochs: int, batch_size: int, seed: int,
+    schedule: Schedule, progress: bool | None = None, log_every: int = 50,
+) -> EpochSteps:
+    """One epoch of SGD steps on shuffled batches; losses read back every `log_every` steps. Stops
+    at the first read-back that holds a non-finite loss."""
+    from tqdm.auto import tqdm
+
+    n_steps = steps_per_epoch(data.x_train.shape[0], batch_size)
+    log = _StepLog(learner.xp)
+    diverged_at = None
+    bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{epochs}", disable=None if progress is None else not progress,
+               leave=False, unit="step")
+    # A diverging run overflows before its loss is read back; that is reported as a
+    # divergence, so NumPy's floating-point warnings would only be noise here.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), bar:
+        for step, (xb, yb) in enumerate(train_batches(data.x_train, data.y_train, batch_size, seed=seed, epoch=epoch)):
+            rate = float(schedule(epoch + step / n_steps))
+            loss, correct = learner.train_step(xb, yb, rate)
+            log.add(loss, correct, rate)
+            bar.update(1)
+            if (step + 1) % log_every == 0 or step + 1 == n_steps:
+                diverged_at = log.flush()
+                bar.set_postfix(loss=f"{log.losses[-1]:.4f}", lr=f"{rate:.3g}")
+                if diverged_at is not None:
+                    break
+    return EpochSteps(log.losses, log.corrects, log.lrs[: len(log.losses)], diverged_at)
+
+
+def _record_steps(state: FitState, steps: EpochSteps, batch_size: int) -> None:
+    history = state.history["steps"]
+    history["loss"].extend(steps.losses)
+    history["accuracy"].extend(c / batch_size for c in steps.corrects)
+    history["lr"].extend(steps.lrs)
+
+
+def _validate(learner: Learner, data: Splits, steps: EpochSteps, *, epoch: int, batch_size: int, t0: float) -> dict[str, Any]:
+    """The epoch's record: its training figures and the validation loss and accuracy."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        val = evaluate(learner, data.x_val, data.y_val, n_classes=data.n_classes, betas=())
+    return {
+        "epoch": epoch + 1,
+        "lr": steps.lrs[-1],
+        "train_loss": float(np.mean(steps.losses)),
+        "train_accuracy": float(np.sum(steps.corrects) / (len(steps.corrects) * batch_size)),
+        "val_loss": val["loss"],
+        "val_accuracy": val["accuracy"],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _epoch_line(record: dict[str, Any], epochs: int) -> str:
+    return (
+        f"epoch {record['epoch']:>3}/{epochs}  lr {record['lr']:.4g}  train loss {record['train_loss']:.4f}  "
+        f"train acc {record['train_accuracy']:.4f}  val loss {record['val_loss']:.4f}  "
+        f"val acc {record['val_accuracy']:.4f}  ({record['seconds']:.1f}s)"
+    )
 
 
 def evaluate_best(learner: Learner, data: Splits, state: FitState) -> dict[str, Any] | None:
@@ -271,41 +311,4 @@ def evaluate_best(learner: Learner, data: Splits, state: FitState) -> dict[str, 
     if state.best_state is None:
         return None
     learner.restore(state.best_state)
-    return evaluate(learner, data.x_test, data.y_test, n_classes=data.n_classes)
-
-
-# --------------------------------------------------------------------------------------------
-# Results files
-# --------------------------------------------------------------------------------------------
-
-
-def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Write JSON through a temporary file renamed into place."""
-    path = Path(path)
-    with atomic_write(path, "w") as f:
-        f.write(_dumps(obj, 0) + "\n")
-    return path
-
-
-def _dumps(o: Any, level: int) -> str:
-    """JSON with one-space indentation, but lists of plain values on one line (readable, and three
-    times smaller for per-step histories). NaN and ±Infinity are written as Python's json does."""
-    pad, inner = " " * level, " " * (level + 1)
-    if isinstance(o, dict):
-        if not o:
-            return "{}"
-        items = (f"{inner}{json.dumps(str(k))}: {_dumps(v, level + 1)}" for k, v in o.items())
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(o, (list, tuple)):
-        if all(not isinstance(v, (dict, list, tuple)) for v in o):
-            return json.dumps(list(o), allow_nan=True, default=_json_default, separators=(", ", ": "))
-        return "[\n" + ",\n".join(inner + _dumps(v, level + 1) for v in o) + "\n" + pad + "]"
-    return json.dumps(o, allow_nan=True, default=_json_default)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return evaluate(learner, data.x_test, data.y_test, n_classes=data.n_classes, class_names=data.class_names)

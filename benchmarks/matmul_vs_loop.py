@@ -29,12 +29,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from arrayml import backend  # noqa: E402
-from arrayml.backend import Array, Namespace  # noqa: E402
+from arrayml import backend
+from arrayml.backend import Array, Namespace
 
 SIZES = [(16, 64, 32), (64, 256, 128), (128, 512, 256)]  # (S samples, M inputs, N outputs)
 

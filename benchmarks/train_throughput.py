@@ -29,14 +29,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import arrayml as am  # noqa: E402
-from arrayml import backend  # noqa: E402
-from arrayml.data import train_batches  # noqa: E402
-from arrayml.training import ArraymlLearner  # noqa: E402
+import arrayml as am
+from arrayml import backend
+from arrayml.data import train_batches
+from arrayml.training import ArraymlLearner
 
 N_TRAIN, N_IN, N_CLASSES, BATCH, LR = 45000, 3072, 10, 128, 0.01
 
@@ -130,17 +128,11 @@ def torch_variant(device: str, hidden: list[int], x_host, y_host) -> Variant:
     import torch
     from torch import nn
 
+    from arrayml_app.torch_mirror import torch_mirror
+
     x = torch.from_numpy(x_host).to(device)
     y = torch.from_numpy(y_host).to(device)
-    init = initial_weights(hidden)
-    layers: list[nn.Module] = []
-    for i in range(0, len(init), 2):
-        lin = nn.Linear(init[i].shape[1], init[i].shape[0])
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(init[i]))
-            lin.bias.copy_(torch.from_numpy(init[i + 1]))
-        layers += [lin, nn.ReLU()]
-    net = nn.Sequential(*layers[:-1]).to(device)
+    net = torch_mirror(am.MLP(N_IN, hidden, N_CLASSES, rng=0), device=device)
     opt = torch.optim.SGD(net.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
 

@@ -8,15 +8,12 @@
 
 Prints the per-epoch figures and the test accuracy of the best-validation model, and writes
 results.json, loss_curve.png and confusion_matrix.png to --out (default results/<run-name>).
-Run with --help for every flag.
+Run with --help for every flag. Install first: pip install -e ".[app]"
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from arrayml.cli import main  # noqa: E402
+from arrayml_app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

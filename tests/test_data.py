@@ -1,4 +1,5 @@
-"""The CIFAR-10 loader (archive, cache, corruption, offline), preprocessing, split and batches."""
+"""The CIFAR-10 data set (archive, cache, corruption, offline, preprocessing, split) and the
+generic batching of arrayml.data."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from arrayml import backend, data
+from arrayml.datasets import cifar10
 from backends import BACKENDS
 from cifar_fixtures import make_archive, make_cache
 
@@ -27,7 +29,7 @@ def home(tmp_path, monkeypatch):
 def test_download_verifies_parses_and_writes_the_cache(tmp_path, home):
     archive, md5, expected = make_archive(tmp_path / "server" / "cifar-10-python.tar.gz")
     target = tmp_path / "data"
-    arrays = data.load_cifar10(target, url=archive.as_uri(), md5=md5, progress=False)
+    arrays = cifar10.load_cifar10(target, url=archive.as_uri(), md5=md5, progress=False)
     assert arrays["path"] == target / "cifar10_uint8.npz"
     for key, value in expected.items():
         np.testing.assert_array_equal(arrays[key], value, err_msg=key)  # (N, 32, 32, 3) HWC restored
@@ -35,7 +37,7 @@ def test_download_verifies_parses_and_writes_the_cache(tmp_path, home):
     assert (target / "cifar10_uint8.npz").is_file()
     assert not list(target.glob("*.part"))  # no temporary files left behind
     # second call: the cache is used, no download (an unreachable URL would fail)
-    again = data.load_cifar10(target, url=(tmp_path / "gone.tar.gz").as_uri(), md5=md5, progress=False)
+    again = cifar10.load_cifar10(target, url=(tmp_path / "gone.tar.gz").as_uri(), md5=md5, progress=False)
     np.testing.assert_array_equal(again["x_test"], expected["x_test"])
 
 
@@ -44,31 +46,31 @@ def test_search_order_data_dir_then_env_then_home_cache(tmp_path, home, monkeypa
     env = make_cache(tmp_path / "env", n_train=11, n_test=5, seed=2)
     cached = make_cache(home / ".cache" / "arrayml", n_train=12, n_test=5, seed=3)
     monkeypatch.setenv("ARRAYML_DATA", str(env.parent))
-    assert data.load_cifar10(tmp_path / "first")["path"] == first
-    assert data.load_cifar10(first)["path"] == first  # the file itself works too
-    assert data.load_cifar10(None)["path"] == env
+    assert cifar10.load_cifar10(tmp_path / "first")["path"] == first
+    assert cifar10.load_cifar10(first)["path"] == first  # the file itself works too
+    assert cifar10.load_cifar10(None)["path"] == env
     monkeypatch.delenv("ARRAYML_DATA")
-    assert data.load_cifar10(None)["path"] == cached
-    assert data.load_cifar10(tmp_path / "empty", download_if_missing=False)["path"] == cached
+    assert cifar10.load_cifar10(None)["path"] == cached
+    assert cifar10.load_cifar10(tmp_path / "empty", download_if_missing=False)["path"] == cached
 
 
 def test_offline_without_data_says_where_it_looked_and_how_to_supply_it(tmp_path, home):
-    with pytest.raises(data.DataError) as info:
-        data.load_cifar10(tmp_path / "nowhere", url=(tmp_path / "no-such-file.tar.gz").as_uri(), progress=False)
+    with pytest.raises(cifar10.DataError) as info:
+        cifar10.load_cifar10(tmp_path / "nowhere", url=(tmp_path / "no-such-file.tar.gz").as_uri(), progress=False)
     message = str(info.value)
     assert str(tmp_path / "nowhere" / "cifar10_uint8.npz") in message
     assert str(home / ".cache" / "arrayml" / "cifar10_uint8.npz") in message
-    assert "--data-dir" in message and "ARRAYML_DATA" in message and data.CIFAR10_MD5 in message
+    assert "--data-dir" in message and "ARRAYML_DATA" in message and cifar10.CIFAR10_MD5 in message
     assert "could not download" in message
-    with pytest.raises(data.DataError, match="CIFAR-10 not found"):
-        data.load_cifar10(tmp_path / "nowhere", download_if_missing=False)
+    with pytest.raises(cifar10.DataError, match="CIFAR-10 not found"):
+        cifar10.load_cifar10(tmp_path / "nowhere", download_if_missing=False)
 
 
 def test_wrong_md5_is_rejected_before_reading_and_leaves_nothing(tmp_path, home):
     archive, md5, _ = make_archive(tmp_path / "server" / "cifar-10-python.tar.gz")
     target = tmp_path / "data"
-    with pytest.raises(data.DataError, match=r"corrupt or incomplete: MD5 [0-9a-f]{32}, expected 0{32}"):
-        data.load_cifar10(target, url=archive.as_uri(), md5="0" * 32, progress=False)
+    with pytest.raises(cifar10.DataError, match=r"corrupt or incomplete: MD5 [0-9a-f]{32}, expected 0{32}"):
+        cifar10.load_cifar10(target, url=archive.as_uri(), md5="0" * 32, progress=False)
     assert not (target / "cifar-10-python.tar.gz").exists()
     assert not (target / "cifar10_uint8.npz").exists()
     assert not list(target.glob(".*part"))
@@ -80,7 +82,7 @@ def test_truncated_archive_on_disk_is_replaced_by_a_fresh_download(tmp_path, hom
     target.mkdir()
     (target / "cifar-10-python.tar.gz").write_bytes(archive.read_bytes()[:500])
     with pytest.warns(UserWarning, match="fails its MD5 check"):
-        arrays = data.load_cifar10(target, url=archive.as_uri(), md5=md5, progress=False)
+        arrays = cifar10.load_cifar10(target, url=archive.as_uri(), md5=md5, progress=False)
     np.testing.assert_array_equal(arrays["y_train"], expected["y_train"])
 
 
@@ -102,20 +104,20 @@ def test_corrupt_cache_is_reported_and_replaced_never_used(tmp_path, home, damag
         np.savez(cache, x_train=np.zeros((2, 32, 32), np.uint8), y_train=np.array([0, 1]),
                  x_test=np.zeros((1, 32, 32, 3), np.uint8), y_test=np.array([1]))
     with pytest.warns(UserWarning, match="ignoring corrupt CIFAR-10 cache"):
-        arrays = data.load_cifar10(target, url=archive.as_uri(), md5=md5, progress=False)
+        arrays = cifar10.load_cifar10(target, url=archive.as_uri(), md5=md5, progress=False)
     np.testing.assert_array_equal(arrays["x_train"], expected["x_train"])
     # the bad file was replaced: the next load reads it without complaint
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="ignoring corrupt")
-        data.load_cifar10(target, download_if_missing=False)
+        cifar10.load_cifar10(target, download_if_missing=False)
 
 
 def test_corrupt_cache_offline_is_an_error_not_a_silent_use(tmp_path, home):
     target = tmp_path / "data"
     cache = make_cache(target, n_train=50, n_test=10)
     cache.write_bytes(cache.read_bytes()[:100])
-    with pytest.warns(UserWarning, match="ignoring corrupt"), pytest.raises(data.DataError, match="not a readable .npz"):
-        data.load_cifar10(target, download_if_missing=False)
+    with pytest.warns(UserWarning, match="ignoring corrupt"), pytest.raises(cifar10.DataError, match="not a readable .npz"):
+        cifar10.load_cifar10(target, download_if_missing=False)
 
 
 def test_archive_with_a_malicious_pickle_is_refused(tmp_path, home):
@@ -126,15 +128,15 @@ def test_archive_with_a_malicious_pickle_is_refused(tmp_path, home):
     evil = pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2)
     archive, md5, _ = make_archive(tmp_path / "server" / "cifar-10-python.tar.gz",
                                    payload={"cifar-10-batches-py/data_batch_3": evil})
-    with pytest.raises(data.DataError, match=r"refers to (__builtin__|builtins)\.print, which a data batch never needs"):
-        data.load_cifar10(tmp_path / "data", url=archive.as_uri(), md5=md5, progress=False)
+    with pytest.raises(cifar10.DataError, match=r"refers to (__builtin__|builtins)\.print, which a data batch never needs"):
+        cifar10.load_cifar10(tmp_path / "data", url=archive.as_uri(), md5=md5, progress=False)
 
 
 def test_preprocess_scales_normalises_and_flattens_channel_first():
     img = np.zeros((1, 32, 32, 3), dtype=np.uint8)
     img[0, :, :, 0] = 255  # red channel full
     img[0, 0, 1, 2] = 51  # one blue pixel at row 0, column 1
-    out = data.preprocess(img)
+    out = cifar10.preprocess(img)
     assert out.shape == (1, 3072) and out.dtype == np.float32
     np.testing.assert_allclose(out[0, :1024], (1.0 - 0.491) / 0.247, rtol=1e-6)
     np.testing.assert_allclose(out[0, 1024:2048], (0.0 - 0.482) / 0.243, rtol=1e-6)
@@ -150,17 +152,17 @@ def _arrays(n_train=100, n_test=20):
 
 def test_split_is_seeded_disjoint_and_of_the_asked_size():
     arrays = _arrays()
-    a = data.make_splits(arrays, val_size=30, seed=42)
-    b = data.make_splits(arrays, val_size=30, seed=42)
-    c = data.make_splits(arrays, val_size=30, seed=43)
+    a = cifar10.make_splits(arrays, val_size=30, seed=42)
+    b = cifar10.make_splits(arrays, val_size=30, seed=42)
+    c = cifar10.make_splits(arrays, val_size=30, seed=43)
     assert a.sizes() == {"train": 70, "val": 30, "test": 20}
     np.testing.assert_array_equal(a.x_val, b.x_val)
     assert not np.array_equal(a.x_val, c.x_val)
     train_rows = {r.tobytes() for r in a.x_train}
     assert not any(r.tobytes() in train_rows for r in a.x_val)
-    assert data.make_splits(arrays, val_size=30, seed=42, subset=40).sizes()["train"] == 40
+    assert cifar10.make_splits(arrays, val_size=30, seed=42, subset=40).sizes()["train"] == 40
     with pytest.raises(ValueError, match="val_size must be between 1 and 99"):
-        data.make_splits(arrays, val_size=100)
+        cifar10.make_splits(arrays, val_size=100)
 
 
 @pytest.mark.parametrize("bk", BACKENDS)
@@ -193,7 +195,7 @@ def test_evaluation_batches_cover_every_sample_once():
 
 def test_splits_move_to_a_backend_once_with_the_asked_dtype():
     xs = backend.namespace_by_name("array-api-strict")
-    splits = data.make_splits(_arrays(), val_size=30)
+    splits = cifar10.make_splits(_arrays(), val_size=30)
     moved = splits.to(xs, xs.Device("device1"), xs.float64)
     assert moved.x_train.dtype == xs.float64 and moved.y_train.dtype == xs.int64
     assert backend.device(moved.x_test) == xs.Device("device1")
@@ -203,6 +205,6 @@ def test_shared_copy_matches_the_documented_format():
     path = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10_uint8.npz"
     if not path.is_file():
         pytest.skip(f"team copy not present at {path}")
-    arrays = data.read_cache(path)
+    arrays = cifar10.read_cache(path)
     assert arrays["x_train"].shape == (50000, 32, 32, 3) and arrays["x_test"].shape == (10000, 32, 32, 3)
     assert np.bincount(arrays["y_test"]).tolist() == [1000] * 10

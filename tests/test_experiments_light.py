@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from arrayml import backend
 from arrayml.gradcheck import numerical_gradient
-
-ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = ROOT / "examples" / "experiments"
+from scripts import EXPERIMENTS, load_script
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f"experiments_{name}", EXPERIMENTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # the script puts examples/experiments on sys.path itself
-    return module
+    return load_script(EXPERIMENTS / f"{name}.py")
 
 
 @pytest.fixture(scope="module")

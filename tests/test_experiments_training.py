@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from cifar_fixtures import make_cache
+from scripts import EXPERIMENTS, load_script
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "examples" / "experiments"
 pytestmark = pytest.mark.filterwarnings("ignore:.*holds .* training and .* test images")
 
 
@@ -20,13 +18,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*holds .* training and .* test 
 def quick(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cifar")
     make_cache(folder, n_train=900, n_test=200)
-    sys.path.insert(0, str(EXPERIMENTS))
-    yield ["--data-dir", str(folder), "--epochs", "1", "--subset", "256", "--val-size", "100", "--quiet"]
-    sys.path.remove(str(EXPERIMENTS))
+    return ["--data-dir", str(folder), "--epochs", "1", "--subset", "256", "--val-size", "100", "--quiet"]
 
 
 def _main(name):
-    return importlib.import_module(name).main
+    return load_script(EXPERIMENTS / f"{name}.py").main
 
 
 def _pngs(folder: Path) -> set[str]:

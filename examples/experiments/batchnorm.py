@@ -10,14 +10,11 @@ batchnorm_val_accuracy.png (all six curves each), and a test-accuracy table in t
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import Stopwatch, base_config, command_line, out_dir, parser, save_figure, save_json  # noqa: E402
-
-from arrayml.experiment import run  # noqa: E402
+from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
+from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.run import run
 
 SIZES = [[128], [256, 128], [512, 256, 128]]
 
@@ -56,10 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def plot(runs: list[dict], key: str, title: str, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     colours = {"128": "tab:blue", "256-128": "tab:orange", "512-256-128": "tab:green"}
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = new_figure(size=(8, 4.8))
     for r in runs:
         size = "-".join(map(str, r["hidden_dims"]))
         ys = r[key]

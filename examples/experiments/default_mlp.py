@@ -11,14 +11,11 @@ results/default_mlp/summary.json and results/default_mlp/default_mlp_curves.png.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import ROOT, Stopwatch, base_config, command_line, out_dir, parser, save_figure, save_json  # noqa: E402
-
-from arrayml.experiment import run  # noqa: E402
+from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
+from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.run import run
 
 RUNS = {
     "arrayml-relu": {"activation": "relu"},
@@ -28,8 +25,7 @@ RUNS = {
 
 
 def torch_learner():
-    sys.path.insert(0, str(ROOT / "examples"))
-    from torch_reference import torch_learner as factory
+    from arrayml_app.torch_mirror import torch_learner as factory  # imports torch: only when used
 
     return factory
 
@@ -65,9 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (ax_loss, ax_acc) = new_figure(1, 2, size=(12, 4.2))
     colours = {"arrayml-relu": "tab:blue", "torch-reference-relu": "tab:red", "arrayml-elu": "tab:green"}
     for name, r in results.items():
         epochs = [e for e in r["history"]["epochs"] if not e.get("diverged")]

@@ -11,15 +11,11 @@ arrayml.metrics during the run); trains that model first if the file is missing.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import RESULTS, Stopwatch, base_config, command_line, out_dir, parser, save_figure, save_json  # noqa: E402
-
-from arrayml.experiment import run  # noqa: E402
-from arrayml.plots import plot_confusion  # noqa: E402
+from arrayml_app.experiments import RESULTS, Stopwatch, base_config, command_line, out_dir, parser, save_json
+from arrayml_app.figures import new_figure, plot_confusion, save_figure
+from arrayml_app.run import run
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -53,8 +49,9 @@ def main(argv: list[str] | None = None) -> dict:
         "lowest_recall": [row["class"] for row in by_r[:3]],
         "confusion_matrix": test["confusion_matrix"], "classes": classes,
     }
-    plot_confusion(test["confusion_matrix"], classes, out / "confusion_matrix.png",
-                   title=f"default MLP, test set: accuracy {test['accuracy']:.4f}")
+    save_figure(plot_confusion(test["confusion_matrix"], classes,
+                               title=f"default MLP, test set: accuracy {test['accuracy']:.4f}"),
+                out / "confusion_matrix.png")
     plot_scores(rows, betas, out / "fbeta_per_class.png")
     summary["seconds"] = clock.seconds()
     save_json(summary, out / "fbeta.json")
@@ -65,7 +62,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def plot_scores(rows: list[dict], betas: list[str], path: Path) -> None:
-    import matplotlib.pyplot as plt
     import numpy as np
 
     names = [row["class"] for row in rows]
@@ -73,7 +69,7 @@ def plot_scores(rows: list[dict], betas: list[str], path: Path) -> None:
     labels = ["precision", "recall", *[f"F(β={b})" for b in betas]]
     x = np.arange(len(names))
     width = 0.8 / len(keys)
-    fig, ax = plt.subplots(figsize=(12, 4.2))
+    fig, ax = new_figure(size=(12, 4.2))
     for k, (key, label) in enumerate(zip(keys, labels)):
         ax.bar(x + (k - (len(keys) - 1) / 2) * width, [row[key] for row in rows], width, label=label)
     ax.set_xticks(x, names, rotation=30, ha="right")

@@ -11,14 +11,13 @@ the rate) and lr_sweep_losses.png (training loss over epochs, one curve per rate
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import matplotlib
 
-from _common import Stopwatch, base_config, command_line, out_dir, parser, save_figure, save_json  # noqa: E402
-
-from arrayml.experiment import run  # noqa: E402
+from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
+from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.run import run
 
 RATES = [10.0 ** k for k in range(-6, 3)]  # 1e-6, 1e-5, ..., 1e2: nine rates
 
@@ -71,9 +70,7 @@ def block_means(values: list[float], size: int) -> list[float]:
 
 
 def plot_accuracy(runs: list[dict], path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = new_figure(size=(7, 4.2))
     ok = [r for r in runs if r["best_val_accuracy"] is not None]
     ax.plot([r["lr"] for r in ok], [r["best_val_accuracy"] for r in ok], "o-", color="tab:blue", label="best validation accuracy")
     bad = [r for r in runs if r["diverged"]]
@@ -95,10 +92,9 @@ def plot_losses(runs: list[dict], path: Path, ceiling: float = 20.0) -> None:
     """Training loss over epochs (means of 10 steps), one curve per rate. Values above `ceiling`
     are drawn at the ceiling, and a diverged run ends in a red cross where its loss stopped being
     finite, so that one exploding run cannot flatten the others."""
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4.8))
-    cmap = plt.get_cmap("tab10")
+    fig, ax = new_figure(size=(9, 4.8))
+    cmap = matplotlib.colormaps.get_cmap("tab10")
     for i, r in enumerate(runs):
         colour = cmap(i % 10)
         xs = [(k * 10 + 5) / r["steps_per_epoch"] for k in range(len(r["step_loss_mean_10"]))]

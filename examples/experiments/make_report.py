@@ -11,12 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from arrayml_app.experiments import RESULTS
 
-from _common import RESULTS, ROOT  # noqa: E402
-
-DOC = ROOT / "docs" / "results.md"
+DOC = Path("docs") / "results.md"
 FIG = "../results"  # figures as seen from docs/
 
 

@@ -7,14 +7,8 @@ count: 20·40 weights + 40 biases + 40 γ + 40 β = 920.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import command_line, out_dir, parser, save_json  # noqa: E402
-
-import arrayml as am  # noqa: E402
+import arrayml as am
+from arrayml_app.experiments import command_line, out_dir, parser, save_json
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -33,18 +33,16 @@ Writes results/residual/residual.json and residual_gradient_norms.png.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-from _common import Stopwatch, command_line, out_dir, parser, save_figure, save_json  # noqa: E402
-
-from arrayml import backend  # noqa: E402
-from arrayml.backend import Array, Placement  # noqa: E402
-from arrayml.modules import Linear, Module, Residual, Sequential, activation_by_name  # noqa: E402
+from arrayml import backend
+from arrayml.backend import Array, Placement
+from arrayml.modules import Linear, Module, Residual, Sequential, activation_by_name
+from arrayml_app.experiments import Stopwatch, command_line, out_dir, parser, save_json
+from arrayml_app.figures import new_figure, save_figure
 
 KINDS = ("plain", "residual")
 INITS = ("kaiming", "scaled")
@@ -211,11 +209,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def plot(curves: list[dict], args: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     colours = {"plain": "tab:red", "residual": "tab:blue"}
     styles = ["o-", "s--", "^:", "d-."]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9), sharex=True)
+    fig, axes = new_figure(2, 2, size=(13, 9), sharex=True)
     titles = {"kaiming": "Kaiming init N(0, 2/in) (arrayml default)",
               "scaled": f"second Linear of each block × 1/√(2·{args.depth})"}
     depths = np.arange(1, args.depth + 1)

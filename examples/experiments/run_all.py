@@ -4,7 +4,7 @@
     python examples/experiments/run_all.py --data-dir ../shared/data/cifar10      # about 15 min, 2 CPU cores
     nox -s experiments                                                           # the same, in a fresh venv
 
-Runs, in one process (CIFAR-10 is loaded and normalised once): the parameter count, the saddle
+Run it from the repository root. Runs, in one process (CIFAR-10 is loaded and normalised once): the parameter count, the saddle
 point and residual-gradient experiments, the default MLP (arrayml ReLU, plain torch, arrayml
 ELU), F-beta, the learning-rate sweep, the schedules, and batch norm across network sizes.
 Each writes its JSON and figures under results/<experiment>/; the time each took goes to
@@ -18,12 +18,9 @@ import importlib
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from _common import RESULTS, save_json  # noqa: E402
+from arrayml_app.config import add_flags
+from arrayml_app.experiments import RESULTS, save_json
 
 LIGHT = ["param_count", "saddle", "residual"]
 TRAINING = ["default_mlp", "fbeta", "lr_sweep", "schedules", "batchnorm"]
@@ -31,9 +28,7 @@ TRAINING = ["default_mlp", "fbeta", "lr_sweep", "schedules", "batchnorm"]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--xp", default="numpy")
-    p.add_argument("--device", default=None)
-    p.add_argument("--data-dir", default=None)
+    add_flags(p, ("xp", "device", "data_dir"))
     p.add_argument("--only", nargs="*", default=None, help="run only these experiments")
     p.add_argument("--no-report", action="store_true", help="do not rewrite docs/results.md")
     args = p.parse_args(argv)

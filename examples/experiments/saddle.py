@@ -24,17 +24,16 @@ Writes results/saddle/saddle.json, saddle_trajectories.png and saddle_minima_fra
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import matplotlib
+import numpy as np
 
-import numpy as np  # noqa: E402
-from _common import Stopwatch, command_line, out_dir, parser, save_figure, save_json  # noqa: E402
-
-from arrayml import backend  # noqa: E402
-from arrayml.backend import Array, Placement  # noqa: E402
+from arrayml import backend
+from arrayml.backend import Array, Placement
+from arrayml_app.experiments import Stopwatch, command_line, out_dir, parser, save_json
+from arrayml_app.figures import new_figure, save_figure
 
 #: Hessian eigenvalues (λ₊, λ₋); the eigenvectors are the coordinate axes e₁, e₂.
 EIGENVALUES = (1.0, -1.0)
@@ -177,9 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 def plot_trajectories(path: np.ndarray, f_path: np.ndarray, args: Any, grow: float, shrink: float,
                       file: Path) -> None:
-    import matplotlib.pyplot as plt
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 7), gridspec_kw={"width_ratios": [1, 1.5]})
+    fig, (ax, bx) = new_figure(1, 2, size=(13, 7), gridspec_kw={"width_ratios": [1, 1.5]})
     lp, lm = EIGENVALUES
     xmax = 1.1 * float(np.max(np.abs(path[:, :, 0])))
     ymax = 1.1 * float(np.max(np.abs(path[:, :, 1])))
@@ -190,7 +188,7 @@ def plot_trajectories(path: np.ndarray, f_path: np.ndarray, args: Any, grow: flo
     ax.contourf(gx, gy, fz, levels=levels, cmap="RdBu_r", alpha=0.35)
     cs = ax.contour(gx, gy, fz, levels=levels[::2], colors="grey", linewidths=0.6)
     ax.clabel(cs, fontsize=7, fmt="%.1f")
-    colours = plt.get_cmap("tab10")
+    colours = matplotlib.colormaps.get_cmap("tab10")
     for i, start in enumerate(STARTS):
         c = colours(i % 10)
         ax.plot(path[:, i, 0], path[:, i, 1], ".-", ms=3, lw=1, color=c,
@@ -228,14 +226,12 @@ def plot_trajectories(path: np.ndarray, f_path: np.ndarray, args: Any, grow: flo
 
 
 def plot_fractions(rows: list[dict], args: Any, file: Path) -> None:
-    import matplotlib.pyplot as plt
-
     n = np.array([r["n"] for r in rows])
     exact = np.array([r["exact"] for r in rows])
     est = np.array([r["estimate"] for r in rows])
     se = np.array([r["standard_error"] for r in rows])
     hit = est > 0
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = new_figure(size=(8, 5.5))
     ax.plot(n, exact, "k-", lw=1.5, label="exact 2⁻ⁿ")
     ax.errorbar(n[hit], est[hit], yerr=2 * se[hit], fmt="o", ms=5, color="tab:orange", capsize=3,
                 label=f"Monte Carlo, {args.draws} draws per n (± 2 std. err.)")

@@ -11,15 +11,12 @@ schedules_runs.png (validation accuracy and training loss of each run).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import Stopwatch, base_config, command_line, out_dir, parser, save_figure, save_json  # noqa: E402
-
-from arrayml.experiment import run  # noqa: E402
-from arrayml.schedules import make_schedule  # noqa: E402
+from arrayml.schedules import make_schedule
+from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
+from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.run import run
 
 SCHEDULES = {  # extra settings per schedule; step size and warm-up are scaled to the run in main()
     "constant": {},
@@ -65,11 +62,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def plot_schedules(schedules: dict, epochs: int, path: Path) -> None:
-    import matplotlib.pyplot as plt
     import numpy as np
 
     t = np.linspace(0, epochs, 2000, endpoint=False)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = new_figure(size=(7, 4))
     for name, sched in schedules.items():
         ax.plot(t, [sched(e) for e in t], lw=2, label=name)
     ax.set(xlabel="epoch", ylabel="learning rate", title=f"learning-rate schedules over {epochs} epochs (peak {schedules['constant'].lr:g})")
@@ -79,9 +75,7 @@ def plot_schedules(schedules: dict, epochs: int, path: Path) -> None:
 
 
 def plot_runs(results: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (ax_acc, ax_loss) = new_figure(1, 2, size=(12, 4.2))
     for name, r in results.items():
         epochs = [e for e in r["history"]["epochs"] if not e.get("diverged")]
         ep = [e["epoch"] for e in epochs]

@@ -1,7 +1,8 @@
-"""One training run from a configuration: data, model, training, test, results files, figures.
+"""One training run from a `RunConfig`: data, model, training, test, results folder, figures,
+checkpoints and resuming.
 
-``examples/train.py`` is a command line around `run`; ``examples/torch_reference.py`` passes its own
-learner factory so that plain PyTorch is trained and reported by exactly the same code.
+``examples/train.py`` is a command line around `run`; ``examples/torch_reference.py`` passes its
+own learner factory, so that plain PyTorch is trained and reported by exactly the same code.
 """
 
 from __future__ import annotations
@@ -11,92 +12,26 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import __version__, backend, checkpoint
-from .data import CLASSES, Splits, file_digest, load_cifar10, make_splits
-from .modules import MLP
-from .optim import SGD
-from .schedules import make_schedule
-from .training import ArraymlLearner, FitState, Learner, evaluate_best, fit, write_json
+import arrayml
+from arrayml import MLP, SGD, backend, checkpoint
+from arrayml.data import Splits
+from arrayml.datasets import cifar10
+from arrayml.fileio import file_digest, write_json
+from arrayml.schedules import make_schedule
+from arrayml.training import ArraymlLearner, FitState, Learner, evaluate_best, fit
 
-#: Settings a resumed run may change: where it runs and where it writes. Everything else (the
-#: model, the data split, the optimisation) comes from the checkpoint.
-RESUME_OVERRIDABLE = ("xp", "device", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every")
+from .config import RESUME_OVERRIDABLE, RunConfig
 
+#: SHA-256 of the team's offline CIFAR-10 copy (../shared/data/cifar10), so results say which
+#: data they came from.
+SHARED_COPY_SHA256 = "5768bc366bb810fb233fbb7bfb53bcfbbb48dda40cc463c615dcf35860044f52"
 
-@dataclass
-class RunConfig:
-    """Every setting of a run (the flags of ``examples/train.py``, with the same defaults)."""
-
-    xp: str = "numpy"
-    device: str | None = None
-    hidden_dims: list[int] = field(default_factory=lambda: [128])
-    activation: str = "relu"
-    lr: float = 0.1
-    batch_size: int = 128
-    epochs: int = 10
-    seed: int = 42
-    batch_norm: bool = False
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    dtype: str = "float32"
-    schedule: str = "constant"
-    warmup_epochs: float = 1.0
-    step_size: float | None = None
-    gamma: float = 0.1
-    min_lr: float = 0.0
-    data_dir: str | None = None
-    subset: int | None = None
-    val_size: int = 5000
-    out: str | None = None
-    quiet: bool = False
-    log_every: int = 50
-    checkpoint_every: int = 0
-    resume: str | None = None
-    reference: bool = False  # set by examples/torch_reference.py: plain torch.nn instead of arrayml
-
-    def run_name(self) -> str:
-        parts = ["torchref" if self.reference else "mlp", "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
-        if self.batch_norm:
-            parts.append("bn")
-        parts += [self.xp, f"lr{self.lr:g}"]
-        if self.schedule != "constant":
-            parts.append(self.schedule)
-        if self.momentum:
-            parts.append(f"mom{self.momentum:g}")
-        parts += [f"e{self.epochs}", f"s{self.seed}"]
-        if self.subset:
-            parts.append(f"sub{self.subset}")
-        return "-".join(parts)
-
-    def out_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("results") / self.run_name()
-
-    def validate(self) -> None:
-        """Raise `ValueError` with a one-line message for a setting that cannot work."""
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ValueError(f"--lr must be a positive number, got {self.lr}")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.epochs < 1:
-            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
-        if any(h < 1 for h in self.hidden_dims):
-            raise ValueError(f"--hidden-dims must be positive sizes, got {self.hidden_dims}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"--dtype must be float32 or float64, got {self.dtype}")
-        if self.subset is not None and self.subset < self.batch_size:
-            raise ValueError(f"--subset {self.subset} is smaller than one batch of {self.batch_size}")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"--checkpoint-every must be >= 0 epochs, got {self.checkpoint_every}")
+LearnerFactory = Callable[[RunConfig, backend.Placement], tuple[Learner, dict[str, Any]]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,9 +46,10 @@ def load_splits(config: RunConfig) -> tuple[Splits, dict[str, Any]]:
     so a sweep loads and normalises CIFAR-10 once."""
     key = (config.data_dir, config.seed, config.subset, config.val_size, config.dtype)
     if key not in _SPLITS:
-        arrays = load_cifar10(config.data_dir, progress=not config.quiet)
+        arrays = cifar10.load_cifar10(config.data_dir, progress=not config.quiet)
         path = arrays.pop("path")
-        splits = make_splits(arrays, val_size=config.val_size, seed=config.seed, subset=config.subset, dtype=np.dtype(config.dtype))
+        splits = cifar10.make_splits(arrays, val_size=config.val_size, seed=config.seed, subset=config.subset,
+                                     dtype=np.dtype(config.dtype))
         info = {"path": str(Path(path).resolve()), "sha256": file_digest(path, "sha256"), "sizes": splits.sizes()}
         if info["sha256"] == SHARED_COPY_SHA256:
             info["note"] = "the team's JPEG-derived offline copy (exact labels, lossy pixels), not the official archive"
@@ -121,27 +57,25 @@ def load_splits(config: RunConfig) -> tuple[Splits, dict[str, Any]]:
     return _SPLITS[key]
 
 
-SHARED_COPY_SHA256 = "5768bc366bb810fb233fbb7bfb53bcfbbb48dda40cc463c615dcf35860044f52"
-
-
-
 # --------------------------------------------------------------------------------------------
 # Learners
 # --------------------------------------------------------------------------------------------
 
 
+def build_model(config: RunConfig, where: backend.Placement | None = None) -> MLP:
+    """The arrayml MLP that `config` describes, initialised from its seed (NumPy float32 if no
+    placement is given)."""
+    put = {} if where is None else {"xp": where.xp, "device": where.device, "dtype": where.dtype}
+    return MLP(cifar10.N_FEATURES, config.hidden_dims, len(cifar10.CLASSES), activation=config.activation,
+               batch_norm=config.batch_norm, rng=np.random.default_rng(config.seed), **put)
+
+
 def arrayml_learner(config: RunConfig, where: backend.Placement) -> tuple[Learner, dict[str, Any]]:
     """The arrayml MLP and SGD for `config`, on `where`."""
-    model = MLP(
-        3072, config.hidden_dims, 10, activation=config.activation, batch_norm=config.batch_norm,
-        xp=where.xp, device=where.device, dtype=where.dtype, rng=np.random.default_rng(config.seed),
-    )
+    model = build_model(config, where)
     opt = SGD(config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay)
     info = {"implementation": "arrayml", "parameters": model.num_parameters(), "architecture": repr(model)}
     return ArraymlLearner(model, opt), info
-
-
-LearnerFactory = Callable[[RunConfig, backend.Placement], tuple[Learner, dict[str, Any]]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,8 +108,8 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     t_train = time.perf_counter()
     state = fit(
         learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-        schedule=schedule, progress=not config.quiet, log_every=config.log_every, log=say, start=start,
-        on_epoch_end=lambda s: _epoch_end(config, learner, s),
+        schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
+        start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s),
     )
     train_seconds = time.perf_counter() - t_train
     test = evaluate_best(learner, data, state)
@@ -213,6 +147,11 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     return results
 
 
+# --------------------------------------------------------------------------------------------
+# Checkpoints and resuming
+# --------------------------------------------------------------------------------------------
+
+
 def checkpoint_path(config: RunConfig) -> Path:
     return config.out_dir() / "checkpoint.npz"
 
@@ -226,7 +165,7 @@ def _epoch_end(config: RunConfig, learner: Learner, state: FitState) -> None:
 def save_run_checkpoint(path: Path, learner: Learner, state: FitState, config: RunConfig) -> Path:
     """Everything needed to continue the run: model, optimizer, best model, progress, config."""
     meta = {
-        "config": dataclasses.asdict(config),
+        "config": config.saved(),
         "fit": {
             "epochs_done": state.epochs_done,
             "history": state.history,
@@ -276,31 +215,41 @@ def resume_config(config: RunConfig, given: set[str] | None = None) -> RunConfig
         if key in given:
             saved[key] = getattr(config, key)
     saved["resume"] = config.resume
+    saved.setdefault("quiet", config.quiet)
     if "out" not in given or config.out is None:  # keep writing beside the checkpoint being resumed
         saved["out"] = str(Path(config.resume).parent)
     return RunConfig(**saved)
 
 
+# --------------------------------------------------------------------------------------------
+# The results folder
+# --------------------------------------------------------------------------------------------
+
+
 def write_results(results: dict[str, Any], out: Path, *, plots: bool = True) -> None:
     """``results.json``, ``loss_curve.png`` and (if tested) ``confusion_matrix.png`` in `out`."""
-    from .plots import plot_confusion, plot_history
-
     out.mkdir(parents=True, exist_ok=True)
     write_json(results, out / "results.json")
     if not plots:
         return
+    from .figures import plot_confusion, plot_history, save_figure
+
     cfg = results["config"]
     title = (f"{results['implementation']} ({results['backend']}): hidden {cfg['hidden_dims']}, {cfg['activation']}"
              f"{', batch norm' if cfg['batch_norm'] else ''}, lr {cfg['lr']:g}")
-    plot_history(results["history"], out / "loss_curve.png", title=title)
+    save_figure(plot_history(results["history"], title=title), out / "loss_curve.png")
     if results["test"] is not None:
-        plot_confusion(results["test"]["confusion_matrix"], results["test"].get("classes", CLASSES), out / "confusion_matrix.png",
-                       title=f"test confusion matrix, accuracy {results['test']['accuracy']:.4f}")
+        test = results["test"]
+        save_figure(plot_confusion(test["confusion_matrix"], test["classes"],
+                                   title=f"test confusion matrix, accuracy {test['accuracy']:.4f}"),
+                    out / "confusion_matrix.png")
 
 
 def environment(where: backend.Placement) -> dict[str, Any]:
+    from datetime import datetime, timezone
+
     env = {
-        "arrayml": __version__,
+        "arrayml": arrayml.__version__,
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "platform": platform.platform(),

@@ -1,4 +1,10 @@
-"""Figures for results files (matplotlib, Agg backend: no display needed)."""
+"""Figures of results, built with matplotlib's object API (`matplotlib.figure.Figure`): no
+global backend is switched and no pyplot state is kept, so importing this module changes nothing
+for the rest of the process, and no display is needed.
+
+Every plotting function returns a `Figure`; `save_figure` writes it (the one place figures are
+saved, with one resolution).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +12,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+DPI = 110
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def new_figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] = (6.0, 4.0), **kwargs: Any) -> tuple[Figure, Any]:
+    """A figure and its grid of axes, like ``pyplot.subplots`` but with no global state: a single
+    `Axes` for 1 × 1, else an array of them; `kwargs` go to `Figure.subplots` (sharex, ...)."""
+    fig = Figure(figsize=size)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` as a PNG (folders made as needed) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
 
 
-def plot_history(history: dict[str, Any], path: str | Path, *, title: str = "") -> Path:
+def plot_history(history: dict[str, Any], *, title: str = "") -> Figure:
     """Loss (per step and per epoch, train and validation) and accuracy curves, side by side."""
     steps = history["steps"]
     epochs = [e for e in history["epochs"] if not e.get("diverged")]
     n_steps = len(steps["loss"])
     per_epoch = n_steps / max(len(history["epochs"]), 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_acc) = new_figure(1, 2, size=(11, 4))
     if n_steps:
         x = np.arange(1, n_steps + 1) / per_epoch
         ax_loss.plot(x, steps["loss"], color="tab:blue", alpha=0.25, lw=0.8, label="train loss (each step)")
@@ -46,13 +58,13 @@ def plot_history(history: dict[str, Any], path: str | Path, *, title: str = "") 
     ax_acc.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
-def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: str | Path, *, title: str = "") -> Path:
+def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], *, title: str = "") -> Figure:
     """The confusion matrix as a heat map with counts (rows: true class, columns: predicted)."""
     m = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    fig, ax = new_figure(size=(7.5, 6.5))
     im = ax.imshow(m, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
@@ -65,4 +77,4 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
             ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7, color="white" if m[i, j] > threshold else "black")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return fig

@@ -1,0 +1,156 @@
+"""A run's configuration, and the one definition of every command-line flag.
+
+Each setting of `RunConfig` carries its flag's help text (and choices, type, ...) in its field's
+metadata; `add_flags` builds argparse flags from those fields, so ``examples/train.py``,
+``examples/torch_reference.py`` and the experiment scripts all take the same flags with the same
+defaults, help and checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arrayml.backend import BACKEND_NAMES
+from arrayml.modules import ACTIVATIONS
+from arrayml.schedules import SCHEDULES
+
+#: Settings a resumed run may change: where it runs, where it writes and how much it says.
+#: Everything else (the model, the data split, the optimisation) comes from the checkpoint.
+RESUME_OVERRIDABLE = ("xp", "device", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every")
+
+#: Settings that describe how a run is watched, not what it computes: not stored in checkpoints.
+NOT_SAVED = ("quiet", "resume")
+
+
+def flag(help: str, **argparse_kwargs: Any) -> dict[str, Any]:
+    """Field metadata: the flag's help and any further `argparse.add_argument` keywords."""
+    return {"help": help, **argparse_kwargs}
+
+
+@dataclass
+class RunConfig:
+    """Every setting of a run: the flags of ``examples/train.py``, with the same defaults."""
+
+    xp: str = field(default="numpy", metadata=flag("array backend", choices=BACKEND_NAMES))
+    device: str | None = field(default=None, metadata=flag(
+        "device: cpu, cuda, cuda:1 (torch, cupy), device1 (array-api-strict); default: the backend's default device"))
+    hidden_dims: list[int] = field(default_factory=lambda: [128], metadata=flag(
+        "hidden layer sizes (none: logistic regression)", type=int, nargs="*", metavar="N"))
+    activation: str = field(default="relu", metadata=flag("hidden activation", choices=sorted(ACTIVATIONS)))
+    lr: float = field(default=0.1, metadata=flag("learning rate (the peak rate for schedules)", type=float))
+    batch_size: int = field(default=128, metadata=flag("images per SGD step", type=int))
+    epochs: int = field(default=10, metadata=flag("passes over the training images", type=int))
+    seed: int = field(default=42, metadata=flag("controls initialisation, validation split and shuffling", type=int))
+    batch_norm: bool = field(default=False, metadata=flag(
+        "batch norm between each hidden Linear and its activation", action="store_true"))
+    momentum: float = field(default=0.0, metadata=flag("SGD momentum, in [0, 1)", type=float))
+    nesterov: bool = field(default=False, metadata=flag("Nesterov momentum (needs --momentum > 0)", action="store_true"))
+    weight_decay: float = field(default=0.0, metadata=flag("L2 weight decay", type=float))
+    dtype: str = field(default="float32", metadata=flag("floating dtype of parameters and images", choices=["float32", "float64"]))
+    schedule: str = field(default="constant", metadata=flag("learning-rate schedule", choices=list(SCHEDULES)))
+    warmup_epochs: float = field(default=1.0, metadata=flag("warm-up length for --schedule warmup-cosine", type=float))
+    step_size: float | None = field(default=None, metadata=flag(
+        "epochs between decays for --schedule step; default: a third of the run", type=float))
+    gamma: float = field(default=0.1, metadata=flag("decay factor for --schedule step", type=float))
+    min_lr: float = field(default=0.0, metadata=flag("final rate of the cosine schedules", type=float))
+    data_dir: str | None = field(default=None, metadata=flag(
+        "folder holding cifar10_uint8.npz; default: $ARRAYML_DATA, then ~/.cache/arrayml"))
+    subset: int | None = field(default=None, metadata=flag(
+        "train on only this many images (quick checks); default: all", type=int))
+    val_size: int = field(default=5000, metadata=flag("validation images split off the training set", type=int))
+    out: str | None = field(default=None, metadata=flag("output folder; default: results/<run-name> (an experiment: results/<experiment>)"))
+    quiet: bool = field(default=False, metadata=flag("no progress bars or per-epoch lines", action="store_true"))
+    log_every: int = field(default=50, metadata=flag("read the loss back from the device every N steps", type=int, metavar="N"))
+    checkpoint_every: int = field(default=0, metadata=flag(
+        "write a checkpoint to OUT/checkpoint.npz every N epochs (0: never)", type=int, metavar="N"))
+    resume: str | None = field(default=None, metadata=flag(
+        "continue the run saved in this checkpoint with its settings; only --xp, --device, --data-dir, --out, "
+        "--quiet and --checkpoint-every may be given; default: a new run", metavar="PATH"))
+    reference: bool = False  # set by examples/torch_reference.py: plain torch.nn instead of arrayml (no flag)
+
+    def run_name(self) -> str:
+        parts = ["torchref" if self.reference else "mlp", "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
+        if self.batch_norm:
+            parts.append("bn")
+        parts += [self.xp, f"lr{self.lr:g}"]
+        if self.schedule != "constant":
+            parts.append(self.schedule)
+        if self.momentum:
+            parts.append(f"mom{self.momentum:g}")
+        parts += [f"e{self.epochs}", f"s{self.seed}"]
+        if self.subset:
+            parts.append(f"sub{self.subset}")
+        return "-".join(parts)
+
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("results") / self.run_name()
+
+    def saved(self) -> dict[str, Any]:
+        """The settings that define the run (what a checkpoint and results.json record)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in NOT_SAVED}
+
+    def validate(self) -> None:
+        """Raise `ValueError` with a one-line message, naming the flag, for a setting that cannot
+        work. Runs before any data is loaded."""
+        def need(ok: bool, name: str, expected: str) -> None:
+            if not ok:
+                raise ValueError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(self, name)}")
+
+        need(math.isfinite(self.lr) and self.lr > 0, "lr", "a positive number")
+        need(self.batch_size >= 1, "batch_size", "at least 1")
+        need(self.epochs >= 1, "epochs", "at least 1")
+        need(self.seed >= 0, "seed", "a non-negative integer")
+        need(all(h >= 1 for h in self.hidden_dims), "hidden_dims", "positive sizes")
+        need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
+        need(not self.nesterov or self.momentum > 0, "nesterov", "used with --momentum > 0")
+        need(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a non-negative number")
+        need(self.dtype in ("float32", "float64"), "dtype", "float32 or float64")
+        need(self.subset is None or self.subset >= self.batch_size, "subset", f"at least one batch ({self.batch_size})")
+        need(self.val_size >= 1, "val_size", "at least 1")
+        need(self.log_every >= 1, "log_every", "at least 1")
+        need(self.checkpoint_every >= 0, "checkpoint_every", ">= 0 epochs")
+        need(self.warmup_epochs >= 0, "warmup_epochs", ">= 0")
+        need(self.step_size is None or self.step_size > 0, "step_size", "positive")
+        need(0 < self.gamma <= 1, "gamma", "in (0, 1]")
+        need(math.isfinite(self.min_lr) and self.min_lr >= 0, "min_lr", "a non-negative number")
+
+
+def config_fields(names: Iterable[str] | None = None) -> list[dataclasses.Field]:
+    """The fields of `RunConfig` that have a flag, all of them or those named."""
+    with_flag = [f for f in dataclasses.fields(RunConfig) if f.metadata]
+    if names is None:
+        return with_flag
+    by_name = {f.name: f for f in with_flag}
+    return [by_name[n] for n in names]
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def add_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None, **defaults: Any) -> argparse.ArgumentParser:
+    """Add the flags of `RunConfig`'s fields (all, or those `names`d) to `parser`, with the help
+    and checks of the one definition above; `defaults` overrides a default (an experiment that
+    runs on other settings than train.py's). The help shows every default."""
+    for f in config_fields(names):
+        kwargs = dict(f.metadata)
+        default = defaults.get(f.name, _default(f))
+        if default is not None and kwargs.get("action") != "store_true":
+            shown = " ".join(map(str, default)) if isinstance(default, list) else default
+            kwargs["help"] = f"{kwargs['help']} (default: {shown})"
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=default, **kwargs)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
+    """A `RunConfig` from parsed flags (those that are settings), then `overrides`."""
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    values = {k: v for k, v in vars(args).items() if k in known}
+    values.update(overrides)
+    return RunConfig(**values)

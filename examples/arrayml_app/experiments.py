@@ -1,0 +1,71 @@
+"""What every experiment script in ``examples/experiments/`` shares: its flags (from the one
+definition in `arrayml_app.config`), where it writes, and the command that reproduces it.
+
+Experiments write under ``results/<experiment>/`` of the working directory (run them from the
+repository root, as ``nox -s experiments`` does), or under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from arrayml.fileio import write_json
+
+from .config import RunConfig, add_flags
+
+RESULTS = Path("results")
+
+#: The flags of every experiment, and those of the training ones: the same flags as train.py's.
+COMMON_FLAGS = ("xp", "device", "out", "quiet")
+TRAINING_FLAGS = ("data_dir", "epochs", "subset", "val_size")
+
+
+def parser(description: str, *, training: bool = True) -> argparse.ArgumentParser:
+    """Flags shared by the experiments. Training experiments default to the full runs of the
+    report; ``--epochs`` and ``--subset`` exist for quick checks only (``--epochs`` defaults to
+    each run's own length)."""
+    p = argparse.ArgumentParser(description=description)
+    add_flags(p, COMMON_FLAGS, out=None)
+    if training:
+        add_flags(p, TRAINING_FLAGS, epochs=None)
+    return p
+
+
+def out_dir(args: argparse.Namespace, name: str) -> Path:
+    folder = Path(args.out) if args.out else RESULTS / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def base_config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
+    """The assignment's defaults, on the chosen backend, with `overrides` (``--epochs``, if
+    given, wins over an override: it is for quick checks)."""
+    cfg = RunConfig(xp=args.xp, device=args.device, data_dir=getattr(args, "data_dir", None),
+                    subset=getattr(args, "subset", None), val_size=getattr(args, "val_size", 5000), quiet=args.quiet)
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    if getattr(args, "epochs", None):
+        cfg.epochs = args.epochs
+    return cfg
+
+
+def save_json(obj: Any, path: Path) -> Path:
+    return write_json(obj, path)
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """The command that reproduces this run, for the report."""
+    args = " ".join(argv if argv is not None else sys.argv[1:])
+    return f"python examples/experiments/{script} {args}".strip()
