@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         X, W, b, dY = (backend.asarray(a, xp=xp, device=dev, dtype=where.dtype) for a in arrays)
         times, outputs = {}, {}
         for name, fn in VARIANTS.items():
-            times[name], outputs[name] = timed(lambda fn=fn: fn(xp, X, W, b, dY), xp, dev, args.budget)
+            times[name], outputs[name] = timed(lambda fn=fn, X=X, W=W, b=b, dY=dY: fn(xp, X, W, b, dY), xp, dev, args.budget)
         reference = [backend.to_numpy(o) for o in outputs["vectorised"]]
         for name, outs in outputs.items():
             for label, got, ref in zip(("Y", "dW", "db", "dX"), outs, reference):

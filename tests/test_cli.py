@@ -109,6 +109,7 @@ def test_torch_reference_matches_arrayml_step_by_step_at_first(data_dir, tmp_pat
     assert set(rb) == set(ra)
 
 
+@pytest.mark.slow
 def test_default_experiment_on_the_shared_cifar10_copy(tmp_path):
     """The headline: defaults on NumPy reach 46-53% test accuracy (about 50% on this copy)."""
     if not (SHARED / "cifar10_uint8.npz").is_file():

@@ -74,8 +74,9 @@ def test_activation_modules(cls):
         module.backward(dout)
 
 
-def test_elu_alpha_is_one_by_default():
-    assert compat.ELUModule().alpha == 1.0
+def test_elu_module_is_the_courses_elu_with_alpha_one():
+    x = np.array([[-2.0, -0.5, 0.0, 1.5]])
+    np.testing.assert_allclose(compat.ELUModule().forward(x), [[np.expm1(-2.0), np.expm1(-0.5), 0.0, 1.5]], rtol=1e-12)
 
 
 def test_cross_entropy_module_takes_probabilities_and_labels():

@@ -9,8 +9,6 @@ import arrayml as am
 from arrayml import backend
 from backends import ALL_BACKENDS, BACKENDS
 
-torch = pytest.importorskip("torch")
-
 
 def test_parameter_count_of_linear_plus_batchnorm_is_920():
     model = am.Sequential(am.Linear(20, 40), am.BatchNorm1d(40))
@@ -57,7 +55,7 @@ def test_train_and_eval_modes_switch_batchnorm_statistics():
     assert np.all(np.asarray(bn.buffers["running_mean"]) != 0)
 
 
-def test_to_moves_between_backends_and_back():
+def test_to_moves_between_backends_and_back(torch):
     model = am.MLP(4, [5], 3, batch_norm=True, rng=2)
     before = {k: np.array(v) for k, v in model.state().items()}
     model.to("torch", "cpu")
@@ -85,16 +83,14 @@ def test_load_state_refuses_another_architecture():
         am.MLP(4, [5], 3, batch_norm=True).load_state(a.state())
 
 
-def _torch_sgd_reference(momentum, nesterov, weight_decay):
+def _torch_sgd_reference(torch, momentum, nesterov, weight_decay):
+    from arrayml_app.torch_mirror import torch_mirror
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 5))
     y = rng.integers(0, 3, size=8)
     model = am.MLP(5, [4], 3, rng=0, dtype="float64")
-    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3)).double()
-    with torch.no_grad():
-        for i, j in ((0, 0), (2, 2)):
-            net[i].weight.copy_(torch.from_numpy(np.array(model.layers[j].params["weight"])))
-            net[i].bias.copy_(torch.from_numpy(np.array(model.layers[j].params["bias"]))[0])
+    net = torch_mirror(model)
     opt_t = torch.optim.SGD(net.parameters(), lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     opt = am.SGD(0.05, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     loss_fn = am.SoftmaxCrossEntropy()
@@ -109,8 +105,8 @@ def _torch_sgd_reference(momentum, nesterov, weight_decay):
 
 
 @pytest.mark.parametrize("momentum,nesterov,weight_decay", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.01), (0.5, False, 0.1)])
-def test_sgd_matches_torch_optim(momentum, nesterov, weight_decay):
-    model, net = _torch_sgd_reference(momentum, nesterov, weight_decay)
+def test_sgd_matches_torch_optim(torch, momentum, nesterov, weight_decay):
+    model, net = _torch_sgd_reference(torch, momentum, nesterov, weight_decay)
     np.testing.assert_allclose(model.layers[0].params["weight"], net[0].weight.detach().numpy(), rtol=1e-10)
     np.testing.assert_allclose(model.layers[2].params["bias"][0], net[2].bias.detach().numpy(), rtol=1e-10, atol=1e-14)
 
@@ -129,7 +125,7 @@ def test_sgd_never_writes_in_place(bk):
     assert not np.allclose(backend.to_numpy(model.parameters()["0.weight"]), old_host["0.weight"])
 
 
-def test_logsumexp_is_stable_and_matches_the_definition():
+def test_logsumexp_is_stable_and_matches_the_definition(torch):
     xp = backend.namespace_by_name("numpy")
     x = np.array([[1e4, 1e4 - 1.0, -1e4], [0.0, 1.0, 2.0], [-np.inf, -np.inf, -np.inf]])
     with np.errstate(divide="ignore"):  # log(0) = -inf for the all -inf row is the right answer

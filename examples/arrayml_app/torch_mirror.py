@@ -27,23 +27,27 @@ TORCH_ACTIVATIONS: dict[type, Any] = {
 
 
 def _tensor(a: Any) -> torch.Tensor:
-    return torch.from_numpy(np.array(backend.to_numpy(a)))
+    return torch.from_numpy(np.array(backend.to_numpy(a)))  # copy_ then converts dtype and device
 
 
 def torch_mirror(model: am.Sequential, *, device: Any = "cpu", dtype: torch.dtype | None = None) -> nn.Sequential:
     """A ``torch.nn.Sequential`` computing what `model` computes, from its current parameters and
     batch-norm statistics (copied, so the two then train independently). `dtype` defaults to the
     model's."""
+    if dtype is None:
+        where = model.placement()
+        dtype = getattr(torch, backend.dtype_name(where.dtype)) if where is not None else torch.float32
+    put = {"device": device, "dtype": dtype}  # built in `dtype`: float64 weights copied without rounding
     layers: list[nn.Module] = []
     for module in model.layers:
         if isinstance(module, am.Linear):
-            lin = nn.Linear(module.in_features, module.out_features)
+            lin = nn.Linear(module.in_features, module.out_features, **put)
             with torch.no_grad():
                 lin.weight.copy_(_tensor(module.params["weight"]))
                 lin.bias.copy_(_tensor(module.params["bias"])[0])
             layers.append(lin)
         elif isinstance(module, am.BatchNorm1d):
-            bn = nn.BatchNorm1d(module.num_features, eps=module.eps, momentum=module.momentum)
+            bn = nn.BatchNorm1d(module.num_features, eps=module.eps, momentum=module.momentum, **put)
             with torch.no_grad():
                 bn.weight.copy_(_tensor(module.params["gamma"]))
                 bn.bias.copy_(_tensor(module.params["beta"]))
@@ -54,10 +58,7 @@ def torch_mirror(model: am.Sequential, *, device: Any = "cpu", dtype: torch.dtyp
             layers.append(TORCH_ACTIVATIONS[type(module)](module))
         else:
             raise TypeError(f"no torch.nn mirror for {type(module).__name__}")
-    if dtype is None:
-        where = model.placement()
-        dtype = getattr(torch, backend.dtype_name(where.dtype)) if where is not None else torch.float32
-    return nn.Sequential(*layers).to(device=device, dtype=dtype)
+    return nn.Sequential(*layers)
 
 
 class TorchLearner:
