@@ -5,6 +5,14 @@ A module's learnable arrays live in ``module.params`` (a plain dict), the gradie
 batch norm's running statistics in ``module.buffers``. Nothing is ever written in place: the
 optimizer and ``backward`` reassign dict entries with new arrays, so a reference to an old array
 is a snapshot that stays valid.
+
+What a layer accepts, checked on every call by attribute comparisons only (no device read):
+``forward`` a real floating array of the parameters' dtype, namespace and device; ``backward`` an
+upstream gradient of the forward output's shape *and dtype*. Refused, naming the call and the
+argument: None, lists, NumPy masked arrays, torch ``meta`` tensors, and torch tensors with
+``requires_grad=True``. arrayml does its own backpropagation and never builds a torch autograd
+graph (one would grow every step and pull the parameters and running statistics into it), so
+such tensors are refused rather than silently detached: pass ``x.detach()``.
 """
 
 from __future__ import annotations
