@@ -206,8 +206,9 @@ def test_probability_rows_accepted_iff_they_sum_to_one(bk, data):
     else:
         with pytest.raises(ValueError, match=r"1 of 3 rows are not, e\.g\. row 1"):
             am.SoftmaxCrossEntropy().forward(x, t)
-        with pytest.raises(ValueError, match="CrossEntropy expects probabilities"):
-            am.CrossEntropy().forward(bk.asarray(rows), bk.asarray(np.array([0, 0, 0])))
+        if abs(scale - 1.0) > 0.01:  # CrossEntropy's input may be off by 1e-3 (a numerical gradient's step)
+            with pytest.raises(ValueError, match="CrossEntropy expects probabilities"):
+                am.CrossEntropy().forward(bk.asarray(rows), bk.asarray(np.array([0, 0, 0])))
 
 
 @pytest.mark.parametrize("bk", BACKENDS)
