@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import numbers
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,8 @@ __all__ = [
     "as_generator",
     "global_seed_generator",
     "positive_int",
+    "real_number",
+    "boolean",
     "dtype_name",
     "normal",
     "permutation",
@@ -223,9 +227,15 @@ class Placement:
 DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
                "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "complex128")
 
-# dtype object -> name, for NumPy (both its dtype instances and its scalar classes, which compare
-# equal but hash apart) and for every array library that has been imported: filled on first need.
-_DTYPE_NAME_OF: dict[Any, str] = {}
+# (type of the dtype object, dtype object) -> name, for NumPy (both its dtype instances and its
+# scalar classes, which compare equal but hash apart) and for every array library that has been
+# imported: filled on first need. The type is part of the key so that a lookup never compares
+# dtypes of two libraries (array-api-strict warns when its dtypes meet NumPy's in ``==``).
+_DTYPE_NAME_OF: dict[tuple[type, Any], str] = {}
+
+
+def _remember(obj: Any, name: str) -> None:
+    _DTYPE_NAME_OF.setdefault((type(obj), obj), name)
 
 
 def _learn_dtype_names() -> None:
@@ -233,18 +243,31 @@ def _learn_dtype_names() -> None:
 
     for name in DTYPE_NAMES:
         if name == "bool":
-            _DTYPE_NAME_OF.setdefault(np.dtype(np.bool_), name)
-            _DTYPE_NAME_OF.setdefault(np.bool_, name)
+            _remember(np.dtype(np.bool_), name)
+            _remember(np.bool_, name)
         elif hasattr(np, name):
-            _DTYPE_NAME_OF.setdefault(np.dtype(name), name)
-            _DTYPE_NAME_OF.setdefault(getattr(np, name), name)
+            _remember(np.dtype(name), name)
+            _remember(getattr(np, name), name)
         for module in ("torch", "array_api_strict", "jax.numpy", "ml_dtypes"):
             lib = sys.modules.get(module)
             obj = getattr(lib, name, None) if lib is not None else None
             if obj is not None:
-                _DTYPE_NAME_OF.setdefault(obj, name)
+                _remember(obj, name)
                 if module in ("jax.numpy", "ml_dtypes"):  # bfloat16 & co are NumPy extension dtypes
-                    _DTYPE_NAME_OF.setdefault(np.dtype(obj), name)
+                    _remember(np.dtype(obj), name)
+
+
+def _known_dtype_name(dtype: Any) -> str | None:
+    """The name of `dtype` if it is a dtype object of a library arrayml knows, else None."""
+    try:
+        key = (type(dtype), dtype)
+        name = _DTYPE_NAME_OF.get(key)
+        if name is None:
+            _learn_dtype_names()  # a library imported since the last lookup
+            name = _DTYPE_NAME_OF.get(key)
+    except TypeError:  # unhashable: not a dtype
+        return None
+    return name
 
 
 def dtype_name(dtype: Any) -> str:
@@ -254,42 +277,118 @@ def dtype_name(dtype: Any) -> str:
     text, so that the function is safe inside error messages."""
     if isinstance(dtype, str):
         return dtype
-    try:
-        name = _DTYPE_NAME_OF.get(dtype)
-        if name is None:
-            _learn_dtype_names()  # a library imported since the last lookup
-            name = _DTYPE_NAME_OF.get(dtype)
-    except TypeError:  # unhashable: not a dtype
-        name = None
+    name = _known_dtype_name(dtype)
     return name if name is not None else str(dtype)
 
 
-def placement(xp: Namespace | str | None = None, device: Any = None, dtype: Any = None) -> Placement:
-    """Resolve the defaults: NumPy, its default device, float32.
+#: The floating dtypes arrayml's parameters may have, by name.
+PARAMETER_DTYPES = ("float32", "float64")
 
-    `xp` may be a namespace or a backend name, `device` a device or a device name, `dtype` a dtype
-    object of that namespace or a name (``"float32"``, ``"float64"``).
-    """
+_DEVICE_HINTS = {
+    "numpy": "'cpu'",
+    "torch": "'cpu', 'cuda' or 'cuda:N'",
+    "cupy": "'cuda' or 'cuda:N'",
+    "array-api-strict": "'CPU_DEVICE', 'device1' or 'device2'",
+}
+
+
+def _as_namespace(xp: Any) -> Namespace:
+    """`xp` (None, a backend name or a namespace module) as the namespace arrayml uses."""
     if xp is None:
-        xp = namespace_by_name("numpy")
-    elif isinstance(xp, str):
-        xp = namespace_by_name(xp)
-    elif array_api_compat.is_numpy_namespace(xp):
-        xp = namespace_by_name("numpy")  # plain `numpy` -> its array-API wrapper
-    elif array_api_compat.is_torch_namespace(xp) and not xp.__name__.startswith("array_api"):
-        xp = namespace_by_name("torch")
-    elif array_api_compat.is_cupy_namespace(xp) and not xp.__name__.startswith("array_api"):
-        xp = namespace_by_name("cupy")
-    dev = resolve_device(xp, device)
+        return namespace_by_name("numpy")
+    if isinstance(xp, str):
+        return namespace_by_name(xp)
+    if isinstance(xp, types.ModuleType):
+        if array_api_compat.is_numpy_namespace(xp):
+            return namespace_by_name("numpy")  # plain `numpy` -> its array-API wrapper
+        if array_api_compat.is_torch_namespace(xp) and not xp.__name__.startswith("array_api"):
+            return namespace_by_name("torch")
+        if array_api_compat.is_cupy_namespace(xp) and not xp.__name__.startswith("array_api"):
+            return namespace_by_name("cupy")
+        if hasattr(xp, "__array_api_version__") or any(
+            getattr(array_api_compat, f"is_{lib}_namespace", lambda _: False)(xp)
+            for lib in ("array_api_strict", "jax")
+        ):
+            return xp
+    raise TypeError(
+        f"xp must be a backend name ({', '.join(BACKEND_NAMES)}) or an array-API namespace "
+        f"module, got {type(xp).__name__} {xp!r}"
+    )
+
+
+def _check_device_argument(xp: Namespace, device: Any) -> None:
+    """Refuse a device object of another library (``torch.device("cpu")`` for NumPy) and
+    anything that is not a device at all, naming the argument, what came and what it takes."""
+    if device is None or isinstance(device, str):
+        return
+    name = namespace_name(xp)
+    lib = name.partition(".")[0]
+    hint = _DEVICE_HINTS.get(name, "a device name")
+    owner = type(device).__module__.partition(".")[0]
+    owner = {"array_api_strict": "array-api-strict", "jaxlib": "jax"}.get(owner, owner)
+    if owner == lib:
+        return
+    if lib in ("torch", "cupy") and isinstance(device, (int, np.integer)) and not isinstance(device, (bool, np.bool_)):
+        return  # a CUDA device number
+    if owner in ("torch", "cupy", "array-api-strict", "jax"):
+        takes = "device='cpu' or no device" if name == "numpy" else f"a {name} device or a device name ({hint})"
+        raise TypeError(
+            f"device={device!r} is a {owner} device, but the arrays are to be {name} arrays; give "
+            f"{takes}"
+        )
+    raise TypeError(
+        f"device must be a device name ({hint}) or a {name} device object, got "
+        f"{type(device).__name__} {device!r}"
+    )
+
+
+def _parameter_dtype(xp: Namespace, dtype: Any) -> Any:
+    """`dtype` (None: float32; a name; or any library's dtype object) as a dtype of `xp`, if it
+    is one that parameters may have (`PARAMETER_DTYPES`)."""
     if dtype is None:
-        dtype = "float32"
-    if isinstance(dtype, str):
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        dtype = getattr(xp, dtype)
-    elif not xp.isdtype(dtype, "real floating"):
-        raise TypeError(f"parameters need a real floating dtype, got {dtype_name(dtype)}")
-    return Placement(xp=xp, device=dev, dtype=dtype)
+        name = "float32"
+    elif isinstance(dtype, str):
+        name = dtype
+    else:
+        name = _known_dtype_name(dtype)
+        if name is None:
+            raise TypeError(
+                f"dtype must be 'float32' or 'float64', by name or as any library's dtype object "
+                f"(numpy.float32, torch.float64, ...), got {type(dtype).__name__} {dtype!r}"
+            )
+    if name not in PARAMETER_DTYPES:
+        got = repr(dtype) if isinstance(dtype, str) else name
+        why = ""
+        if name in ("float16", "bfloat16"):
+            why = (" (half precision is not supported: the losses, checks and checkpoints "
+                   "need float32 or float64)")
+        raise ValueError(
+            f"dtype must be 'float32' or 'float64' (a name or any library's dtype object), got "
+            f"{got}{why}"
+        )
+    return getattr(xp, name)
+
+
+def placement(xp: Namespace | str | None = None, device: Any = None, dtype: Any = None) -> Placement:
+    """Resolve where parameters live; the defaults are NumPy, its default device, float32.
+
+    Accepted: `xp` a backend name (`BACKEND_NAMES`) or an array-API namespace (plain ``numpy``
+    and ``torch`` too); `device` a device name (``"cpu"``, ``"cuda:1"``, ``"device1"``), a device
+    object of that same library, or for torch and CuPy a CUDA device number; `dtype` ``"float32"``
+    or ``"float64"`` by name or as any library's dtype object (``numpy.float32`` for a torch
+    model is fine). Everything else is a `TypeError` or `ValueError` naming the argument, what
+    came and what it takes: ``xp=42``, ``device=torch.device("cpu")`` for NumPy, torch's
+    ``"meta"`` device (it holds no values), integer and half-precision dtypes.
+    """
+    xp = _as_namespace(xp)
+    _check_device_argument(xp, device)
+    dev = resolve_device(xp, device)
+    if getattr(dev, "type", None) == "meta" and namespace_name(xp) == "torch":
+        raise ValueError(
+            "device='meta' holds no values, and arrayml reads values (losses, label checks, "
+            "checkpoints); use 'cpu' or 'cuda'"
+        )
+    return Placement(xp=xp, device=dev, dtype=_parameter_dtype(xp, dtype))
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,6 +407,8 @@ def get_namespace(*arrays: Array) -> Namespace:
 # Namespace by array type, filled on first sight of each type (np.ndarray, torch.Tensor, ...):
 # every layer asks on every call, and array_api_compat's full inspection costs microseconds.
 _NAMESPACE_OF_TYPE: dict[type, Namespace] = {}
+# The torch tensor types among them: those need two more attribute reads (autograd, meta device).
+_TORCH_TYPES: set[type] = set()
 
 
 def _fast_namespace_and_device(arrays: tuple[Array, ...]) -> tuple[Namespace, Any] | None:
@@ -322,14 +423,42 @@ def _fast_namespace_and_device(arrays: tuple[Array, ...]) -> tuple[Namespace, An
     dev = arrays[0].device
     if any(a.device != dev for a in arrays):
         return None
+    if t in _TORCH_TYPES and (dev.type == "meta" or any(a.requires_grad for a in arrays)):
+        return None  # refused below, with the reason
     return xp, dev
+
+
+def _refuse_unusable(a: Array, i: int) -> None:
+    """Arrays that array_api_compat accepts but arrayml must not compute with."""
+    if isinstance(a, np.ndarray) and type(a) is not np.ndarray:
+        if isinstance(a, (np.ma.MaskedArray, np.matrix)):
+            kind = "a masked array" if isinstance(a, np.ma.MaskedArray) else "a numpy.matrix"
+            raise TypeError(
+                f"argument {i} is {kind}, which arrayml does not support (it would ignore the "
+                "mask, or `*` would mean a matrix product); pass a plain array, e.g. "
+                "numpy.ma.filled(x, fill_value) or numpy.asarray(x)"
+            )
+    elif array_api_compat.is_torch_array(a):
+        if a.requires_grad:
+            raise ValueError(
+                f"argument {i} is a torch tensor with requires_grad=True; arrayml computes its own "
+                "gradients and never builds a torch autograd graph (it would grow every step and "
+                "pull the parameters into it): pass x.detach(), or make it under torch.no_grad()"
+            )
+        if a.device.type == "meta":
+            raise ValueError(
+                f"argument {i} is a torch 'meta' tensor, which holds no values; arrayml computes "
+                "values: use a tensor on 'cpu' or 'cuda'"
+            )
 
 
 def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
     """The namespace and the device shared by `arrays` (``None`` entries are skipped).
 
-    Raises `TypeError` for something that is not an array, and `ValueError` naming both when
-    two arrays come from different namespaces or live on different devices.
+    Raises `TypeError` for something that is not an array (and for NumPy masked arrays and
+    matrices), `ValueError` naming both when two arrays come from different namespaces or live
+    on different devices, and `ValueError` for torch tensors that require grad (arrayml never
+    builds an autograd graph: detach them) or live on the value-less ``meta`` device.
     """
     if arrays and all(a is not None for a in arrays):
         fast = _fast_namespace_and_device(arrays)
@@ -343,9 +472,10 @@ def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
             a_xp = array_api_compat.array_namespace(a)
         except TypeError:
             raise TypeError(
-                f"expected an array (NumPy, PyTorch, CuPy or array-api-strict), "
+                f"argument {i}: expected an array (NumPy, PyTorch, CuPy or array-api-strict), "
                 f"got {type(a).__name__}"
             ) from None
+        _refuse_unusable(a, i)
         a_dev = array_api_compat.device(a)
         if xp is None:
             xp, dev, first = a_xp, a_dev, i
@@ -362,11 +492,13 @@ def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
                 f"argument {i} is on {a_dev}; move them to one device first"
             )
     if xp is None:
-        raise TypeError("expected at least one array")
+        raise TypeError("expected at least one array, got None")
     first_array = next(a for a in arrays if a is not None)
-    if array_api_compat.is_numpy_array(first_array) or array_api_compat.is_torch_array(first_array) \
+    if type(first_array) is np.ndarray or array_api_compat.is_torch_array(first_array) \
             or array_api_compat.is_cupy_array(first_array) or array_api_compat.is_array_api_strict_namespace(xp):
         _NAMESPACE_OF_TYPE.setdefault(type(first_array), xp)
+        if array_api_compat.is_torch_array(first_array):
+            _TORCH_TYPES.add(type(first_array))
     return xp, dev
 
 
@@ -419,6 +551,38 @@ def positive_int(value: Any, what: str) -> int:
     if value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def real_number(
+    value: Any, what: str, *, low: float | None = None, high: float | None = None,
+    low_open: bool = False, high_open: bool = False,
+) -> float:
+    """`value` as a Python float if it is a finite real number (Python's or NumPy's; not a bool,
+    not a string, not an array) within ``[low, high]`` (open ends where `low_open` /
+    `high_open`); otherwise a `TypeError` or `ValueError` naming `what`, the value and the range."""
+    lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}, "
+    hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+    if low is not None and high is None:
+        hi = "inf)"
+    if high is not None and low is None:
+        lo = "(-inf, "
+    wanted = f"a finite number in {lo}{hi}" if lo or hi else "a finite number"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be {wanted}, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) or (
+        high is not None and (v >= high if high_open else v > high)
+    ):
+        raise ValueError(f"{what} must be {wanted}, got {value!r}")
+    return v
+
+
+def boolean(value: Any, what: str) -> bool:
+    """`value` if it is a bool (NumPy's too); otherwise a `TypeError` naming `what` (so that
+    ``batch_norm="no"`` is not read as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def normal(

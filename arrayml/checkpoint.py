@@ -9,15 +9,26 @@ Layout of the file (read with ``numpy.load(path, allow_pickle=False)``):
                        epochs done, history, best epoch and accuracy, divergence
 
 Files are written to a temporary name in the same folder and renamed into place, so a crash or a
-kill mid-write leaves the previous checkpoint intact under the real name. Arrays are stored on
-the host; `load` returns NumPy arrays that ``Module.load_state`` moves to any backend and device.
+kill mid-write leaves the previous checkpoint intact under the real name. A killed write leaves
+its hidden temporary file (``.<name>.<random>.part``) behind; the next `save` to the same path
+removes those older than `STALE_PART_SECONDS` (a younger one may be another process's write in
+progress). Arrays are stored on the host; `load` returns NumPy arrays that ``Module.load_state``
+moves to any backend and device.
+
+Refused, with the reason: saving into a folder that is a file or onto a folder's name, an entry
+that is not an array or has a dtype a ``.npz`` cannot hold (bfloat16), `save_model` of something
+that is not a `Module`; loading anything that is not an arrayml checkpoint (a ``.npy`` array, a
+pickle, another ``.npz``), a truncated file, or momentum buffers that do not fit the model.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,14 +37,60 @@ import numpy as np
 
 from . import backend
 from .fileio import atomic_write
+from .modules.base import Module
 
 FORMAT = "arrayml-checkpoint"
 VERSION = 1
 _SECTIONS = ("model", "optimizer", "best")
+#: A hidden ``.part`` file older than this (seconds) is a killed write's leftover.
+STALE_PART_SECONDS = 300.0
+_WHAT_IT_IS = (
+    "an arrayml checkpoint is a .npz archive written by arrayml.checkpoint.save or save_model, "
+    "holding model/<name> arrays (optimizer/ and best/ ones too, if any) and a meta.json entry"
+)
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, truncated, corrupt, or not an arrayml checkpoint."""
+
+
+def _check_destination(path: Path) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save a checkpoint to {path}: it is a folder; give a file name such as {path / 'checkpoint.npz'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"cannot save a checkpoint to {path}: {parent} is a file, not a folder")
+            return
+
+
+def _host_entry(key: str, value: Any) -> np.ndarray:
+    """An entry's array on the host, if a .npz can hold it without pickling."""
+    if value is None or not hasattr(value, "dtype"):
+        raise TypeError(f"checkpoint entry {key!r} must be an array, got {type(value).__name__}")
+    name = backend.dtype_name(value.dtype)
+    if name == "bfloat16":
+        raise TypeError(
+            f"checkpoint entry {key!r} has dtype bfloat16, which a .npz file (NumPy) cannot hold; "
+            "convert it first, e.g. model.to(dtype='float32')"
+        )
+    try:
+        host = np.asarray(backend.to_numpy(value))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"checkpoint entry {key!r} ({type(value).__name__}, dtype {name}) cannot be stored: {exc}") from None
+    if host.dtype.hasobject:
+        raise TypeError(f"checkpoint entry {key!r} holds Python objects; a checkpoint holds numeric arrays only (no pickles)")
+    return host
+
+
+def _remove_stale_parts(path: Path, now: float) -> None:
+    """Delete the hidden temporary files of earlier writes to `path` that were killed."""
+    for part in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_SECONDS:
+                part.unlink()
+        except FileNotFoundError:  # another process cleaned it up first
+            pass
 
 
 @dataclass
@@ -49,13 +106,19 @@ class Checkpoint:
 def save(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     """Write `checkpoint` to `path` atomically (temporary file, then rename)."""
     path = Path(path)
+    if not isinstance(checkpoint, Checkpoint):
+        raise TypeError(f"checkpoint.save expects a Checkpoint, got {type(checkpoint).__name__}")
+    _check_destination(path)
     arrays: dict[str, np.ndarray] = {}
     for section in _SECTIONS:
         table = getattr(checkpoint, section)
+        if table is not None and not isinstance(table, Mapping):
+            raise TypeError(f"Checkpoint.{section} must be a dict of arrays by name, got {type(table).__name__}")
         for name, value in (table or {}).items():
-            arrays[f"{section}/{name}"] = np.asarray(backend.to_numpy(value))
+            arrays[f"{section}/{name}"] = _host_entry(f"{section}/{name}", value)
     meta = {"format": FORMAT, "version": VERSION, "has_best": checkpoint.best is not None, **checkpoint.meta}
     arrays["meta.json"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode("utf-8"), dtype=np.uint8)
+    _remove_stale_parts(path, time.time())
     with atomic_write(path) as f:
         np.savez(f, **arrays)
     return path
@@ -64,22 +127,46 @@ def save(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
 def load(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint written by `save`. Raises `CheckpointError` saying what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not head:
+        raise CheckpointError(f"{path} is empty (a write that never finished?); {_WHAT_IT_IS}")
+    if head == b"\x93NUMPY":
+        raise CheckpointError(f"{path} is a NumPy .npy array file, not an arrayml checkpoint; {_WHAT_IT_IS}")
+    if not head.startswith(b"PK"):
+        raise CheckpointError(
+            f"{path} is not an arrayml checkpoint, or is corrupt: it is not a .npz (zip) archive "
+            f"(it starts with {head!r}); {_WHAT_IT_IS}"
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+            if "meta.json" not in npz.files:
+                raise CheckpointError(f"{path} is not an arrayml checkpoint: a zip (.npz) archive without a meta.json entry; {_WHAT_IT_IS}")
+            arrays = {}
+            for key in npz.files:
+                try:
+                    arrays[key] = npz[key]
+                except ValueError as exc:
+                    if "pickle" not in str(exc) and "Object arrays" not in str(exc):
+                        raise
+                    raise CheckpointError(
+                        f"{path} is not an arrayml checkpoint: its entry {key!r} holds pickled "
+                        f"Python objects, which arrayml never writes nor loads; {_WHAT_IT_IS}"
+                    ) from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise CheckpointError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc})") from None
-    if "meta.json" not in arrays:
-        raise CheckpointError(f"{path} is not an arrayml checkpoint (no meta.json entry)")
     try:
         meta = json.loads(np.asarray(arrays.pop("meta.json"), dtype=np.uint8).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: meta.json is corrupt ({exc})") from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        got = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else (None, None)
         raise CheckpointError(
-            f"{path} has format {meta.get('format')!r} version {meta.get('version')!r}; "
+            f"{path} has format {got[0]!r} version {got[1]!r}; "
             f"expected {FORMAT!r} version {VERSION}"
         )
     tables: dict[str, dict[str, np.ndarray]] = {s: {} for s in _SECTIONS}
@@ -101,21 +188,50 @@ def load(path: str | os.PathLike) -> Checkpoint:
 # --------------------------------------------------------------------------------------------
 
 
-def save_model(path: str | os.PathLike, model: Any, optimizer: Any = None, meta: dict[str, Any] | None = None) -> Path:
+def save_model(path: str | os.PathLike, model: Module, optimizer: Any = None, meta: dict[str, Any] | None = None) -> Path:
     """Save `model`'s parameters and buffers (and `optimizer`'s momentum buffers) to `path`."""
-    velocity = getattr(optimizer, "velocity", {}) if optimizer is not None else {}
+    if not isinstance(model, Module):
+        raise TypeError(
+            f"save_model expects an arrayml Module as model, got {type(model).__name__}; to save "
+            "arrays by name, use checkpoint.save(path, Checkpoint(model=arrays))"
+        )
+    velocity = _velocity(optimizer, "save_model")
+    if meta is not None and not isinstance(meta, Mapping):
+        raise TypeError(f"save_model meta must be a dict, got {type(meta).__name__}")
     return save(path, Checkpoint(model=model.state(), optimizer=dict(velocity), meta=dict(meta or {})))
 
 
-def load_model(path: str | os.PathLike, model: Any, optimizer: Any = None) -> Checkpoint:
+def _velocity(optimizer: Any, what: str) -> dict[str, Any]:
+    if optimizer is None:
+        return {}
+    velocity = getattr(optimizer, "velocity", None)
+    if not isinstance(velocity, dict):
+        raise TypeError(
+            f"{what} expects an optimizer with a `velocity` dict of momentum buffers (arrayml.SGD), "
+            f"got {type(optimizer).__name__}"
+        )
+    return velocity
+
+
+def load_model(path: str | os.PathLike, model: Module, optimizer: Any = None) -> Checkpoint:
     """Load `path` into `model` (any backend and device: arrays are converted to where the model
     lives) and, if given, `optimizer`. Raises `CheckpointError` for a bad file and `ValueError`
-    naming every parameter whose name, shape or dtype differs; nothing is changed on error."""
+    naming every parameter or momentum buffer whose name, shape or dtype differs; nothing is
+    changed on error."""
+    if not isinstance(model, Module):
+        raise TypeError(f"load_model expects an arrayml Module as model, got {type(model).__name__}")
+    _velocity(optimizer, "load_model")
     ckpt = load(path)
-    names = set(model.parameters())
-    unknown = sorted(set(ckpt.optimizer) - names)
+    params = model.parameters()
+    unknown = sorted(set(ckpt.optimizer) - set(params))
     if unknown:
         raise ValueError(f"{path}: optimizer state for parameters this model lacks: {unknown}")
+    wrong = [
+        f"optimizer/{k}: shape {tuple(v.shape)} where the parameter has {tuple(params[k].shape)}"
+        for k, v in sorted(ckpt.optimizer.items()) if tuple(v.shape) != tuple(params[k].shape)
+    ]
+    if wrong:
+        raise ValueError(f"{path}: momentum buffers that do not fit this model: " + "; ".join(wrong))
     model.load_state(ckpt.model)
     if optimizer is not None:
         where = model.placement()

@@ -23,15 +23,48 @@ from . import backend
 from .backend import Array, Namespace
 
 
-def confusion_matrix(y_true: Array, y_pred: Array, n_classes: int, *, xp: Namespace | None = None) -> Array:
+def confusion_matrix(
+    y_true: Array, y_pred: Array, n_classes: int, *, xp: Namespace | None = None,
+    validate: bool = True,
+) -> Array:
     """Counts ``M[i, j]`` of samples of class i predicted as j, as an int64 (C, C) array.
 
     Computed as ``onehot(y_true)ᵀ · onehot(y_pred)`` (one matrix product, no scatter, which the
-    standard lacks).
+    standard lacks). Both must be 1-D integer arrays of class indices (float predictions are
+    refused, never truncated: take ``xp.argmax(scores, axis=1)``). With `validate` (the default)
+    an index outside [0, n_classes) is a `ValueError`, which reads two values back from the
+    device; with ``validate=False`` such a sample is silently left out of the matrix (use it only
+    for indices checked before, e.g. labels checked once and argmax predictions).
     """
-    xp = backend.get_namespace(y_true, y_pred) if xp is None else xp
+    n_classes = backend.positive_int(n_classes, "confusion_matrix n_classes")
+    if xp is None:
+        for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+            if y is None:
+                raise TypeError(f"confusion_matrix expects {name} as an array, got None")
+        try:
+            xp = backend.get_namespace(y_true, y_pred)
+        except (TypeError, ValueError) as exc:
+            text = str(exc).replace("argument 0", "y_true").replace("argument 1", "y_pred")
+            raise type(exc)(f"confusion_matrix: {text}") from None
     if tuple(y_true.shape) != tuple(y_pred.shape) or y_true.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-D and of equal length, got {tuple(y_true.shape)} and {tuple(y_pred.shape)}")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if not xp.isdtype(y.dtype, "integral"):
+            raise TypeError(
+                f"confusion_matrix: {name} must hold integer class indices, got dtype "
+                f"{backend.dtype_name(y.dtype)} (floats are not truncated to classes: for scores "
+                "use xp.argmax(scores, axis=1))"
+            )
+    if validate and y_true.shape[0] > 0 and bool(
+        xp.any((y_true < 0) | (y_true >= n_classes) | (y_pred < 0) | (y_pred >= n_classes))
+    ):  # one host read; the error path reads more
+        for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+            lo, hi = xp.min(y), xp.max(y)
+            if bool((lo < 0) | (hi >= n_classes)):
+                raise ValueError(
+                    f"confusion_matrix: {name} must hold class indices in [0, {n_classes}) for "
+                    f"n_classes={n_classes}, got values from {int(lo)} to {int(hi)}"
+                )
     dev = backend.device(y_true)
     classes = xp.arange(n_classes, dtype=y_true.dtype, device=dev)
     # float32 counts are exact up to 2**24 samples per cell
@@ -40,9 +73,30 @@ def confusion_matrix(y_true: Array, y_pred: Array, n_classes: int, *, xp: Namesp
     return xp.astype(t.T @ p, xp.int64)
 
 
+def _check_matrix(cm: Array, what: str, xp: Namespace | None) -> Namespace:
+    """A confusion matrix: a square 2-D array of counts (integer or real floating)."""
+    if xp is None:
+        if cm is None:
+            raise TypeError(f"{what} expects a confusion matrix as an array, got None")
+        try:
+            xp = backend.get_namespace(cm)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{what}: " + str(exc).replace("argument 0", "the confusion matrix")) from None
+    shape = tuple(cm.shape)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"{what} expects a square (C, C) confusion matrix, got shape {shape}")
+    if not (xp.isdtype(cm.dtype, "integral") or xp.isdtype(cm.dtype, "real floating")):
+        raise TypeError(
+            f"{what} expects a confusion matrix of counts (integer or float), got dtype "
+            f"{backend.dtype_name(cm.dtype)}"
+        )
+    return xp
+
+
 def accuracy(cm: Array, *, xp: Namespace | None = None) -> Array:
-    """Fraction of samples on the diagonal (a 0-D float64 array)."""
-    xp = backend.get_namespace(cm) if xp is None else xp
+    """Fraction of samples on the diagonal (a 0-D float64 array; NaN when `cm` counts no
+    sample)."""
+    xp = _check_matrix(cm, "accuracy", xp)
     cm = xp.astype(cm, xp.float64)
     return xp.sum(xp.linalg.diagonal(cm)) / xp.sum(cm)
 
@@ -53,9 +107,8 @@ def _safe_divide(xp: Namespace, num: Array, den: Array) -> Array:
 
 def precision_recall_fbeta(cm: Array, beta: float = 1.0, *, xp: Namespace | None = None) -> tuple[Array, Array, Array]:
     """Per-class precision, recall and F-beta (float64 arrays of length C)."""
-    xp = backend.get_namespace(cm) if xp is None else xp
-    if beta <= 0:
-        raise ValueError(f"beta must be positive, got {beta}")
+    xp = _check_matrix(cm, "precision_recall_fbeta", xp)
+    beta = backend.real_number(beta, "beta", low=0.0, low_open=True)
     cm = xp.astype(cm, xp.float64)
     tp = xp.linalg.diagonal(cm)
     precision = _safe_divide(xp, tp, xp.sum(cm, axis=0))
@@ -72,9 +125,29 @@ def summarize(
     """Accuracy, loss, per-class precision/recall/F-beta and macro averages, as plain Python.
 
     Everything is computed on `cm`'s device, packed into one vector and read back once.
+    `cm` must be a square (C, C) array, `loss_sum` a 0-D array or None, each beta a positive
+    finite number, `class_names` None or C names; ``accuracy`` is NaN when `cm` counts no sample.
     """
+    _check_matrix(cm, "summarize", None)
     xp, dev = backend.get_namespace_and_device(cm)
     C = cm.shape[0]
+    betas = [backend.real_number(b, f"summarize betas[{i}]", low=0.0, low_open=True) for i, b in enumerate(betas)]
+    if class_names is not None:
+        if isinstance(class_names, str):
+            class_names = list(class_names)
+        if len(class_names) != C:
+            raise ValueError(
+                f"summarize: class_names must name the {C} classes of the confusion matrix, got "
+                f"{len(class_names)} names"
+            )
+    if loss_sum is not None:
+        try:
+            backend.get_namespace(cm, loss_sum)
+        except (TypeError, ValueError) as exc:
+            text = str(exc).replace("argument 0", "the confusion matrix").replace("argument 1", "loss_sum")
+            raise type(exc)(f"summarize: {text}") from None
+        if tuple(loss_sum.shape) != ():
+            raise ValueError(f"summarize: loss_sum must be a 0-D array (one number), got shape {tuple(loss_sum.shape)}")
     n = xp.sum(xp.astype(cm, xp.float64))
     parts = [xp.reshape(accuracy(cm, xp=xp), (1,)), xp.reshape(n, (1,))]
     loss = xp.zeros((1,), dtype=xp.float64, device=dev) if loss_sum is None else xp.reshape(xp.astype(loss_sum, xp.float64), (1,)) / n

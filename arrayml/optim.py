@@ -9,6 +9,13 @@ For each parameter p with gradient g (PyTorch's conventions, so results compare 
 
 Every update builds a new array and reassigns the module's dict entry: nothing is written in
 place, so read-only and immutable arrays work, and an old reference is an unchanged snapshot.
+
+Checked on every step, by attribute comparisons only (no value is read from the device): the
+rate; each gradient's shape, dtype, namespace and device against its parameter's (a (1, 4)
+gradient is never broadcast onto a (5, 4) weight, nor a float64 gradient allowed to turn a
+float32 parameter into float64); each momentum buffer's shape against its parameter's. The
+momentum buffers follow their parameters: after ``model.to(...)`` the next step moves them to
+the parameters' namespace, device and dtype (torch's optimizer raises instead).
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from .backend import Array
 from .modules.base import Module
 
 
-def _check_rate(lr: object, *, allow_zero: bool = False) -> float:
-    """A learning rate must be a positive finite real number (not a bool, not a string); a step
-    may take 0, which a warm-up schedule starts from."""
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and (lr > 0 or allow_zero and lr == 0)):
-        expected = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"SGD learning rate must be a {expected} finite number, got {type(lr).__name__} {lr!r}")
+def _check_rate(lr: object, *, zero_ok: bool = False) -> float:
+    """A learning rate must be a finite real number (not a bool, not a string), positive, or
+    non-negative where `zero_ok` (a schedule's warm-up starts at 0)."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
+        math.isfinite(lr) and (lr >= 0 if zero_ok else lr > 0)
+    ):
+        kind = "non-negative" if zero_ok else "positive"
+        raise ValueError(f"SGD learning rate must be a {kind} finite number, got {type(lr).__name__} {lr!r}")
     return float(lr)
 
 
@@ -34,29 +43,35 @@ class SGD:
     """SGD with optional momentum, Nesterov momentum and L2 weight decay.
 
     ``step(model, lr)`` applies one update from the gradients of the last ``backward`` at learning
-    rate `lr` (a schedule passes each step's rate here); ``step(model)`` uses the `lr` given to
-    the constructor.
+    rate `lr` (a schedule passes each step's rate here: 0 is allowed); ``step(model)`` uses the
+    `lr` given to the constructor (which must be positive).
+
+    Args:
+        lr: learning rate, a positive finite number.
+        momentum: a finite number in [0, 1).
+        nesterov: True or False; True needs momentum > 0.
+        weight_decay: L2 penalty, a finite number >= 0.
+
+    ``velocity`` holds the momentum buffers by parameter name (what a checkpoint saves).
     """
 
     def __init__(
         self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0
     ) -> None:
         self.lr = _check_rate(lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"SGD momentum must be in [0, 1), got {momentum!r}")
-        if weight_decay < 0:
-            raise ValueError(f"SGD weight_decay must be >= 0, got {weight_decay!r}")
-        if nesterov and momentum == 0:
+        self.momentum = backend.real_number(momentum, "SGD momentum", low=0.0, high=1.0, high_open=True)
+        self.nesterov = backend.boolean(nesterov, "SGD nesterov")
+        self.weight_decay = backend.real_number(weight_decay, "SGD weight_decay", low=0.0)
+        if self.nesterov and self.momentum == 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
-        self.momentum = float(momentum)
-        self.nesterov = nesterov
-        self.weight_decay = float(weight_decay)
         self.velocity: dict[str, Array] = {}
 
     def step(self, model: Module, lr: float | None = None) -> None:
         """Update every parameter of `model` from its ``grads`` at rate `lr` (default: the
         constructor's), reassigning each entry, never writing in place."""
-        lr = _check_rate(self.lr if lr is None else lr, allow_zero=True)  # each step: `lr` may have been reassigned
+        if not isinstance(model, Module):
+            raise TypeError(f"SGD.step expects an arrayml Module, got {type(model).__name__}")
+        lr = _check_rate(self.lr if lr is None else lr, zero_ok=lr is not None)  # `self.lr` may have been reassigned
         mu, wd = self.momentum, self.weight_decay
         for name, owner, key in model.parameter_slots():
             grad = owner.grads.get(key)
@@ -65,14 +80,51 @@ class SGD:
                     f"no gradient for parameter {name!r}: call backward() before SGD.step()"
                 )
             p = owner.params[key]
+            xp = self._check_gradient(name, p, grad)
             if wd:
                 grad = grad + wd * p
             if mu:
                 v = self.velocity.get(name)
-                v = grad if v is None else mu * v + grad
+                v = grad if v is None else mu * self._momentum_buffer(name, v, p) + grad
                 self.velocity[name] = v
                 grad = grad + mu * v if self.nesterov else v
-            owner.params[key] = backend.subtract_scaled(p, grad, lr)  # p − lr·grad, a new array
+            owner.params[key] = backend.subtract_scaled(p, grad, lr, xp=xp)  # p − lr·grad, a new array
+
+    @staticmethod
+    def _check_gradient(name: str, p: Array, grad: Array) -> backend.Namespace:
+        try:
+            xp = backend.get_namespace(p, grad)
+        except (TypeError, ValueError) as exc:
+            text = str(exc).replace("argument 0", "the parameter").replace("argument 1", "its gradient")
+            raise type(exc)(f"SGD.step, parameter {name!r}: {text}") from None
+        if tuple(grad.shape) != tuple(p.shape) or grad.dtype != p.dtype:
+            raise ValueError(
+                f"SGD.step, parameter {name!r}: its gradient must have the parameter's shape "
+                f"{tuple(p.shape)} and dtype {backend.dtype_name(p.dtype)}, got shape "
+                f"{tuple(grad.shape)} and dtype {backend.dtype_name(grad.dtype)}"
+            )
+        return xp
+
+    def _momentum_buffer(self, name: str, v: Array, p: Array) -> Array:
+        """The momentum buffer of parameter `name`, moved to where `p` lives if the model was
+        moved (``model.to``) since the last step; a wrong shape is an error naming it."""
+        if tuple(v.shape) != tuple(p.shape):
+            raise ValueError(
+                f"SGD momentum buffer velocity[{name!r}] has shape {tuple(v.shape)} but its "
+                f"parameter has shape {tuple(p.shape)}; it belongs to another model (a "
+                "checkpoint of another architecture?): reset it with optimizer.velocity = {}"
+            )
+        try:
+            xp, dev = backend.get_namespace_and_device(p, v)
+        except (TypeError, ValueError):
+            try:  # is it usable at all?
+                backend.get_namespace(v)
+            except (TypeError, ValueError) as exc:
+                text = str(exc).replace("argument 0", "it")
+                raise type(exc)(f"SGD momentum buffer velocity[{name!r}]: {text}") from None
+            xp, dev = backend.get_namespace_and_device(p)  # the model was moved: follow it
+            return backend.convert(v, xp, dev, p.dtype)
+        return v if v.dtype == p.dtype else xp.astype(v, p.dtype)
 
     def __repr__(self) -> str:
         return (

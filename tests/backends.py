@@ -17,6 +17,11 @@ import pytest
 from arrayml import backend
 from arrayml.modules.base import Module
 
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+#: For the tests (or parametrize rows) that need PyTorch itself, e.g. as the autograd oracle: only
+#: those are skipped where torch is not installed.
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (CPU build: pip install torch==2.13.0)")
+
 
 def _torch_cuda() -> bool:
     if importlib.util.find_spec("torch") is None:

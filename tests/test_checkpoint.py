@@ -90,7 +90,7 @@ def test_bad_files_give_a_clear_error(tmp_path, damage):
         match = "is truncated or corrupt"
     elif damage == "garbage":
         path.write_bytes(b"\x00" * 64)
-        match = "is truncated or corrupt"
+        match = r"is not an arrayml checkpoint, or is corrupt: it is not a \.npz \(zip\) archive"
     elif damage == "no-meta":
         np.savez(path, **{"model/0.weight": np.zeros((5, 6), np.float32)})
         match = "not an arrayml checkpoint"
@@ -225,5 +225,5 @@ def test_resume_with_a_bad_checkpoint_is_a_one_line_error(data_dir, tmp_path):
     bad.write_bytes(b"nope")
     proc = _train(data_dir, tmp_path / "x", "--resume", str(bad), check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "truncated or corrupt" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "is not an arrayml checkpoint, or is corrupt" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -132,3 +132,18 @@ def test_np_random_seed_makes_compat_initialisation_reproducible():
 def test_logistic_regression_when_no_hidden_layers():
     mlp = compat.MLP(4, [], 3)
     assert len(mlp.layers) == 2 and mlp.layers[0].input_layer
+
+
+@pytest.mark.parametrize("classes", [1, 2, 7])
+def test_cross_entropy_module_survives_the_courses_in_place_numerical_gradient(classes):
+    """The course checks CrossEntropyModule by moving one probability by h in place: rows then sum
+    to 1 ± h, which the probability check (on by default) must still accept."""
+    rng = np.random.default_rng(classes)
+    x = rng.random((5, classes)) + 1e-2
+    x /= np.sum(x, axis=1, keepdims=True)
+    y = rng.integers(0, classes, size=5)
+    ce = compat.CrossEntropyModule()
+    num = _numerical_grad_in_place(lambda: float(ce.forward(x, y)), x, h=1e-5)
+    np.testing.assert_allclose(ce.backward(x, y), num, rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="CrossEntropy expects probabilities"):
+        ce.forward(x * 0.3, y)

@@ -52,7 +52,46 @@ def test_train_and_eval_modes_switch_batchnorm_statistics():
     y_eval = model.forward(x)
     assert not np.allclose(y_train, y_eval)  # running stats moved only 10% of the way
     bn = model.layers[1]
-    assert np.all(np.asarray(bn.buffers["running_mean"]) != 0)
+    h = np.asarray(model.layers[0].forward(x), dtype=np.float64)  # what batch norm saw
+    np.testing.assert_allclose(bn.buffers["running_mean"], 0.1 * h.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(bn.buffers["running_var"], 0.9 + 0.1 * h.var(axis=0, ddof=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+@pytest.mark.parametrize("momentum", [0.1, 0.7])
+def test_batchnorm_running_statistics_match_torch_after_training(torch, bk, momentum):
+    """Five SGD steps on different batches, arrayml against torch.nn.BatchNorm1d in a torch.nn
+    network with the same initial weights: running mean, running (unbiased) variance and every
+    parameter agree, in training and then in evaluation mode."""
+    from arrayml_app.torch_mirror import torch_mirror
+
+    rng = np.random.default_rng(7)
+    model = am.Sequential(
+        am.Linear(5, 4, rng=3, **bk.placement("float64")), am.BatchNorm1d(4, momentum=momentum, **bk.placement("float64")),
+        am.ReLU(), am.Linear(4, 3, rng=4, **bk.placement("float64")),
+    )
+    bk.freeze(model)
+    net = torch_mirror(model)  # torch.nn.Linear, BatchNorm1d(momentum=...), ReLU, Linear: the same weights
+    opt, opt_t = am.SGD(0.1, momentum=0.9), torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = am.SoftmaxCrossEntropy()
+    for step in range(5):
+        x = rng.normal(2.0, 3.0, size=(6 + step, 5))
+        y = rng.integers(0, 3, size=6 + step)
+        loss_fn.forward(model.forward(bk.asarray(x)), bk.asarray(y))
+        model.backward(loss_fn.backward())
+        opt.step(model)
+        opt_t.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        opt_t.step()
+    bn, bn_t = model[1], net[1]
+    np.testing.assert_allclose(backend.to_numpy(bn.buffers["running_mean"]), bn_t.running_mean.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(bn.buffers["running_var"]), bn_t.running_var.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(bn.params["gamma"]), bn_t.weight.detach().numpy(), rtol=1e-9, atol=1e-12)
+    x = rng.normal(2.0, 3.0, size=(4, 5))
+    model.eval()
+    net.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(backend.to_numpy(model.forward(bk.asarray(x))), net(torch.from_numpy(x)).numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_to_moves_between_backends_and_back(torch):

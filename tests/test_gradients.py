@@ -1,5 +1,7 @@
 """Every module's backward against two oracles, on the same drawn inputs, on every backend:
-central finite differences in float64 (relative error ≤ 1e-6) and PyTorch autograd."""
+central finite differences in float64 (with one Richardson step; ‖a − b‖ ≤ 1e-8 + 1e-6·(‖a‖ + ‖b‖))
+and PyTorch autograd; and, at exactly x = 0, where finite differences mean nothing, every
+activation with a kink (and an MLP whose zero biases put every unit on it) against autograd."""
 
 from __future__ import annotations
 
@@ -9,14 +11,20 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import arrayml as am
 from arrayml import SoftmaxCrossEntropy, backend, gradcheck
 from arrayml.modules import CrossEntropy
-from backends import BACKENDS
+from backends import BACKENDS, HAS_TORCH, needs_torch
 from module_table import MODULE_CASES, ModuleCase
 
-torch_oracle = pytest.importorskip("torch_oracle", reason="torch is needed for the autograd oracle")
+if HAS_TORCH:
+    import torch_oracle
 
-FD_TOLERANCE = 1e-6
+#: The two oracles, as a test axis: the hypothesis profile of CI is derandomized, so both rows of
+#: a (backend, module) draw the same inputs; without torch only the autograd rows are skipped.
+ORACLES = ["finite-differences", pytest.param("torch-autograd", marks=needs_torch)]
+
+FD_RTOL, FD_ATOL = 1e-6, 1e-8
 TORCH_RTOL, TORCH_ATOL = 1e-9, 1e-11
 
 
@@ -37,8 +45,9 @@ def module_inputs(draw: st.DrawFn, case: ModuleCase) -> tuple[np.ndarray, np.nda
 
 @pytest.mark.parametrize("bk", BACKENDS)
 @pytest.mark.parametrize("case", MODULE_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("oracle", ORACLES)
 @given(data=st.data())
-def test_module_backward_matches_finite_differences_and_torch(bk, case, data):
+def test_module_backward_matches_the_oracle(bk, case, oracle, data):
     x_host, seed = data.draw(module_inputs(case))
     module = bk.freeze(case.make(bk.placement("float64"), seed))
     module.train(case.training)
@@ -46,16 +55,19 @@ def test_module_backward_matches_finite_differences_and_torch(bk, case, data):
     dy_host = data.draw(arrays(np.float64, tuple(y_shape), elements=st.floats(-2.0, 2.0)))
     x, dy = bk.asarray(x_host), bk.asarray(dy_host)
 
-    check = gradcheck.check_module(module, x, dy)
-    errors = check.errors()
-    assert max(errors.values()) <= FD_TOLERANCE, errors
-
+    if oracle == "finite-differences":
+        check = gradcheck.check_module(module, x, dy)
+        assert not check.failures(rtol=FD_RTOL, atol=FD_ATOL), (check.failures(rtol=FD_RTOL, atol=FD_ATOL), check.errors())
+        return
+    y = backend.to_numpy(module.forward(x))
+    dx = backend.to_numpy(module.backward(dy))
+    grads = {k: backend.to_numpy(v) for k, v in module.gradients().items()}
     y_t, grads_t, dx_t = torch_oracle.torch_module_gradients(module, x_host, dy_host)
-    np.testing.assert_allclose(backend.to_numpy(module.forward(x)), y_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
-    np.testing.assert_allclose(check.analytic["input"], dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
-    assert set(grads_t) == set(check.analytic) - {"input"}
+    np.testing.assert_allclose(y, y_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
+    np.testing.assert_allclose(dx, dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
+    assert set(grads_t) == set(grads)
     for name, g in grads_t.items():
-        np.testing.assert_allclose(check.analytic[name], g, rtol=TORCH_RTOL, atol=TORCH_ATOL, err_msg=name)
+        np.testing.assert_allclose(grads[name], g, rtol=TORCH_RTOL, atol=TORCH_ATOL, err_msg=name)
 
 
 @st.composite
@@ -75,15 +87,100 @@ def loss_inputs(draw: st.DrawFn, probabilities: bool) -> tuple[np.ndarray, np.nd
 
 @pytest.mark.parametrize("bk", BACKENDS)
 @pytest.mark.parametrize("kind", ["softmax_ce", "ce"])
+@pytest.mark.parametrize("oracle", ORACLES)
 @given(data=st.data())
-def test_loss_backward_matches_finite_differences_and_torch(bk, kind, data):
+def test_loss_backward_matches_the_oracle(bk, kind, oracle, data):
     x_host, t_host = data.draw(loss_inputs(probabilities=(kind == "ce")))
-    loss = SoftmaxCrossEntropy() if kind == "softmax_ce" else CrossEntropy()
+    # CrossEntropy's formula on any positive P (rows need not sum to 1, and finite differences
+    # move them off 1): validate=False, which only skips the checks that read the device
+    loss = SoftmaxCrossEntropy() if kind == "softmax_ce" else CrossEntropy(validate=False)
     x, t = bk.asarray(x_host), bk.asarray(t_host)
 
-    check = gradcheck.check_loss(loss, x, t)
-    assert check.max_relative_error() <= FD_TOLERANCE, check.errors()
-
+    if oracle == "finite-differences":
+        check = gradcheck.check_loss(loss, x, t)
+        assert not check.failures(rtol=FD_RTOL, atol=FD_ATOL), check.errors()
+        return
+    value = float(loss.forward(x, t))
+    dx = backend.to_numpy(loss.backward())
     value_t, dx_t = torch_oracle.torch_loss_gradient(kind, x_host, t_host)
-    assert float(loss.forward(x, t)) == pytest.approx(value_t, rel=1e-12, abs=1e-12)
-    np.testing.assert_allclose(check.analytic["input"], dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
+    assert value == pytest.approx(value_t, rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(dx, dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
+
+
+# --------------------------------------------------------------------------------------------
+# The input the plain central difference got wrong (issue 15): truncation, not a gradient bug
+# --------------------------------------------------------------------------------------------
+
+# Batch norm over three samples, two of them equal: a large third derivative. With these seeds
+# D(1e-5) is off by 2e-7 to 4e-7 for input gradients of norm 0.02 to 0.05.
+HARD_X = [[1.0, 1.0, 1.0, -0.75], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+
+
+@needs_torch
+@pytest.mark.parametrize("bk", BACKENDS)
+@pytest.mark.parametrize("seed", [13, 158, 175])
+def test_finite_differences_of_a_batchnorm_mlp_on_a_degenerate_batch(bk, seed):
+    case = next(c for c in MODULE_CASES if c.id == "mlp-batchnorm-tanh")
+    module = bk.freeze(case.make(bk.placement("float64"), seed))
+    x, dy = bk.asarray(np.array(HARD_X)), bk.asarray(np.ones((3, 3)))
+    _, _, dx_t = torch_oracle.torch_module_gradients(module, np.array(HARD_X), np.ones((3, 3)))
+
+    plain = gradcheck.numerical_gradient(lambda v: backend.to_numpy(module.forward(v) * dy).sum(), x)
+    assert np.linalg.norm(plain - dx_t) > 1e-7  # the hard case: h²·f‴ is large here
+
+    check = gradcheck.check_module(module, x, dy)
+    assert not check.failures(rtol=FD_RTOL, atol=FD_ATOL), check.errors()
+    np.testing.assert_allclose(check.numeric["input"], dx_t, rtol=0, atol=1e-9)  # Richardson: O(h⁴)
+
+
+def test_failures_measures_absolute_error_below_the_floor_and_relative_above():
+    check = gradcheck.GradientCheck(
+        analytic={"small": np.array([1e-3, 0.0]), "big": np.array([10.0, 0.0])},
+        numeric={"small": np.array([1e-3 + 5e-9, 0.0]), "big": np.array([10.0 + 5e-6, 0.0])},
+    )
+    assert check.failures() == {}
+    assert check.errors()["small"] == pytest.approx(5e-7)  # the floor's view: 5e-9 / 1e-2
+    check.numeric["small"] = np.array([1e-3 + 3e-8, 0.0])  # 3e-8 > 1e-8 + 1e-6·2e-3
+    check.numeric["big"] = np.array([10.0 + 3e-5, 0.0])  # 3e-5 > 1e-8 + 1e-6·20
+    assert set(check.failures()) == {"small", "big"}
+    check.numeric["big"] = np.array([np.nan, 0.0])
+    assert "big" in check.failures()
+
+
+# --------------------------------------------------------------------------------------------
+# Kinks: the derivative at exactly 0 is a convention; arrayml's must be PyTorch's
+# --------------------------------------------------------------------------------------------
+
+KINK_VALUES = np.array([[0.0, -0.0, 1.0, -1.0], [0.0, 0.0, 0.0, 0.0]])
+
+
+@needs_torch
+@pytest.mark.parametrize("bk", BACKENDS)
+@pytest.mark.parametrize("case", [c for c in MODULE_CASES if c.kink_at_zero], ids=lambda c: c.id)
+@given(dy=arrays(np.float64, KINK_VALUES.shape, elements=st.floats(-2.0, 2.0)))
+def test_derivative_at_the_kink_is_torchs(bk, case, dy):
+    module = bk.freeze(case.make(bk.placement("float64"), 0))
+    x_host = KINK_VALUES
+    y = module.forward(bk.asarray(x_host))
+    dy = dy[:, : y.shape[1]]
+    dx = backend.to_numpy(module.backward(bk.asarray(dy)))
+    y_t, grads_t, dx_t = torch_oracle.torch_module_gradients(module, x_host, dy)
+    np.testing.assert_allclose(backend.to_numpy(y), y_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
+    np.testing.assert_allclose(dx, dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
+    for name, g in grads_t.items():
+        np.testing.assert_allclose(backend.to_numpy(module.gradients()[name]), g, rtol=TORCH_RTOL, atol=TORCH_ATOL, err_msg=name)
+
+
+@needs_torch
+@pytest.mark.parametrize("bk", BACKENDS)
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu"])
+def test_kink_at_zero_in_an_mlp_with_zero_biases(bk, activation):
+    """x = 0 with biases at their initial 0 puts every hidden unit exactly on the kink."""
+    model = bk.freeze(am.MLP(4, [5, 3], 3, activation=activation, rng=1, **bk.placement("float64")))
+    x_host, dy = np.zeros((2, 4)), np.random.default_rng(0).normal(size=(2, 3))
+    model.forward(bk.asarray(x_host))
+    dx = backend.to_numpy(model.backward(bk.asarray(dy)))
+    _, grads_t, dx_t = torch_oracle.torch_module_gradients(model, x_host, dy)
+    np.testing.assert_allclose(dx, dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
+    for name, g in grads_t.items():
+        np.testing.assert_allclose(backend.to_numpy(model.gradients()[name]), g, rtol=TORCH_RTOL, atol=TORCH_ATOL, err_msg=name)

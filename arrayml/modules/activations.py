@@ -12,7 +12,7 @@ import math
 
 from .. import backend
 from ..backend import Array, Namespace
-from .base import Module, check_grad
+from .base import Module, check_grad, namespace_of
 
 
 class Activation(Module):
@@ -26,16 +26,18 @@ class Activation(Module):
         raise NotImplementedError
 
     def forward(self, x: Array) -> Array:
-        xp = backend.get_namespace(x)
-        backend.check_floating(x, type(self).__name__, xp=xp)
+        name = type(self).__name__
+        xp = namespace_of(f"{name}.forward", ("input x",), x)
+        backend.check_floating(x, name, xp=xp)
         y = self.function(xp, x)
         self._cache = (x, y)
         return y
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         x, y = self._saved()
-        xp = backend.get_namespace(dy, x)
-        check_grad(dy, tuple(x.shape), module=type(self).__name__)
+        name = type(self).__name__
+        xp = namespace_of(f"{name}.backward", ("dy", "the forward input"), dy, x)
+        check_grad(dy, tuple(x.shape), module=name, dtype=y.dtype)
         return self.gradient(xp, x, y, dy) if input_grad else None
 
 
@@ -54,7 +56,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = backend.real_number(negative_slope, "LeakyReLU negative_slope")
 
     def function(self, xp, x):
         return xp.where(x > 0, x, self.negative_slope * x)
@@ -71,7 +73,7 @@ class ELU(Activation):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = backend.real_number(alpha, "ELU alpha")
 
     def function(self, xp, x):
         # expm1 of min(x, 0): exact near 0, and no overflow in the branch `where` discards.
@@ -152,6 +154,12 @@ def activation_by_name(name: str | type[Activation]) -> Activation:
     (``ReLU``)."""
     if isinstance(name, type) and issubclass(name, Activation):
         return name()
+    if isinstance(name, Activation):
+        raise TypeError(
+            f"activation must be a name ({', '.join(ACTIVATIONS)}) or an Activation class, got "
+            f"the instance {name!r}: every layer needs its own (each keeps its forward cache), "
+            f"so pass the class ({type(name).__name__}) or its name"
+        )
     if not isinstance(name, str):
         raise TypeError(
             f"activation must be a name ({', '.join(ACTIVATIONS)}) or an Activation class, "

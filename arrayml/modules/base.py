@@ -5,16 +5,24 @@ A module's learnable arrays live in ``module.params`` (a plain dict), the gradie
 batch norm's running statistics in ``module.buffers``. Nothing is ever written in place: the
 optimizer and ``backward`` reassign dict entries with new arrays, so a reference to an old array
 is a snapshot that stays valid.
+
+What a layer accepts, checked on every call by attribute comparisons only (no device read):
+``forward`` a real floating array of the parameters' dtype, namespace and device; ``backward`` an
+upstream gradient of the forward output's shape *and dtype*. Refused, naming the call and the
+argument: None, lists, NumPy masked arrays, torch ``meta`` tensors, and torch tensors with
+``requires_grad=True``. arrayml does its own backpropagation and never builds a torch autograd
+graph (one would grow every step and pull the parameters and running statistics into it), so
+such tensors are refused rather than silently detached: pass ``x.detach()``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .. import backend
-from ..backend import Array
+from ..backend import Array, Namespace
 
 
 class Module:
@@ -104,6 +112,11 @@ class Module:
         namespace and device this model lives on. Raises `ValueError` or `TypeError` naming every
         difference; nothing is reshaped or cast silently, and nothing is changed on error.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"load_state expects a dict of arrays by name (what state() returns), got "
+                f"{type(state).__name__}"
+            )
         slots = {name: (owner.params, key) for name, owner, key in self.parameter_slots()}
         slots.update({name: (owner.buffers, key) for name, owner, key in self.buffer_slots()})
         missing = sorted(set(slots) - set(state))
@@ -116,6 +129,11 @@ class Module:
         for name in sorted(set(slots) & set(state)):
             table, key = slots[name]
             mine, theirs = table[key], state[name]
+            try:  # an array arrayml can use (not a list, not a tensor that requires grad)
+                backend.get_namespace(theirs)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{name}: " + str(exc).replace("argument 0", "the value"))
+                continue
             if tuple(theirs.shape) != tuple(mine.shape):
                 problems.append(
                     f"{name}: shape {tuple(theirs.shape)} where the model has {tuple(mine.shape)}"
@@ -226,6 +244,21 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
+def namespace_of(where: str, names: tuple[str, ...], *arrays: Array) -> Namespace:
+    """The namespace of a call's arrays, with errors that name the call (``"Linear.forward"``)
+    and the arguments (`names`, one per array: ``("input x", "weight", "bias")``). The first
+    array is the caller's and may not be None."""
+    if arrays[0] is None:
+        raise TypeError(f"{where} expects {names[0]} as an array, got None")
+    try:
+        return backend.get_namespace(*arrays)
+    except (TypeError, ValueError) as exc:
+        text = str(exc)
+        for i in range(len(names) - 1, -1, -1):  # "argument 10" before "argument 1"
+            text = text.replace(f"argument {i}", names[i])
+        raise type(exc)(f"{where}: {text}") from None
+
+
 def check_input(
     x: Array, *, module: str, ndim: int | None = None, features: int | None = None,
     dtype: Any = None, xp: Any = None,
@@ -252,10 +285,18 @@ def check_input(
         )
 
 
-def check_grad(dy: Array, like_shape: tuple[int, ...], *, module: str) -> None:
-    """Validate an upstream gradient: it must have the shape of the forward output."""
+def check_grad(dy: Array, like_shape: tuple[int, ...], *, module: str, dtype: Any = None) -> None:
+    """Validate an upstream gradient: it must have the shape and (if given) the dtype of the
+    forward output. A float64 `dy` into float32 layers would otherwise turn every gradient, and
+    after the next SGD step every parameter, into float64."""
     if tuple(dy.shape) != tuple(like_shape):
         raise ValueError(
             f"{module}.backward expects a gradient of the forward output's shape "
             f"{tuple(like_shape)}, got shape {tuple(dy.shape)}"
+        )
+    if dtype is not None and dy.dtype != dtype:
+        raise TypeError(
+            f"{module}.backward expects a gradient of the forward output's dtype "
+            f"{backend.dtype_name(dtype)}, got {backend.dtype_name(dy.dtype)}; convert it first "
+            f"(xp.astype(dy, {backend.dtype_name(dtype)}))"
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import backend
 from ..backend import Array
-from .base import Module, check_grad, check_input
+from .base import Module, check_grad, check_input, namespace_of
 
 
 class BatchNorm1d(Module):
@@ -31,13 +31,9 @@ class BatchNorm1d(Module):
     ) -> None:
         super().__init__()
         num_features = backend.positive_int(num_features, "BatchNorm1d num_features")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm1d momentum must be in [0, 1], got {momentum}")
-        if eps <= 0:
-            raise ValueError(f"BatchNorm1d eps must be positive, got {eps}")
         self.num_features = num_features
-        self.eps = float(eps)
-        self.momentum = float(momentum)
+        self.eps = backend.real_number(eps, "BatchNorm1d eps", low=0.0, low_open=True)
+        self.momentum = backend.real_number(momentum, "BatchNorm1d momentum", low=0.0, high=1.0)
         w = backend.placement(xp, device, dtype)
         shape = (num_features,)
         self.params["gamma"] = w.xp.ones(shape, dtype=w.dtype, device=w.device)
@@ -47,7 +43,7 @@ class BatchNorm1d(Module):
 
     def forward(self, x: Array) -> Array:
         gamma, beta = self.params["gamma"], self.params["beta"]
-        xp = backend.get_namespace(x, gamma, beta)
+        xp = namespace_of("BatchNorm1d.forward", ("input x", "gamma", "beta"), x, gamma, beta)
         check_input(x, module="BatchNorm1d", ndim=2, features=self.num_features, dtype=gamma.dtype, xp=xp)
         S = x.shape[0]
         if self.training:
@@ -72,8 +68,8 @@ class BatchNorm1d(Module):
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         xhat, inv_std, gamma, training = self._saved()
-        xp = backend.get_namespace(dy, xhat)
-        check_grad(dy, tuple(xhat.shape), module="BatchNorm1d")
+        xp = namespace_of("BatchNorm1d.backward", ("dy", "the forward input"), dy, xhat)
+        check_grad(dy, tuple(xhat.shape), module="BatchNorm1d", dtype=xhat.dtype)
         S = xhat.shape[0]
         dbeta = xp.sum(dy, axis=0)
         dgamma = xp.sum(dy * xhat, axis=0)

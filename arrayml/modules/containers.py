@@ -14,7 +14,7 @@ from typing import Any
 from .. import backend
 from ..backend import Array, Seed
 from .activations import Activation, activation_by_name
-from .base import Module, check_grad
+from .base import Module, check_grad, namespace_of
 from .batchnorm import BatchNorm1d
 from .linear import Linear
 
@@ -91,12 +91,13 @@ class Residual(Module):
                 f"Residual block must keep the shape of its input: got input shape "
                 f"{tuple(x.shape)} and block output shape {tuple(y.shape)}"
             )
-        self._cache = tuple(x.shape)
+        self._cache = (tuple(x.shape), y.dtype)
         return x + y
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
-        shape = self._saved()
-        check_grad(dy, shape, module="Residual")
+        shape, dtype = self._saved()
+        namespace_of("Residual.backward", ("dy",), dy)
+        check_grad(dy, shape, module="Residual", dtype=dtype)
         block_dx = self.block.backward(dy, input_grad=input_grad)
         return dy + block_dx if input_grad else None
 
@@ -164,6 +165,7 @@ class MLP(Sequential):
         n_classes = backend.positive_int(n_classes, "MLP n_classes")
         hidden = hidden_sizes(n_hidden, "MLP")
         activation_by_name(activation)  # an unknown name fails here, before any weight is drawn
+        batch_norm = backend.boolean(batch_norm, "MLP batch_norm")
         where = backend.placement(xp, device, dtype)
         gen = backend.as_generator(rng)
         put = {"xp": where.xp, "device": where.device, "dtype": where.dtype}

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import backend
 from ..backend import Array, Seed
-from .base import Module, check_grad, check_input
+from .base import Module, check_grad, check_input, namespace_of
 
 
 class Linear(Module):
@@ -39,7 +39,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = backend.positive_int(in_features, "Linear in_features")
         self.out_features = backend.positive_int(out_features, "Linear out_features")
-        self.input_layer = bool(input_layer)
+        self.input_layer = backend.boolean(input_layer, "Linear input_layer")
         where = backend.placement(xp, device, dtype)
         std = math.sqrt((1.0 if input_layer else 2.0) / self.in_features)
         self.params["weight"] = backend.normal(
@@ -50,15 +50,15 @@ class Linear(Module):
 
     def forward(self, x: Array) -> Array:
         W, b = self.params["weight"], self.params["bias"]
-        xp = backend.get_namespace(x, W, b)
+        xp = namespace_of("Linear.forward", ("input x", "weight", "bias"), x, W, b)
         check_input(x, module="Linear", ndim=2, features=self.in_features, dtype=W.dtype, xp=xp)
         self._cache = (x, W)
         return x @ W.T + b
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         x, W = self._saved()
-        xp = backend.get_namespace(dy, x)
-        check_grad(dy, (x.shape[0], self.out_features), module="Linear")
+        xp = namespace_of("Linear.backward", ("dy", "the forward input"), dy, x)
+        check_grad(dy, (x.shape[0], self.out_features), module="Linear", dtype=x.dtype)
         self.grads["weight"] = dy.T @ x
         self.grads["bias"] = xp.sum(dy, axis=0, keepdims=True)
         return dy @ W if input_grad else None

@@ -10,27 +10,77 @@ Y = softmax(X) (docs/derivations.md, "Softmax and cross-entropy"):
 The fused loss works from log-softmax, so logits of ±1e4 give a finite loss and gradient.
 
 Targets may be integer labels, shape (S,), values in [0, C), or float rows of class
-probabilities, shape (S, C), each summing to 1. Checking the label range or the row sums reads a
-value back from the device (a host sync); the training loop checks its labels once up front and
-builds its loss with ``validate=False`` so that no step waits on the device.
+probabilities, shape (S, C), each summing to 1.
+
+``validate=True`` (the default) checks what the loss needs and reads a value back from the device
+to do it (a host sync): labels in [0, C); probability-target rows of non-negative numbers that sum
+to 1 (a NaN in a target is refused), within C·1e-4 for float32 and C·1e-10 for float64, from the
+less precise of the targets' and the scores' dtypes; and for `CrossEntropy`, input entries in
+[0, 1] in rows that sum to 1 within 1e-3 (a NaN input still propagates, as everywhere).
+The training loop checks its labels once up front and builds its loss with ``validate=False``, so
+that no step waits on the device; what that gives up: an out-of-range label becomes an all-zero
+target row on every backend (the sample adds 0 to the summed loss and ``Y/S`` to the gradient:
+silently wrong), probability rows and CrossEntropy inputs are used as they are.
+
+Checked on every call, without reading the device (validate or not): shapes, dtypes, namespaces
+and devices; an empty batch (S = 0) is refused, because its mean loss is 0/0 (PyTorch returns
+NaN); the upstream gradient `dloss` of ``backward`` must be a Python number or a 0-D array of the
+scores' namespace, device and dtype (it is never broadcast). A −inf logit (or a float32 logit of
+−3e38, whose difference to the largest overflows) on a class with target 0 contributes 0, as in
+PyTorch, not 0·(−∞) = NaN.
 """
 
 from __future__ import annotations
 
-import array_api_extra as xpx
+import numbers
+from typing import Any
 
 from .. import backend
 from ..backend import Array, Namespace
-from .base import Loss, Module, check_grad
+from .base import Loss, Module, check_grad, namespace_of
 
-_ROW_SUM_TOL = {4: 1e-4, 8: 1e-10}  # by itemsize: float32, float64
+# Tolerance on a probability row's sum, per class, by the dtype's size in bytes; 10·eps for
+# anything narrower than float32.
+_ROW_SUM_TOL = {4: 1e-4, 8: 1e-10}
+
+
+def _row_tolerance(xp: Namespace, n_classes: int, *dtypes: Any) -> float:
+    per_class = 0.0
+    for dtype in dtypes:
+        info = xp.finfo(dtype)
+        per_class = max(per_class, _ROW_SUM_TOL.get(info.bits // 8, 10.0 * float(info.eps)))
+    return per_class * n_classes
+
+
+def _one_hot(t: Array, n_classes: int, dtype: Any, xp: Namespace) -> Array:
+    """One-hot rows of `dtype` for integer labels `t`, by comparison with ``arange(C)``: no
+    scatter (the standard has none), no host sync, and an out-of-range label gives a zero row on
+    every backend (torch's own ``one_hot`` would raise on the CPU and trip a device assert on
+    CUDA)."""
+    classes = xp.arange(n_classes, dtype=t.dtype, device=backend.device(t))
+    return xp.astype(t[:, None] == classes, dtype)
+
+
+def _first_bad_row(xp: Namespace, a: Array, bad_rows: Array) -> tuple[int, int, list[float], float]:
+    """How many rows are bad, the first one's index, its first entries and its sum (host reads:
+    the error path only)."""
+    n_bad = int(xp.sum(xp.astype(bad_rows, xp.int64)))
+    i = int(xp.argmax(xp.astype(bad_rows, xp.int8)))
+    row = backend.to_numpy(a[i, :])
+    return n_bad, i, [float(v) for v in row[:8]], float(row.sum())
+
+
+def _describe_row(values: list[float], n_classes: int, total: float) -> str:
+    shown = ", ".join(f"{v:.6g}" for v in values) + (", ..." if n_classes > len(values) else "")
+    return f"[{shown}] sums to {total:.9g}"
 
 
 def target_matrix(t: Array, like: Array, *, validate: bool = True, xp: Namespace, what: str) -> Array:
     """Targets as an (S, C) float matrix of `like`'s dtype and device.
 
-    Integer labels become one-hot rows. With `validate`, labels out of range and probability
-    rows that do not sum to 1 raise `ValueError` (this reads from the device once).
+    Integer labels become one-hot rows (an out-of-range label, unchecked, a zero row). With
+    `validate`, labels out of range and probability rows that are not non-negative and summing
+    to 1 (NaN included) raise `ValueError` (this reads from the device once).
     """
     S, C = like.shape
     if xp.isdtype(t.dtype, "integral"):
@@ -49,7 +99,7 @@ def target_matrix(t: Array, like: Array, *, validate: bool = True, xp: Namespace
                 f"{what}: labels must be integers in [0, {C}) for {C} classes, got values from "
                 f"{lo} to {hi}"
             )
-        return xpx.one_hot(t, C, dtype=like.dtype, xp=xp)
+        return _one_hot(t, C, like.dtype, xp)
     if xp.isdtype(t.dtype, "real floating"):
         if tuple(t.shape) != (S, C):
             if t.ndim == 1:
@@ -62,18 +112,18 @@ def target_matrix(t: Array, like: Array, *, validate: bool = True, xp: Namespace
                 f"{what}: probability targets must have the logits' shape ({S}, {C}), got "
                 f"shape {tuple(t.shape)}"
             )
+        if validate and S > 0:  # in the targets' own dtype, before any conversion
+            tol = _row_tolerance(xp, C, t.dtype, like.dtype)
+            bad_rows = ~(xp.abs(xp.sum(t, axis=1) - 1.0) <= tol) | xp.any(~(t >= 0), axis=1)
+            if bool(xp.any(bad_rows)):  # NaN fails both comparisons: refused
+                n_bad, i, row, total = _first_bad_row(xp, t, bad_rows)
+                raise ValueError(
+                    f"{what}: probability targets must be rows of non-negative numbers that sum "
+                    f"to 1 (within {tol:.1e}); {n_bad} of {S} rows are not, e.g. row {i} = "
+                    f"{_describe_row(row, C, total)}"
+                )
         if t.dtype != like.dtype:
             t = xp.astype(t, like.dtype)
-        if validate and S > 0:
-            sums = xp.sum(t, axis=1)
-            tol = _ROW_SUM_TOL.get(xp.finfo(like.dtype).bits // 8, 1e-4) * C
-            bad = xp.any(xp.abs(sums - 1.0) > tol) | xp.any(t < 0)
-            if bool(bad):
-                raise ValueError(
-                    f"{what}: probability targets must be non-negative rows that sum to 1; row "
-                    f"sums range from {float(xp.min(sums)):.6g} to {float(xp.max(sums)):.6g}, "
-                    f"smallest entry {float(xp.min(t)):.6g}"
-                )
         return t
     raise TypeError(
         f"{what}: targets must be integer labels or float probability rows, got dtype "
@@ -82,17 +132,71 @@ def target_matrix(t: Array, like: Array, *, validate: bool = True, xp: Namespace
 
 
 def _check_scores(x: Array, what: str, xp: Namespace) -> None:
-    backend.check_floating(x, what, xp=xp)
-    if x.ndim != 2:
-        raise ValueError(f"{what} expects a 2-D array of shape (batch, classes), got shape {tuple(x.shape)}")
+    _check_scores_shape(x, what, xp)
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"{what}: the batch is empty (shape {tuple(x.shape)}); the mean loss over no samples "
+            "is 0/0 (PyTorch returns NaN), so arrayml refuses it"
+        )
+
+
+# CrossEntropy's input check is there to catch what is not probabilities at all (logits, rows
+# summing to 0.3): a row may be off by 1e-3, so that a numerical gradient that moves one entry by
+# h (the course checks its modules that way) still passes.
+_INPUT_ROW_TOL = 1e-3
+
+
+def _check_probabilities(p: Array, xp: Namespace, what: str) -> None:
+    """CrossEntropy's input must be probabilities: entries in [0, 1], rows summing to 1, both
+    within `_INPUT_ROW_TOL` (host reads; validate=True only). NaN passes, to propagate."""
+    S, C = p.shape
+    tol = max(_row_tolerance(xp, C, p.dtype), _INPUT_ROW_TOL)
+    bad_rows = (xp.abs(xp.sum(p, axis=1) - 1.0) > tol) | xp.any((p < 0) | (p > 1.0 + tol), axis=1)
+    if bool(xp.any(bad_rows)):
+        n_bad, i, row, total = _first_bad_row(xp, p, bad_rows)
+        raise ValueError(
+            f"{what} expects probabilities (a Softmax output): entries in [0, 1] in rows that "
+            f"sum to 1 (within {tol:.1e}); {n_bad} of {S} rows are not, e.g. row {i} = "
+            f"{_describe_row(row, C, total)}; for logits use SoftmaxCrossEntropy"
+        )
+
+
+def _times_dloss(dx: Array, dloss: Any, what: str) -> Array:
+    """``dx · dloss`` for the scalar upstream gradient of a loss: None (1), a Python or NumPy
+    real number, or a 0-D array of `dx`'s namespace, device and dtype; never broadcast."""
+    if dloss is None:
+        return dx
+    if isinstance(dloss, numbers.Real) and not isinstance(dloss, bool):
+        return dx * float(dloss)  # a Python float keeps dx's dtype (a NumPy float64 would not)
+    if not hasattr(dloss, "shape") or isinstance(dloss, bool):
+        raise TypeError(
+            f"{what}.backward: dloss must be None, a real number or a 0-D array, got "
+            f"{type(dloss).__name__} {dloss!r}"
+        )
+    namespace_of(f"{what}.backward", ("dloss", "the scores"), dloss, dx)
+    if tuple(dloss.shape) != ():
+        raise ValueError(
+            f"{what}.backward: dloss must be a scalar (a 0-D array or a number), since the loss "
+            f"is one; got shape {tuple(dloss.shape)}"
+        )
+    if dloss.dtype != dx.dtype:
+        raise TypeError(
+            f"{what}.backward: dloss must have the scores' dtype {backend.dtype_name(dx.dtype)}, "
+            f"got {backend.dtype_name(dloss.dtype)}"
+        )
+    return dx * dloss
+
+
+def _check_validate(validate: Any, what: str) -> bool:
+    return backend.boolean(validate, f"{what} validate")
 
 
 class Softmax(Module):
     """Row-wise softmax with max subtraction: ``Y = exp(X − max) / Σ exp(X − max)``."""
 
     def forward(self, x: Array) -> Array:
-        xp = backend.get_namespace(x)
-        _check_scores(x, "Softmax", xp)
+        xp = namespace_of("Softmax.forward", ("input x",), x)
+        _check_scores_shape(x, "Softmax", xp)
         e = xp.exp(x - xp.max(x, axis=1, keepdims=True))
         y = e / xp.sum(e, axis=1, keepdims=True)
         self._cache = y
@@ -100,28 +204,45 @@ class Softmax(Module):
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         y = self._saved()
-        xp = backend.get_namespace(dy, y)
-        check_grad(dy, tuple(y.shape), module="Softmax")
+        xp = namespace_of("Softmax.backward", ("dy", "the forward output"), dy, y)
+        check_grad(dy, tuple(y.shape), module="Softmax", dtype=y.dtype)
         if not input_grad:
             return None
         return y * (dy - xp.sum(dy * y, axis=1, keepdims=True))
 
 
+def _check_scores_shape(x: Array, what: str, xp: Namespace) -> None:
+    backend.check_floating(x, what, xp=xp)
+    if x.ndim != 2:
+        raise ValueError(f"{what} expects a 2-D array of shape (batch, classes), got shape {tuple(x.shape)}")
+
+
 class CrossEntropy(Loss):
     """Mean cross-entropy of probabilities P (e.g. a Softmax output) against targets T.
 
-    ``forward(p, t)`` returns the scalar loss (a 0-D array); ``backward()`` returns dL/dP.
-    Entries with T = 0 contribute nothing (no ``0·log 0 = NaN``); a true class with probability 0
-    gives an infinite loss, as the mathematics says. Prefer `SoftmaxCrossEntropy` on logits.
+    ``forward(p, t)`` returns the scalar loss (a 0-D array); ``backward(dloss=None)`` returns
+    dL/dP. Entries with T = 0 contribute nothing (no ``0·log 0 = NaN``); a true class with
+    probability 0 gives an infinite loss, as the mathematics says. Prefer `SoftmaxCrossEntropy`
+    on logits.
+
+    ``validate=True`` also checks that P holds probabilities (entries in [0, 1], rows summing to
+    1: raw logits or rows summing to 0.3 would give a meaningless, even negative, loss) and reads
+    the device to do it; ``validate=False`` gives up every check that reads the device (see the
+    module docstring: out-of-range labels become zero rows, P and probability targets are used
+    as they are).
     """
 
     def __init__(self, *, validate: bool = True) -> None:
         super().__init__()
-        self.validate = validate
+        self.validate = _check_validate(validate, "CrossEntropy")
 
     def forward(self, p: Array, t: Array) -> Array:
-        xp = backend.get_namespace(p, t)
+        xp = namespace_of("CrossEntropy.forward", ("probabilities p", "targets t"), p, t)
+        if t is None:
+            raise TypeError("CrossEntropy.forward expects targets t as an array, got None")
         _check_scores(p, "CrossEntropy", xp)
+        if self.validate:
+            _check_probabilities(p, xp, "CrossEntropy")
         T = target_matrix(t, p, validate=self.validate, xp=xp, what="CrossEntropy")
         S = p.shape[0]
         hot = T > 0
@@ -134,32 +255,37 @@ class CrossEntropy(Loss):
         xp = backend.get_namespace(p)
         S = p.shape[0]
         dp = xp.where(hot, -T / xp.where(hot, p, 1.0), 0.0) / S
-        return dp if dloss is None else dp * dloss
+        return _times_dloss(dp, dloss, "CrossEntropy")
 
 
 class SoftmaxCrossEntropy(Loss):
     """Softmax and mean cross-entropy fused, on logits X: ``dL/dX = (Y − T) / S``.
 
     ``forward(logits, t)`` returns the scalar loss (a 0-D array) and keeps Y and T;
-    ``backward()`` returns dL/dX. Stable for logits of ±1e4.
+    ``backward(dloss=None)`` returns dL/dX. Stable for logits of ±1e4, and for −inf logits on
+    classes whose target is 0. ``validate=False`` gives up the label-range and probability-row
+    checks (see the module docstring for what that costs).
     """
 
     def __init__(self, *, validate: bool = True) -> None:
         super().__init__()
-        self.validate = validate
+        self.validate = _check_validate(validate, "SoftmaxCrossEntropy")
 
     def forward(self, x: Array, t: Array) -> Array:
-        xp = backend.get_namespace(x, t)
+        xp = namespace_of("SoftmaxCrossEntropy.forward", ("logits x", "targets t"), x, t)
+        if t is None:
+            raise TypeError("SoftmaxCrossEntropy.forward expects targets t as an array, got None")
         _check_scores(x, "SoftmaxCrossEntropy", xp)
         T = target_matrix(t, x, validate=self.validate, xp=xp, what="SoftmaxCrossEntropy")
         logy = backend.log_softmax(x, axis=1, xp=xp)
         self._cache = (xp.exp(logy), T)
-        return -xp.sum(T * logy) / x.shape[0]
+        # T·log y with T = 0 is 0 even where log y = −inf (PyTorch agrees), not 0·(−inf) = NaN
+        return -xp.sum(T * xp.where(T == 0, 0.0, logy)) / x.shape[0]
 
     def backward(self, dloss: Array | float | None = None) -> Array:
         y, T = self._saved()
         dx = (y - T) / y.shape[0]
-        return dx if dloss is None else dx * dloss
+        return _times_dloss(dx, dloss, "SoftmaxCrossEntropy")
 
     def probabilities(self) -> Array:
         """The softmax probabilities of the last forward."""
