@@ -20,6 +20,9 @@ TRAIN = ROOT / "examples" / "train.py"
 TORCH_REF = ROOT / "examples" / "torch_reference.py"
 SHARED = ROOT.parent / "shared" / "data" / "cifar10"
 SMALL = ["--hidden-dims", "32", "--batch-size", "50", "--val-size", "100", "--epochs", "2", "--quiet"]
+#: The test accuracy the default run must reach on the team's CIFAR-10 copy, on any host (the
+#: README states this range; BLAS builds differ in rounding, so the exact figure is per host).
+HEADLINE_RANGE = (0.46, 0.53)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def test_default_experiment_on_the_shared_cifar10_copy(tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "default" / "results.json").read_text())
     print(f"default experiment: test accuracy {results['test_accuracy']:.4f} in {results['timing']['wall_seconds']:.0f}s")
-    assert 0.46 <= results["test_accuracy"] <= 0.53
+    assert HEADLINE_RANGE[0] <= results["test_accuracy"] <= HEADLINE_RANGE[1]
     assert results["config"]["hidden_dims"] == [128] and results["config"]["epochs"] == 10
 
 
