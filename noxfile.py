@@ -3,19 +3,30 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+
 import nox
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 
-# The CPU build of PyTorch, pinned: an unpinned `torch` pulls a multi-GB CUDA build.
-TORCH_CPU = "torch==2.13.0"
+# The PyTorch the CPU sessions install: today's pin by default. On an ordinary machine PyPI's
+# torch is the CUDA build (several GB with its CUDA packages); for the CPU-only build, name
+# PyTorch's CPU wheel index too (pip arguments are allowed):
+#   ARRAYML_TORCH_REQUIREMENT="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" nox -s tests
+TORCH_DEFAULT = "torch==2.13.0"
+
+
+def torch_requirement() -> list[str]:
+    """The `pip install` arguments for torch: $ARRAYML_TORCH_REQUIREMENT, else `TORCH_DEFAULT`."""
+    return shlex.split(os.environ.get("ARRAYML_TORCH_REQUIREMENT") or TORCH_DEFAULT)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The full CPU suite."""
-    session.install(TORCH_CPU)
+    """The full CPU suite (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
+    session.install(*torch_requirement())
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
@@ -40,16 +51,17 @@ SHARED_DATA = "../shared/data/cifar10"
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Both benchmarks; their JSON lands in results/bench/."""
-    session.install(TORCH_CPU)
+    """Both benchmarks; their JSON lands in scratch/bench/ (git-ignored: the published numbers in
+    results/bench/ change only when copied there on purpose)."""
+    session.install(*torch_requirement())
     session.install("-e", ".")
-    session.run("python", "benchmarks/matmul_vs_loop.py")
-    session.run("python", "benchmarks/train_throughput.py", *session.posargs)
+    session.run("python", "benchmarks/matmul_vs_loop.py", "--json", "scratch/bench/matmul_vs_loop-numpy.json")
+    session.run("python", "benchmarks/train_throughput.py", "--json", "scratch/bench/train_throughput.json", *session.posargs)
 
 
 @nox.session
 def experiments(session: nox.Session) -> None:
     """Every experiment of docs/results.md, full length, then the report itself."""
-    session.install(TORCH_CPU)
+    session.install(*torch_requirement())
     session.install("-e", ".")
     session.run("python", "examples/experiments/run_all.py", "--data-dir", SHARED_DATA, *session.posargs)

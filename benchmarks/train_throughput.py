@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="measured epochs per variant (median reported)")
     p.add_argument("--hidden", default="128;512,256,128", help="networks, ';'-separated hidden sizes")
     p.add_argument("--gpu", action="store_true", help="also torch CUDA and cupy when present")
-    p.add_argument("--json", default="results/bench/train_throughput.json", help="where to write the numbers")
+    p.add_argument("--json", default=None, help="write the numbers to this JSON file (default: none written)")
     args = p.parse_args(argv)
 
     rng = np.random.default_rng(0)

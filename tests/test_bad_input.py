@@ -494,7 +494,7 @@ def test_constructors_accept_what_is_unambiguous():
     assert am.MLP(4, [5], 3, batch_norm=np.bool_(True)).batch_norm is True
     assert am.ELU(alpha=np.float32(0.5)).alpha == 0.5
     assert am.BatchNorm1d(4, eps=1, momentum=np.float64(0.2)).momentum == 0.2
-    assert [type(m).__name__ for m in compat.MLP(12, 8, 3).layers] == ["LinearModule", "ReLU", "LinearModule", "SoftMaxModule"]
+    assert [type(m).__name__ for m in compat.MLP(12, 8, 3).layers] == ["LinearModule", "ReLUModule", "LinearModule", "SoftMaxModule"]
     assert am.SGD(np.float32(0.5), momentum=np.float64(0.9)).momentum == 0.9
 
 

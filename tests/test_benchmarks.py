@@ -39,6 +39,27 @@ def test_matmul_vs_loop_script_writes_its_table(tmp_path, monkeypatch, capsys):
     assert "speedup" in capsys.readouterr().out
 
 
+def test_ratios_print_with_two_significant_digits_never_as_0x():
+    mvl = _load("matmul_vs_loop")
+    assert [mvl.ratio(r) for r in (0.4, 0.853, 1.0, 1.234, 14.3, 196.2, 0.0123)] == \
+        ["0.40", "0.85", "1.0", "1.2", "14", "196", "0.012"]
+
+
+def test_benchmarks_write_json_only_where_asked(tmp_path, monkeypatch, capsys):
+    """A try-out run must not overwrite the tracked results/bench/*.json (or write anything)."""
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    mvl = _load("matmul_vs_loop")
+    monkeypatch.setattr(mvl, "SIZES", [(4, 6, 3)])
+    assert mvl.main(["--budget", "0.01"]) == 0
+    tt = _load("train_throughput")
+    monkeypatch.setattr(tt, "N_TRAIN", 10 * tt.BATCH)  # ten steps an epoch: a quick run
+    monkeypatch.setattr(tt, "matmul_rate", lambda hidden, repeats, lib="numpy": 1e9)
+    assert tt.main(["--repeats", "1", "--hidden", "8"]) == 0
+    assert list(tmp_path.iterdir()) == []
+    assert "written to" not in capsys.readouterr().out
+
+
 def test_matmul_vs_loop_rejects_an_unavailable_backend(capsys):
     mvl = _load("matmul_vs_loop")
     assert mvl.main(["--xp", "numpy", "--device", "cuda"]) == 2

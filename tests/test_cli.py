@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,9 @@ TRAIN = ROOT / "examples" / "train.py"
 TORCH_REF = ROOT / "examples" / "torch_reference.py"
 SHARED = ROOT.parent / "shared" / "data" / "cifar10"
 SMALL = ["--hidden-dims", "32", "--batch-size", "50", "--val-size", "100", "--epochs", "2", "--quiet"]
+#: The test accuracy the default run must reach on the team's CIFAR-10 copy, on any host (the
+#: README states this range; BLAS builds differ in rounding, so the exact figure is per host).
+HEADLINE_RANGE = (0.46, 0.53)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +63,7 @@ def test_bad_flags_give_one_line_errors(data_dir, tmp_path, args, message):
 
 
 def test_missing_data_is_a_one_line_error_saying_where_it_looked(tmp_path):
+    (tmp_path / "none").mkdir()  # an existing folder without the file
     proc = subprocess.run([sys.executable, str(TRAIN), "--data-dir", str(tmp_path / "none"), *SMALL],
                           capture_output=True, text=True, timeout=120,
                           env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "ARRAYML_OFFLINE": "1"})
@@ -85,12 +91,14 @@ def test_train_writes_results_figures_and_prints_progress(data_dir, tmp_path):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_quiet_prints_nothing_and_default_out_is_named_after_the_run(data_dir, tmp_path):
+def test_quiet_keeps_only_the_final_line_and_default_out_is_named_after_the_run(data_dir, tmp_path):
     proc = run(TRAIN, "--data-dir", data_dir, *SMALL, "--xp", "array-api-strict", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == ""
     outs = list((tmp_path / "results").iterdir())
     assert [p.name for p in outs] == ["mlp-32-relu-array-api-strict-lr0.1-e2-s42"]
+    accuracy = json.loads((outs[0] / "results.json").read_text())["test_accuracy"]
+    assert proc.stdout == (f"test accuracy {accuracy:.4f} (best validation epoch 2); "
+                           f"results written to results/{outs[0].name}/results.json\n")
 
 
 @pytest.mark.parametrize("extra", [[], ["--batch-norm"]], ids=["plain", "batchnorm"])
@@ -118,5 +126,171 @@ def test_default_experiment_on_the_shared_cifar10_copy(tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "default" / "results.json").read_text())
     print(f"default experiment: test accuracy {results['test_accuracy']:.4f} in {results['timing']['wall_seconds']:.0f}s")
-    assert 0.46 <= results["test_accuracy"] <= 0.53
+    assert HEADLINE_RANGE[0] <= results["test_accuracy"] <= HEADLINE_RANGE[1]
     assert results["config"]["hidden_dims"] == [128] and results["config"]["epochs"] == 10
+
+
+# --------------------------------------------------------------------------------------------
+# What a new user runs into (issue 12): checks before loading, statuses, output, interrupts
+# --------------------------------------------------------------------------------------------
+
+NOT_LOADED = "holds 700 training and 150 test images"  # the warning the fixture's cache gives when it is read
+
+
+def _one_line_error(proc, status=2):
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    # (the small fixture's cache warns that it is not full size when it is read: not an error line)
+    lines = [line for line in proc.stderr.strip().splitlines() if NOT_LOADED not in line and "load_cifar10(" not in line]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch-size", "100000"], "--batch-size must be at most 600 (the training images), got 100000"),
+    (["--val-size", "100000"], "--val-size must be between 1 and 699 (the 700 training images of "),
+    (["--subset", "100000"], "--subset must be at most 600 (the training images of "),
+    (["--weight-decay", "-1"], "--weight-decay must be a non-negative number, got -1.0"),
+    (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+    (["--data-dir", "TMP/dta"], "--data-dir must be an existing folder, got TMP/dta: no such directory"),
+])
+def test_every_flag_is_checked_before_the_data_is_loaded_and_named_as_typed(data_dir, tmp_path, args, message):
+    args = [a.replace("TMP", str(tmp_path)) for a in args]
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "o", *SMALL, *args)
+    line = _one_line_error(proc)
+    assert message.replace("TMP", str(tmp_path)) in line
+    assert NOT_LOADED not in proc.stderr  # refused from the file's header, without reading the images
+    assert not (tmp_path / "dta").exists()  # a mistyped --data-dir is never created
+
+
+def test_out_naming_an_existing_file_is_refused_before_training(data_dir, tmp_path):
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", a_file, *SMALL)
+    assert "--out must be a folder that can be written, got " in _one_line_error(proc)
+    assert NOT_LOADED not in proc.stderr and "epoch" not in proc.stdout
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", a_file / "sub", *SMALL)
+    assert f"{a_file} is a file, not a folder" in _one_line_error(proc)
+
+
+def test_results_that_cannot_be_written_go_elsewhere_with_the_trained_model(data_dir, tmp_path, monkeypatch, capsys):
+    from arrayml import checkpoint
+    from arrayml_app import cli
+    from arrayml_app import run as app_run
+
+    out = tmp_path / "out"
+    real = app_run.write_results
+
+    def disk_full_in_out(results, folder, *, plots=True):
+        if folder == out:
+            raise OSError(28, "No space left on device")
+        return real(results, folder, plots=plots)
+
+    monkeypatch.setattr(app_run, "write_results", disk_full_in_out)
+    monkeypatch.setattr(app_run.tempfile, "tempdir", str(tmp_path))
+    status = cli.main(["--data-dir", str(data_dir), "--out", str(out), *SMALL])
+    assert status == cli.EXIT_NOT_WRITTEN == 4
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "No space left on device" in err
+    (elsewhere,) = tmp_path.glob("arrayml-mlp-32-*")
+    assert str(elsewhere) in err
+    results = json.loads((elsewhere / "results.json").read_text())
+    saved = checkpoint.load(elsewhere / "checkpoint.npz")
+    assert saved.meta["fit"]["epochs_done"] == 2 and results["test_accuracy"] is not None
+    assert set(saved.model) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+
+
+def test_checkpoints_store_the_data_folder_resolved_so_resume_works_from_anywhere(data_dir, tmp_path):
+    from arrayml import checkpoint
+
+    (tmp_path / "data").symlink_to(data_dir)
+    (tmp_path / "elsewhere").mkdir()
+    proc = run(TRAIN, "--data-dir", "data", "--out", "run", *SMALL, "--checkpoint-every", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    saved = checkpoint.load(tmp_path / "run" / "checkpoint.npz").meta["config"]
+    assert saved["data_dir"] == str(data_dir.resolve())
+    ckpt = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
+    ckpt.meta["config"]["epochs"] = 3  # one more epoch to run
+    checkpoint.save(tmp_path / "run" / "checkpoint.npz", ckpt)
+    proc = run(TRAIN, "--resume", tmp_path / "run" / "checkpoint.npz", cwd=tmp_path / "elsewhere")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads((tmp_path / "run" / "results.json").read_text())["history"]["epochs"]) == 3
+
+
+def test_resume_of_a_file_that_is_not_a_checkpoint_says_so_without_pointing_at_unsafe_loading(data_dir, tmp_path):
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    proc = run(TRAIN, "--resume", passwd, "--out", tmp_path / "o")
+    line = _one_line_error(proc)
+    assert "not an arrayml checkpoint" in line
+    assert "allow_pickle" not in line
+
+
+def test_a_diverged_run_exits_with_status_3_and_says_so(data_dir, tmp_path):
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "o", *SMALL, "--lr", "1e5")
+    line = _one_line_error(proc, status=3)
+    assert "the run diverged: the loss became" in line and str(tmp_path / "o") in line
+    assert json.loads((tmp_path / "o" / "results.json").read_text())["diverged"]["epoch"] == 1
+
+
+def test_quiet_is_not_stored_so_a_resumed_run_talks_again(data_dir, tmp_path):
+    from arrayml import checkpoint
+
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "o", *SMALL, "--checkpoint-every", "1")
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1, proc.stdout
+    ckpt = checkpoint.load(tmp_path / "o" / "checkpoint.npz")
+    assert "quiet" not in ckpt.meta["config"]
+    ckpt.meta["config"]["epochs"] = 3
+    checkpoint.save(tmp_path / "o" / "checkpoint.npz", ckpt)
+    proc = run(TRAIN, "--resume", tmp_path / "o" / "checkpoint.npz")
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch   3/3" in proc.stdout and "test accuracy" in proc.stdout
+
+
+def test_logs_get_a_plain_line_per_epoch_and_no_progress_bar_junk(data_dir, tmp_path):
+    args = [a for a in SMALL if a != "--quiet"]
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "o", *args, "--epochs", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stdout and "\r" not in proc.stderr and "step/s" not in proc.stderr
+    epoch_lines = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/3", "2/3", "3/3"]
+
+
+def test_help_shows_every_default_exactly_once_and_the_exit_statuses():
+    from arrayml_app.cli import build_parser
+    from arrayml_app.config import RunConfig, config_fields
+
+    parser = build_parser()
+    by_dest = {a.dest: a for a in parser._actions}
+    defaults = RunConfig()
+    for f in config_fields():
+        action = by_dest[f.name]
+        assert action.help.count("default:") == 1, (f.name, action.help)
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            assert action.help.endswith(f"(default: {'on' if value else 'off'})"), (f.name, action.help)
+        elif value is not None:
+            shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+            assert action.help.endswith(f"(default: {shown})"), (f.name, action.help)
+    statuses = " ".join(run(TRAIN, "--help").stdout.split()).split("exit status:")[1]
+    for status in ("0 trained", "2 a bad flag", "3 the loss became NaN", "4 the results could not", "130 interrupted"):
+        assert status in statuses
+
+
+def test_ctrl_c_starts_a_fresh_line_and_prints_the_resume_command(data_dir, tmp_path):
+    out = tmp_path / "o"
+    cmd = [sys.executable, str(TRAIN), "--data-dir", str(data_dir), "--out", str(out), *SMALL,
+           "--epochs", "10000", "--checkpoint-every", "1"]
+    # SIGINT is a KeyboardInterrupt only where it is not ignored (background jobs ignore it)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.npz").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    last = err.splitlines()[-1]
+    assert last == f"train.py: interrupted; continue with: python {TRAIN} --resume {out / 'checkpoint.npz'}"
+    assert "Traceback" not in err

@@ -147,3 +147,112 @@ def test_cross_entropy_module_survives_the_courses_in_place_numerical_gradient(c
     np.testing.assert_allclose(ce.backward(x, y), num, rtol=1e-5, atol=1e-8)
     with pytest.raises(ValueError, match="CrossEntropy expects probabilities"):
         ce.forward(x * 0.3, y)
+
+
+# --------------------------------------------------------------------------------------------
+# Driven as a student's train_mlp_numpy.py drives it (issue 12)
+# --------------------------------------------------------------------------------------------
+
+
+def _course_batches(n=200, batch=50, seed=0):
+    """CIFAR-10-shaped batches as the course's loader gives them: float32 (N, 3, 32, 32) images
+    (the class sets the mean image) and integer labels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, size=n)
+    x = (rng.normal(size=(10, 3, 32, 32))[y] + rng.normal(size=(n, 3, 32, 32))).astype(np.float32)
+    return [(x[s:s + batch], y[s:s + batch]) for s in range(0, n, batch)]
+
+
+def _sgd_step_the_course_way(model, lr):
+    for module in model.layers:
+        if hasattr(module, "params"):
+            module.params["weight"] -= lr * module.grads["weight"]
+            module.params["bias"] -= lr * module.grads["bias"]
+
+
+def test_a_students_training_loop_runs_and_learns():
+    model = compat.MLP(3 * 32 * 32, [64], 10, rng=0)
+    loss_module = compat.CrossEntropyModule()
+    batches = _course_batches()
+    losses = []
+    for _ in range(4):
+        for x, y in batches:
+            out = model.forward(x)
+            losses.append(float(loss_module.forward(out, y)))
+            model.backward(loss_module.backward(out, y))
+            _sgd_step_the_course_way(model, lr=0.01)
+        model.clear_cache()
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_mlp_flattens_course_image_batches_and_returns_the_input_gradient_in_their_shape():
+    model = compat.MLP(3 * 32 * 32, [16], 10, rng=1)
+    x, _ = _course_batches(n=8, batch=8)[0]
+    flat = model.forward(np.reshape(x, (8, -1)))
+    dx_flat = model.backward(np.ones_like(flat))
+    out = model.forward(x)
+    np.testing.assert_array_equal(out, flat)
+    dx = model.backward(np.ones_like(out))
+    assert dx.shape == (8, 3, 32, 32)
+    np.testing.assert_array_equal(np.reshape(dx, (8, -1)), dx_flat)
+
+
+@pytest.mark.parametrize("activation,cls", [("relu", compat.ReLUModule), ("elu", compat.ELUModule)])
+def test_hidden_activations_are_the_course_modules(activation, cls):
+    model = compat.MLP(12, [8, 6], 3, activation=activation, rng=2)
+    hidden = [m for m in model.layers if not isinstance(m, (compat.LinearModule, compat.SoftMaxModule))]
+    assert len(hidden) == 2 and all(isinstance(m, cls) for m in hidden)
+
+
+def test_only_modules_with_parameters_have_params_so_the_hasattr_idiom_works():
+    model = compat.MLP(12, [8], 3, activation="tanh", rng=3)
+    with_params = [type(m).__name__ for m in model.layers if hasattr(m, "params")]
+    assert with_params == ["LinearModule", "LinearModule"]
+    for module in (compat.ReLUModule(), compat.ELUModule(), compat.SoftMaxModule()):
+        assert not hasattr(module, "params") and not hasattr(module, "grads")
+    # the library's own bookkeeping still sees every parameter
+    assert set(model.parameters()) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    x = np.random.default_rng(3).normal(size=(4, 12))
+    model.backward(model.forward(x) - 1.0 / 3)
+    assert set(model.gradients()) == set(model.parameters())
+    model.load_state(model.state())
+
+
+def test_fused_loss_is_finite_where_softmax_then_cross_entropy_is_not():
+    logits = np.array([[1e3, -1e3, 0.0], [-1e3, 0.0, 1e3]])
+    y = np.array([1, 0])  # the true classes' probabilities underflow to 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        probs = compat.SoftMaxModule().forward(logits)
+        split = compat.CrossEntropyModule()
+        assert not np.isfinite(float(split.forward(probs, y)))
+    fused = compat.SoftmaxCrossEntropyModule()
+    loss = float(fused.forward(logits, y))
+    assert loss == pytest.approx(2e3)  # -log softmax of the true class: 1e3 - (-1e3) per sample, mean
+    grad = fused.backward(logits, y)
+    assert np.all(np.isfinite(grad))
+    expected = np.zeros((2, 3))
+    expected[0, 0], expected[0, 1] = 1.0, -1.0
+    expected[1, 2], expected[1, 0] = 1.0, -1.0
+    np.testing.assert_allclose(grad, expected / 2, atol=1e-300)
+
+
+def test_mlp_without_softmax_trains_with_the_fused_loss():
+    model = compat.MLP(3 * 32 * 32, [64], 10, softmax=False, rng=0)
+    assert not isinstance(model.layers[-1], compat.SoftMaxModule)
+    loss_module = compat.SoftmaxCrossEntropyModule()
+    losses = []
+    for _ in range(4):
+        for x, y in _course_batches():
+            out = model.forward(x)
+            losses.append(float(loss_module.forward(out, y)))
+            model.backward(loss_module.backward(out, y))
+            _sgd_step_the_course_way(model, lr=0.01)
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_elu_gradient_keeps_its_precision_for_very_negative_inputs():
+    x = np.array([[-20.0, -40.0, -50.0, -700.0]])
+    elu = compat.ELUModule()
+    elu.forward(x)
+    dx = elu.backward(np.ones_like(x))
+    np.testing.assert_allclose(dx, np.exp(x), rtol=1e-13)  # y + α would give 0 below about -37

@@ -66,6 +66,26 @@ def test_offline_without_data_says_where_it_looked_and_how_to_supply_it(tmp_path
         cifar10.load_cifar10(tmp_path / "nowhere", download_if_missing=False)
 
 
+def test_a_failed_download_leaves_no_folder_it_created(tmp_path, home):
+    typo = tmp_path / "dta" / "cifar"
+    with pytest.raises(cifar10.DataError, match="could not download"):
+        cifar10.load_cifar10(typo, url=(tmp_path / "no-such-file.tar.gz").as_uri(), progress=False)
+    assert not (tmp_path / "dta").exists()  # a mistyped folder is not left behind
+    assert not (home / ".cache").exists()
+
+
+def test_download_progress_bar_only_on_a_terminal(tmp_path, home, capsys):
+    archive, md5, _ = make_archive(tmp_path / "server" / "cifar-10-python.tar.gz")
+    cifar10.load_cifar10(tmp_path / "data", url=archive.as_uri(), md5=md5)  # stderr is captured: not a terminal
+    assert "\r" not in capsys.readouterr().err
+
+
+def test_training_images_are_counted_from_the_header_without_loading(tmp_path, home):
+    make_cache(tmp_path / "d", n_train=37, n_test=5)
+    assert cifar10.training_images(tmp_path / "d") == (37, str(tmp_path / "d" / "cifar10_uint8.npz"))
+    assert cifar10.training_images(tmp_path / "empty") == (50000, "CIFAR-10")  # would be downloaded
+
+
 def test_wrong_md5_is_rejected_before_reading_and_leaves_nothing(tmp_path, home):
     archive, md5, _ = make_archive(tmp_path / "server" / "cifar-10-python.tar.gz")
     target = tmp_path / "data"

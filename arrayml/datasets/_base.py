@@ -40,15 +40,18 @@ def file_in(place: Path, name: str) -> Path:
     return place if place.suffix == Path(name).suffix else place / name
 
 
-def download(url: str, dest: Path, *, md5: str, timeout: float = 30.0, progress: bool = True) -> Path:
-    """Download `url` to `dest` via a temporary file, checking the MD5 before renaming it in."""
+def download(url: str, dest: Path, *, md5: str, timeout: float = 30.0, progress: bool | None = None) -> Path:
+    """Download `url` to `dest` via a temporary file, checking the MD5 before renaming it in.
+
+    `progress`: a progress bar (None: only when stderr is a terminal, so logs get no ``\\r``).
+    """
     from tqdm.auto import tqdm
 
     try:
         with atomic_write(dest) as out, urllib.request.urlopen(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             digest = hashlib.md5()
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}", disable=not progress) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}", disable=None if progress is None else not progress) as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
                     digest.update(block)

@@ -19,6 +19,7 @@ normalised per channel, flattened channel-first) and a seeded validation split, 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -166,16 +167,42 @@ def parse_archive(path: Path) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 
 
+def training_images(data_dir: str | os.PathLike | None = None) -> tuple[int, str]:
+    """How many training images `load_cifar10` will find, without loading them: ``(count, source)``
+    from the header of the first cache file found, or CIFAR-10's 50000 if none is readable (it
+    would be downloaded). Lets a caller check its batch and split sizes in milliseconds."""
+    for place in candidate_dirs(data_dir):
+        path = file_in(place, CACHE_NAME)
+        if path.is_file():
+            shape = _npz_shape(path, "x_train")
+            if shape:
+                return shape[0], str(path)
+    return EXPECTED["x_train"][0][0], "CIFAR-10"
+
+
+def _npz_shape(path: Path, key: str) -> tuple[int, ...] | None:
+    """The shape of array `key` in an ``.npz``, read from its ``.npy`` header (None if unreadable)."""
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            return None if read is None else tuple(read(f)[0])
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError):
+        return None
+
+
 def load_cifar10(
     data_dir: str | os.PathLike | None = None, *, download_if_missing: bool = True,
     url: str = CIFAR10_URL, md5: str = CIFAR10_MD5,
-    progress: bool = True, timeout: float = 30.0,
+    progress: bool | None = None, timeout: float = 30.0,
 ) -> dict[str, np.ndarray]:
     """CIFAR-10 as uint8 images (N, 32, 32, 3) and int64 labels, from the first cache found.
 
     The result also holds ``"path"``: the cache file it came from. Raises `DataError` when no
     usable cache exists and none can be downloaded, saying where it looked and how to supply the
-    file. (`url` and `md5` exist for tests.)
+    file. The folder downloaded into is created if needed, and removed again if the download
+    fails, so that a mistyped folder is not left behind. `progress`: a download bar (None: only
+    when stderr is a terminal). (`url` and `md5` exist for tests.)
     """
     places = candidate_dirs(data_dir)
     problems = []
@@ -191,15 +218,20 @@ def load_cifar10(
     looked = ", ".join(str(file_in(p, CACHE_NAME)) for p in places)
     if not download_if_missing or offline():
         raise DataError(_missing_message(looked, problems))
+    created = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
     archive = target.parent / ARCHIVE_NAME
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         if archive.is_file() and file_digest(archive) != md5:
             warnings.warn(f"{archive} fails its MD5 check (truncated or corrupt); downloading it again", stacklevel=2)
             archive.unlink()
         if not archive.is_file():
             download(url, archive, md5=md5, timeout=timeout, progress=progress)
         arrays = parse_archive(archive)
-    except DataError as exc:
+    except (DataError, OSError) as exc:
+        for folder in created:  # deepest first: leave no folder a failed download made
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise DataError(_missing_message(looked, [*problems, str(exc)])) from None
     write_cache(arrays, target)
     return {**read_cache(target), "path": target}
@@ -256,7 +288,7 @@ def make_splits(
 def load_splits(
     data_dir: str | os.PathLike | None = None, *, val_size: int = 5000, seed: int = 42,
     subset: int | None = None, dtype: Any = np.float32, download_if_missing: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Splits:
     """CIFAR-10 ready for training: `load_cifar10`, then `make_splits` (host NumPy arrays; move
     them to a backend with ``Splits.to``)."""

@@ -80,7 +80,9 @@ class ELU(Activation):
         return xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0.0)))
 
     def gradient(self, xp, x, y, dy):
-        return xp.where(x > 0, dy, dy * (y + self.alpha))
+        # α·eˣ directly: y + α = α(eˣ − 1) + α cancels to 0 below x ≈ −37 in float64, where α·eˣ
+        # is tiny but exact. min(x, 0): no overflow in the branch `where` discards.
+        return xp.where(x > 0, dy, dy * (self.alpha * xp.exp(xp.minimum(x, 0.0))))
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"

@@ -76,7 +76,7 @@ class Module:
     def parameter_slots(self) -> Iterator[tuple[str, Module, str]]:
         """``(full_name, owner, key)`` for every parameter: ``owner.params[key]`` is the array."""
         for prefix, module in self.named_modules():
-            for key in module.params:
+            for key in getattr(module, "params", {}):  # compat's parameter-free modules have none
                 yield (f"{prefix}.{key}" if prefix else key), module, key
 
     def parameters(self) -> dict[str, Array]:
@@ -151,7 +151,8 @@ class Module:
             table[key] = backend.convert(state[name], xp, dev, mine.dtype)
         self.clear_cache()
         for _, module in self.named_modules():
-            module.grads = {}
+            if hasattr(module, "grads"):
+                module.grads = {}
 
     # -- modes, size, placement ----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -178,13 +179,14 @@ class Module:
             device = current.device if device is None else device
         where = backend.placement(xp, device, "float32" if dtype is None else dtype)
         for _, module in self.named_modules():
-            for table in (module.params, module.buffers):
+            for table in (getattr(module, "params", {}), module.buffers):
                 for key, value in table.items():
                     target = where.dtype if dtype is not None else getattr(
                         where.xp, backend.dtype_name(value.dtype)
                     )
                     table[key] = backend.convert(value, where.xp, where.device, target)
-            module.grads = {}
+            if hasattr(module, "grads"):
+                module.grads = {}
         self.clear_cache()
         return self
 

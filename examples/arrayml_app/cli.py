@@ -6,16 +6,28 @@ The flags come from the one definition in `arrayml_app.config`.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+import time
+from pathlib import Path
 
 from arrayml.backend import BackendUnavailableError
 from arrayml.checkpoint import CheckpointError
 from arrayml.datasets import DataError
 
 from .config import RunConfig, add_flags, config_fields, config_from_args
-from .run import LearnerFactory, arrayml_learner, resume_config, run
+from .run import LearnerFactory, ResultsNotWritten, arrayml_learner, checkpoint_path, resume_config, run
 
 DESCRIPTION = "Train the assignment's MLP on CIFAR-10 with arrayml, on any backend."
+
+#: Exit statuses, for scripts and sweeps (listed in --help).
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_NOT_WRITTEN, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+EPILOG = (
+    f"exit status: {EXIT_OK} trained and tested; {EXIT_USAGE} a bad flag, missing data or an unusable checkpoint "
+    f"(nothing was trained); {EXIT_DIVERGED} the loss became NaN or infinite (the run stopped; results.json "
+    f"says where); {EXIT_NOT_WRITTEN} the results could not be written to --out (they and the trained model "
+    f"went to the temporary folder named); {EXIT_INTERRUPTED} interrupted (Ctrl-C)."
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -27,7 +39,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser(prog: str = "train.py", description: str = DESCRIPTION, *, exclude: tuple[str, ...] = ()) -> argparse.ArgumentParser:
     """Every flag of `RunConfig` (less those in `exclude`), each with its default in --help."""
-    parser = OneLineParser(prog=prog, description=description)
+    parser = OneLineParser(prog=prog, description=description, epilog=EPILOG)
     return add_flags(parser, [f.name for f in config_fields() if f.name not in exclude])
 
 
@@ -51,14 +63,38 @@ def main(
     parser = build_parser(prog, description, exclude=tuple(fixed))
     args = parser.parse_args(argv)
     config: RunConfig = config_from_args(args, **fixed)
+    started = time.time()
     try:
         if config.resume:
             config = resume_config(config, given=explicit_flags(parser, argv))
-        run(config, make_learner=make_learner)
+        results = run(config, make_learner=make_learner)
     except (ValueError, BackendUnavailableError, DataError, CheckpointError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except ResultsNotWritten as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_NOT_WRITTEN
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        print(interrupted_message(prog, config, started), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if results["diverged"] is not None:
+        d = results["diverged"]
+        print(f"{prog}: error: the run diverged: the loss became {d['loss']} at epoch {d['epoch']}, step {d['step']} "
+              f"(lower --lr?); results in {config.out_dir()}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return EXIT_OK
+
+
+def interrupted_message(prog: str, config: RunConfig, started: float) -> str:
+    """What Ctrl-C prints: on a fresh line (a progress bar may hold the cursor), and the command
+    that continues the run when this run left a checkpoint (one written since it started, or the
+    one it resumed)."""
+    fresh = "\n" if sys.stderr.isatty() else ""
+    path = checkpoint_path(config)
+    ours = path.is_file() and (path.stat().st_mtime >= started or (config.resume and Path(config.resume) == path))
+    if not ours:
+        hint = (" before its first checkpoint: nothing to resume" if config.checkpoint_every
+                else " (no checkpoint: --checkpoint-every N makes a run resumable)")
+        return f"{fresh}{prog}: interrupted{hint}"
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else prog
+    return f"{fresh}{prog}: interrupted; continue with: python {shlex.quote(script)} --resume {shlex.quote(str(path))}"

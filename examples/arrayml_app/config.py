@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,12 +61,15 @@ class RunConfig:
     gamma: float = field(default=0.1, metadata=flag("decay factor for --schedule step", type=float))
     min_lr: float = field(default=0.0, metadata=flag("final rate of the cosine schedules", type=float))
     data_dir: str | None = field(default=None, metadata=flag(
-        "folder holding cifar10_uint8.npz; default: $ARRAYML_DATA, then ~/.cache/arrayml"))
+        "an existing folder holding cifar10_uint8.npz (downloaded into it if missing); "
+        "default: $ARRAYML_DATA, then ~/.cache/arrayml"))
     subset: int | None = field(default=None, metadata=flag(
-        "train on only this many images (quick checks); default: all", type=int))
+        "train on only this many of the training images (quick checks); default: all", type=int))
     val_size: int = field(default=5000, metadata=flag("validation images split off the training set", type=int))
     out: str | None = field(default=None, metadata=flag("output folder; default: results/<run-name> (an experiment: results/<experiment>)"))
-    quiet: bool = field(default=False, metadata=flag("no progress bars or per-epoch lines", action="store_true"))
+    quiet: bool = field(default=False, metadata=flag(
+        "no progress bars or per-epoch lines; only the final line (test accuracy, where the results went)",
+        action="store_true"))
     log_every: int = field(default=50, metadata=flag("read the loss back from the device every N steps", type=int, metavar="N"))
     checkpoint_every: int = field(default=0, metadata=flag(
         "write a checkpoint to OUT/checkpoint.npz every N epochs (0: never)", type=int, metavar="N"))
@@ -119,6 +123,45 @@ class RunConfig:
         need(self.step_size is None or self.step_size > 0, "step_size", "positive")
         need(0 < self.gamma <= 1, "gamma", "in (0, 1]")
         need(math.isfinite(self.min_lr) and self.min_lr >= 0, "min_lr", "a non-negative number")
+        if self.data_dir is not None:
+            folder = Path(self.data_dir).expanduser()
+            folder = folder.parent if folder.suffix == ".npz" else folder  # it may name the file itself
+            if not folder.is_dir():
+                raise ValueError(f"--data-dir must be an existing folder, got {self.data_dir}: no such directory "
+                                 "(create it first to download CIFAR-10 into it)")
+        problem = _unwritable(self.out_dir())
+        if problem:
+            raise ValueError(f"--out must be a folder that can be written, got {self.out_dir()}: {problem}")
+
+    def validate_sizes(self, n_images: int, source: str) -> None:
+        """Check the sizes that depend on the data, given the `n_images` training images (before
+        the validation split) that `source` holds. Runs before the images are loaded."""
+        if not 1 <= self.val_size < n_images:
+            raise ValueError(f"--val-size must be between 1 and {n_images - 1} (the {n_images} training images "
+                             f"of {source}), got {self.val_size}")
+        left = n_images - self.val_size
+        if self.subset is not None and self.subset > left:
+            raise ValueError(f"--subset must be at most {left} (the training images of {source} left after "
+                             f"--val-size {self.val_size}), got {self.subset}")
+        n_train = left if self.subset is None else self.subset
+        if self.batch_size > n_train:
+            raise ValueError(f"--batch-size must be at most {n_train} (the training images), got {self.batch_size}")
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why results cannot be written into `folder` (created if needed), or None if they can."""
+    if folder.exists() and not folder.is_dir():
+        return "an existing file, not a folder"
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"no permission to write in {existing}"
+    return None
 
 
 def config_fields(names: Iterable[str] | None = None) -> list[dataclasses.Field]:
@@ -141,7 +184,9 @@ def add_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = Non
     for f in config_fields(names):
         kwargs = dict(f.metadata)
         default = defaults.get(f.name, _default(f))
-        if default is not None and kwargs.get("action") != "store_true":
+        if kwargs.get("action") == "store_true":
+            kwargs["help"] = f"{kwargs['help']} (default: {'on' if default else 'off'})"
+        elif default is not None:
             shown = " ".join(map(str, default)) if isinstance(default, list) else default
             kwargs["help"] = f"{kwargs['help']} (default: {shown})"
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=default, **kwargs)

@@ -8,8 +8,10 @@ own learner factory, so that plain PyTorch is trained and reported by exactly th
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +48,8 @@ def load_splits(config: RunConfig) -> tuple[Splits, dict[str, Any]]:
     so a sweep loads and normalises CIFAR-10 once."""
     key = (config.data_dir, config.seed, config.subset, config.val_size, config.dtype)
     if key not in _SPLITS:
-        arrays = cifar10.load_cifar10(config.data_dir, progress=not config.quiet)
+        # download bar: on a terminal only (None), never with --quiet
+        arrays = cifar10.load_cifar10(config.data_dir, progress=False if config.quiet else None)
         path = arrays.pop("path")
         splits = cifar10.make_splits(arrays, val_size=config.val_size, seed=config.seed, subset=config.subset,
                                      dtype=np.dtype(config.dtype))
@@ -90,6 +93,12 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     Returns the results dictionary (the content of ``results.json``).
     """
     config.validate()
+    if config.data_dir is not None:  # resolved, so that a checkpoint resumes from any working directory
+        config = dataclasses.replace(config, data_dir=str(Path(config.data_dir).expanduser().resolve()))
+    n_images, source = cifar10.training_images(config.data_dir)  # read from the file's header: no loading
+    config.validate_sizes(n_images, source)
+    if plots and importlib.util.find_spec("matplotlib") is None:
+        raise ValueError('the figures need matplotlib, which is not installed: pip install -e ".[app]"')
     t_start = time.perf_counter()
     where = backend.placement(config.xp, config.device, config.dtype)
     host_splits, data_info = load_splits(config)
@@ -140,11 +149,44 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     if test is not None:
         say(f"best validation accuracy {state.best_val_accuracy:.4f} at epoch {state.best_epoch}; "
             f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}")
+        outcome = f"test accuracy {test['accuracy']:.4f} (best validation epoch {state.best_epoch})"
     else:
         say(f"run diverged before any epoch finished ({state.diverged}); no test accuracy")
-    write_results(results, config.out_dir(), plots=plots)
-    say(f"results written to {config.out_dir()}/results.json")
+        outcome = "diverged, no test accuracy"
+    out = write_results_or_elsewhere(results, config, learner, state, plots=plots)
+    # the one line --quiet keeps
+    print(f"results written to {out}/results.json" if not config.quiet else f"{outcome}; results written to {out}/results.json")
     return results
+
+
+class ResultsNotWritten(RuntimeError):
+    """The results could not be written where asked; they (and the trained model) were written
+    to ``self.elsewhere`` instead, if that is not None."""
+
+    def __init__(self, message: str, elsewhere: Path | None) -> None:
+        super().__init__(message)
+        self.elsewhere = elsewhere
+
+
+def write_results_or_elsewhere(results: dict[str, Any], config: RunConfig, learner: Learner, state: FitState,
+                               *, plots: bool = True) -> Path:
+    """`write_results` to ``config.out_dir()``; if that fails, the trained model is not lost:
+    ``results.json`` and a checkpoint go to a new temporary folder and `ResultsNotWritten` says
+    where."""
+    out = config.out_dir()
+    try:
+        write_results(results, out, plots=plots)
+        return out
+    except OSError as exc:
+        failure = f"could not write the results to {out} ({type(exc).__name__}: {exc})"
+    try:
+        elsewhere = Path(tempfile.mkdtemp(prefix=f"arrayml-{config.run_name()}-"))
+        write_results(results, elsewhere, plots=False)
+        save_run_checkpoint(elsewhere / "checkpoint.npz", learner, state, config)
+    except OSError as exc:
+        raise ResultsNotWritten(f"{failure}, nor to a temporary folder ({exc}): the run is lost", None) from None
+    raise ResultsNotWritten(
+        f"{failure}; wrote results.json and checkpoint.npz (the trained model) to {elsewhere} instead", elsewhere)
 
 
 # --------------------------------------------------------------------------------------------

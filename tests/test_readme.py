@@ -1,0 +1,53 @@
+"""The README cannot rot: every ```python block in it runs as written, on its own, in a fresh
+folder, on a machine with only what `pip install -e ".[app]"` brings (no torch, no CuPy, no
+GPU); and the accuracy range it states is the one the headline test checks."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from test_cli import HEADLINE_RANGE
+
+from scripts import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"^```python\n(.*?)^```", README, flags=re.MULTILINE | re.DOTALL)
+
+# What the README's install command does not bring: importing these fails inside the blocks (an
+# import hook, so that they are absent from sys.modules as on a machine without them).
+NOT_INSTALLED = ("torch", "cupy", "array_api_strict", "jax")
+PRELUDE = f"""import sys
+
+
+class _NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {NOT_INSTALLED!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (hidden by the README test)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+
+def test_the_readme_has_its_python_blocks():
+    assert len(BLOCKS) >= 3
+
+
+@pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i + 1}" for i in range(len(BLOCKS))])
+def test_every_python_block_runs_as_written(code, tmp_path):
+    script = tmp_path / "block.py"
+    script.write_text(PRELUDE + "exec(compile(open(sys.argv[1]).read(), 'README block', 'exec'))\n")
+    (tmp_path / "readme_block.py").write_text(code)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ARRAYML_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(script), "readme_block.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"README block fails:\n{code}\n{proc.stderr}"
+
+
+def test_the_readme_states_the_accuracy_range_the_headline_test_checks():
+    low, high = (round(100 * v) for v in HEADLINE_RANGE)
+    assert f"{low}–{high}%" in README
