@@ -1,13 +1,21 @@
 """Every backend question in arrayml is answered here, and nowhere else.
 
-Layers, losses, the optimizer and the metrics never import NumPy, PyTorch or CuPy. They ask this
+Layers, losses, the optimizer and the metrics never import NumPy, PyTorch, CuPy or JAX. They ask this
 module for the namespace and device of the arrays they are given (`get_namespace`), create new
 arrays with an explicit ``dtype=`` and ``device=``, and draw random numbers through `normal` and
 `permutation`, which take an explicit seeded :class:`numpy.random.Generator`, draw on the host and
 move the result to the target device in one step.
 
 Namespaces are the ones `array_api_compat` returns (``array_api_compat.numpy``,
-``array_api_compat.torch``, ``array_api_compat.cupy``) or ``array_api_strict``.
+``array_api_compat.torch``, ``array_api_compat.cupy``), ``jax.numpy`` itself (JAX implements the
+standard natively, so ``array_api_compat.array_namespace`` hands it back unwrapped) or
+``array_api_strict``.
+
+JAX specifics, all handled here: its arrays are immutable (arrayml never writes in place anyway);
+float64 exists only when x64 is enabled (asking for it otherwise is an error naming the fix, never
+a silent float32); and inside ``jax.jit`` tracing an array has no device (see
+`get_namespace_and_device`). `compile_function` is the one place that calls ``jax.jit`` or
+``torch.compile``.
 """
 
 from __future__ import annotations
@@ -52,18 +60,29 @@ __all__ = [
     "logsumexp",
     "log_softmax",
     "synchronize",
+    "is_array",
+    "x64_enabled",
+    "compiler_name",
+    "compile_function",
+    "traced_scalar",
 ]
 
 #: The names accepted by `namespace_by_name` (and ``--xp`` on the command line).
-BACKEND_NAMES = ("numpy", "torch", "cupy", "array-api-strict")
+BACKEND_NAMES = ("numpy", "torch", "cupy", "jax", "array-api-strict")
 
 _INSTALL_HINTS = {
     "numpy": "pip install numpy",
     "torch": "pip install torch  (CPU only: pip install torch --index-url "
     "https://download.pytorch.org/whl/cpu)",
     "cupy": "pip install cupy-cuda12x  (needs an NVIDIA GPU and CUDA 12)",
+    "jax": 'pip install "jax[cpu]>=0.10,<0.11"  (GPU: "jax[cuda12]>=0.10,<0.11"; 0.10 is the '
+    "newest for Python 3.11)",
     "array-api-strict": "pip install array-api-strict",
 }
+
+#: How to enable float64 in JAX (it is off by default): named in every error about it.
+JAX_X64_FIX = 'set JAX_ENABLE_X64=1 before starting Python, or call jax.config.update("jax_enable_x64", True) before creating any array'
+
 
 
 class BackendUnavailableError(RuntimeError):
@@ -89,9 +108,10 @@ def namespace_by_name(name: str) -> Namespace:
     key = name.lower().replace("_", "-")
     if key == "array-api-strict" or key == "strict":
         module = "array_api_strict"
-    elif key in ("numpy", "torch", "cupy"):
-        module = f"array_api_compat.{key}"
-        key_lib = "torch" if key == "torch" else key
+    elif key in ("numpy", "torch", "cupy", "jax"):
+        # JAX implements the standard itself: array_api_compat hands back jax.numpy unwrapped
+        module = "jax.numpy" if key == "jax" else f"array_api_compat.{key}"
+        key_lib = key
         try:
             importlib.import_module(key_lib)
         except ImportError as exc:
@@ -127,14 +147,29 @@ def _require_cuda_for_cupy() -> None:
         raise BackendUnavailableError("CuPy is installed but no CUDA device is present")
 
 
+_NAMESPACE_NAMES = {
+    "array_api_compat.numpy": "numpy", "numpy": "numpy", "array_api_compat.torch": "torch",
+    "torch": "torch", "array_api_compat.cupy": "cupy", "cupy": "cupy", "jax.numpy": "jax",
+    "array_api_strict": "array-api-strict",
+}
+
+
 def namespace_name(xp: Namespace) -> str:
-    """A short human name for a namespace: ``numpy``, ``torch``, ``cupy``, ``array-api-strict``."""
+    """A short human name for a namespace: ``numpy``, ``torch``, ``cupy``, ``jax``,
+    ``array-api-strict``."""
+    # By module name first: cheap on every step, and torch.compile traces it without going
+    # through array_api_compat's lru_cache-wrapped checks (which it warns about).
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None))
+    if name is not None:
+        return name
     if array_api_compat.is_numpy_namespace(xp):
         return "numpy"
     if array_api_compat.is_torch_namespace(xp):
         return "torch"
     if array_api_compat.is_cupy_namespace(xp):
         return "cupy"
+    if array_api_compat.is_jax_namespace(xp):
+        return "jax"
     if array_api_compat.is_array_api_strict_namespace(xp):
         return "array-api-strict"
     return getattr(xp, "__name__", repr(xp))
@@ -192,6 +227,8 @@ def resolve_device(xp: Namespace, spec: Any = None) -> Any:
         if index >= cupy.cuda.runtime.getDeviceCount():
             raise BackendUnavailableError(f"CUDA device {index} asked for, but it is not present")
         return cupy.cuda.Device(index)
+    if name == "jax":
+        return _jax_device(spec)
     if name == "array-api-strict":
         if spec is None:
             return xp.Device("CPU_DEVICE")
@@ -205,6 +242,80 @@ def resolve_device(xp: Namespace, spec: Any = None) -> Any:
                 f"array-api-strict has no device {spec!r}; it has {', '.join(known)}"
             ) from None
     return spec
+
+
+def _jax_device(spec: Any) -> Any:
+    """``None`` -> JAX's default device (its first GPU when jax[cuda] sees one, else the CPU);
+    ``"cpu"``/``"cpu:N"``; ``"cuda"``/``"cuda:N"``/``"gpu:N"`` -> the N-th GPU; a ``jax.Device``
+    as it is."""
+    import jax
+
+    if spec is None:
+        return jax.devices()[0]
+    if isinstance(spec, jax.Device):
+        return spec
+    text = str(spec).lower()
+    kind, _, index_text = text.partition(":")
+    if kind not in ("cpu", "cuda", "gpu"):
+        raise ValueError(f"jax device must be 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+    try:
+        index = int(index_text) if index_text else 0
+    except ValueError:
+        raise ValueError(f"jax device must be 'cpu', 'cuda' or 'cuda:N', got {spec!r}") from None
+    platform = "cpu" if kind == "cpu" else "gpu"
+    try:
+        devices = jax.devices(platform)
+    except RuntimeError:  # "Unknown backend: 'gpu' requested, but no platforms ... are present"
+        raise BackendUnavailableError(
+            f"device {spec!r} asked for, but this JAX install sees no GPU (jax {jax.__version__}, "
+            f"platforms: {', '.join(sorted({d.platform for d in jax.devices()}))}); install "
+            '"jax[cuda12]>=0.10,<0.11" on a machine with an NVIDIA GPU'
+        ) from None
+    if index >= len(devices):
+        raise BackendUnavailableError(
+            f"device {spec!r} asked for, but JAX sees only {len(devices)} {platform} device(s)"
+        )
+    return devices[index]
+
+
+def x64_enabled() -> bool:
+    """Whether JAX currently allows 64-bit dtypes (``jax_enable_x64``, which is off by default;
+    the ``jax.enable_x64`` context manager counts too). False when JAX is not imported."""
+    import sys
+
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+
+
+def _jax_dtype(dtype: Any, what: str) -> Any:
+    """A dtype JAX will really use for `dtype`. Without x64, JAX would quietly turn float64 into
+    float32 (and int64 into int32): float64 and complex128 are an error naming the fix instead;
+    64-bit integers become 32-bit ones explicitly (`_check_int32_range` guards the values)."""
+    if x64_enabled():
+        return dtype
+    name = dtype_name(dtype)
+    if name not in ("float64", "complex128", "int64", "uint64"):
+        return dtype
+    if name in ("float64", "complex128"):
+        raise TypeError(
+            f"{name} asked for on JAX ({what}), but JAX has 64-bit types disabled and would "
+            f"silently use {'float32' if name == 'float64' else 'complex64'} instead; to enable "
+            f"them, {JAX_X64_FIX} (or ask for float32)"
+        )
+    import jax.numpy as jnp
+
+    return jnp.int32 if name == "int64" else jnp.uint32
+
+
+def _check_int32_range(host: np.ndarray, what: str) -> None:
+    info = np.iinfo(np.int32 if host.dtype.kind == "i" else np.uint32)
+    if host.size and (host.min() < info.min or host.max() > info.max):
+        raise ValueError(
+            f"64-bit integers outside the 32-bit range sent to JAX ({what}), which has 64-bit "
+            f"types disabled; to keep them, {JAX_X64_FIX}"
+        )
 
 
 @dataclass(frozen=True)
@@ -230,7 +341,15 @@ _DTYPE_NAME_OF: dict[Any, str] = {}
 
 def _learn_dtype_names() -> None:
     import sys
+    import warnings
 
+    with warnings.catch_warnings():
+        # array_api_strict's dtypes warn when a dict lookup compares them with NumPy's
+        warnings.simplefilter("ignore", UserWarning)
+        _learn_dtype_names_from(sys.modules)
+
+
+def _learn_dtype_names_from(modules: Any) -> None:
     for name in DTYPE_NAMES:
         if name == "bool":
             _DTYPE_NAME_OF.setdefault(np.dtype(np.bool_), name)
@@ -239,7 +358,7 @@ def _learn_dtype_names() -> None:
             _DTYPE_NAME_OF.setdefault(np.dtype(name), name)
             _DTYPE_NAME_OF.setdefault(getattr(np, name), name)
         for module in ("torch", "array_api_strict", "jax.numpy", "ml_dtypes"):
-            lib = sys.modules.get(module)
+            lib = modules.get(module)
             obj = getattr(lib, name, None) if lib is not None else None
             if obj is not None:
                 _DTYPE_NAME_OF.setdefault(obj, name)
@@ -289,6 +408,8 @@ def placement(xp: Namespace | str | None = None, device: Any = None, dtype: Any 
         dtype = getattr(xp, dtype)
     elif not xp.isdtype(dtype, "real floating"):
         raise TypeError(f"parameters need a real floating dtype, got {dtype_name(dtype)}")
+    if namespace_name(xp) == "jax":
+        dtype = xp.dtype(_jax_dtype(dtype, "model parameters"))  # a NumPy dtype, as jax_array.dtype is
     return Placement(xp=xp, device=dev, dtype=dtype)
 
 
@@ -330,12 +451,18 @@ def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
 
     Raises `TypeError` for something that is not an array, and `ValueError` naming both when
     two arrays come from different namespaces or live on different devices.
+
+    Inside ``jax.jit`` tracing, JAX arrays are tracers that have no device yet (JAX places the
+    compiled computation as a whole; ``array_api_compat.device`` gives None). A tracer therefore
+    matches any device: the device returned is that of the first concrete array, or None when
+    every array is a tracer (arrays created with ``device=None`` inside the trace go where
+    ``jax.jit`` puts the computation). Mixing namespaces is an error while tracing too.
     """
     if arrays and all(a is not None for a in arrays):
         fast = _fast_namespace_and_device(arrays)
         if fast is not None:
             return fast
-    xp = dev = first = None
+    xp = dev = first = dev_arg = None
     for i, a in enumerate(arrays):
         if a is None:
             continue
@@ -343,29 +470,33 @@ def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
             a_xp = array_api_compat.array_namespace(a)
         except TypeError:
             raise TypeError(
-                f"expected an array (NumPy, PyTorch, CuPy or array-api-strict), "
+                f"expected an array (NumPy, PyTorch, CuPy, JAX or array-api-strict), "
                 f"got {type(a).__name__}"
             ) from None
         a_dev = array_api_compat.device(a)
         if xp is None:
-            xp, dev, first = a_xp, a_dev, i
-            continue
-        if a_xp is not xp:
+            xp, first = a_xp, i
+        elif a_xp is not xp:
             raise ValueError(
                 f"arrays from different namespaces in one call: argument {first} is "
                 f"{namespace_name(xp)}, argument {i} is {namespace_name(a_xp)}; move them to one "
                 "backend first (Module.to(xp, device) or arrayml.backend.convert)"
             )
-        if a_dev != dev:
+        if a_dev is None and array_api_compat.is_jax_array(a):
+            continue  # a JAX tracer: no device while tracing (see above)
+        if dev_arg is None:
+            dev, dev_arg = a_dev, i
+        elif a_dev != dev:
             raise ValueError(
-                f"arrays on different devices in one call: argument {first} is on {dev}, "
+                f"arrays on different devices in one call: argument {dev_arg} is on {dev}, "
                 f"argument {i} is on {a_dev}; move them to one device first"
             )
     if xp is None:
         raise TypeError("expected at least one array")
-    first_array = next(a for a in arrays if a is not None)
+    first_array = arrays[first]
     if array_api_compat.is_numpy_array(first_array) or array_api_compat.is_torch_array(first_array) \
-            or array_api_compat.is_cupy_array(first_array) or array_api_compat.is_array_api_strict_namespace(xp):
+            or array_api_compat.is_cupy_array(first_array) or array_api_compat.is_array_api_strict_namespace(xp) \
+            or (array_api_compat.is_jax_array(first_array) and dev_arg == first):  # not a tracer
         _NAMESPACE_OF_TYPE.setdefault(type(first_array), xp)
     return xp, dev
 
@@ -434,7 +565,10 @@ def normal(
 def permutation(rng: np.random.Generator, n: int, *, xp: Namespace, device: Any) -> Array:
     """A random permutation of ``0 .. n-1`` drawn from `rng`, as an int64 array on `device`."""
     host = rng.permutation(n)
-    return xp.asarray(host, dtype=xp.int64, device=device)
+    dtype = xp.int64
+    if namespace_name(xp) == "jax":
+        dtype = _jax_dtype(dtype, "permutation")  # int32 without x64: n < 2**31 indices
+    return xp.asarray(host, dtype=dtype, device=device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,8 +577,24 @@ def permutation(rng: np.random.Generator, n: int, *, xp: Namespace, device: Any)
 
 
 def asarray(obj: Any, *, xp: Namespace, device: Any, dtype: Any = None) -> Array:
-    """Create an array of namespace `xp` on `device` from host data (a NumPy array, a list...)."""
+    """Create an array of namespace `xp` on `device` from host data (a NumPy array, a list...).
+
+    On JAX without x64, float64 (asked for, or float64 host data with no `dtype`) is a
+    `TypeError` naming the fix rather than JAX's silent float32."""
+    if namespace_name(xp) == "jax":
+        return _to_jax(obj, device, dtype, "backend.asarray")
     return xp.asarray(obj, dtype=dtype, device=device)
+
+
+def _to_jax(obj: Any, device: Any, dtype: Any, what: str) -> Array:
+    import jax.numpy as jnp
+
+    host = np.asarray(obj)
+    asked = host.dtype if dtype is None else dtype
+    target = _jax_dtype(asked, what)
+    if dtype_name(target) != dtype_name(asked):  # 64-bit integers narrowed to 32 bits
+        _check_int32_range(host, what)
+    return jnp.asarray(host, dtype=target, device=device)
 
 
 def to_numpy(x: Array) -> np.ndarray:
@@ -457,6 +607,8 @@ def to_numpy(x: Array) -> np.ndarray:
         return x.detach().cpu().numpy()
     if array_api_compat.is_cupy_array(x):
         return x.get()
+    if array_api_compat.is_jax_array(x):
+        return np.asarray(x)  # a tracer (inside jax.jit) raises JAX's TracerArrayConversionError
     xp = array_api_compat.array_namespace(x)
     if array_api_compat.is_array_api_strict_namespace(xp):
         x = array_api_compat.to_device(x, xp.Device("CPU_DEVICE"))
@@ -468,15 +620,23 @@ def convert(x: Array, xp: Namespace, device: Any, dtype: Any = None) -> Array:
     device differs). `dtype`, if given, is a dtype of `xp`."""
     src_xp = array_api_compat.array_namespace(x)
     if src_xp is xp and array_api_compat.device(x) == device:
+        if dtype is not None and namespace_name(xp) == "jax":
+            dtype = _jax_dtype(dtype, "backend.convert")
         return x if dtype is None or x.dtype == dtype else xp.astype(x, dtype)
     host = to_numpy(x)
+    if namespace_name(xp) == "jax":  # float64 without x64: an error, never a silent float32
+        return _to_jax(host, device, host.dtype if dtype is None else dtype, "backend.convert")
     if dtype is None:
         dtype = getattr(xp, str(host.dtype))
     return xp.asarray(host, dtype=dtype, device=device)
 
 
-def synchronize(xp: Namespace, dev: Any) -> None:
-    """Wait for queued GPU work on `dev` (for timing only; never called in the training loop)."""
+def synchronize(xp: Namespace, dev: Any, *arrays: Array) -> None:
+    """Wait for queued device work on `dev` (for timing only; never called in the training loop).
+
+    JAX dispatches asynchronously on the CPU as well, and has no device-wide barrier: it waits
+    for `arrays` if given (cheapest: the outputs of the work being timed), otherwise for every
+    live JAX array on `dev`'s platform."""
     name = namespace_name(xp)
     if name == "torch" and getattr(dev, "type", "cpu") == "cuda":
         import torch
@@ -486,6 +646,69 @@ def synchronize(xp: Namespace, dev: Any) -> None:
         import cupy
 
         cupy.cuda.Device(getattr(dev, "id", 0)).synchronize()
+    elif name == "jax":
+        import jax
+
+        jax.block_until_ready(list(arrays) if arrays else jax.live_arrays(getattr(dev, "platform", None)))
+
+
+def is_array(obj: Any) -> bool:
+    """Whether `obj` is an array of any array-API library (a JAX tracer too); a NumPy scalar
+    such as ``np.float64(0.1)`` is a number, not an array."""
+    if type(obj) in _NAMESPACE_OF_TYPE:  # a type seen before (and traceable by torch.compile)
+        return True
+    return not isinstance(obj, np.generic) and array_api_compat.is_array_api_obj(obj)
+
+
+# --------------------------------------------------------------------------------------------
+# Compiling a whole function: jax.jit on JAX, torch.compile on PyTorch
+# --------------------------------------------------------------------------------------------
+
+
+def compiler_name(xp: Namespace) -> str | None:
+    """``"jax.jit"`` for JAX, ``"torch.compile"`` for PyTorch, None for the namespaces that have
+    no tracing compiler (NumPy, CuPy, array-api-strict)."""
+    return {"jax": "jax.jit", "torch": "torch.compile"}.get(namespace_name(xp))
+
+
+def compile_function(
+    fn: Any, xp: Namespace, *, donate_argnums: tuple[int, ...] = (), options: dict[str, Any] | None = None,
+) -> Any:
+    """`fn` traced and compiled as one function for namespace `xp`.
+
+    JAX: ``jax.jit(fn, donate_argnums=...)``; the donated arguments' buffers are reused for the
+    outputs, so those input arrays are deleted by the call and must not be used afterwards.
+    PyTorch: ``torch.compile(fn, fullgraph=True)``: a graph break (a host read, a Python branch on
+    a value) is an error rather than a silent split into several graphs; there is no donation.
+    `options` go to ``jax.jit`` or ``torch.compile`` (e.g. ``{"mode": "reduce-overhead"}``).
+    Raises `ValueError` for a namespace without a compiler.
+    """
+    name = namespace_name(xp)
+    options = dict(options or {})
+    if name == "jax":
+        import jax
+
+        return jax.jit(fn, donate_argnums=donate_argnums, **options)
+    if name == "torch":
+        import torch
+
+        options.setdefault("fullgraph", True)
+        return torch.compile(fn, **options)
+    raise ValueError(f"{name} has no tracing compiler; compiling needs the jax or torch backend")
+
+
+def traced_scalar(value: float, *, xp: Namespace, device: Any, dtype: Any) -> Any:
+    """A Python number in the form a compiled function should take it, so that a new value
+    (each step's learning rate) neither recompiles nor waits on the device.
+
+    JAX: the number itself (``jax.jit`` traces Python scalars as weakly typed arguments).
+    PyTorch: a 0-D tensor made by a fill on `device` (no host-to-device copy, no sync);
+    ``torch.compile`` would specialise on, and recompile for, each new Python float.
+    Other namespaces: the number itself.
+    """
+    if namespace_name(xp) == "torch":
+        return xp.full((), value, dtype=dtype, device=device)
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -496,14 +719,20 @@ def synchronize(xp: Namespace, dev: Any) -> None:
 def logsumexp(x: Array, *, axis: int = -1, keepdims: bool = False, xp: Namespace | None = None) -> Array:
     """log(sum(exp(x), axis)) without overflow, for logits as large as ±1e4.
 
-    Spec gap: the array API standard has no ``logsumexp``. PyTorch's native one is used when
-    available; otherwise the max is subtracted first (a row of -inf stays -inf, NaN stays NaN).
+    Spec gap: the array API standard has no ``logsumexp``. PyTorch's and JAX's native ones are
+    used when available; otherwise the max is subtracted first (a row of -inf stays -inf, NaN
+    stays NaN).
     """
     xp = get_namespace(x) if xp is None else xp
-    if namespace_name(xp) == "torch":
+    name = namespace_name(xp)
+    if name == "torch":
         import torch
 
         return torch.logsumexp(x, dim=axis, keepdim=keepdims)
+    if name == "jax":
+        import jax
+
+        return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0.0)
     out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
@@ -524,10 +753,14 @@ def subtract_scaled(p: Array, g: Array, scale: float, *, xp: Namespace | None = 
     Spec gap: the standard has no fused "axpy". PyTorch's native ``torch.sub(p, g, alpha=)`` makes
     one new tensor; for NumPy and CuPy the product is written to a fresh temporary and the
     difference into that same temporary, which saves an allocation and a cache-cold pass. Neither
-    `p` nor `g` is modified (read-only inputs work); the standard-only fallback is ``p − scale·g``.
+    `p` nor `g` is modified (read-only inputs work); the standard-only fallback is ``p − scale·g``
+    (JAX's too: under ``jax.jit`` XLA fuses it into one pass, and a JAX array cannot be written).
+    `scale` may be a 0-D array (a compiled step's traced learning rate): then the fallback.
     """
     xp = get_namespace(p, g) if xp is None else xp
     name = namespace_name(xp)
+    if is_array(scale):
+        return p - scale * g
     if name == "torch":
         import torch
 
