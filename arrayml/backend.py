@@ -334,36 +334,33 @@ class Placement:
 DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
                "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "complex128")
 
-# dtype object -> name, for NumPy (both its dtype instances and its scalar classes, which compare
-# equal but hash apart) and for every array library that has been imported: filled on first need.
-_DTYPE_NAME_OF: dict[Any, str] = {}
+# (type of the dtype object, dtype object) -> name, for NumPy (both its dtype instances and its
+# scalar classes, which compare equal but hash apart) and for every array library that has been
+# imported: filled on first need. The type comes first in the key so that a lookup never compares
+# one library's dtype with another's (array-api-strict's dtypes warn when compared with NumPy's).
+_DTYPE_NAME_OF: dict[tuple[type, Any], str] = {}
 
 
 def _learn_dtype_names() -> None:
     import sys
-    import warnings
 
-    with warnings.catch_warnings():
-        # array_api_strict's dtypes warn when a dict lookup compares them with NumPy's
-        warnings.simplefilter("ignore", UserWarning)
-        _learn_dtype_names_from(sys.modules)
+    def remember(obj: Any, name: str) -> None:
+        _DTYPE_NAME_OF.setdefault((type(obj), obj), name)
 
-
-def _learn_dtype_names_from(modules: Any) -> None:
     for name in DTYPE_NAMES:
         if name == "bool":
-            _DTYPE_NAME_OF.setdefault(np.dtype(np.bool_), name)
-            _DTYPE_NAME_OF.setdefault(np.bool_, name)
+            remember(np.dtype(np.bool_), name)
+            remember(np.bool_, name)
         elif hasattr(np, name):
-            _DTYPE_NAME_OF.setdefault(np.dtype(name), name)
-            _DTYPE_NAME_OF.setdefault(getattr(np, name), name)
+            remember(np.dtype(name), name)
+            remember(getattr(np, name), name)
         for module in ("torch", "array_api_strict", "jax.numpy", "ml_dtypes"):
-            lib = modules.get(module)
+            lib = sys.modules.get(module)
             obj = getattr(lib, name, None) if lib is not None else None
             if obj is not None:
-                _DTYPE_NAME_OF.setdefault(obj, name)
+                remember(obj, name)
                 if module in ("jax.numpy", "ml_dtypes"):  # bfloat16 & co are NumPy extension dtypes
-                    _DTYPE_NAME_OF.setdefault(np.dtype(obj), name)
+                    remember(np.dtype(obj), name)
 
 
 def dtype_name(dtype: Any) -> str:
@@ -374,10 +371,11 @@ def dtype_name(dtype: Any) -> str:
     if isinstance(dtype, str):
         return dtype
     try:
-        name = _DTYPE_NAME_OF.get(dtype)
+        key = (type(dtype), dtype)
+        name = _DTYPE_NAME_OF.get(key)
         if name is None:
             _learn_dtype_names()  # a library imported since the last lookup
-            name = _DTYPE_NAME_OF.get(dtype)
+            name = _DTYPE_NAME_OF.get(key)
     except TypeError:  # unhashable: not a dtype
         name = None
     return name if name is not None else str(dtype)
