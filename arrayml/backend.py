@@ -691,8 +691,29 @@ def compile_function(
         import torch
 
         options.setdefault("fullgraph", True)
-        return torch.compile(fn, **options)
+        return torch.compile(_with_own_code(fn), **options)
     raise ValueError(f"{name} has no tracing compiler; compiling needs the jax or torch backend")
+
+
+def _with_own_code(fn: Any) -> Any:
+    """`fn` (a function or bound method) rebuilt around a copy of its code object.
+
+    TorchDynamo keeps its compiled versions per code object, at most
+    ``torch._dynamo.config.recompile_limit`` (8) of them, and with ``fullgraph=True`` one more
+    is an error. Every model compiled from the same method would count against that one limit
+    (its guards check which model it is), so a process that builds a ninth compiled step would
+    fail; with a code object of its own, each compiled function counts only its own versions
+    (batch shapes, modes)."""
+    import types
+
+    method_of = None
+    if isinstance(fn, types.MethodType):
+        method_of, fn = fn.__self__, fn.__func__
+    if not isinstance(fn, types.FunctionType):
+        return fn if method_of is None else types.MethodType(fn, method_of)
+    own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    own.__kwdefaults__, own.__qualname__ = fn.__kwdefaults__, fn.__qualname__
+    return own if method_of is None else types.MethodType(own, method_of)
 
 
 def traced_scalar(value: float, *, xp: Namespace, device: Any, dtype: Any) -> Any:

@@ -22,7 +22,12 @@ from .modules.base import Module
 
 
 def _check_rate(lr: object) -> float:
-    """A learning rate must be a positive finite real number (not a bool, not a string)."""
+    """A learning rate must be a positive finite real number (not a bool, not a string).
+
+    A 0-D array passes unchecked: it is a compiled step's traced rate (`arrayml.compile`), whose
+    value is checked on the host before it is traced, since reading it here would be a host sync."""
+    if backend.is_array(lr):
+        return lr
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"SGD learning rate must be a positive finite number, got {type(lr).__name__} {lr!r}")
     return float(lr)
