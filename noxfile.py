@@ -1,5 +1,5 @@
-"""Sessions: `nox -s tests` (CPU: numpy, torch CPU, array-api-strict), `nox -s tests_gpu`
-(adds cupy and torch CUDA on a GPU machine), `nox -s lint`, `nox -s bench`, `nox -s experiments`."""
+"""Sessions: `nox -s tests` (CPU: numpy, torch CPU, JAX CPU, array-api-strict), `nox -s tests_gpu`
+(adds cupy, torch CUDA and JAX on the GPU, on a GPU machine), `nox -s lint`, `nox -s bench`, `nox -s experiments`."""
 
 from __future__ import annotations
 
@@ -10,21 +10,24 @@ nox.options.reuse_existing_virtualenvs = True
 
 # The CPU build of PyTorch, pinned: an unpinned `torch` pulls a multi-GB CUDA build.
 TORCH_CPU = "torch==2.13.0"
+# JAX 0.10.x, the newest that installs on Python 3.11 (later releases need 3.12): the CPU session
+# takes the `jax` extra of pyproject.toml (jax[cpu], same pin), the GPU session the CUDA 12 wheels.
+JAX_CUDA = "jax[cuda12]>=0.10,<0.11"
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The full CPU suite."""
+    """The full CPU suite, JAX rows included."""
     session.install(TORCH_CPU)
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,jax]")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def tests_gpu(session: nox.Session) -> None:
-    """The suite with cupy and torch CUDA (run on a machine with an NVIDIA GPU and CUDA 12)."""
+    """The suite with cupy, torch CUDA and JAX on the GPU (on a machine with an NVIDIA GPU and CUDA 12)."""
     session.install("torch")  # the CUDA build from PyPI
-    session.install("-e", ".[test,cupy]")
+    session.install("-e", ".[test,cupy]", JAX_CUDA)
     session.run("python", "-c", "import torch, cupy; assert torch.cuda.is_available(); print(cupy.cuda.runtime.getDeviceCount(), 'CUDA device(s)')")
     session.run("pytest", *session.posargs)
 
