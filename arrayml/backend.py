@@ -61,6 +61,8 @@ __all__ = [
     "log_softmax",
     "synchronize",
     "is_array",
+    "widest_float",
+    "widest_int",
     "x64_enabled",
     "compiler_name",
     "compile_function",
@@ -648,6 +650,19 @@ def synchronize(xp: Namespace, dev: Any, *arrays: Array) -> None:
         import jax
 
         jax.block_until_ready(list(arrays) if arrays else jax.live_arrays(getattr(dev, "platform", None)))
+
+
+def widest_float(xp: Namespace) -> Any:
+    """float64 of `xp`, or float32 on JAX with x64 disabled (where it has nothing wider): for
+    sums and ratios that prefer float64 but do not need it (metrics, loss totals), so that they
+    ask for what exists instead of having JAX truncate them with a warning. Parameters and data
+    never go through this: float64 asked for there is an error on JAX without x64."""
+    return xp.float32 if namespace_name(xp) == "jax" and not x64_enabled() else xp.float64
+
+
+def widest_int(xp: Namespace) -> Any:
+    """int64 of `xp`, or int32 on JAX with x64 disabled (counts and labels below 2**31)."""
+    return xp.int32 if namespace_name(xp) == "jax" and not x64_enabled() else xp.int64
 
 
 def is_array(obj: Any) -> bool:

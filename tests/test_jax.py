@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -203,3 +204,18 @@ def test_synchronize_waits_for_jax_work():
     backend.synchronize(jnp, CPU, y)
     backend.synchronize(jnp, CPU)  # every live array on the CPU
     assert float(y[0, 0]) == 64.0
+
+
+def test_metrics_without_x64_use_the_widest_dtypes_jax_has_without_warnings(no_x64):
+    from arrayml import metrics
+
+    y_true = backend.convert(np.array([0, 1, 2, 2]), jnp, CPU)
+    y_pred = backend.convert(np.array([0, 2, 2, 2]), jnp, CPU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # JAX warns when it truncates an explicit 64-bit dtype
+        cm = metrics.confusion_matrix(y_true, y_pred, 3)
+        out = metrics.summarize(cm, loss_sum=jnp.asarray(2.0, dtype=jnp.float32), betas=(1.0,))
+    assert cm.dtype == jnp.int32
+    assert out["accuracy"] == 0.75 and out["n"] == 4 and out["loss"] == 0.5
+    assert out["confusion_matrix"] == [[1, 0, 0], [0, 0, 1], [0, 0, 2]]
+    assert backend.widest_float(jnp) == jnp.float32 and backend.widest_int(jnp) == jnp.int32
