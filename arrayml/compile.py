@@ -30,7 +30,8 @@ What a compiled step assumes, and what it does about it:
   Nesterov flag and weight decay) are part of the compiled function's key: changing them
   compiles a new one rather than silently running the old. A layer's own settings (batch norm's
   momentum, say) must not change after the first step; build a new step if they do.
-- A new batch shape (a smaller last batch) traces and compiles once more.
+- A new batch shape (a smaller last batch) traces and compiles once more. Moving the model
+  (``model.to(...)``) after building the step is an error at the next call: build a new step.
 - The learning rate is an argument, not a constant: a schedule's new rate each step neither
   recompiles nor waits on the device (`backend.traced_scalar`). Its value is checked on the host.
 - Momentum buffers that do not exist yet start at zero, so that the first step has the same
@@ -178,7 +179,12 @@ class CompiledStep:
         where = self.placement
         state = self._state()
         # the eager step's namespace/device error, before jax.jit would quietly move NumPy input
-        backend.get_namespace_and_device(x, y, next(iter(state[0].values())))
+        xp, dev = backend.get_namespace_and_device(x, y, next(iter(state[0].values())))
+        if xp is not where.xp or dev != where.device:
+            raise ValueError(
+                f"the model moved to {backend.namespace_name(xp)} on {dev} after compile_step "
+                f"built this step for {where}; build a new step for the model where it is now"
+            )
         try:
             new_state, loss, extra = self._function()(
                 state, x, y, backend.traced_scalar(rate, xp=where.xp, device=where.device, dtype=where.dtype)

@@ -357,3 +357,12 @@ def test_a_layer_that_does_not_trace_fails_and_leaves_the_model_intact():
         assert not isinstance(v, jax.core.Tracer)
         np.testing.assert_array_equal(np.asarray(v), before[k])
     assert model.layers[0]._cache is None
+
+
+def test_a_model_moved_after_compiling_needs_a_new_step():
+    _jax()
+    model, opt, batches, rates = _setup("jax", "float32", False, 0.0, steps=1)
+    step = am.compile_step(model, am.SoftmaxCrossEntropy(validate=False), opt)
+    model.to("numpy")
+    with pytest.raises(ValueError, match="the model moved to numpy on cpu after compile_step built this step for jax"):
+        step(*[np.asarray(a) for a in batches[0]], rates[0])
