@@ -86,7 +86,6 @@ _INSTALL_HINTS = {
 JAX_X64_FIX = 'set JAX_ENABLE_X64=1 before starting Python, or call jax.config.update("jax_enable_x64", True) before creating any array'
 
 
-
 class BackendUnavailableError(RuntimeError):
     """A backend or device was asked for that this machine cannot provide."""
 

@@ -99,7 +99,7 @@ class CompiledStep:
             raise ValueError(
                 f"compile_step: {type(loss).__name__}(validate=True) checks the labels by reading "
                 "them back from the device, which a compiled function cannot do; build it with "
-                "validate=False and check the labels once up front (arrayml.training.check_labels)"
+                "validate=False and check the labels once, up front, as the training loop does"
             )
         self.donate = bool(donate) and self.compiler == "jax.jit"
         self._options = options
