@@ -1,5 +1,5 @@
-"""Sessions: `nox -s tests` (CPU: numpy, torch CPU, array-api-strict), `nox -s tests_gpu`
-(adds cupy and torch CUDA on a GPU machine), `nox -s lint`, `nox -s bench`, `nox -s experiments`."""
+"""Sessions: `nox -s tests` (CPU: numpy, torch CPU, JAX CPU, array-api-strict), `nox -s tests_gpu`
+(adds cupy, torch CUDA and JAX on the GPU, on a GPU machine), `nox -s lint`, `nox -s bench`, `nox -s experiments`."""
 
 from __future__ import annotations
 
@@ -23,19 +23,24 @@ def torch_requirement() -> list[str]:
     return shlex.split(os.environ.get("ARRAYML_TORCH_REQUIREMENT") or TORCH_DEFAULT)
 
 
+# JAX 0.10.x, the newest that installs on Python 3.11 (later releases need 3.12): the CPU session
+# takes the `jax` extra of pyproject.toml (jax[cpu], same pin), the GPU session the CUDA 12 wheels.
+JAX_CUDA = "jax[cuda12]>=0.10,<0.11"
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The full CPU suite (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
+    """The full CPU suite, JAX rows included (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
     session.install(*torch_requirement())
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,jax]")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def tests_gpu(session: nox.Session) -> None:
-    """The suite with cupy and torch CUDA (run on a machine with an NVIDIA GPU and CUDA 12)."""
+    """The suite with cupy, torch CUDA and JAX on the GPU (on a machine with an NVIDIA GPU and CUDA 12)."""
     session.install("torch")  # the CUDA build from PyPI
-    session.install("-e", ".[test,cupy]")
+    session.install("-e", ".[test,cupy]", JAX_CUDA)
     session.run("python", "-c", "import torch, cupy; assert torch.cuda.is_available(); print(cupy.cuda.runtime.getDeviceCount(), 'CUDA device(s)')")
     session.run("pytest", *session.posargs)
 

@@ -1,9 +1,11 @@
 """arrayml: deep learning with hand-written backpropagation, written once against the array API.
 
-The same forward and backward code runs on NumPy, CuPy, PyTorch and array-api-strict arrays.
+The same forward and backward code runs on NumPy, CuPy, PyTorch, JAX and array-api-strict arrays;
+`compile_step` compiles a whole training step with jax.jit or torch.compile.
 """
 
 from . import backend, gradcheck
+from .compile import CompiledStep, compile_step
 from .modules import (
     ACTIVATIONS,
     ELU,
@@ -34,6 +36,7 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "BatchNorm1d",
+    "CompiledStep",
     "CrossEntropy",
     "ELU",
     "GELU",
@@ -53,5 +56,6 @@ __all__ = [
     "Tanh",
     "activation_by_name",
     "backend",
+    "compile_step",
     "gradcheck",
 ]

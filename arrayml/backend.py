@@ -1,13 +1,21 @@
 """Every backend question in arrayml is answered here, and nowhere else.
 
-Layers, losses, the optimizer and the metrics never import NumPy, PyTorch or CuPy. They ask this
+Layers, losses, the optimizer and the metrics never import NumPy, PyTorch, CuPy or JAX. They ask this
 module for the namespace and device of the arrays they are given (`get_namespace`), create new
 arrays with an explicit ``dtype=`` and ``device=``, and draw random numbers through `normal` and
 `permutation`, which take an explicit seeded :class:`numpy.random.Generator`, draw on the host and
 move the result to the target device in one step.
 
 Namespaces are the ones `array_api_compat` returns (``array_api_compat.numpy``,
-``array_api_compat.torch``, ``array_api_compat.cupy``) or ``array_api_strict``.
+``array_api_compat.torch``, ``array_api_compat.cupy``), ``jax.numpy`` itself (JAX implements the
+standard natively, so ``array_api_compat.array_namespace`` hands it back unwrapped) or
+``array_api_strict``.
+
+JAX specifics, all handled here: its arrays are immutable (arrayml never writes in place anyway);
+float64 exists only when x64 is enabled (asking for it otherwise is an error naming the fix, never
+a silent float32); and inside ``jax.jit`` tracing an array has no device (see
+`get_namespace_and_device`). `compile_function` is the one place that calls ``jax.jit`` or
+``torch.compile``.
 """
 
 from __future__ import annotations
@@ -56,18 +64,30 @@ __all__ = [
     "logsumexp",
     "log_softmax",
     "synchronize",
+    "is_array",
+    "widest_float",
+    "widest_int",
+    "x64_enabled",
+    "compiler_name",
+    "compile_function",
+    "traced_scalar",
 ]
 
 #: The names accepted by `namespace_by_name` (and ``--xp`` on the command line).
-BACKEND_NAMES = ("numpy", "torch", "cupy", "array-api-strict")
+BACKEND_NAMES = ("numpy", "torch", "cupy", "jax", "array-api-strict")
 
 _INSTALL_HINTS = {
     "numpy": "pip install numpy",
     "torch": "pip install torch  (CPU only: pip install torch --index-url "
     "https://download.pytorch.org/whl/cpu)",
     "cupy": "pip install cupy-cuda12x  (needs an NVIDIA GPU and CUDA 12)",
+    "jax": 'pip install "jax[cpu]>=0.10,<0.11"  (GPU: "jax[cuda12]>=0.10,<0.11"; 0.10 is the '
+    "newest for Python 3.11)",
     "array-api-strict": "pip install array-api-strict",
 }
+
+#: How to enable float64 in JAX (it is off by default): named in every error about it.
+JAX_X64_FIX = 'set JAX_ENABLE_X64=1 before starting Python, or call jax.config.update("jax_enable_x64", True) before creating any array'
 
 
 class BackendUnavailableError(RuntimeError):
@@ -93,9 +113,10 @@ def namespace_by_name(name: str) -> Namespace:
     key = name.lower().replace("_", "-")
     if key == "array-api-strict" or key == "strict":
         module = "array_api_strict"
-    elif key in ("numpy", "torch", "cupy"):
-        module = f"array_api_compat.{key}"
-        key_lib = "torch" if key == "torch" else key
+    elif key in ("numpy", "torch", "cupy", "jax"):
+        # JAX implements the standard itself: array_api_compat hands back jax.numpy unwrapped
+        module = "jax.numpy" if key == "jax" else f"array_api_compat.{key}"
+        key_lib = key
         try:
             importlib.import_module(key_lib)
         except ImportError as exc:
@@ -131,14 +152,29 @@ def _require_cuda_for_cupy() -> None:
         raise BackendUnavailableError("CuPy is installed but no CUDA device is present")
 
 
+_NAMESPACE_NAMES = {
+    "array_api_compat.numpy": "numpy", "numpy": "numpy", "array_api_compat.torch": "torch",
+    "torch": "torch", "array_api_compat.cupy": "cupy", "cupy": "cupy", "jax.numpy": "jax",
+    "array_api_strict": "array-api-strict",
+}
+
+
 def namespace_name(xp: Namespace) -> str:
-    """A short human name for a namespace: ``numpy``, ``torch``, ``cupy``, ``array-api-strict``."""
+    """A short human name for a namespace: ``numpy``, ``torch``, ``cupy``, ``jax``,
+    ``array-api-strict``."""
+    # By module name first: cheap on every step, and torch.compile traces it without going
+    # through array_api_compat's lru_cache-wrapped checks (which it warns about).
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None))
+    if name is not None:
+        return name
     if array_api_compat.is_numpy_namespace(xp):
         return "numpy"
     if array_api_compat.is_torch_namespace(xp):
         return "torch"
     if array_api_compat.is_cupy_namespace(xp):
         return "cupy"
+    if array_api_compat.is_jax_namespace(xp):
+        return "jax"
     if array_api_compat.is_array_api_strict_namespace(xp):
         return "array-api-strict"
     return getattr(xp, "__name__", repr(xp))
@@ -196,6 +232,8 @@ def resolve_device(xp: Namespace, spec: Any = None) -> Any:
         if index >= cupy.cuda.runtime.getDeviceCount():
             raise BackendUnavailableError(f"CUDA device {index} asked for, but it is not present")
         return cupy.cuda.Device(index)
+    if name == "jax":
+        return _jax_device(spec)
     if name == "array-api-strict":
         if spec is None:
             return xp.Device("CPU_DEVICE")
@@ -209,6 +247,80 @@ def resolve_device(xp: Namespace, spec: Any = None) -> Any:
                 f"array-api-strict has no device {spec!r}; it has {', '.join(known)}"
             ) from None
     return spec
+
+
+def _jax_device(spec: Any) -> Any:
+    """``None`` -> JAX's default device (its first GPU when jax[cuda] sees one, else the CPU);
+    ``"cpu"``/``"cpu:N"``; ``"cuda"``/``"cuda:N"``/``"gpu:N"`` -> the N-th GPU; a ``jax.Device``
+    as it is."""
+    import jax
+
+    if spec is None:
+        return jax.devices()[0]
+    if isinstance(spec, jax.Device):
+        return spec
+    text = str(spec).lower()
+    kind, _, index_text = text.partition(":")
+    if kind not in ("cpu", "cuda", "gpu"):
+        raise ValueError(f"jax device must be 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+    try:
+        index = int(index_text) if index_text else 0
+    except ValueError:
+        raise ValueError(f"jax device must be 'cpu', 'cuda' or 'cuda:N', got {spec!r}") from None
+    platform = "cpu" if kind == "cpu" else "gpu"
+    try:
+        devices = jax.devices(platform)
+    except RuntimeError:  # "Unknown backend: 'gpu' requested, but no platforms ... are present"
+        raise BackendUnavailableError(
+            f"device {spec!r} asked for, but this JAX install sees no GPU (jax {jax.__version__}, "
+            f"platforms: {', '.join(sorted({d.platform for d in jax.devices()}))}); install "
+            '"jax[cuda12]>=0.10,<0.11" on a machine with an NVIDIA GPU'
+        ) from None
+    if index >= len(devices):
+        raise BackendUnavailableError(
+            f"device {spec!r} asked for, but JAX sees only {len(devices)} {platform} device(s)"
+        )
+    return devices[index]
+
+
+def x64_enabled() -> bool:
+    """Whether JAX currently allows 64-bit dtypes (``jax_enable_x64``, which is off by default;
+    the ``jax.enable_x64`` context manager counts too). False when JAX is not imported."""
+    import sys
+
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+
+
+def _jax_dtype(dtype: Any, what: str) -> Any:
+    """A dtype JAX will really use for `dtype`. Without x64, JAX would quietly turn float64 into
+    float32 (and int64 into int32): float64 and complex128 are an error naming the fix instead;
+    64-bit integers become 32-bit ones explicitly (`_check_int32_range` guards the values)."""
+    if x64_enabled():
+        return dtype
+    name = dtype_name(dtype)
+    if name not in ("float64", "complex128", "int64", "uint64"):
+        return dtype
+    if name in ("float64", "complex128"):
+        raise TypeError(
+            f"{name} asked for on JAX ({what}), but JAX has 64-bit types disabled and would "
+            f"silently use {'float32' if name == 'float64' else 'complex64'} instead; to enable "
+            f"them, {JAX_X64_FIX} (or ask for float32)"
+        )
+    import jax.numpy as jnp
+
+    return jnp.int32 if name == "int64" else jnp.uint32
+
+
+def _check_int32_range(host: np.ndarray, what: str) -> None:
+    info = np.iinfo(np.int32 if host.dtype.kind == "i" else np.uint32)
+    if host.size and (host.min() < info.min or host.max() > info.max):
+        raise ValueError(
+            f"64-bit integers outside the 32-bit range sent to JAX ({what}), which has 64-bit "
+            f"types disabled; to keep them, {JAX_X64_FIX}"
+        )
 
 
 @dataclass(frozen=True)
@@ -388,7 +500,10 @@ def placement(xp: Namespace | str | None = None, device: Any = None, dtype: Any 
             "device='meta' holds no values, and arrayml reads values (losses, label checks, "
             "checkpoints); use 'cpu' or 'cuda'"
         )
-    return Placement(xp=xp, device=dev, dtype=_parameter_dtype(xp, dtype))
+    dtype = _parameter_dtype(xp, dtype)
+    if namespace_name(xp) == "jax":
+        dtype = xp.dtype(_jax_dtype(dtype, "model parameters"))  # a NumPy dtype, as jax_array.dtype is
+    return Placement(xp=xp, device=dev, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,7 +579,7 @@ def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
         fast = _fast_namespace_and_device(arrays)
         if fast is not None:
             return fast
-    xp = dev = first = None
+    xp = dev = first = dev_arg = None
     for i, a in enumerate(arrays):
         if a is None:
             continue
@@ -478,17 +593,20 @@ def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
         _refuse_unusable(a, i)
         a_dev = array_api_compat.device(a)
         if xp is None:
-            xp, dev, first = a_xp, a_dev, i
-            continue
-        if a_xp is not xp:
+            xp, first = a_xp, i
+        elif a_xp is not xp:
             raise ValueError(
                 f"arrays from different namespaces in one call: argument {first} is "
                 f"{namespace_name(xp)}, argument {i} is {namespace_name(a_xp)}; move them to one "
                 "backend first (Module.to(xp, device) or arrayml.backend.convert)"
             )
-        if a_dev != dev:
+        if a_dev is None and array_api_compat.is_jax_array(a):
+            continue  # a JAX tracer: no device while tracing (see above)
+        if dev_arg is None:
+            dev, dev_arg = a_dev, i
+        elif a_dev != dev:
             raise ValueError(
-                f"arrays on different devices in one call: argument {first} is on {dev}, "
+                f"arrays on different devices in one call: argument {dev_arg} is on {dev}, "
                 f"argument {i} is on {a_dev}; move them to one device first"
             )
     if xp is None:
@@ -598,7 +716,10 @@ def normal(
 def permutation(rng: np.random.Generator, n: int, *, xp: Namespace, device: Any) -> Array:
     """A random permutation of ``0 .. n-1`` drawn from `rng`, as an int64 array on `device`."""
     host = rng.permutation(n)
-    return xp.asarray(host, dtype=xp.int64, device=device)
+    dtype = xp.int64
+    if namespace_name(xp) == "jax":
+        dtype = _jax_dtype(dtype, "permutation")  # int32 without x64: n < 2**31 indices
+    return xp.asarray(host, dtype=dtype, device=device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -607,8 +728,24 @@ def permutation(rng: np.random.Generator, n: int, *, xp: Namespace, device: Any)
 
 
 def asarray(obj: Any, *, xp: Namespace, device: Any, dtype: Any = None) -> Array:
-    """Create an array of namespace `xp` on `device` from host data (a NumPy array, a list...)."""
+    """Create an array of namespace `xp` on `device` from host data (a NumPy array, a list...).
+
+    On JAX without x64, float64 (asked for, or float64 host data with no `dtype`) is a
+    `TypeError` naming the fix rather than JAX's silent float32."""
+    if namespace_name(xp) == "jax":
+        return _to_jax(obj, device, dtype, "backend.asarray")
     return xp.asarray(obj, dtype=dtype, device=device)
+
+
+def _to_jax(obj: Any, device: Any, dtype: Any, what: str) -> Array:
+    import jax.numpy as jnp
+
+    host = np.asarray(obj)
+    asked = host.dtype if dtype is None else dtype
+    target = _jax_dtype(asked, what)
+    if dtype_name(target) != dtype_name(asked):  # 64-bit integers narrowed to 32 bits
+        _check_int32_range(host, what)
+    return jnp.asarray(host, dtype=target, device=device)
 
 
 def to_numpy(x: Array) -> np.ndarray:
@@ -621,6 +758,8 @@ def to_numpy(x: Array) -> np.ndarray:
         return x.detach().cpu().numpy()
     if array_api_compat.is_cupy_array(x):
         return x.get()
+    if array_api_compat.is_jax_array(x):
+        return np.asarray(x)  # a tracer (inside jax.jit) raises JAX's TracerArrayConversionError
     xp = array_api_compat.array_namespace(x)
     if array_api_compat.is_array_api_strict_namespace(xp):
         x = array_api_compat.to_device(x, xp.Device("CPU_DEVICE"))
@@ -632,15 +771,23 @@ def convert(x: Array, xp: Namespace, device: Any, dtype: Any = None) -> Array:
     device differs). `dtype`, if given, is a dtype of `xp`."""
     src_xp = array_api_compat.array_namespace(x)
     if src_xp is xp and array_api_compat.device(x) == device:
+        if dtype is not None and namespace_name(xp) == "jax":
+            dtype = _jax_dtype(dtype, "backend.convert")
         return x if dtype is None or x.dtype == dtype else xp.astype(x, dtype)
     host = to_numpy(x)
+    if namespace_name(xp) == "jax":  # float64 without x64: an error, never a silent float32
+        return _to_jax(host, device, host.dtype if dtype is None else dtype, "backend.convert")
     if dtype is None:
         dtype = getattr(xp, str(host.dtype))
     return xp.asarray(host, dtype=dtype, device=device)
 
 
-def synchronize(xp: Namespace, dev: Any) -> None:
-    """Wait for queued GPU work on `dev` (for timing only; never called in the training loop)."""
+def synchronize(xp: Namespace, dev: Any, *arrays: Array) -> None:
+    """Wait for queued device work on `dev` (for timing only; never called in the training loop).
+
+    JAX dispatches asynchronously on the CPU as well, and has no device-wide barrier: it waits
+    for `arrays` if given (cheapest: the outputs of the work being timed), otherwise for every
+    live JAX array on `dev`'s platform."""
     name = namespace_name(xp)
     if name == "torch" and getattr(dev, "type", "cpu") == "cuda":
         import torch
@@ -650,6 +797,103 @@ def synchronize(xp: Namespace, dev: Any) -> None:
         import cupy
 
         cupy.cuda.Device(getattr(dev, "id", 0)).synchronize()
+    elif name == "jax":
+        import jax
+
+        jax.block_until_ready(list(arrays) if arrays else jax.live_arrays(getattr(dev, "platform", None)))
+
+
+def widest_float(xp: Namespace) -> Any:
+    """float64 of `xp`, or float32 on JAX with x64 disabled (where it has nothing wider): for
+    sums and ratios that prefer float64 but do not need it (metrics, loss totals), so that they
+    ask for what exists instead of having JAX truncate them with a warning. Parameters and data
+    never go through this: float64 asked for there is an error on JAX without x64."""
+    return xp.float32 if namespace_name(xp) == "jax" and not x64_enabled() else xp.float64
+
+
+def widest_int(xp: Namespace) -> Any:
+    """int64 of `xp`, or int32 on JAX with x64 disabled (counts and labels below 2**31)."""
+    return xp.int32 if namespace_name(xp) == "jax" and not x64_enabled() else xp.int64
+
+
+def is_array(obj: Any) -> bool:
+    """Whether `obj` is an array of any array-API library (a JAX tracer too); a NumPy scalar
+    such as ``np.float64(0.1)`` is a number, not an array."""
+    if type(obj) in _NAMESPACE_OF_TYPE:  # a type seen before (and traceable by torch.compile)
+        return True
+    return not isinstance(obj, np.generic) and array_api_compat.is_array_api_obj(obj)
+
+
+# --------------------------------------------------------------------------------------------
+# Compiling a whole function: jax.jit on JAX, torch.compile on PyTorch
+# --------------------------------------------------------------------------------------------
+
+
+def compiler_name(xp: Namespace) -> str | None:
+    """``"jax.jit"`` for JAX, ``"torch.compile"`` for PyTorch, None for the namespaces that have
+    no tracing compiler (NumPy, CuPy, array-api-strict)."""
+    return {"jax": "jax.jit", "torch": "torch.compile"}.get(namespace_name(xp))
+
+
+def compile_function(
+    fn: Any, xp: Namespace, *, donate_argnums: tuple[int, ...] = (), options: dict[str, Any] | None = None,
+) -> Any:
+    """`fn` traced and compiled as one function for namespace `xp`.
+
+    JAX: ``jax.jit(fn, donate_argnums=...)``; the donated arguments' buffers are reused for the
+    outputs, so those input arrays are deleted by the call and must not be used afterwards.
+    PyTorch: ``torch.compile(fn, fullgraph=True)``: a graph break (a host read, a Python branch on
+    a value) is an error rather than a silent split into several graphs; there is no donation.
+    `options` go to ``jax.jit`` or ``torch.compile`` (e.g. ``{"mode": "reduce-overhead"}``).
+    Raises `ValueError` for a namespace without a compiler.
+    """
+    name = namespace_name(xp)
+    options = dict(options or {})
+    if name == "jax":
+        import jax
+
+        return jax.jit(fn, donate_argnums=donate_argnums, **options)
+    if name == "torch":
+        import torch
+
+        options.setdefault("fullgraph", True)
+        return torch.compile(_with_own_code(fn), **options)
+    raise ValueError(f"{name} has no tracing compiler; compiling needs the jax or torch backend")
+
+
+def _with_own_code(fn: Any) -> Any:
+    """`fn` (a function or bound method) rebuilt around a copy of its code object.
+
+    TorchDynamo keeps its compiled versions per code object, at most
+    ``torch._dynamo.config.recompile_limit`` (8) of them, and with ``fullgraph=True`` one more
+    is an error. Every model compiled from the same method would count against that one limit
+    (its guards check which model it is), so a process that builds a ninth compiled step would
+    fail; with a code object of its own, each compiled function counts only its own versions
+    (batch shapes, modes)."""
+    import types
+
+    method_of = None
+    if isinstance(fn, types.MethodType):
+        method_of, fn = fn.__self__, fn.__func__
+    if not isinstance(fn, types.FunctionType):
+        return fn if method_of is None else types.MethodType(fn, method_of)
+    own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    own.__kwdefaults__, own.__qualname__ = fn.__kwdefaults__, fn.__qualname__
+    return own if method_of is None else types.MethodType(own, method_of)
+
+
+def traced_scalar(value: float, *, xp: Namespace, device: Any, dtype: Any) -> Any:
+    """A Python number in the form a compiled function should take it, so that a new value
+    (each step's learning rate) neither recompiles nor waits on the device.
+
+    JAX: the number itself (``jax.jit`` traces Python scalars as weakly typed arguments).
+    PyTorch: a 0-D tensor made by a fill on `device` (no host-to-device copy, no sync);
+    ``torch.compile`` would specialise on, and recompile for, each new Python float.
+    Other namespaces: the number itself.
+    """
+    if namespace_name(xp) == "torch":
+        return xp.full((), value, dtype=dtype, device=device)
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -660,14 +904,20 @@ def synchronize(xp: Namespace, dev: Any) -> None:
 def logsumexp(x: Array, *, axis: int = -1, keepdims: bool = False, xp: Namespace | None = None) -> Array:
     """log(sum(exp(x), axis)) without overflow, for logits as large as ±1e4.
 
-    Spec gap: the array API standard has no ``logsumexp``. PyTorch's native one is used when
-    available; otherwise the max is subtracted first (a row of -inf stays -inf, NaN stays NaN).
+    Spec gap: the array API standard has no ``logsumexp``. PyTorch's and JAX's native ones are
+    used when available; otherwise the max is subtracted first (a row of -inf stays -inf, NaN
+    stays NaN).
     """
     xp = get_namespace(x) if xp is None else xp
-    if namespace_name(xp) == "torch":
+    name = namespace_name(xp)
+    if name == "torch":
         import torch
 
         return torch.logsumexp(x, dim=axis, keepdim=keepdims)
+    if name == "jax":
+        import jax
+
+        return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0.0)
     out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
@@ -688,10 +938,14 @@ def subtract_scaled(p: Array, g: Array, scale: float, *, xp: Namespace | None = 
     Spec gap: the standard has no fused "axpy". PyTorch's native ``torch.sub(p, g, alpha=)`` makes
     one new tensor; for NumPy and CuPy the product is written to a fresh temporary and the
     difference into that same temporary, which saves an allocation and a cache-cold pass. Neither
-    `p` nor `g` is modified (read-only inputs work); the standard-only fallback is ``p − scale·g``.
+    `p` nor `g` is modified (read-only inputs work); the standard-only fallback is ``p − scale·g``
+    (JAX's too: under ``jax.jit`` XLA fuses it into one pass, and a JAX array cannot be written).
+    `scale` may be a 0-D array (a compiled step's traced learning rate): then the fallback.
     """
     xp = get_namespace(p, g) if xp is None else xp
     name = namespace_name(xp)
+    if is_array(scale):
+        return p - scale * g
     if name == "torch":
         import torch
 

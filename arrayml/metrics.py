@@ -70,7 +70,7 @@ def confusion_matrix(
     # float32 counts are exact up to 2**24 samples per cell
     t = xp.astype(y_true[:, None] == classes, xp.float32)
     p = xp.astype(xp.astype(y_pred, y_true.dtype)[:, None] == classes, xp.float32)
-    return xp.astype(t.T @ p, xp.int64)
+    return xp.astype(t.T @ p, backend.widest_int(xp))  # int32 on JAX without x64
 
 
 def _check_matrix(cm: Array, what: str, xp: Namespace | None) -> Namespace:
@@ -97,7 +97,7 @@ def accuracy(cm: Array, *, xp: Namespace | None = None) -> Array:
     """Fraction of samples on the diagonal (a 0-D float64 array; NaN when `cm` counts no
     sample)."""
     xp = _check_matrix(cm, "accuracy", xp)
-    cm = xp.astype(cm, xp.float64)
+    cm = xp.astype(cm, backend.widest_float(xp))
     return xp.sum(xp.linalg.diagonal(cm)) / xp.sum(cm)
 
 
@@ -109,7 +109,7 @@ def precision_recall_fbeta(cm: Array, beta: float = 1.0, *, xp: Namespace | None
     """Per-class precision, recall and F-beta (float64 arrays of length C)."""
     xp = _check_matrix(cm, "precision_recall_fbeta", xp)
     beta = backend.real_number(beta, "beta", low=0.0, low_open=True)
-    cm = xp.astype(cm, xp.float64)
+    cm = xp.astype(cm, backend.widest_float(xp))
     tp = xp.linalg.diagonal(cm)
     precision = _safe_divide(xp, tp, xp.sum(cm, axis=0))
     recall = _safe_divide(xp, tp, xp.sum(cm, axis=1))
@@ -148,13 +148,14 @@ def summarize(
             raise type(exc)(f"summarize: {text}") from None
         if tuple(loss_sum.shape) != ():
             raise ValueError(f"summarize: loss_sum must be a 0-D array (one number), got shape {tuple(loss_sum.shape)}")
-    n = xp.sum(xp.astype(cm, xp.float64))
+    wide = backend.widest_float(xp)  # float64; float32 on JAX without x64 (counts < 2**24 exact)
+    n = xp.sum(xp.astype(cm, wide))
     parts = [xp.reshape(accuracy(cm, xp=xp), (1,)), xp.reshape(n, (1,))]
-    loss = xp.zeros((1,), dtype=xp.float64, device=dev) if loss_sum is None else xp.reshape(xp.astype(loss_sum, xp.float64), (1,)) / n
+    loss = xp.zeros((1,), dtype=wide, device=dev) if loss_sum is None else xp.reshape(xp.astype(loss_sum, wide), (1,)) / n
     parts.append(loss)
     precision, recall, _ = precision_recall_fbeta(cm, 1.0, xp=xp)
     fbetas = [precision_recall_fbeta(cm, beta, xp=xp)[2] for beta in betas]
-    parts += [precision, recall, *fbetas, xp.reshape(xp.astype(cm, xp.float64), (-1,))]
+    parts += [precision, recall, *fbetas, xp.reshape(xp.astype(cm, wide), (-1,))]
     host = backend.to_numpy(xp.concat(parts))  # the one host transfer
     acc, count, mean_loss = float(host[0]), int(host[1]), float(host[2])
     at = 3

@@ -30,7 +30,12 @@ from .modules.base import Module
 
 def _check_rate(lr: object, *, zero_ok: bool = False) -> float:
     """A learning rate must be a finite real number (not a bool, not a string), positive, or
-    non-negative where `zero_ok` (a schedule's warm-up starts at 0)."""
+    non-negative where `zero_ok` (a schedule's warm-up starts at 0).
+
+    A 0-D array passes unchecked: it is a compiled step's traced rate (`arrayml.compile`), whose
+    value is checked on the host before it is traced, since reading it here would be a host sync."""
+    if backend.is_array(lr):
+        return lr
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
         math.isfinite(lr) and (lr >= 0 if zero_ok else lr > 0)
     ):

@@ -53,9 +53,14 @@ class Learner(Protocol):
 
 
 class ArraymlLearner:
-    """An arrayml model, the fused softmax + cross-entropy loss and `SGD`."""
+    """An arrayml model, the fused softmax + cross-entropy loss and `SGD`.
 
-    def __init__(self, model: Module, optimizer: SGD) -> None:
+    With ``compile=True`` the whole step (forward, loss, backward, SGD update, the correct-count)
+    runs as one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
+    ``torch.compile`` on PyTorch; a `ValueError` on other backends), with the same layer code.
+    """
+
+    def __init__(self, model: Module, optimizer: SGD, *, compile: bool = False) -> None:
         self.model = model
         self.optimizer = optimizer
         # labels are checked once, up front, by `fit`: no per-step host sync for validation
@@ -64,15 +69,25 @@ class ArraymlLearner:
         if where is None:
             raise ValueError("the model has no parameters to train")
         self.xp, self.device = where.xp, where.device
+        self.compiled = None
+        if compile:
+            from .compile import compile_step
+
+            self.compiled = compile_step(model, self.loss, optimizer, metrics=self._correct)
+
+    def _correct(self, logits: Array, y: Array) -> Array:
+        """The number of correct predictions, as a 0-D device array."""
+        xp = self.xp
+        return xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, backend.widest_int(xp)))
 
     def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
-        xp = self.xp
+        if self.compiled is not None:
+            return self.compiled(x, y, lr)
         logits = self.model.forward(x)
         loss = self.loss.forward(logits, y)
         self.model.backward(self.loss.backward(), input_grad=False)  # dL/d(images) is never used
         self.optimizer.step(self.model, lr)
-        correct = xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
-        return loss, correct
+        return loss, self._correct(logits, y)
 
     def logits(self, x: Array) -> Array:
         was_training = self.model.training
@@ -84,7 +99,9 @@ class ArraymlLearner:
             self.model.train(was_training)
 
     def snapshot(self) -> dict[str, Any]:
-        return self.model.state()
+        # eager: references (nothing is written in place); compiled on JAX: copies, since the
+        # next step donates the model's arrays
+        return self.model.state() if self.compiled is None else self.compiled.snapshot()
 
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state(state)
@@ -110,12 +127,13 @@ def evaluate(
     """Loss, accuracy, confusion matrix, per-class precision/recall/F-beta of `learner` on
     (x, y), all computed on the device and read back once."""
     xp, dev = backend.get_namespace_and_device(x, y)
-    cm = xp.zeros((n_classes, n_classes), dtype=xp.int64, device=dev)
-    loss_sum = xp.zeros((), dtype=xp.float64, device=dev)
+    wide = backend.widest_float(xp)  # float64; float32 on JAX without x64
+    cm = xp.zeros((n_classes, n_classes), dtype=backend.widest_int(xp), device=dev)
+    loss_sum = xp.zeros((), dtype=wide, device=dev)
     loss_fn = SoftmaxCrossEntropy(validate=False)  # labels were checked once, by the caller
     for xb, yb in eval_batches(x, y, batch_size):
         logits = learner.logits(xb)
-        loss_sum = loss_sum + xp.astype(loss_fn.forward(logits, yb), xp.float64) * xb.shape[0]
+        loss_sum = loss_sum + xp.astype(loss_fn.forward(logits, yb), wide) * xb.shape[0]
         # labels were checked once by the caller, and argmax predictions are always in range
         cm = cm + metrics.confusion_matrix(yb, xp.argmax(logits, axis=1), n_classes, xp=xp, validate=False)
     names = class_names if class_names is not None and len(class_names) == n_classes else None

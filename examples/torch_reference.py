@@ -19,4 +19,4 @@ from arrayml_app.torch_mirror import torch_learner
 
 if __name__ == "__main__":
     sys.exit(main(prog="torch_reference.py", description=__doc__.split("\n\n")[0], make_learner=torch_learner,
-                  fixed={"xp": "torch", "reference": True}))
+                  fixed={"xp": "torch", "compile": False, "reference": True}))

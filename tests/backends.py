@@ -1,5 +1,5 @@
 """The backends every test runs on, in one table (numpy, read-only numpy, torch CPU/CUDA,
-array-api-strict on its default and on a non-default device, cupy).
+array-api-strict on its default and on a non-default device, cupy, JAX CPU/GPU).
 
 A backend that this machine cannot run is still listed, and its tests are skipped with the
 reason (e.g. "no CUDA device"), so the test report always shows what was not covered.
@@ -31,6 +31,20 @@ def _torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _jax_reason(device_name: Any) -> str | None:
+    if importlib.util.find_spec("jax") is None:
+        return 'jax is not installed (pip install -e ".[jax]")'
+    if device_name == "cuda":
+        import jax
+
+        try:
+            backend.resolve_device(backend.namespace_by_name("jax"), "cuda")
+        except backend.BackendUnavailableError:
+            platforms = ", ".join(sorted({d.platform for d in jax.devices()}))
+            return f"no GPU for JAX on this machine (it sees: {platforms})"
+    return None
+
+
 def _cupy_reason() -> str | None:
     if importlib.util.find_spec("cupy") is None:
         return "cupy is not installed (needs an NVIDIA GPU; run `nox -s tests_gpu` there)"
@@ -58,6 +72,8 @@ class Backend:
                 return "no CUDA device for torch on this machine"
         if self.xp_name == "cupy":
             return _cupy_reason()
+        if self.xp_name == "jax":
+            return _jax_reason(self.device_name)
         if self.xp_name == "array-api-strict" and importlib.util.find_spec("array_api_strict") is None:
             return "array-api-strict is not installed"
         return None
@@ -109,6 +125,8 @@ ALL_BACKENDS = [
     Backend("strict", "array-api-strict"),
     Backend("strict-device1", "array-api-strict", "device1"),
     Backend("cupy", "cupy", "cuda"),
+    Backend("jax", "jax", "cpu"),
+    Backend("jax-cuda", "jax", "cuda"),
 ]
 
 

@@ -1,9 +1,19 @@
-"""Shared test settings: hypothesis profiles, and the `torch` fixture for the tests that need
-PyTorch (only those are skipped where it is not installed)."""
+"""Shared test settings: hypothesis profiles, JAX with 64-bit types enabled, and the `torch`
+fixture for the tests that need PyTorch (only those are skipped where it is not installed)."""
 
 from __future__ import annotations
 
 import os
+import sys
+
+# The gradient tests run in float64, which JAX only has with x64 enabled. This must happen before
+# JAX creates its first array: the environment variable if JAX is not imported yet (it is read at
+# import; subprocesses inherit it), the config otherwise. Tests of the x64-off errors turn it off
+# locally with `jax.enable_x64(False)` or start a subprocess without the variable.
+if "jax" in sys.modules:
+    sys.modules["jax"].config.update("jax_enable_x64", True)
+else:
+    os.environ["JAX_ENABLE_X64"] = "1"
 
 import pytest
 from hypothesis import HealthCheck, settings

@@ -39,7 +39,7 @@ def _trained(where, steps=3, seed=0):
 
 
 @pytest.mark.parametrize("src", BACKENDS)
-@pytest.mark.parametrize("dst", ["numpy", "torch", "array-api-strict"])
+@pytest.mark.parametrize("dst", ["numpy", "torch", "jax", "array-api-strict"])
 def test_round_trip_between_backends(tmp_path, src, dst):
     model, opt = _trained(src.placement("float32"))
     path = checkpoint.save_model(tmp_path / "m.npz", model, opt, meta={"note": "hi"})

@@ -3,7 +3,9 @@
 For an element-wise ``y = f(x)`` the backward pass is ``dx = dy ⊙ f'(x)`` (docs/derivations.md,
 "Element-wise activation"). ``f'`` is written in terms of ``x`` or of the saved output ``y``,
 whichever is cheaper. NaN inputs give NaN outputs (``maximum`` and ``where`` are chosen so that no
-branch turns a NaN into 0).
+branch turns a NaN into 0). A constant is never the second argument of ``maximum``/``minimum``:
+``array_api_compat.torch`` turns it into a tensor through ``torch.result_type``, which
+``torch.compile`` cannot trace; ``where`` takes Python scalars directly.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class ReLU(Activation):
     """``max(x, 0)``; derivative 1 for x > 0, else 0."""
 
     def function(self, xp, x):
-        return xp.maximum(x, 0.0)
+        return xp.where(x < 0, 0.0, x)  # max(x, 0), and NaN < 0 is False: NaN stays NaN
 
     def gradient(self, xp, x, y, dy):
         return xp.where(x > 0, dy, 0.0)
@@ -77,7 +79,7 @@ class ELU(Activation):
 
     def function(self, xp, x):
         # expm1 of min(x, 0): exact near 0, and no overflow in the branch `where` discards.
-        return xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0.0)))
+        return xp.where(x > 0, x, self.alpha * xp.expm1(xp.where(x > 0, 0.0, x)))
 
     def gradient(self, xp, x, y, dy):
         # α·eˣ directly: y + α = α(eˣ − 1) + α cancels to 0 below x ≈ −37 in float64, where α·eˣ

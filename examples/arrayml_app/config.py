@@ -23,7 +23,7 @@ from arrayml.schedules import SCHEDULES
 
 #: Settings a resumed run may change: where it runs, where it writes and how much it says.
 #: Everything else (the model, the data split, the optimisation) comes from the checkpoint.
-RESUME_OVERRIDABLE = ("xp", "device", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every")
+RESUME_OVERRIDABLE = ("xp", "device", "compile", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every")
 
 #: Settings that describe how a run is watched, not what it computes: not stored in checkpoints.
 NOT_SAVED = ("quiet", "resume")
@@ -53,6 +53,9 @@ class RunConfig:
     momentum: float = field(default=0.0, metadata=flag("SGD momentum, in [0, 1)", type=float))
     nesterov: bool = field(default=False, metadata=flag("Nesterov momentum (needs --momentum > 0)", action="store_true"))
     weight_decay: float = field(default=0.0, metadata=flag("L2 weight decay", type=float))
+    compile: bool = field(default=False, metadata=flag(
+        "trace the whole training step into one compiled function (jax.jit on --xp jax, torch.compile on --xp torch)",
+        action="store_true"))
     dtype: str = field(default="float32", metadata=flag("floating dtype of parameters and images", choices=["float32", "float64"]))
     schedule: str = field(default="constant", metadata=flag("learning-rate schedule", choices=list(SCHEDULES)))
     warmup_epochs: float = field(default=1.0, metadata=flag("warm-up length for --schedule warmup-cosine", type=float))
@@ -74,7 +77,7 @@ class RunConfig:
     checkpoint_every: int = field(default=0, metadata=flag(
         "write a checkpoint to OUT/checkpoint.npz every N epochs (0: never)", type=int, metavar="N"))
     resume: str | None = field(default=None, metadata=flag(
-        "continue the run saved in this checkpoint with its settings; only --xp, --device, --data-dir, --out, "
+        "continue the run saved in this checkpoint with its settings; only --xp, --device, --compile, --data-dir, --out, "
         "--quiet and --checkpoint-every may be given; default: a new run", metavar="PATH"))
     reference: bool = False  # set by examples/torch_reference.py: plain torch.nn instead of arrayml (no flag)
 
@@ -82,7 +85,7 @@ class RunConfig:
         parts = ["torchref" if self.reference else "mlp", "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
         if self.batch_norm:
             parts.append("bn")
-        parts += [self.xp, f"lr{self.lr:g}"]
+        parts += [self.xp + ("-compiled" if self.compile else ""), f"lr{self.lr:g}"]
         if self.schedule != "constant":
             parts.append(self.schedule)
         if self.momentum:

@@ -77,8 +77,11 @@ def arrayml_learner(config: RunConfig, where: backend.Placement) -> tuple[Learne
     """The arrayml MLP and SGD for `config`, on `where`."""
     model = build_model(config, where)
     opt = SGD(config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay)
+    learner = ArraymlLearner(model, opt, compile=config.compile)
     info = {"implementation": "arrayml", "parameters": model.num_parameters(), "architecture": repr(model)}
-    return ArraymlLearner(model, opt), info
+    if learner.compiled is not None:
+        info["compiled"] = learner.compiled.compiler
+    return learner, info
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +103,7 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     if plots and importlib.util.find_spec("matplotlib") is None:
         raise ValueError('the figures need matplotlib, which is not installed: pip install -e ".[app]"')
     t_start = time.perf_counter()
-    where = backend.placement(config.xp, config.device, config.dtype)
+    where = placement(config)
     host_splits, data_info = load_splits(config)
     t_data = time.perf_counter()
     data = host_splits.to(where.xp, where.device, where.dtype)  # moved once, not per batch
@@ -157,6 +160,18 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     # the one line --quiet keeps
     print(f"results written to {out}/results.json" if not config.quiet else f"{outcome}; results written to {out}/results.json")
     return results
+
+
+def placement(config: RunConfig) -> backend.Placement:
+    """Where the run computes, or a `ValueError` naming the flags (a JAX float64 run without x64
+    says how to enable it; --compile on a backend without a compiler says which have one)."""
+    try:
+        where = backend.placement(config.xp, config.device, config.dtype)
+    except TypeError as exc:
+        raise ValueError(f"--xp {config.xp} --dtype {config.dtype}: {exc}") from None
+    if config.compile and backend.namespace_name(where.xp) not in ("jax", "torch"):
+        raise ValueError(f"--compile needs --xp jax (jax.jit) or --xp torch (torch.compile), got --xp {config.xp}")
+    return where
 
 
 class ResultsNotWritten(RuntimeError):
