@@ -540,7 +540,7 @@ def test_a_dtype_that_parameters_cannot_have(bk, dtype, error, message):
 
 
 @pytest.mark.parametrize("xp,message", [
-    (42, r"xp must be a backend name \(numpy, torch, cupy, array-api-strict\) or an array-API namespace module, got int 42"),
+    (42, r"xp must be a backend name \(numpy, torch, cupy, jax, array-api-strict\) or an array-API namespace module, got int 42"),
     (math, "got module <module 'math'"),
     (["numpy"], "got list"),
 ])

@@ -80,12 +80,12 @@ def test_dtype_names_of_jax_dtypes():
 
 def test_mixing_jax_and_numpy_arrays_in_one_call_is_the_usual_clear_error():
     layer = am.Linear(3, 2, xp="jax")
-    with pytest.raises(ValueError, match="different namespaces in one call: argument 0 is numpy, argument 1 is jax"):
+    with pytest.raises(ValueError, match="different namespaces in one call: input x is numpy, weight is jax"):
         layer.forward(np.ones((4, 3), dtype=np.float32))
-    with pytest.raises(ValueError, match="argument 0 is jax, argument 1 is numpy"):
+    with pytest.raises(ValueError, match="logits x is jax, targets t is numpy"):
         am.SoftmaxCrossEntropy().forward(jnp.zeros((2, 3)), np.array([0, 1]))
     torch = pytest.importorskip("torch")
-    with pytest.raises(ValueError, match="argument 0 is torch, argument 1 is jax"):
+    with pytest.raises(ValueError, match="input x is torch, weight is jax"):
         layer.forward(torch.ones(4, 3))
 
 
@@ -110,7 +110,7 @@ def test_namespace_and_device_checks_work_while_tracing():
         backend.get_namespace(inp, np.ones(4, dtype=np.float32))
         return inp
 
-    with pytest.raises(ValueError, match="argument 0 is jax, argument 1 is numpy"):
+    with pytest.raises(ValueError, match="logits x is jax, targets t is numpy"):
         jax.jit(mixed)(x)
 
 

@@ -71,7 +71,7 @@ class LeakyReLU(Activation):
 
 
 class ELU(Activation):
-    """``x`` for x > 0, ``α(eˣ − 1)`` otherwise; derivative 1, or ``α eˣ = y + α``."""
+    """``x`` for x > 0, ``α(eˣ − 1)`` otherwise; derivative 1, or ``α eˣ``."""
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
@@ -83,8 +83,9 @@ class ELU(Activation):
 
     def gradient(self, xp, x, y, dy):
         # α·eˣ directly: y + α = α(eˣ − 1) + α cancels to 0 below x ≈ −37 in float64, where α·eˣ
-        # is tiny but exact. min(x, 0): no overflow in the branch `where` discards.
-        return xp.where(x > 0, dy, dy * (self.alpha * xp.exp(xp.minimum(x, 0.0))))
+        # is tiny but exact. min(x, 0), written with `where` (traceable by torch.compile): no
+        # overflow in the branch `where` discards.
+        return xp.where(x > 0, dy, dy * (self.alpha * xp.exp(xp.where(x > 0, 0.0, x))))
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
