@@ -110,7 +110,7 @@ def test_namespace_and_device_checks_work_while_tracing():
         backend.get_namespace(inp, np.ones(4, dtype=np.float32))
         return inp
 
-    with pytest.raises(ValueError, match="logits x is jax, targets t is numpy"):
+    with pytest.raises(ValueError, match="argument 0 is jax, argument 1 is numpy"):
         jax.jit(mixed)(x)
 
 
