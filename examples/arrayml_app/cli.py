@@ -11,6 +11,7 @@ import sys
 from arrayml.backend import BackendUnavailableError
 from arrayml.checkpoint import CheckpointError
 from arrayml.datasets import DataError
+from arrayml.distributed import DistributedError
 
 from .config import RunConfig, add_flags, config_fields, config_from_args
 from .run import LearnerFactory, arrayml_learner, resume_config, run
@@ -42,7 +43,8 @@ def main(
     argv: list[str] | None = None, *, prog: str = "train.py", description: str = DESCRIPTION,
     make_learner: LearnerFactory = arrayml_learner, fixed: dict | None = None,
 ) -> int:
-    """Parse flags, run, and turn expected failures into one line on stderr (exit status 2).
+    """Parse flags, run, and turn expected failures into one line on stderr (exit status 2; 1
+    when data-parallel training loses a process or cannot start).
 
     `fixed` holds settings a variant does not let the user choose (the torch reference's
     backend, say): they have no flag.
@@ -58,6 +60,9 @@ def main(
     except (ValueError, BackendUnavailableError, DataError, CheckpointError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except DistributedError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted", file=sys.stderr)
         return 130

@@ -3,10 +3,15 @@ checkpoints and resuming.
 
 ``examples/train.py`` is a command line around `run`; ``examples/torch_reference.py`` passes its
 own learner factory, so that plain PyTorch is trained and reported by exactly the same code.
+
+Under ``torchrun`` (RANK and WORLD_SIZE in the environment) the run is data-parallel with no other
+flag: every process joins the group, trains its rows of each global batch of ``--batch-size``,
+and rank 0 alone prints, draws progress bars and writes results, figures and checkpoints.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import platform
 import sys
@@ -18,8 +23,8 @@ from typing import Any
 import numpy as np
 
 import arrayml
-from arrayml import MLP, SGD, backend, checkpoint
-from arrayml.data import Splits
+from arrayml import MLP, SGD, backend, checkpoint, distributed
+from arrayml.data import Splits, shard_bounds
 from arrayml.datasets import cifar10
 from arrayml.fileio import file_digest, write_json
 from arrayml.schedules import make_schedule
@@ -91,12 +96,18 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     """
     config.validate()
     t_start = time.perf_counter()
-    where = backend.placement(config.xp, config.device, config.dtype)
+    where = backend.placement(config.xp, run_device(config), config.dtype)
+    group = data_parallel_group(where)
+    lead = group is None or group.rank == 0  # rank 0 alone prints, draws bars and writes files
+    if not lead:
+        config = dataclasses.replace(config, quiet=True)
     host_splits, data_info = load_splits(config)
     t_data = time.perf_counter()
     data = host_splits.to(where.xp, where.device, where.dtype)  # moved once, not per batch
     learner, model_info = make_learner(config, where)
     start = resume_into(learner, config.resume) if config.resume else None
+    if group is not None:
+        learner = data_parallel(learner, group, config)
     schedule = make_schedule(
         config.schedule, config.lr, epochs=config.epochs, step_size=config.step_size, gamma=config.gamma,
         warmup_epochs=config.warmup_epochs, min_lr=config.min_lr,
@@ -104,12 +115,17 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     say = (lambda _m: None) if config.quiet else print
     say(f"{model_info['implementation']} on {where}: {model_info['parameters']} parameters, "
         f"{data_info['sizes']['train']} training images, schedule {schedule.describe()}")
+    parallel = data_parallel_info(group, config)
+    if group is not None:
+        say(f"data-parallel on {group.world_size} processes ({group.backend}): global batch {config.batch_size} = "
+            f"{' + '.join(map(str, parallel['per_rank_batch']))} rows per process"
+            f"{', synchronized batch norm' if config.sync_batch_norm else ''}")
     first_epoch = start.epochs_done if start is not None else 0
     t_train = time.perf_counter()
     state = fit(
         learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
         schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
-        start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s),
+        start=start, on_epoch_end=(lambda s: _epoch_end(config, learner, s)) if lead else None,
     )
     train_seconds = time.perf_counter() - t_train
     test = evaluate_best(learner, data, state)
@@ -119,6 +135,7 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
         "backend": backend.namespace_name(where.xp),
         "device": str(where.device),
         "dtype": config.dtype,
+        "distributed": parallel,
         "model": {k: v for k, v in model_info.items() if k != "implementation"},
         "schedule": schedule.describe(),
         "data": data_info,
@@ -142,9 +159,62 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
             f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}")
     else:
         say(f"run diverged before any epoch finished ({state.diverged}); no test accuracy")
-    write_results(results, config.out_dir(), plots=plots)
-    say(f"results written to {config.out_dir()}/results.json")
+    if lead:
+        write_results(results, config.out_dir(), plots=plots)
+        say(f"results written to {config.out_dir()}/results.json")
     return results
+
+
+# --------------------------------------------------------------------------------------------
+# Data-parallel training under torchrun
+# --------------------------------------------------------------------------------------------
+
+_GROUP: list[distributed.ProcessGroup] = []  # joined once per process, left at exit
+
+
+def run_device(config: RunConfig) -> str | None:
+    """``--device``, except that under torchrun a bare ``cuda`` is this process's GPU (LOCAL_RANK)."""
+    if not distributed.launched_by_torchrun():
+        return config.device
+    return distributed.local_device(backend.namespace_by_name(config.xp), config.device)
+
+
+def data_parallel_group(where: backend.Placement) -> distributed.ProcessGroup | None:
+    """Under torchrun, this process's group (joined on the first call: NCCL for CUDA arrays,
+    gloo otherwise); None when the process runs alone."""
+    if not distributed.launched_by_torchrun():
+        return None
+    if not _GROUP:
+        cuda = backend.namespace_name(where.xp) == "cupy" or getattr(where.device, "type", None) == "cuda"
+        group = distributed.init(cuda=cuda)
+        atexit.register(group.shutdown)
+        _GROUP.append(group)
+    return _GROUP[0]
+
+
+def data_parallel(learner: Learner, group: distributed.ProcessGroup, config: RunConfig) -> Learner:
+    """`learner` as this process's part of data-parallel training. Every setting but where the
+    run reads and writes is compared between the processes at start-up."""
+    if not isinstance(learner, ArraymlLearner):
+        raise ValueError(f"data-parallel training needs the arrayml learner, not {type(learner).__name__}: "
+                         "run the torch.nn reference without torchrun")
+    if config.sync_batch_norm:
+        distributed.sync_batch_norm(learner.model, group)
+    settings = {f"--{k.replace('_', '-')}": v for k, v in config.saved().items() if k not in ("data_dir", "out", "resume")}
+    return distributed.DataParallelLearner(learner, group, batch_size=config.batch_size, **settings)
+
+
+def data_parallel_info(group: distributed.ProcessGroup | None, config: RunConfig) -> dict[str, Any]:
+    """What results.json records about the processes: world size, communication backend, and
+    the rows of each global batch that each process trains on."""
+    world = 1 if group is None else group.world_size
+    return {
+        "world_size": world,
+        "backend": None if group is None else group.backend,
+        "per_rank_batch": [hi - lo for lo, hi in (shard_bounds(config.batch_size, r, world) for r in range(world))],
+        "sync_batch_norm": config.sync_batch_norm and group is not None,
+        "timeout_seconds": None if group is None else group.timeout,
+    }
 
 
 # --------------------------------------------------------------------------------------------
