@@ -134,6 +134,7 @@ def _first_line(exc: BaseException) -> str:
     """The useful part of a torch.distributed error: its first line, less the C++ source path."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     text = lines[0] if lines else type(exc).__name__
+    text = re.sub(r"\s*Check the logs of the remote worker.*$", "", text)  # gloo's sign-off
     return re.sub(r"^\[[^\]]*\]\s*", "", text)
 
 
@@ -275,6 +276,9 @@ class ProcessGroup:
         entries marked `mean` by the world size, and unpack into arrays of the original shapes
         (views of the bucket, which nobody else holds)."""
         out: list[Array] = [None] * len(arrays)
+        for a, averaged in zip(arrays, mean):
+            if averaged and not backend.get_namespace(a).isdtype(a.dtype, "real floating"):
+                raise TypeError(f"a mean over the processes needs floating arrays, got {backend.dtype_name(a.dtype)}")
         for idx in self._buckets(arrays):
             idx.sort(key=lambda i: not mean[i])  # averaged entries first: one division of a prefix
             xp = backend.get_namespace(arrays[idx[0]])
