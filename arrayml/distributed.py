@@ -49,7 +49,7 @@ import numpy as np
 from . import backend
 from .backend import Array, Namespace
 from .data import shard_bounds
-from .modules import BatchNorm1d, Module
+from .modules import BatchNorm1d, Module, Sequential
 from .training import ArraymlLearner
 
 __all__ = [
@@ -270,53 +270,45 @@ class ProcessGroup:
             groups.setdefault((backend.namespace_name(xp), backend.dtype_name(a.dtype), str(dev)), []).append(i)
         return list(groups.values())
 
-    def _communicate(self, arrays: Sequence[Array], *, mean: Sequence[bool], what: str,
-                     op: Callable[[Any], Any]) -> list[Array]:
-        """Pack each bucket into one flat new array, run `op` on it as a torch tensor, divide the
-        entries marked `mean` by the world size, and unpack into arrays of the original shapes
-        (views of the bucket, which nobody else holds)."""
-        out: list[Array] = [None] * len(arrays)
+    def start(self, arrays: Sequence[Array], *, mean: Sequence[bool] | None = None, what: str = "an all-reduce",
+              src: int | None = None) -> Pending:
+        """Start the collectives for `arrays` and return at once; `Pending.wait` gives the
+        results. An all-reduce (sum; the entries marked `mean` divided by the world size after
+        it), or with `src` a broadcast from that rank. Each bucket (one per dtype and device) is
+        packed into one flat new array that torch.distributed then overwrites."""
+        import torch.distributed as dist
+
+        mean = [False] * len(arrays) if mean is None else list(mean)
         for a, averaged in zip(arrays, mean):
             if averaged and not backend.get_namespace(a).isdtype(a.dtype, "real floating"):
                 raise TypeError(f"a mean over the processes needs floating arrays, got {backend.dtype_name(a.dtype)}")
+        buckets = []
         for idx in self._buckets(arrays):
             idx.sort(key=lambda i: not mean[i])  # averaged entries first: one division of a prefix
             xp = backend.get_namespace(arrays[idx[0]])
             flat = xp.concat([xp.reshape(arrays[i], (-1,)) for i in idx])  # a fresh array: the bucket
             tensor, back = _torch_view(flat, xp)
-            self._collective(what, lambda tensor=tensor: op(tensor))
+            if src is None:
+                work = self._collective(what, lambda t=tensor: dist.all_reduce(t, async_op=True))
+            else:
+                work = self._collective(what, lambda t=tensor: dist.broadcast(t, src=src, async_op=True))
             n_mean = sum(backend.prod(tuple(arrays[i].shape)) for i in idx if mean[i])
-            if n_mean:
-                tensor[:n_mean].div_(self.world_size)  # our own bucket: written in place, on the device
-            flat = back(tensor)
-            at = 0
-            for i in idx:
-                shape = tuple(arrays[i].shape)
-                size = backend.prod(shape)
-                out[i] = xp.reshape(flat[at:at + size], shape)
-                at += size
-        return out
+            buckets.append(_Bucket(xp, idx, [tuple(arrays[i].shape) for i in idx], tensor, back, work, n_mean))
+        return Pending(self, buckets, len(arrays), what)
 
     def all_reduce_sum(self, arrays: Sequence[Array], *, what: str = "an all-reduce") -> list[Array]:
         """The element-wise sums of `arrays` over all processes (new arrays; the inputs are left
         alone). One collective per dtype and device; `what` names the operation in errors."""
-        import torch.distributed as dist
-
-        return self._communicate(arrays, mean=[False] * len(arrays), what=what, op=dist.all_reduce)
+        return self.start(arrays, what=what).wait()
 
     def all_reduce_mean(self, arrays: Sequence[Array], *, what: str = "an all-reduce") -> list[Array]:
         """The element-wise means over all processes: summed, then divided by the world size
         here (not ``ReduceOp.AVG``, which gloo lacks)."""
-        import torch.distributed as dist
-
-        return self._communicate(arrays, mean=[True] * len(arrays), what=what, op=dist.all_reduce)
+        return self.start(arrays, mean=[True] * len(arrays), what=what).wait()
 
     def broadcast(self, arrays: Sequence[Array], *, src: int = 0, what: str = "a broadcast") -> list[Array]:
         """Rank `src`'s `arrays` on every process (new arrays)."""
-        import torch.distributed as dist
-
-        return self._communicate(arrays, mean=[False] * len(arrays), what=what,
-                                 op=lambda t: dist.broadcast(t, src=src))
+        return self.start(arrays, what=what, src=src).wait()
 
     def all_gather_object(self, obj: Any, *, what: str = "an exchange of descriptions") -> list[Any]:
         """Every process's `obj` (a small picklable value), in rank order."""
@@ -352,6 +344,41 @@ class ProcessGroup:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+@dataclass
+class _Bucket:
+    xp: Namespace
+    index: list[int]  # positions of its arrays in the caller's list
+    shapes: list[tuple[int, ...]]
+    tensor: Any  # the torch view that torch.distributed writes
+    back: Callable[[Any], Array]  # that tensor as an array of xp
+    work: Any  # torch.distributed's handle
+    n_mean: int  # how many leading entries to divide by the world size
+
+
+class Pending:
+    """Collectives started by `ProcessGroup.start`, not yet waited for."""
+
+    def __init__(self, group: ProcessGroup, buckets: list[_Bucket], n: int, what: str) -> None:
+        self.group, self.buckets, self.n, self.what = group, buckets, n, what
+
+    def wait(self) -> list[Array]:
+        """Wait for every bucket (on a GPU: make the current stream wait; the host does not),
+        divide the averaged entries by the world size, and unpack: arrays of the original shapes,
+        views of the buckets, which nobody else holds."""
+        out: list[Array] = [None] * self.n
+        for b in self.buckets:
+            self.group._collective(self.what, b.work.wait)
+            if b.n_mean:
+                b.tensor[:b.n_mean].div_(self.group.world_size)  # our own bucket: written in place, on the device
+            flat = b.back(b.tensor)
+            at = 0
+            for i, shape in zip(b.index, b.shapes):
+                size = backend.prod(shape)
+                out[i] = b.xp.reshape(flat[at:at + size], shape)
+                at += size
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,7 +446,8 @@ class DataParallelLearner:
     gradient of the mean loss over the whole global batch: uneven shards are exact, not refused.
     """
 
-    def __init__(self, learner: ArraymlLearner, group: ProcessGroup, *, batch_size: int, **settings: Any) -> None:
+    def __init__(self, learner: ArraymlLearner, group: ProcessGroup, *, batch_size: int, overlap: bool = True,
+                 **settings: Any) -> None:
         if not isinstance(learner, ArraymlLearner):
             raise TypeError(f"DataParallelLearner trains an arrayml.training.ArraymlLearner, got {type(learner).__name__}")
         self.learner, self.group = learner, group
@@ -430,6 +458,8 @@ class DataParallelLearner:
         self.local_batch = hi - lo
         #: This process's weight in the mean over the processes: N·b_r/B.
         self.weight = group.world_size * self.local_batch / self.batch_size
+        #: Start each layer's all-reduce during backward (a `Sequential` model; others: after it).
+        self.overlap = bool(overlap) and isinstance(self.model, Sequential)
         group.check_identical(describe_model(self.model, self.optimizer, **{"global batch": self.batch_size, **settings}))
         self.broadcast_from_rank0()
 
@@ -456,32 +486,54 @@ class DataParallelLearner:
         xp, model = self.xp, self.model
         logits = model.forward(x)
         loss = self.loss.forward(logits, y)
-        # dL/dlogits of this process's share of the global mean loss, times N (every gradient
-        # below is then N times this process's part of the global one; the mean over N is exact)
-        model.backward(self.loss.backward(None if self.weight == 1.0 else self.weight), input_grad=False)
         correct = xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
-        loss, correct = self.all_reduce_gradients(loss, correct)  # what data parallelism adds
+        # this process's share of the global mean loss, and its correct count (exact below 2**24
+        # in float32): they are summed over the processes in the gradients' bucket
+        stats = [loss * (self.local_batch / self.batch_size), xp.astype(correct, loss.dtype)]
+        # dL/dlogits of that share, times N: every gradient below is N times this process's part
+        # of the global one, so the mean over the N processes is the global gradient
+        dlogits = self.loss.backward(None if self.weight == 1.0 else self.weight)
+        if self.overlap:
+            loss, correct = self._backward_overlapped(dlogits, stats)
+        else:
+            model.backward(dlogits, input_grad=False)
+            loss, correct = self._finish(self._all_reduce_gradients(list(model.parameter_slots()), stats))
         self.optimizer.step(model, lr)
         return loss, correct
 
-    def all_reduce_gradients(self, loss: Array, correct: Array) -> tuple[Array, Array]:
-        """Average every parameter gradient over the processes (sum, then divide by N), in one
-        flat bucket per dtype and device, and reassign ``grads``. The batch's loss share and
-        correct count ride in the same bucket, summed: one collective per step."""
-        slots = list(self.model.parameter_slots())
+    def _all_reduce_gradients(self, slots: list[tuple[str, Module, str]], stats: list[Array]) -> tuple[list, Pending]:
+        """Start the all-reduce of the gradients in `slots` (averaged: sum, then divide by N)
+        and of `stats` (summed), in one flat bucket per dtype and device."""
         grads = []
         for name, owner, key in slots:
             if key not in owner.grads:
-                raise RuntimeError(f"no gradient for parameter {name!r}: call backward() before all_reduce_gradients()")
+                raise RuntimeError(f"no gradient for parameter {name!r}: call backward() before the all-reduce")
             grads.append(owner.grads[key])
-        share = loss * (self.local_batch / self.batch_size)
-        counts = self.xp.astype(correct, loss.dtype)  # exact below 2**24 in float32
-        reduced = self.group._communicate(
-            [*grads, share, counts], mean=[True] * len(grads) + [False, False], what="the gradient all-reduce",
-            op=_all_reduce)
+        mean = [True] * len(grads) + [False] * len(stats)
+        return slots, self.group.start([*grads, *stats], mean=mean, what="the gradient all-reduce")
+
+    def _finish(self, started: tuple[list, Pending]) -> list[Array]:
+        """Wait for an all-reduce that `_all_reduce_gradients` started, reassign ``grads`` (never
+        written in place) and return the summed stats."""
+        slots, pending = started
+        reduced = pending.wait()
         for (_, owner, key), g in zip(slots, reduced):
             owner.grads[key] = g
-        return reduced[-2], reduced[-1]
+        return reduced[len(slots):]
+
+    def _backward_overlapped(self, dy: Array, stats: list[Array]) -> list[Array]:
+        """`Sequential.backward` written out, last layer first, launching each layer's gradient
+        all-reduce as soon as that layer's backward has filled its ``grads``, so that the
+        communication of the later layers runs while the earlier layers compute (DDP's overlap).
+        The stats ride with the first bucket. All are waited for before the step."""
+        layers = self.model.layers
+        started = []
+        for i in range(len(layers) - 1, -1, -1):
+            dy = layers[i].backward(dy, input_grad=i > 0)  # the first layer's input gradient is never used
+            slots = list(layers[i].parameter_slots())
+            if slots:
+                started.append(self._all_reduce_gradients(slots, [] if started else stats))
+        return [self._finish(one) for one in started][0]
 
     # -- the rest is the wrapped learner's ---------------------------------------------------
     def logits(self, x: Array) -> Array:
@@ -498,12 +550,6 @@ class DataParallelLearner:
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
         self.learner.load_optimizer_state(state)
-
-
-def _all_reduce(tensor: Any) -> None:
-    import torch.distributed as dist
-
-    dist.all_reduce(tensor)
 
 
 def sync_batch_norm(model: Module, group: ProcessGroup | None) -> int:

@@ -29,13 +29,16 @@ from arrayml.training import ArraymlLearner, evaluate, fit
 
 N_FEATURES, N_CLASSES, HIDDEN = 24, 4, [16]
 
-#: (name, backend, device, batch norm: None / "sync", global batch): each trained for 22 steps.
+#: (name, backend, device, batch norm: None / "sync", global batch, overlap): 22 steps each.
+#: overlap: each layer's all-reduce starts during backward (the default); False: one bucket after it.
 EQUIVALENCE_CASES = [
-    ("numpy", "numpy", None, None, 128),
-    ("torch", "torch", None, None, 128),
-    ("numpy-syncbn", "numpy", None, "sync", 128),
-    ("torch-syncbn", "torch", None, "sync", 128),
-    ("numpy-syncbn-uneven", "numpy", None, "sync", 127),
+    ("numpy", "numpy", None, None, 128, True),
+    ("torch", "torch", None, None, 128, True),
+    ("numpy-syncbn", "numpy", None, "sync", 128, True),
+    ("torch-syncbn", "torch", None, "sync", 128, True),
+    ("numpy-syncbn-uneven", "numpy", None, "sync", 127, True),
+    ("numpy-after-backward", "numpy", None, None, 128, False),
+    ("numpy-syncbn-uneven-after-backward", "numpy", None, "sync", 127, False),
 ]
 
 
@@ -56,7 +59,7 @@ def make_data(xp_name: str, device: Any = None, dtype: str = "float32", *, n_tra
 
 
 def train(group: distributed.ProcessGroup | None, xp_name: str, device: Any, norm: str | None,
-          batch: int, *, epochs: int = 2) -> dict[str, np.ndarray]:
+          batch: int, overlap: bool = True, *, epochs: int = 2) -> dict[str, np.ndarray]:
     """22 SGD steps (2 epochs of 11) with momentum, validated after each epoch; the per-step
     losses, the validation figures and the final parameters and buffers."""
     data = make_data(xp_name, device)
@@ -65,7 +68,7 @@ def train(group: distributed.ProcessGroup | None, xp_name: str, device: Any, nor
     if group is not None:
         if norm == "sync":
             distributed.sync_batch_norm(model, group)
-        learner = distributed.DataParallelLearner(learner, group, batch_size=batch)
+        learner = distributed.DataParallelLearner(learner, group, batch_size=batch, overlap=overlap)
     state = fit(learner, data, epochs=epochs, batch_size=batch, seed=3, lr=0.05, log=None, progress=False, log_every=4)
     out = {"loss": np.asarray(state.history["steps"]["loss"]), "accuracy": np.asarray(state.history["steps"]["accuracy"]),
            "val": np.asarray([[e["val_loss"], e["val_accuracy"]] for e in state.history["epochs"]])}
@@ -142,8 +145,8 @@ def evaluation(group: distributed.ProcessGroup | None, xp_name: str) -> dict[str
 
 def library(group: distributed.ProcessGroup) -> dict[str, np.ndarray]:
     out = {}
-    for name, xp_name, device, norm, batch in EQUIVALENCE_CASES:
-        out.update({f"{name}/{k}": v for k, v in train(group, xp_name, device, norm, batch).items()})
+    for name, xp_name, device, norm, batch, overlap in EQUIVALENCE_CASES:
+        out.update({f"{name}/{k}": v for k, v in train(group, xp_name, device, norm, batch, overlap).items()})
     out.update({f"fd/{k}": v for k, v in sync_bn_gradients(group).items()})
     for xp_name in ("numpy", "torch", "array-api-strict"):
         out.update({f"eval-{xp_name}/{k}": v for k, v in evaluation(group, xp_name).items()})
