@@ -57,6 +57,7 @@ __all__ = [
     "TIMEOUT_ENV",
     "DataParallelLearner",
     "DistributedError",
+    "Pending",
     "ProcessGroup",
     "default_timeout",
     "describe_model",
@@ -303,7 +304,7 @@ class ProcessGroup:
 
     def all_reduce_mean(self, arrays: Sequence[Array], *, what: str = "an all-reduce") -> list[Array]:
         """The element-wise means over all processes: summed, then divided by the world size
-        here (not ``ReduceOp.AVG``, which gloo lacks)."""
+        here, in sight (not ``ReduceOp.AVG``, whose support differs between backends and versions)."""
         return self.start(arrays, mean=[True] * len(arrays), what=what).wait()
 
     def broadcast(self, arrays: Sequence[Array], *, src: int = 0, what: str = "a broadcast") -> list[Array]:

@@ -420,6 +420,29 @@ def test_torchrun_trains_data_parallel_with_no_other_flag(app_runs):
     assert sorted(p.name for p in (app_runs / "two").iterdir()) == sorted(p.name for p in (app_runs / "one").iterdir())
 
 
+def test_sync_batch_norm_flag_trains_like_one_process_with_batch_norm(app_runs, tmp_path):
+    common = [TRAIN, "--data-dir", app_runs / "data", "--hidden-dims", "64", "--batch-size", "50", "--val-size", "300",
+              "--epochs", "1", "--lr", "0.01", "--batch-norm", "--quiet"]
+    env = _plain_env()
+    two = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                            *map(str, common), "--sync-batch-norm", "--out", str(tmp_path / "two")], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    one = subprocess.Popen([sys.executable, *map(str, common), "--out", str(tmp_path / "one")], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _ok(finish([two, one]))
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("two", "one"))
+    assert a["distributed"]["sync_batch_norm"] is True and a["config"]["sync_batch_norm"] is True
+    np.testing.assert_allclose(a["history"]["steps"]["loss"][:20], b["history"]["steps"]["loss"][:20], rtol=1e-5)
+    assert a["test"]["n"] == b["test"]["n"]
+
+
+def test_sync_batch_norm_flag_needs_batch_norm(tmp_path):
+    proc = subprocess.run([sys.executable, str(TRAIN), "--sync-batch-norm", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=120, env=_plain_env())
+    assert proc.returncode == 2
+    assert "--sync-batch-norm must be used with --batch-norm, got True" in proc.stderr
+
+
 def test_a_killed_process_ends_the_other_and_the_run_resumes_on_two_or_one(app_runs, tmp_path):
     """Rank 1 is killed during epoch 2: rank 0 stops at once with a clear error (exit 1). The
     last checkpoint (epoch 1) then resumes on 2 processes to the uninterrupted run's parameters,
