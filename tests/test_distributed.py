@@ -482,3 +482,21 @@ def test_a_killed_process_ends_the_other_and_the_run_resumes_on_two_or_one(app_r
             np.testing.assert_allclose(on_one[key], value, rtol=0, atol=1e-3 * np.max(np.abs(value)), err_msg=key)
     resumed = json.loads((tmp_path / "r2" / "results.json").read_text())
     assert resumed["distributed"]["world_size"] == 2 and resumed["timing"]["resumed_from_epoch"] == saved["fit"]["epochs_done"]
+
+
+@pytest.mark.slow
+def test_torchrun_on_the_shared_cifar10_copy_reaches_the_single_process_accuracy(tmp_path):
+    """The issue's done-when check: the defaults under torchrun on 2 processes land in the band
+    of the single-process default (46-53%, tests/test_cli.py); measured: 50.27% against 49.30%."""
+    pytest.importorskip("torch", reason="torch is not installed (CPU build: pip install torch==2.13.0)")
+    shared = ROOT.parent / "shared" / "data" / "cifar10"
+    if not (shared / "cifar10_uint8.npz").is_file():
+        pytest.skip(f"the team's CIFAR-10 copy is not at {shared}; nothing to reproduce")
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(TRAIN),
+                             "--data-dir", str(shared), "--out", str(tmp_path / "run"), "--quiet"],
+                            env=_plain_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _ok(finish([proc], deadline=1800))
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    print(f"torchrun default: test accuracy {results['test_accuracy']:.4f} in {results['timing']['wall_seconds']:.0f}s")
+    assert results["distributed"]["world_size"] == 2 and results["distributed"]["per_rank_batch"] == [64, 64]
+    assert 0.46 <= results["test_accuracy"] <= 0.53
