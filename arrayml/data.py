@@ -3,6 +3,11 @@ backend, a seeded hold-out split, and the batches the training loop draws.
 
 Knows no data set (those live in `arrayml.datasets`). Shuffling is derived from (seed, epoch)
 alone, so a resumed run shuffles exactly as an uninterrupted one.
+
+Data-parallel training (`arrayml.distributed`) shards *batches*, not the data set: every process
+draws the same global permutation and cuts the same global batches, and process r of N keeps rows
+``shard_bounds(batch, r, N)`` of each. N processes together see exactly the batches one process
+would, in the same order, whatever N is (so a checkpoint written by N processes resumes on M).
 """
 
 from __future__ import annotations
@@ -65,28 +70,54 @@ def epoch_generator(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
+def shard_bounds(batch_size: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Rows ``[lo, hi)`` of a global batch of `batch_size` that process `rank` of `world_size`
+    takes: ``lo = rank·B // N``, ``hi = (rank + 1)·B // N``. The shares differ by at most one
+    row (128 on 3 processes: 42, 43, 43) and every row belongs to exactly one process."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    if batch_size < world_size:
+        raise ValueError(
+            f"a global batch of {batch_size} cannot be shared by {world_size} processes: every process "
+            f"needs at least one sample; use a batch size of at least {world_size}"
+        )
+    return rank * batch_size // world_size, (rank + 1) * batch_size // world_size
+
+
 def train_batches(
-    x: Array, y: Array, batch_size: int, *, seed: int, epoch: int,
+    x: Array, y: Array, batch_size: int, *, seed: int, epoch: int, shard: tuple[int, int] | None = None,
 ) -> Iterator[tuple[Array, Array]]:
     """Shuffled training batches of exactly `batch_size` (the last partial batch is dropped).
 
     The permutation is drawn on the host and moved to the device once per epoch; each batch is
-    gathered on the device with ``take``.
+    gathered on the device with ``take``. With ``shard=(rank, world_size)`` only that process's
+    rows of each global batch are gathered (`shard_bounds`): the global batches are the same.
     """
     xp, dev = backend.get_namespace_and_device(x, y)
     n = x.shape[0]
     if batch_size < 1 or batch_size > n:
         raise ValueError(f"batch size must be between 1 and the {n} training samples, got {batch_size}")
+    lo, hi = (0, batch_size) if shard is None else shard_bounds(batch_size, *shard)
     order = backend.permutation(epoch_generator(seed, epoch), n, xp=xp, device=dev)
     for start in range(0, n - batch_size + 1, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start + lo:start + hi]
         yield xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
 
 
-def eval_batches(x: Array, y: Array, batch_size: int) -> Iterator[tuple[Array, Array]]:
-    """Batches in order, the last one possibly smaller: every sample is evaluated once."""
+def eval_batches(
+    x: Array, y: Array, batch_size: int, *, shard: tuple[int, int] | None = None,
+) -> Iterator[tuple[Array, Array]]:
+    """Batches in order, the last one possibly smaller: every sample is evaluated once.
+
+    With ``shard=(rank, world_size)``, process r gets batches r, r + N, r + 2N, ...: the very
+    batches one process would score, so each logit is computed from the same rows by the same
+    operations, and the shards' confusion matrices add up to exactly the single-process one.
+    """
     n = x.shape[0]
-    for start in range(0, n, batch_size):
+    rank, world = (0, 1) if shard is None else shard
+    for i, start in enumerate(range(0, n, batch_size)):
+        if i % world != rank:
+            continue
         stop = min(start + batch_size, n)  # out-of-bounds slice stops are not in the standard
         yield x[start:stop, ...], y[start:stop]
 

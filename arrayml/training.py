@@ -9,6 +9,11 @@ it takes `arrayml.data.Splits` of any data.
 No step waits on the device: the per-step loss and accuracy stay on the device and are read back
 together once every ``log_every`` steps (and at the end of each epoch). That is also when a NaN or
 infinite loss is noticed; the run then stops cleanly and records where it diverged.
+
+A learner with a ``group`` attribute (`arrayml.distributed.DataParallelLearner`) trains one shard
+of data-parallel training: the loop then gives it only its process's rows of each global batch,
+and `evaluate` scores only its share of the batches and sums the counts over the processes. The
+loop itself never communicates.
 """
 
 from __future__ import annotations
@@ -50,6 +55,16 @@ class Learner(Protocol):
     def optimizer_state(self) -> dict[str, Any]: ...
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None: ...
+
+    # Optional, for data-parallel training (arrayml.distributed.DataParallelLearner):
+    #   group: a process group with ``rank``, ``world_size`` and ``all_reduce_sum(arrays, what=)``.
+    #   Its `train_step` then receives only this process's rows of each global batch.
+
+
+def _shard(learner: Learner) -> tuple[Any, tuple[int, int] | None]:
+    """The learner's process group (None for one process) and its ``(rank, world_size)``."""
+    group = getattr(learner, "group", None)
+    return group, None if group is None else (group.rank, group.world_size)
 
 
 class ArraymlLearner:
@@ -125,17 +140,24 @@ def evaluate(
     betas: Sequence[float] = (0.1, 1.0, 10.0), class_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Loss, accuracy, confusion matrix, per-class precision/recall/F-beta of `learner` on
-    (x, y), all computed on the device and read back once."""
+    (x, y), all computed on the device and read back once.
+
+    A data-parallel learner scores its share of the batches (`eval_batches` with a shard); the
+    loss sums and confusion matrices of all processes are then added up, so every process gets
+    the exact figures of the whole of (x, y), each sample counted once."""
     xp, dev = backend.get_namespace_and_device(x, y)
+    group, shard = _shard(learner)
     wide = backend.widest_float(xp)  # float64; float32 on JAX without x64
     cm = xp.zeros((n_classes, n_classes), dtype=backend.widest_int(xp), device=dev)
     loss_sum = xp.zeros((), dtype=wide, device=dev)
     loss_fn = SoftmaxCrossEntropy(validate=False)  # labels were checked once, by the caller
-    for xb, yb in eval_batches(x, y, batch_size):
+    for xb, yb in eval_batches(x, y, batch_size, shard=shard):
         logits = learner.logits(xb)
         loss_sum = loss_sum + xp.astype(loss_fn.forward(logits, yb), wide) * xb.shape[0]
         # labels were checked once by the caller, and argmax predictions are always in range
         cm = cm + metrics.confusion_matrix(yb, xp.argmax(logits, axis=1), n_classes, xp=xp, validate=False)
+    if group is not None:
+        cm, loss_sum = group.all_reduce_sum([cm, loss_sum], what="the evaluation counts")
     names = class_names if class_names is not None and len(class_names) == n_classes else None
     return metrics.summarize(cm, loss_sum=loss_sum, betas=betas, class_names=names)
 
@@ -274,6 +296,7 @@ def train_epoch(
     from tqdm.auto import tqdm
 
     n_steps = steps_per_epoch(data.x_train.shape[0], batch_size)
+    _, shard = _shard(learner)  # data-parallel: this process's rows of each global batch
     log = _StepLog(learner.xp)
     diverged_at = None
     bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{epochs}", disable=None if progress is None else not progress,
@@ -281,7 +304,8 @@ def train_epoch(
     # A diverging run overflows before its loss is read back; that is reported as a
     # divergence, so NumPy's floating-point warnings would only be noise here.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), bar:
-        for step, (xb, yb) in enumerate(train_batches(data.x_train, data.y_train, batch_size, seed=seed, epoch=epoch)):
+        for step, (xb, yb) in enumerate(train_batches(data.x_train, data.y_train, batch_size, seed=seed, epoch=epoch,
+                                                             shard=shard)):
             rate = float(schedule(epoch + step / n_steps))
             loss, correct = learner.train_step(xb, yb, rate)
             log.add(loss, correct, rate)

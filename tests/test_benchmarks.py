@@ -85,5 +85,28 @@ def test_train_throughput_variants_agree_after_an_epoch(monkeypatch):
         assert tt.relative_difference(v.params(), after) < 1e-5, name
 
 
+def test_data_parallel_model_is_compute_over_n_plus_the_ring_all_reduce():
+    dp = _load("data_parallel")
+    rows = {(r["machines"], r["gbit_per_s"]): r for r in dp.model_table(0.004, 1_000_000)}
+    assert rows[(1, 10)]["allreduce_ms"] == 0 and rows[(1, 10)]["speedup"] == pytest.approx(1)
+    # 8 machines at 10 Gbit/s: 2·7/8 · 1 MB / 1.25 GB/s = 1.4 ms, plus 4 ms / 8
+    assert rows[(8, 10)]["allreduce_ms"] == pytest.approx(1.4)
+    assert rows[(8, 10)]["step_ms"] == pytest.approx(0.5 + 1.4)
+    assert rows[(64, 100)]["allreduce_ms"] == pytest.approx(2 * 63 / 64 * 1e6 / 12.5e9 * 1e3)
+
+
+def test_data_parallel_benchmark_runs_every_variant(tmp_path, capsys):
+    pytest.importorskip("torch")
+    dp = _load("data_parallel")
+    assert dp.main(["--steps", "3", "--repeats", "1", "--rounds", "1", "--json", str(tmp_path / "d.json")]) == 0
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert set(report["variants"]) == {"1 process x 1 thread", "1 process x 2 threads", "2 processes x 1 thread",
+                                       "2 processes x 1 thread, overlapped"}
+    measured = report["variants"]["2 processes x 1 thread"]
+    assert measured["allreduce_bytes"] == 4 * (3072 * 128 + 128 + 128 * 10 + 10 + 2)
+    assert [row["bytes"] for row in measured["sweep"]] == dp.SWEEP_BYTES
+    assert "A MODEL, not a measurement" in capsys.readouterr().out
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))

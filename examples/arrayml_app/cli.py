@@ -14,6 +14,7 @@ from pathlib import Path
 from arrayml.backend import BackendUnavailableError
 from arrayml.checkpoint import CheckpointError
 from arrayml.datasets import DataError
+from arrayml.distributed import DistributedError
 
 from .config import RunConfig, add_flags, config_fields, config_from_args
 from .run import LearnerFactory, ResultsNotWritten, arrayml_learner, checkpoint_path, resume_config, run
@@ -21,12 +22,13 @@ from .run import LearnerFactory, ResultsNotWritten, arrayml_learner, checkpoint_
 DESCRIPTION = "Train the assignment's MLP on CIFAR-10 with arrayml, on any backend."
 
 #: Exit statuses, for scripts and sweeps (listed in --help).
-EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_NOT_WRITTEN, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_NOT_WRITTEN, EXIT_DISTRIBUTED, EXIT_INTERRUPTED = 0, 2, 3, 4, 5, 130
 EPILOG = (
     f"exit status: {EXIT_OK} trained and tested; {EXIT_USAGE} a bad flag, missing data or an unusable checkpoint "
     f"(nothing was trained); {EXIT_DIVERGED} the loss became NaN or infinite (the run stopped; results.json "
     f"says where); {EXIT_NOT_WRITTEN} the results could not be written to --out (they and the trained model "
-    f"went to the temporary folder named); {EXIT_INTERRUPTED} interrupted (Ctrl-C)."
+    f"went to the temporary folder named); {EXIT_DISTRIBUTED} another process of a data-parallel run died, hung or "
+    f"could not be reached (the others stop within the timeout); {EXIT_INTERRUPTED} interrupted (Ctrl-C)."
 )
 
 
@@ -54,7 +56,8 @@ def main(
     argv: list[str] | None = None, *, prog: str = "train.py", description: str = DESCRIPTION,
     make_learner: LearnerFactory = arrayml_learner, fixed: dict | None = None,
 ) -> int:
-    """Parse flags, run, and turn expected failures into one line on stderr (exit status 2).
+    """Parse flags, run, and turn expected failures into one line on stderr (exit status 2; 1
+    when data-parallel training loses a process or cannot start).
 
     `fixed` holds settings a variant does not let the user choose (the torch reference's
     backend, say): they have no flag.
@@ -74,6 +77,9 @@ def main(
     except ResultsNotWritten as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_NOT_WRITTEN
+    except DistributedError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_DISTRIBUTED
     except KeyboardInterrupt:
         print(interrupted_message(prog, config, started), file=sys.stderr)
         return EXIT_INTERRUPTED

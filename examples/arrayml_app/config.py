@@ -45,11 +45,15 @@ class RunConfig:
         "hidden layer sizes (none: logistic regression)", type=int, nargs="*", metavar="N"))
     activation: str = field(default="relu", metadata=flag("hidden activation", choices=sorted(ACTIVATIONS)))
     lr: float = field(default=0.1, metadata=flag("learning rate (the peak rate for schedules)", type=float))
-    batch_size: int = field(default=128, metadata=flag("images per SGD step", type=int))
+    batch_size: int = field(default=128, metadata=flag(
+        "images per SGD step (under torchrun: the global batch, shared by the processes)", type=int))
     epochs: int = field(default=10, metadata=flag("passes over the training images", type=int))
     seed: int = field(default=42, metadata=flag("controls initialisation, validation split and shuffling", type=int))
     batch_norm: bool = field(default=False, metadata=flag(
         "batch norm between each hidden Linear and its activation", action="store_true"))
+    sync_batch_norm: bool = field(default=False, metadata=flag(
+        "with --batch-norm under torchrun: normalise with the statistics of the whole global batch (summed over the "
+        "processes), as one process would, instead of each process's rows", action="store_true"))
     momentum: float = field(default=0.0, metadata=flag("SGD momentum, in [0, 1)", type=float))
     nesterov: bool = field(default=False, metadata=flag("Nesterov momentum (needs --momentum > 0)", action="store_true"))
     weight_decay: float = field(default=0.0, metadata=flag("L2 weight decay", type=float))
@@ -84,7 +88,7 @@ class RunConfig:
     def run_name(self) -> str:
         parts = ["torchref" if self.reference else "mlp", "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
         if self.batch_norm:
-            parts.append("bn")
+            parts.append("syncbn" if self.sync_batch_norm else "bn")
         parts += [self.xp + ("-compiled" if self.compile else ""), f"lr{self.lr:g}"]
         if self.schedule != "constant":
             parts.append(self.schedule)
@@ -114,6 +118,7 @@ class RunConfig:
         need(self.epochs >= 1, "epochs", "at least 1")
         need(self.seed >= 0, "seed", "a non-negative integer")
         need(all(h >= 1 for h in self.hidden_dims), "hidden_dims", "positive sizes")
+        need(not self.sync_batch_norm or self.batch_norm, "sync_batch_norm", "used with --batch-norm")
         need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
         need(not self.nesterov or self.momentum > 0, "nesterov", "used with --momentum > 0")
         need(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a non-negative number")

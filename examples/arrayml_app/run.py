@@ -3,10 +3,15 @@ checkpoints and resuming.
 
 ``examples/train.py`` is a command line around `run`; ``examples/torch_reference.py`` passes its
 own learner factory, so that plain PyTorch is trained and reported by exactly the same code.
+
+Under ``torchrun`` (RANK and WORLD_SIZE in the environment) the run is data-parallel with no other
+flag: every process joins the group, trains its rows of each global batch of ``--batch-size``,
+and rank 0 alone prints, draws progress bars and writes results, figures and checkpoints.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib.util
 import platform
@@ -20,8 +25,8 @@ from typing import Any
 import numpy as np
 
 import arrayml
-from arrayml import MLP, SGD, backend, checkpoint
-from arrayml.data import Splits
+from arrayml import MLP, SGD, backend, checkpoint, distributed
+from arrayml.data import Splits, shard_bounds
 from arrayml.datasets import cifar10
 from arrayml.fileio import file_digest, write_json
 from arrayml.schedules import make_schedule
@@ -104,11 +109,17 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
         raise ValueError('the figures need matplotlib, which is not installed: pip install -e ".[app]"')
     t_start = time.perf_counter()
     where = placement(config)
+    group = data_parallel_group(where)
+    lead = group is None or group.rank == 0  # rank 0 alone prints, draws bars and writes files
+    if not lead:
+        config = dataclasses.replace(config, quiet=True)
     host_splits, data_info = load_splits(config)
     t_data = time.perf_counter()
     data = host_splits.to(where.xp, where.device, where.dtype)  # moved once, not per batch
     learner, model_info = make_learner(config, where)
     start = resume_into(learner, config.resume) if config.resume else None
+    if group is not None:
+        learner = data_parallel(learner, group, config)
     schedule = make_schedule(
         config.schedule, config.lr, epochs=config.epochs, step_size=config.step_size, gamma=config.gamma,
         warmup_epochs=config.warmup_epochs, min_lr=config.min_lr,
@@ -116,12 +127,17 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     say = (lambda _m: None) if config.quiet else print
     say(f"{model_info['implementation']} on {where}: {model_info['parameters']} parameters, "
         f"{data_info['sizes']['train']} training images, schedule {schedule.describe()}")
+    parallel = data_parallel_info(group, config)
+    if group is not None:
+        say(f"data-parallel on {group.world_size} processes ({group.backend}): global batch {config.batch_size} = "
+            f"{' + '.join(map(str, parallel['per_rank_batch']))} rows per process"
+            f"{', synchronized batch norm' if config.sync_batch_norm else ''}")
     first_epoch = start.epochs_done if start is not None else 0
     t_train = time.perf_counter()
     state = fit(
         learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
         schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
-        start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s),
+        start=start, on_epoch_end=(lambda s: _epoch_end(config, learner, s)) if lead else None,
     )
     train_seconds = time.perf_counter() - t_train
     test = evaluate_best(learner, data, state)
@@ -131,6 +147,7 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
         "backend": backend.namespace_name(where.xp),
         "device": str(where.device),
         "dtype": config.dtype,
+        "distributed": parallel,
         "model": {k: v for k, v in model_info.items() if k != "implementation"},
         "schedule": schedule.describe(),
         "data": data_info,
@@ -156,9 +173,10 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     else:
         say(f"run diverged before any epoch finished ({state.diverged}); no test accuracy")
         outcome = "diverged, no test accuracy"
-    out = write_results_or_elsewhere(results, config, learner, state, plots=plots)
-    # the one line --quiet keeps
-    print(f"results written to {out}/results.json" if not config.quiet else f"{outcome}; results written to {out}/results.json")
+    if lead:
+        out = write_results_or_elsewhere(results, config, learner, state, plots=plots)
+        # the one line --quiet keeps
+        print(f"results written to {out}/results.json" if not config.quiet else f"{outcome}; results written to {out}/results.json")
     return results
 
 
@@ -166,11 +184,15 @@ def placement(config: RunConfig) -> backend.Placement:
     """Where the run computes, or a `ValueError` naming the flags (a JAX float64 run without x64
     says how to enable it; --compile on a backend without a compiler says which have one)."""
     try:
-        where = backend.placement(config.xp, config.device, config.dtype)
+        where = backend.placement(config.xp, run_device(config), config.dtype)
     except TypeError as exc:
         raise ValueError(f"--xp {config.xp} --dtype {config.dtype}: {exc}") from None
     if config.compile and backend.namespace_name(where.xp) not in ("jax", "torch"):
         raise ValueError(f"--compile needs --xp jax (jax.jit) or --xp torch (torch.compile), got --xp {config.xp}")
+    if config.compile and distributed.launched_by_torchrun():
+        raise ValueError("--compile does not combine with data-parallel training: the gradients' all-reduce sits "
+                         "between backward and SGD.step, inside the step that --compile fuses; drop --compile "
+                         "under torchrun")
     return where
 
 
@@ -202,6 +224,59 @@ def write_results_or_elsewhere(results: dict[str, Any], config: RunConfig, learn
         raise ResultsNotWritten(f"{failure}, nor to a temporary folder ({exc}): the run is lost", None) from None
     raise ResultsNotWritten(
         f"{failure}; wrote results.json and checkpoint.npz (the trained model) to {elsewhere} instead", elsewhere)
+
+
+# --------------------------------------------------------------------------------------------
+# Data-parallel training under torchrun
+# --------------------------------------------------------------------------------------------
+
+_GROUP: list[distributed.ProcessGroup] = []  # joined once per process, left at exit
+
+
+def run_device(config: RunConfig) -> str | None:
+    """``--device``, except that under torchrun a bare ``cuda`` is this process's GPU (LOCAL_RANK)."""
+    if not distributed.launched_by_torchrun():
+        return config.device
+    return distributed.local_device(backend.namespace_by_name(config.xp), config.device)
+
+
+def data_parallel_group(where: backend.Placement) -> distributed.ProcessGroup | None:
+    """Under torchrun, this process's group (joined on the first call: NCCL for CUDA arrays,
+    gloo otherwise); None when the process runs alone."""
+    if not distributed.launched_by_torchrun():
+        return None
+    if not _GROUP:
+        cuda = backend.namespace_name(where.xp) == "cupy" or getattr(where.device, "type", None) == "cuda"
+        group = distributed.init(cuda=cuda)
+        atexit.register(group.shutdown)
+        _GROUP.append(group)
+    return _GROUP[0]
+
+
+def data_parallel(learner: Learner, group: distributed.ProcessGroup, config: RunConfig) -> Learner:
+    """`learner` as this process's part of data-parallel training. Every setting but where the
+    run reads and writes is compared between the processes at start-up."""
+    if not isinstance(learner, ArraymlLearner):
+        raise ValueError(f"data-parallel training needs the arrayml learner, not {type(learner).__name__}: "
+                         "run the torch.nn reference without torchrun")
+
+    if config.sync_batch_norm:
+        distributed.sync_batch_norm(learner.model, group)
+    settings = {f"--{k.replace('_', '-')}": v for k, v in config.saved().items() if k not in ("data_dir", "out", "resume")}
+    return distributed.DataParallelLearner(learner, group, batch_size=config.batch_size, **settings)
+
+
+def data_parallel_info(group: distributed.ProcessGroup | None, config: RunConfig) -> dict[str, Any]:
+    """What results.json records about the processes: world size, communication backend, and
+    the rows of each global batch that each process trains on."""
+    world = 1 if group is None else group.world_size
+    return {
+        "world_size": world,
+        "backend": None if group is None else group.backend,
+        "per_rank_batch": [hi - lo for lo, hi in (shard_bounds(config.batch_size, r, world) for r in range(world))],
+        "sync_batch_norm": config.sync_batch_norm and group is not None,
+        "timeout_seconds": None if group is None else group.timeout,
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,566 @@
+"""Data-parallel training on ``torch.distributed``: the same hand-written backprop on N processes.
+
+Every process holds the whole model and trains on its rows of each global batch. The one thing
+data parallelism adds to a training step sits, in plain sight, between ``backward`` and
+``SGD.step`` (`DataParallelLearner.train_step`)::
+
+    logits = model.forward(x_r)                       # this process's rows of the global batch
+    loss = loss_fn.forward(logits, y_r)
+    model.backward(loss_fn.backward(w_r))             # w_r = N·b_r/B: its share of the global mean
+    grads = all_reduce(grads) / N                     # sum over the processes, divided by N here
+    optimizer.step(model, lr)                         # the same update on every process
+
+so every process applies the gradient of the global batch's mean loss, exactly as one process
+would with the whole batch, and the parameters stay identical everywhere. The layers and SGD know
+nothing of it. ``torch.distributed`` is the engine: gloo over TCP for arrays on the host, NCCL for
+CUDA arrays, ``torchrun`` for launching and rendezvous.
+
+- `init` joins the other processes (from the environment ``torchrun`` sets, or explicit
+  arguments); `ProcessGroup` sums and broadcasts arrays of any backend in flat buckets, one per
+  dtype and device: NumPy through ``torch.from_numpy`` (no copy), torch tensors directly, CuPy
+  through DLPack (no copy, onto NCCL), array-api-strict through the host.
+- `DataParallelLearner` wraps an `arrayml.training.ArraymlLearner`: it refuses, at start-up,
+  processes whose models differ (naming the difference), broadcasts the parameters, buffers and
+  momentum buffers of rank 0, and all-reduces the gradients every step. `arrayml.training.fit`
+  then gives each process only its rows of each global batch (`arrayml.data.shard_bounds`), and
+  `arrayml.training.evaluate` sums the processes' loss sums and confusion matrices.
+- `sync_batch_norm` makes every `BatchNorm1d` normalise with the statistics of the whole global
+  batch (docs/derivations.md, "Synchronized batch normalisation").
+
+Faults never hang: every collective and the rendezvous give up after `default_timeout` seconds
+(120, or ``$ARRAYML_DIST_TIMEOUT``) with a `DistributedError` naming the rank and the operation; a
+process that dies is noticed at once (its TCP connections close). See docs/distributed.md.
+
+``import arrayml.distributed`` does not import torch; `init` does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .backend import Array, Namespace
+from .data import shard_bounds
+from .modules import BatchNorm1d, Module, Sequential
+from .training import ArraymlLearner
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "TIMEOUT_ENV",
+    "DataParallelLearner",
+    "DistributedError",
+    "Pending",
+    "ProcessGroup",
+    "default_timeout",
+    "describe_model",
+    "init",
+    "launched_by_torchrun",
+    "local_device",
+    "sync_batch_norm",
+]
+
+#: Seconds a collective or the rendezvous waits for the other processes before giving up.
+DEFAULT_TIMEOUT = 120.0
+#: The environment variable that overrides `DEFAULT_TIMEOUT` (in seconds).
+TIMEOUT_ENV = "ARRAYML_DIST_TIMEOUT"
+
+#: The namespaces whose arrays cross to torch.distributed, and how.
+SUPPORTED = "numpy (torch.from_numpy, no copy), torch (directly), cupy (DLPack, no copy) and array-api-strict (through the host)"
+
+
+class DistributedError(RuntimeError):
+    """Data-parallel training cannot go on: a process died, hung, could not join, or differs."""
+
+
+def default_timeout() -> float:
+    """`DEFAULT_TIMEOUT`, or the number of seconds in ``$ARRAYML_DIST_TIMEOUT``."""
+    text = os.environ.get(TIMEOUT_ENV)
+    if text is None:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and np.isfinite(value)):
+        raise ValueError(f"${TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process was started by ``torchrun`` (or any launcher that sets its
+    environment: ``RANK`` and ``WORLD_SIZE``)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def _env_int(name: str, default: int | None = None) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        if default is None:
+            raise DistributedError(
+                f"${name} is not set: start the processes with torchrun (or set RANK, WORLD_SIZE, "
+                f"MASTER_ADDR and MASTER_PORT), or pass rank= and world_size= to arrayml.distributed.init"
+            )
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise DistributedError(f"${name} must be an integer, got {text!r}") from None
+
+
+def local_device(xp: Namespace, spec: Any) -> Any:
+    """The device this process should use when the user asked for `spec`: a bare ``"cuda"``
+    becomes ``"cuda:<LOCAL_RANK>"`` (one GPU per process on each machine, as torchrun intends;
+    CuPy's current device is set to it too). Anything else is returned as it is."""
+    name = backend.namespace_name(xp)
+    bare_cuda = spec is not None and str(spec) == "cuda"
+    if (name == "torch" and bare_cuda) or (name == "cupy" and (spec is None or bare_cuda)):
+        index = _env_int("LOCAL_RANK", 0)
+        if name == "cupy":
+            import cupy
+
+            cupy.cuda.Device(index).use()
+        return f"cuda:{index}"
+    return spec
+
+
+def _first_line(exc: BaseException) -> str:
+    """The useful part of a torch.distributed error: its first line, less the C++ source path."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    text = re.sub(r"\s*Check the logs of the remote worker.*$", "", text)  # gloo's sign-off
+    return re.sub(r"^\[[^\]]*\]\s*", "", text)
+
+
+# --------------------------------------------------------------------------------------------
+# Joining the other processes
+# --------------------------------------------------------------------------------------------
+
+
+def init(
+    *, rank: int | None = None, world_size: int | None = None, local_rank: int | None = None,
+    master_addr: str | None = None, master_port: int | None = None, cuda: bool = False,
+    timeout: float | None = None,
+) -> ProcessGroup:
+    """Join the other processes and return the `ProcessGroup` (torch.distributed's default group).
+
+    With no arguments, everything comes from the environment ``torchrun`` sets (``RANK``,
+    ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); otherwise the arguments
+    given win and ``master_addr``/``master_port`` default to the environment, then
+    127.0.0.1:29500. `cuda`: the arrays live on CUDA devices, so NCCL carries them (on the GPU
+    ``LOCAL_RANK``) and gloo the host ones; otherwise gloo carries everything.
+
+    Gives up after `timeout` seconds (default: `default_timeout`) with a `DistributedError` if the
+    others do not all join: rank 0 waits `timeout`, the others try to reach it for at most about
+    twice that (torch's store client retries once).
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise DistributedError(f"this torch build ({torch.__version__}) has no torch.distributed")
+    if dist.is_initialized():
+        raise DistributedError("torch.distributed is already initialised in this process: call init() once")
+    from_env = rank is None and world_size is None and master_addr is None and master_port is None
+    rank = _env_int("RANK") if rank is None else int(rank)
+    world_size = _env_int("WORLD_SIZE") if world_size is None else int(world_size)
+    local_rank = _env_int("LOCAL_RANK", rank) if local_rank is None else int(local_rank)
+    if not 0 <= rank < world_size:
+        raise DistributedError(f"rank must be in [0, {world_size}) for a world of {world_size}, got {rank}")
+    addr = master_addr or os.environ.get("MASTER_ADDR", "127.0.0.1")
+    port = int(master_port) if master_port is not None else _env_int("MASTER_PORT", 29500)
+    seconds = default_timeout() if timeout is None else float(timeout)
+    if not seconds > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    kwargs: dict[str, Any] = {}
+    if cuda:
+        if not torch.cuda.is_available():
+            raise DistributedError(f"CUDA arrays asked for, but this torch build sees no CUDA device (torch {torch.__version__})")
+        if not dist.is_nccl_available():
+            raise DistributedError(f"CUDA arrays need NCCL, which this torch build ({torch.__version__}) lacks")
+        if local_rank >= torch.cuda.device_count():
+            raise DistributedError(
+                f"LOCAL_RANK {local_rank} needs GPU {local_rank}, but this machine has {torch.cuda.device_count()}: "
+                "start at most one process per GPU (torchrun --nproc_per_node)"
+            )
+        torch.cuda.set_device(local_rank)
+        engine, name = "cpu:gloo,cuda:nccl", "nccl"
+        kwargs["device_id"] = torch.device("cuda", local_rank)
+    else:
+        engine, name = "gloo", "gloo"
+    # Under torchrun the workers meet at the launcher's store (env://); explicit arguments meet
+    # at a store that rank 0 opens on master_addr:master_port (tcp://).
+    method = "env://" if from_env else f"tcp://{addr}:{port}"
+    try:
+        dist.init_process_group(engine, init_method=method, rank=rank, world_size=world_size,
+                                timeout=datetime.timedelta(seconds=seconds), **kwargs)
+    except (RuntimeError, ValueError) as exc:  # DistStoreError, DistNetworkError: a timeout or a refused port
+        raise DistributedError(
+            f"rank {rank} of {world_size} could not meet the other processes at {addr}:{port} within {seconds:g} s "
+            f"({_first_line(exc)}); check that all {world_size} processes were started with the same "
+            f"MASTER_ADDR and MASTER_PORT and that the port is reachable"
+        ) from exc
+    return ProcessGroup(rank=rank, world_size=world_size, local_rank=local_rank, backend=name, timeout=seconds,
+                        address=f"{addr}:{port}")
+
+
+# --------------------------------------------------------------------------------------------
+# Buckets: arrays of any backend through torch.distributed
+# --------------------------------------------------------------------------------------------
+
+
+def _torch_view(flat: Array, xp: Namespace) -> tuple[Any, Callable[[Any], Array]]:
+    """A torch tensor that torch.distributed may overwrite holding the 1-D bucket `flat` (which
+    only the caller holds), and the function that turns that tensor back into an array of `xp`
+    on `flat`'s device. No copy for NumPy, torch and CuPy."""
+    import torch
+
+    name = backend.namespace_name(xp)
+    if name == "numpy":
+        return torch.from_numpy(flat), lambda _t: flat  # shares flat's (writable, contiguous) memory
+    if name == "torch":
+        return flat, lambda t: t
+    if name == "cupy":
+        import cupy
+
+        return torch.from_dlpack(flat), cupy.from_dlpack  # DLPack orders the two libraries' streams
+    if name == "array-api-strict":
+        dev = backend.device(flat)
+        host = np.array(backend.to_numpy(flat), copy=True)
+        return torch.from_numpy(host), lambda _t: xp.asarray(host, device=dev)
+    raise DistributedError(f"arrayml.distributed communicates {SUPPORTED}; got a {name} array")
+
+
+@dataclass
+class ProcessGroup:
+    """This process's place among the processes of data-parallel training, and the collectives
+    arrayml uses, for arrays of every backend. Made by `init`."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    backend: str  # "gloo" or "nccl"
+    timeout: float  # seconds
+    address: str = ""
+
+    def _collective(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run one torch.distributed call; a failure becomes a `DistributedError` that says which
+        process, which operation and why (never a hang: torch gives up after the timeout)."""
+        try:
+            return fn()
+        except RuntimeError as exc:  # DistBackendError, gloo's "Connection reset by peer", timeouts
+            raise DistributedError(
+                f"rank {self.rank} of {self.world_size}: {what} failed, so another process died, hung or lost its "
+                f"connection ({_first_line(exc)}); stopping instead of waiting (collectives give up after "
+                f"{self.timeout:g} s)"
+            ) from exc
+
+    def _buckets(self, arrays: Sequence[Array]) -> list[list[int]]:
+        """Indices of `arrays` grouped by (namespace, dtype, device), in first-seen order (the
+        same on every process, so every process issues the same collectives in the same order)."""
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for i, a in enumerate(arrays):
+            xp, dev = backend.get_namespace_and_device(a)
+            groups.setdefault((backend.namespace_name(xp), backend.dtype_name(a.dtype), str(dev)), []).append(i)
+        return list(groups.values())
+
+    def start(self, arrays: Sequence[Array], *, mean: Sequence[bool] | None = None, what: str = "an all-reduce",
+              src: int | None = None) -> Pending:
+        """Start the collectives for `arrays` and return at once; `Pending.wait` gives the
+        results. An all-reduce (sum; the entries marked `mean` divided by the world size after
+        it), or with `src` a broadcast from that rank. Each bucket (one per dtype and device) is
+        packed into one flat new array that torch.distributed then overwrites."""
+        import torch.distributed as dist
+
+        mean = [False] * len(arrays) if mean is None else list(mean)
+        for a, averaged in zip(arrays, mean):
+            if averaged and not backend.get_namespace(a).isdtype(a.dtype, "real floating"):
+                raise TypeError(f"a mean over the processes needs floating arrays, got {backend.dtype_name(a.dtype)}")
+        buckets = []
+        for idx in self._buckets(arrays):
+            idx.sort(key=lambda i: not mean[i])  # averaged entries first: one division of a prefix
+            xp = backend.get_namespace(arrays[idx[0]])
+            flat = xp.concat([xp.reshape(arrays[i], (-1,)) for i in idx])  # a fresh array: the bucket
+            tensor, back = _torch_view(flat, xp)
+            if src is None:
+                work = self._collective(what, lambda t=tensor: dist.all_reduce(t, async_op=True))
+            else:
+                work = self._collective(what, lambda t=tensor: dist.broadcast(t, src=src, async_op=True))
+            n_mean = sum(backend.prod(tuple(arrays[i].shape)) for i in idx if mean[i])
+            buckets.append(_Bucket(xp, idx, [tuple(arrays[i].shape) for i in idx], tensor, back, work, n_mean))
+        return Pending(self, buckets, len(arrays), what)
+
+    def all_reduce_sum(self, arrays: Sequence[Array], *, what: str = "an all-reduce") -> list[Array]:
+        """The element-wise sums of `arrays` over all processes (new arrays; the inputs are left
+        alone). One collective per dtype and device; `what` names the operation in errors."""
+        return self.start(arrays, what=what).wait()
+
+    def all_reduce_mean(self, arrays: Sequence[Array], *, what: str = "an all-reduce") -> list[Array]:
+        """The element-wise means over all processes: summed, then divided by the world size
+        here, in sight (not ``ReduceOp.AVG``, whose support differs between backends and versions)."""
+        return self.start(arrays, mean=[True] * len(arrays), what=what).wait()
+
+    def broadcast(self, arrays: Sequence[Array], *, src: int = 0, what: str = "a broadcast") -> list[Array]:
+        """Rank `src`'s `arrays` on every process (new arrays)."""
+        return self.start(arrays, what=what, src=src).wait()
+
+    def all_gather_object(self, obj: Any, *, what: str = "an exchange of descriptions") -> list[Any]:
+        """Every process's `obj` (a small picklable value), in rank order."""
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * self.world_size
+        self._collective(what, lambda: dist.all_gather_object(gathered, obj))
+        return gathered
+
+    def check_identical(self, description: dict[str, Any], *, what: str = "model") -> None:
+        """Refuse to go on unless every process passes the same `description` (made by
+        `describe_model`): a `DistributedError`, raised on every process, naming each difference
+        from rank 0 (parameter names, shapes, dtypes, backend...)."""
+        everyone = self.all_gather_object(description, what=f"the start-up comparison of the {what}s")
+        problems = []
+        for r, theirs in enumerate(everyone[1:], start=1):
+            problems += [f"rank {r}: {p}" for p in _differences(everyone[0], theirs, r)]
+        if problems:
+            raise DistributedError(
+                f"the processes built different {what}s, refused at start-up (data-parallel training needs the same "
+                f"{what} everywhere); differences from rank 0: " + "; ".join(problems)
+            )
+
+    def shutdown(self) -> None:
+        """Leave the group (``destroy_process_group``); safe to call twice."""
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+@dataclass
+class _Bucket:
+    xp: Namespace
+    index: list[int]  # positions of its arrays in the caller's list
+    shapes: list[tuple[int, ...]]
+    tensor: Any  # the torch view that torch.distributed writes
+    back: Callable[[Any], Array]  # that tensor as an array of xp
+    work: Any  # torch.distributed's handle
+    n_mean: int  # how many leading entries to divide by the world size
+
+
+class Pending:
+    """Collectives started by `ProcessGroup.start`, not yet waited for."""
+
+    def __init__(self, group: ProcessGroup, buckets: list[_Bucket], n: int, what: str) -> None:
+        self.group, self.buckets, self.n, self.what = group, buckets, n, what
+
+    def wait(self) -> list[Array]:
+        """Wait for every bucket (on a GPU: make the current stream wait; the host does not),
+        divide the averaged entries by the world size, and unpack: arrays of the original shapes,
+        views of the buckets, which nobody else holds."""
+        out: list[Array] = [None] * self.n
+        for b in self.buckets:
+            self.group._collective(self.what, b.work.wait)
+            if b.n_mean:
+                b.tensor[:b.n_mean].div_(self.group.world_size)  # our own bucket: written in place, on the device
+            flat = b.back(b.tensor)
+            at = 0
+            for i, shape in zip(b.index, b.shapes):
+                size = backend.prod(shape)
+                out[i] = b.xp.reshape(flat[at:at + size], shape)
+                at += size
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Describing a model, to compare processes at start-up
+# --------------------------------------------------------------------------------------------
+
+
+def describe_model(model: Module, optimizer: Any = None, **settings: Any) -> dict[str, Any]:
+    """What must be equal on every process: each parameter and buffer (name, shape, dtype), the
+    optimizer's momentum buffers, the array backend and device type, and any `settings`."""
+    where = model.placement()
+    entries = {name: [list(a.shape), backend.dtype_name(a.dtype)] for name, a in model.state().items()}
+    velocity = getattr(optimizer, "velocity", {}) if optimizer is not None else {}
+    out = {
+        "parameters and buffers": entries,
+        "momentum buffers": {name: [list(a.shape), backend.dtype_name(a.dtype)] for name, a in velocity.items()},
+        "array backend": None if where is None else backend.namespace_name(where.xp),
+        "device type": None if where is None else str(where.device).split(":")[0],
+    }
+    out.update(settings)
+    return out
+
+
+def _differences(mine: dict[str, Any], theirs: dict[str, Any], rank: int) -> list[str]:
+    problems = []
+    for key in sorted(set(mine) | set(theirs), key=str):
+        a, b = mine.get(key), theirs.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            missing, extra = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+            if missing:
+                problems.append(f"{key} missing {missing}")
+            if extra:
+                problems.append(f"{key} has extra {extra}")
+            for name in sorted(set(a) & set(b)):
+                (sa, da), (sb, db) = a[name], b[name]
+                if sa != sb:
+                    problems.append(f"{name}: shape {tuple(sb)} on rank {rank}, {tuple(sa)} on rank 0")
+                if da != db:
+                    problems.append(f"{name}: dtype {db} on rank {rank}, {da} on rank 0")
+        else:
+            problems.append(f"{key} {b!r} on rank {rank}, {a!r} on rank 0")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# The data-parallel learner
+# --------------------------------------------------------------------------------------------
+
+
+class DataParallelLearner:
+    """One process's part of data-parallel training of an `ArraymlLearner` (arrayml's
+    DistributedDataParallel, written out).
+
+    Built on every process with the same model and a global `batch_size` B; the constructor
+    checks that every process built the same model (`ProcessGroup.check_identical`) and copies
+    rank 0's parameters, buffers and momentum buffers to all (`broadcast_from_rank0`). Then
+    `arrayml.training.fit` hands `train_step` this process's b_r rows of each global batch
+    (``shard_bounds(B, rank, N)``), and `arrayml.training.evaluate` scores its share of the
+    evaluation batches and sums the counts over the processes.
+
+    If B is not a multiple of N, the shares differ by one row and each process's loss gradient
+    is weighted by w_r = N·b_r/B (1 when they are equal), so that the averaged gradient is the
+    gradient of the mean loss over the whole global batch: uneven shards are exact, not refused.
+    """
+
+    def __init__(self, learner: ArraymlLearner, group: ProcessGroup, *, batch_size: int, overlap: bool = True,
+                 **settings: Any) -> None:
+        if not isinstance(learner, ArraymlLearner):
+            raise TypeError(f"DataParallelLearner trains an arrayml.training.ArraymlLearner, got {type(learner).__name__}")
+        self.learner, self.group = learner, group
+        self.model, self.optimizer, self.loss = learner.model, learner.optimizer, learner.loss
+        self.xp, self.device = learner.xp, learner.device
+        self.batch_size = backend.positive_int(batch_size, "DataParallelLearner batch_size")
+        lo, hi = shard_bounds(self.batch_size, group.rank, group.world_size)
+        self.local_batch = hi - lo
+        #: This process's weight in the mean over the processes: N·b_r/B.
+        self.weight = group.world_size * self.local_batch / self.batch_size
+        #: Start each layer's all-reduce during backward (a `Sequential` model; others: after it).
+        self.overlap = bool(overlap) and isinstance(self.model, Sequential)
+        group.check_identical(describe_model(self.model, self.optimizer, **{"global batch": self.batch_size, **settings}))
+        self.broadcast_from_rank0()
+
+    def broadcast_from_rank0(self) -> None:
+        """Give every process rank 0's parameters, buffers and momentum buffers (one broadcast
+        per dtype and device), so that all start identical, as DDP does when it is built."""
+        slots = [(owner.params, key) for _, owner, key in self.model.parameter_slots()]
+        slots += [(owner.buffers, key) for _, owner, key in self.model.buffer_slots()]
+        names = sorted(self.optimizer.velocity)
+        arrays = [table[key] for table, key in slots] + [self.optimizer.velocity[n] for n in names]
+        received = self.group.broadcast(arrays, what="the broadcast of rank 0's parameters")
+        for (table, key), value in zip(slots, received):
+            table[key] = value  # reassigned, never written in place
+        self.optimizer.velocity = {**self.optimizer.velocity, **dict(zip(names, received[len(slots):]))}
+
+    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
+        """One SGD step of the global batch from this process's rows (x, y); returns the global
+        batch's mean loss and number of correct predictions, as device arrays."""
+        if x.shape[0] != self.local_batch:
+            raise ValueError(
+                f"rank {self.group.rank} of {self.group.world_size} expects its {self.local_batch} rows of a global batch "
+                f"of {self.batch_size}, got {x.shape[0]}: give fit the batch size the DataParallelLearner was built with"
+            )
+        xp, model = self.xp, self.model
+        logits = model.forward(x)
+        loss = self.loss.forward(logits, y)
+        correct = xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
+        # this process's share of the global mean loss, and its correct count (exact below 2**24
+        # in float32): they are summed over the processes in the gradients' bucket
+        stats = [loss * (self.local_batch / self.batch_size), xp.astype(correct, loss.dtype)]
+        # dL/dlogits of that share, times N: every gradient below is N times this process's part
+        # of the global one, so the mean over the N processes is the global gradient
+        dlogits = self.loss.backward(None if self.weight == 1.0 else self.weight)
+        if self.overlap:
+            loss, correct = self._backward_overlapped(dlogits, stats)
+        else:
+            model.backward(dlogits, input_grad=False)
+            loss, correct = self._finish(self._all_reduce_gradients(list(model.parameter_slots()), stats))
+        self.optimizer.step(model, lr)
+        return loss, correct
+
+    def _all_reduce_gradients(self, slots: list[tuple[str, Module, str]], stats: list[Array]) -> tuple[list, Pending]:
+        """Start the all-reduce of the gradients in `slots` (averaged: sum, then divide by N)
+        and of `stats` (summed), in one flat bucket per dtype and device."""
+        grads = []
+        for name, owner, key in slots:
+            if key not in owner.grads:
+                raise RuntimeError(f"no gradient for parameter {name!r}: call backward() before the all-reduce")
+            grads.append(owner.grads[key])
+        mean = [True] * len(grads) + [False] * len(stats)
+        return slots, self.group.start([*grads, *stats], mean=mean, what="the gradient all-reduce")
+
+    def _finish(self, started: tuple[list, Pending]) -> list[Array]:
+        """Wait for an all-reduce that `_all_reduce_gradients` started, reassign ``grads`` (never
+        written in place) and return the summed stats."""
+        slots, pending = started
+        reduced = pending.wait()
+        for (_, owner, key), g in zip(slots, reduced):
+            owner.grads[key] = g
+        return reduced[len(slots):]
+
+    def _backward_overlapped(self, dy: Array, stats: list[Array]) -> list[Array]:
+        """`Sequential.backward` written out, last layer first, launching each layer's gradient
+        all-reduce as soon as that layer's backward has filled its ``grads``, so that the
+        communication of the later layers runs while the earlier layers compute (DDP's overlap).
+        The stats ride with the first bucket. All are waited for before the step."""
+        layers = self.model.layers
+        started = []
+        for i in range(len(layers) - 1, -1, -1):
+            dy = layers[i].backward(dy, input_grad=i > 0)  # the first layer's input gradient is never used
+            slots = list(layers[i].parameter_slots())
+            if slots:
+                started.append(self._all_reduce_gradients(slots, [] if started else stats))
+        return [self._finish(one) for one in started][0]
+
+    # -- the rest is the wrapped learner's ---------------------------------------------------
+    def logits(self, x: Array) -> Array:
+        return self.learner.logits(x)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.learner.snapshot()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.learner.restore(state)
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.learner.optimizer_state()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.learner.load_optimizer_state(state)
+
+
+def sync_batch_norm(model: Module, group: ProcessGroup | None) -> int:
+    """Make every `BatchNorm1d` of `model` synchronized over `group` (None: back to per-process
+    statistics). Returns how many layers were changed. Parameters, buffers and checkpoints are
+    unchanged: only how training-mode statistics are computed."""
+    count = 0
+    for name, module in model.named_modules():
+        if isinstance(module, BatchNorm1d):
+            module.sync = None if group is None else functools.partial(
+                group.all_reduce_sum, what=f"synchronized batch norm {name!r}")
+            count += 1
+    return count
