@@ -8,6 +8,7 @@ own learner factory, so that plain PyTorch is trained and reported by exactly th
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import sys
 import time
@@ -83,9 +84,14 @@ def arrayml_learner(config: RunConfig, where: backend.Placement) -> tuple[Learne
 # --------------------------------------------------------------------------------------------
 
 
-def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, plots: bool = True) -> dict[str, Any]:
+def run(
+    config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, plots: bool = True,
+    on_epoch_end: Callable[[Learner, FitState], None] | None = None,
+) -> dict[str, Any]:
     """Train and test one model (continuing ``config.resume`` if set); write ``results.json``
-    and, with `plots`, the figures to `config.out_dir()`.
+    and, with `plots`, the figures to `config.out_dir()`. `on_epoch_end` is called with the
+    learner and the progress after every epoch, after the checkpoint (an experiment that
+    measures the model as it trains: examples/experiments/dead_neurons.py).
 
     Returns the results dictionary (the content of ``results.json``).
     """
@@ -109,7 +115,7 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     state = fit(
         learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
         schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
-        start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s),
+        start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s, on_epoch_end),
     )
     train_seconds = time.perf_counter() - t_train
     test = evaluate_best(learner, data, state)
@@ -156,10 +162,13 @@ def checkpoint_path(config: RunConfig) -> Path:
     return config.out_dir() / "checkpoint.npz"
 
 
-def _epoch_end(config: RunConfig, learner: Learner, state: FitState) -> None:
+def _epoch_end(config: RunConfig, learner: Learner, state: FitState,
+               hook: Callable[[Learner, FitState], None] | None = None) -> None:
     every = config.checkpoint_every
     if every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged):
         save_run_checkpoint(checkpoint_path(config), learner, state, config)
+    if hook is not None:
+        hook(learner, state)
 
 
 def save_run_checkpoint(path: Path, learner: Learner, state: FitState, config: RunConfig) -> Path:
@@ -254,6 +263,7 @@ def environment(where: backend.Placement) -> dict[str, Any]:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if backend.namespace_name(where.xp) == "torch":
