@@ -7,7 +7,7 @@ batch norm, at the default rate 0.1 and at a rate high enough to kill units.
     python examples/experiments/dead_neurons.py --data-dir ../shared/data/cifar10
 
 The high rate is searched for, per size, on the networks without batch norm: rates 0.1·√2ᵏ
-(0.1, 0.14, 0.2, 0.28, ...) in increasing order, each trained for the full run, until one
+(0.1, 0.1414, 0.2, 0.2828, ..., to 4 digits) in increasing order, each trained for the full run, until one
 diverges (or the grid ends). Every rate tried is kept as a run. The size's high rate is the
 rate, among those that did not diverge, that left the most units dead after the last epoch (the
 largest one if none killed any). The network with batch norm is then trained at 0.1 and at that
@@ -33,7 +33,6 @@ from matplotlib.ticker import MaxNLocator
 
 from arrayml import Linear, ReLU, backend
 from arrayml.backend import Array
-from arrayml.data import eval_batches
 from arrayml.modules import Sequential
 from arrayml.training import ArraymlLearner, FitState
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
@@ -42,7 +41,7 @@ from arrayml_app.run import arrayml_learner, load_splits, run
 
 SIZES = [[128], [256, 128], [512, 256, 128]]  # the batch-norm experiment's sizes
 DEFAULT_LR = 0.1
-GRID = [0.1 * math.sqrt(2.0) ** k for k in range(8)]  # 0.1 ... 1.13: the sweep diverges at 1 already
+GRID = [float(f"{0.1 * math.sqrt(2.0) ** k:.4g}") for k in range(8)]  # 0.1, 0.1414, ... 1.131: lr 1 diverges in the sweep
 EPOCHS = 10
 
 
@@ -74,8 +73,8 @@ def never_active(model: Sequential, x: Array, *, batch_size: int = 1000) -> list
     model.eval()
     peaks: list[Array | None] = [None] * len(pairs)
     try:
-        for xb, _ in eval_batches(x, x, batch_size):
-            h, k = xb, 0
+        for start in range(0, x.shape[0], batch_size):
+            h, k = x[start:min(start + batch_size, x.shape[0]), ...], 0
             for i in range(last + 1):
                 h = model.layers[i].forward(h)
                 if i == pairs[k][1]:
