@@ -196,7 +196,8 @@ def question_map(rep: Report) -> None:
          f"{link('batchnorm')}; derivations.md, [Batch normalisation](derivations.md#batch-normalisation); "
          "`tests/test_gradients.py`"),
         ("2.5 iv–v", "dead ReLU units: what they are, how they harm training, how batch norm prevents them",
-         f"{link('dead_neurons')}"),
+         f"{link('dead_neurons')}; derivations.md, [Element-wise activation](derivations.md#element-wise-activation) "
+         "(dead ReLU units); `tests/test_experiments_training.py::test_a_dead_unit_gets_no_gradient_so_its_incoming_weights_do_not_move`"),
     ]
     w("| question | topic | answered by |")
     w("|---|---|---|")
