@@ -105,11 +105,12 @@ def residual(root: Path, prediction: float) -> None:
 def dead_neurons(root: Path, bn_dead: int) -> None:
     def layer(dead, width=8, revived=0, frozen=(3, 3)):
         return {"width": width, "dead": dead, "dead_fraction": [d / width for d in dead], "ever_dead": max(dead),
-                "revived": revived, "dead_unit_epochs": frozen[1], "dead_unit_epochs_frozen": frozen[0],
+                "revived": revived, "revivals": revived, "revivals_frozen": revived, "dead_unit_epochs": frozen[1], "dead_unit_epochs_frozen": frozen[0],
                 "alive_unit_epochs": 20, "alive_unit_epochs_frozen": 0}
 
     def run(hidden, bn, lr, layers, acc, diverged=None):
         return {"name": "x", "hidden_dims": hidden, "batch_norm": bn, "lr": lr, "epochs": 2, "layers": layers,
+                "sgd": {"momentum": 0.0, "weight_decay": 0.0},
                 "val_accuracy": [0.3, 0.4], "train_loss": [2, 1], "best_val_accuracy": 0.4, "best_epoch": 2,
                 "test_accuracy": acc, "diverged": diverged, "seconds": 1.0}
     put(root, "dead_neurons/dead_neurons.json", {
@@ -180,6 +181,7 @@ def test_missing_and_diverged_runs_are_named_and_nothing_crashes(report, tmp_pat
     assert "high rate **0.2**" in text and "0.4: diverged" in text
     assert "no unit is dead after any epoch" in text
     assert "1 unit came back after being dead, none of them in a first hidden layer" in text
+    assert "its own incoming weights and bias had not changed during that epoch once: it came back because" in text
 
 
 def test_conclusions_follow_the_data(report, tmp_path):

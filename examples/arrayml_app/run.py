@@ -264,6 +264,7 @@ def environment(where: backend.Placement) -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if backend.namespace_name(where.xp) == "torch":

@@ -147,6 +147,11 @@ class DeadUnitProbe:
             revived = np.zeros(width, dtype=bool)
             for e in range(len(per_epoch) - 1):
                 revived |= per_epoch[e] & np.any(~np.array(per_epoch[e + 1:]), axis=0)
+            # dead after epoch e and alive after epoch e + 1: how often, and how often with the
+            # unit's own incoming weights unchanged during epoch e + 1 (then the layers below
+            # brought it back)
+            back = [self.dead[e][k] & ~self.dead[e + 1][k] for e in range(len(self.dead) - 1)]
+            back_frozen = [b & self.unchanged[e][k] for e, b in enumerate(back) if e < len(self.unchanged)]
             # units dead after epoch e (0: at initialisation) whose incoming weights did not move
             # during epoch e + 1, and the same count for the units alive after epoch e
             dead_then = [self.dead[e][k] for e in range(len(self.unchanged))]
@@ -157,6 +162,8 @@ class DeadUnitProbe:
                 "dead_fraction": [float(np.mean(d)) for d in per_epoch],
                 "ever_dead": int(np.sum(dead_any)),
                 "revived": int(np.sum(revived)),
+                "revivals": int(sum(np.sum(b) for b in back)),
+                "revivals_frozen": int(sum(np.sum(b) for b in back_frozen)),
                 "dead_unit_epochs": int(sum(np.sum(d) for d in dead_then)),
                 "dead_unit_epochs_frozen": int(sum(np.sum(d & f) for d, f in zip(dead_then, frozen))),
                 "alive_unit_epochs": int(sum(np.sum(~d) for d in dead_then)),
@@ -180,6 +187,7 @@ def train(args, hidden: list[int], bn: bool, lr: float, out: Path) -> dict[str, 
     epochs = [e for e in r["history"]["epochs"] if not e.get("diverged")]
     return {
         "name": name, "hidden_dims": hidden, "batch_norm": bn, "lr": lr, "epochs": cfg.epochs,
+        "sgd": {"momentum": cfg.momentum, "weight_decay": cfg.weight_decay},
         **probe.summary(),
         "val_accuracy": [e["val_accuracy"] for e in epochs],
         "train_loss": [e["train_loss"] for e in epochs],
@@ -244,35 +252,45 @@ def main(argv: list[str] | None = None) -> dict:
 
 def plot(summary: dict[str, Any], path: Path) -> None:
     """Dead fraction of each hidden layer over epochs: one column per size, the default rate on
-    top and the size's high rate below; without batch norm solid, with batch norm dashed."""
-    rows = [("default", lambda search: summary["default_lr"]), ("high", lambda search: search["high_lr"])]
-    fig, axes = new_figure(len(rows), len(SIZES), size=(4.6 * len(SIZES), 7.6), sharex=True, sharey=True)
-    axes = np.reshape(np.asarray(axes, dtype=object), (len(rows), len(SIZES)))
+    top and the size's high rate below (with, thinner, the other rates of the search for the
+    layers that lost a unit); without batch norm solid, with batch norm dashed."""
+    default = summary["default_lr"]
+    fig, axes = new_figure(2, len(SIZES), size=(4.6 * len(SIZES), 7.6), sharex=True, sharey=True)
+    axes = np.reshape(np.asarray(axes, dtype=object), (2, len(SIZES)))
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    highest = max((f for r in summary["runs"] for layer in r["layers"] for f in layer["dead_fraction"]), default=0.0)
     for col, search in enumerate(summary["search"]):
-        hidden = search["hidden_dims"]
-        for row, (what, rate_of) in enumerate(rows):
-            ax, lr = axes[row, col], rate_of(search)
-            for r in summary["runs"]:
-                if r["hidden_dims"] != hidden or lr is None or r["lr"] != lr:
+        hidden, high = search["hidden_dims"], search["high_lr"]
+        mine = [r for r in summary["runs"] if r["hidden_dims"] == hidden]
+        for row, lr in enumerate((default, high)):
+            ax = axes[row, col]
+            for r in mine:
+                main = lr is not None and r["lr"] == lr
+                other = row == 1 and not r["batch_norm"] and r["lr"] not in (default, high)
+                if not (main or other):
                     continue
                 for k, layer in enumerate(r["layers"]):
                     ys = layer["dead_fraction"]
+                    if other and max(layer["dead"]) == 0:
+                        continue
                     label = f"layer {k + 1} ({layer['width']})" + (", batch norm" if r["batch_norm"] else "")
-                    ax.plot(range(len(ys)), ys, "o--" if r["batch_norm"] else "s-", ms=3, lw=1.5,
-                            color=colours[k % len(colours)], label=label + (" — diverged" if r["diverged"] else ""))
-            rate = "none found" if lr is None else f"{lr:.3g}"
-            ax.set_title(f"hidden {hidden}, {what} rate {rate}", fontsize=10)
+                    label += f", lr {r['lr']:.4g}" if other else ""
+                    label += " — diverged" if r["diverged"] else ""
+                    style = ":x" if other else ("o--" if r["batch_norm"] else "s-")
+                    ax.plot(range(len(ys)), ys, style, ms=3, lw=1.0 if other else 1.6, alpha=0.7 if other else 1.0,
+                            color=colours[k % len(colours)], label=label)
+            rate = "none found" if lr is None else f"{lr:.4g}"
+            ax.set_title(f"hidden {hidden}, {'default' if row == 0 else 'high'} rate {rate}", fontsize=10)
             ax.grid(alpha=0.3)
             if ax.get_lines():
-                ax.legend(fontsize=7)
-            if row == len(rows) - 1:
+                ax.legend(fontsize=7, loc="upper right")
+            if row == 1:
                 ax.set_xlabel("epoch (0: initialisation)")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[0, col].set_ylim(-0.02, 1.0)
-    for row in range(len(rows)):
+    axes[0, 0].set_ylim(-0.02, max(0.1, 2.0 * highest))  # room above the curves for the legends
+    for row in range(2):
         axes[row, 0].set_ylabel("fraction dead on every validation image")
-    fig.suptitle("dead ReLU units per hidden layer (solid: no batch norm, dashed: batch norm)")
+    fig.suptitle("dead ReLU units per hidden layer (solid: no batch norm, dashed: batch norm, dotted: other rates tried)")
     save_figure(fig, path)
 
 

@@ -74,6 +74,10 @@ def listing(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
 def cmd(text: str) -> str:
     return f"`{text}`"
 
@@ -225,9 +229,11 @@ def header(rep: Report, default: dict | None, relu: dict | None) -> None:
     env = (relu or {}).get("environment")
     if env:
         cores = env.get("cpu_count")
+        threads = env.get("omp_num_threads")
         w(f"**Backend and machine.** {relu.get('backend', '?')} {env.get('numpy', '')} ({relu.get('dtype', '?')}) "
           f"on device `{relu.get('device', '?')}` unless a table says otherwise, on `{env.get('platform', '?')}`"
           + (f" with {cores} CPU cores" if cores else "")
+          + (f" (`OMP_NUM_THREADS={threads}`)" if threads else "")
           + f"; Python {env.get('python', '?')}, arrayml {env.get('arrayml', '?')}. The default MLP finished "
           f"{env.get('date', '?')[:10]}. Times are wall-clock times on that machine, shared with other jobs.\n")
 
@@ -687,7 +693,7 @@ def dead_neurons_text(rep: Report, s: dict) -> str:
         later = [layer["dead_fraction"][-1] for r in plain for layer in r["layers"][1:]]
         if later and first == 0 and max(later) > 0:
             parts.append("No unit of a first hidden layer is dead at the end of any run; every dead unit is in a layer "
-                         "whose inputs are the outputs of a ReLU. A first-layer unit sees normalised images, centred on "
+                         "whose inputs are the outputs of a ReLU. A likely reason: a first-layer unit sees normalised images, centred on "
                          "zero, so wᵀx + b takes both signs over the validation images unless b is far below zero; a "
                          "later unit sees non-negative inputs, so a step that makes its weights mostly negative, or its "
                          "bias negative, switches it off for every image at once.")
@@ -700,23 +706,31 @@ def dead_neurons_text(rep: Report, s: dict) -> str:
     frozen = sum(layer["dead_unit_epochs_frozen"] for r in runs for layer in r["layers"])
     alive_epochs = sum(layer["alive_unit_epochs"] for r in runs for layer in r["layers"])
     alive_frozen = sum(layer["alive_unit_epochs_frozen"] for r in runs for layer in r["layers"])
+    plain_sgd = all(r.get("sgd", {}).get("momentum", 1) == 0 and r.get("sgd", {}).get("weight_decay", 1) == 0 for r in runs)
     if dead_epochs:
-        parts.append("A dead unit's ReLU derivative is zero on every input that keeps it at zero, so no gradient reaches "
+        parts.append("\n\n**Gradients of dead units, measured.** A dead unit's ReLU derivative is zero on every input that keeps it at zero, so no gradient reaches "
                      f"its incoming weights and bias. Measured: of the {dead_epochs} times a unit was dead at the start "
                      f"of an epoch (all runs, all layers), its incoming weights and bias were unchanged, bit for bit, "
-                     f"at the end of that epoch {frozen} times ({100 * frozen / dead_epochs:.0f}%); for units alive at "
-                     f"the start of an epoch this happened {alive_frozen} times out of {alive_epochs}."
-                     + (" The exceptions were dead on the validation images but still active on some training image, "
-                        "which is enough to receive a gradient." if frozen < dead_epochs else ""))
-        revived = [(r, k, layer["revived"]) for r in runs for k, layer in enumerate(r["layers"]) if layer["revived"]]
+                     f"at the end of that epoch {times(frozen)} ({100 * frozen / dead_epochs:.0f}%); for units alive at "
+                     f"the start of an epoch this happened {times(alive_frozen)} out of {alive_epochs}."
+                     + (" The others must have been active on some training image while dead on the validation "
+                        "images: with plain SGD, without momentum or weight decay (as in every run here), a unit's "
+                        "weights move only through the samples on which it is active." if frozen < dead_epochs and plain_sgd else ""))
+        revived = [(k, layer) for r in runs for k, layer in enumerate(r["layers"]) if layer["revived"]]
         if revived:
-            first_layer = sum(n for r, k, n in revived if k == 0)
-            total = sum(n for _, _, n in revived)
-            parts.append(f"{total} unit{'s' if total != 1 else ''} came back after being dead"
-                         + (", none of them in a first hidden layer" if first_layer == 0 else f", {first_layer} in a first hidden layer")
-                         + ": a unit whose own weights are frozen can still revive when the layers below it change "
-                         "what it receives" + (", which cannot happen to a first-layer unit, whose input is the image."
-                                               if first_layer == 0 else "."))
+            total = sum(layer["revived"] for _, layer in revived)
+            in_first = sum(layer["revived"] for k, layer in revived if k == 0)
+            back = sum(layer.get("revivals", 0) for _, layer in revived)
+            back_frozen = sum(layer.get("revivals_frozen", 0) for _, layer in revived)
+            text = (f"Dead is not always for good: {total} unit{'s' if total != 1 else ''} came back after being dead, "
+                    + ("none of them in a first hidden layer." if in_first == 0 else f"{in_first} in a first hidden layer."))
+            if back:
+                text += (f" Of the {back} times a dead unit was alive again one epoch later, its own incoming weights "
+                         f"and bias had not changed during that epoch {times(back_frozen)}"
+                         + (": it came back because the layers below it changed what it receives"
+                            + (", which cannot happen in a first hidden layer, whose input is the image." if in_first == 0 else ".")
+                            if back_frozen else ": each time it had still been active on some training image."))
+            parts.append(text)
         else:
             parts.append("No dead unit came back in any run.")
     # the harm
@@ -726,7 +740,8 @@ def dead_neurons_text(rep: Report, s: dict) -> str:
         bn_same = next((x for x in normed if x["hidden_dims"] == r["hidden_dims"] and x["lr"] == r["lr"]), None)
         if dead_end(r) > 0:
             alive = ", ".join(f"{layer['width'] - layer['dead'][-1]} of {layer['width']}" for layer in r["layers"])
-            parts.append(f"The harm: dead units are capacity the network has lost for good unless the layers below change. "
+            parts.append(f"\n\n**The harm.** While dead, a unit adds nothing to the output and learns nothing, so the layer works "
+                         f"with fewer units. "
                          f"{r['hidden_dims']} at lr {r['lr']:.4g} ends with {alive} units alive per layer and a test "
                          f"accuracy of {acc(r['test_accuracy'])}"
                          + (f", against {acc(ref['test_accuracy'])} at lr {default_lr:g}" if ref else "")
@@ -737,7 +752,7 @@ def dead_neurons_text(rep: Report, s: dict) -> str:
         worst_bn = worst_layer(normed)
         most = max(max(layer["dead"]) for r in normed for layer in r["layers"])
         rates = sorted({r["lr"] for r in normed})
-        parts.append(f"With batch norm, at {listing([f'{lr:.4g}' for lr in rates])}, "
+        parts.append(f"\n\n**Batch norm.** With batch norm, at {listing([f'{lr:.4g}' for lr in rates])}, "
                      + ("no unit is dead after any epoch." if most == 0 else
                         f"at most {most} units of a layer are dead after any epoch "
                         f"({100 * worst_bn[0]:.1f}% of a layer after the last one).")
@@ -745,7 +760,7 @@ def dead_neurons_text(rep: Report, s: dict) -> str:
                      "normalised input has mean 0 and variance 1 over every batch, so γx̂ + β is positive on part of "
                      "every batch unless β is far below zero relative to γ, and the unit keeps receiving a gradient "
                      "whatever the weights before it do.")
-    return " ".join(parts) + "\n"
+    return " ".join(parts).replace(" \n\n", "\n\n") + "\n"
 
 
 def section_residual(rep: Report, s: dict) -> None:
