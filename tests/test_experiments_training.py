@@ -150,12 +150,17 @@ def test_probe_bookkeeping_counts_revived_and_frozen_units(dead):
     probe = dead.DeadUnitProbe(None)
     # one layer of 3 units over epochs 0..3: unit 0 dies after epoch 1 for good, unit 1 dies after
     # epoch 1 and is back after epoch 3, unit 2 never dies
-    probe.dead = [[np.array(m)] for m in ([0, 0, 0], [1, 1, 0], [1, 1, 0], [1, 0, 0])]
+    probe.dead = [[np.array(m, dtype=bool)] for m in ([0, 0, 0], [1, 1, 0], [1, 1, 0], [1, 0, 0])]
     # during epochs 1, 2, 3: which units' incoming weights did not move
-    probe.unchanged = [[np.array(m)] for m in ([0, 0, 0], [1, 1, 0], [1, 0, 0])]
+    probe.unchanged = [[np.array(m, dtype=bool)] for m in ([0, 0, 0], [1, 1, 0], [1, 0, 0])]
     (layer,) = probe.summary()["layers"]
     assert layer["dead"] == [0, 2, 2, 1] and layer["dead_fraction"][1] == pytest.approx(2 / 3)
     assert layer["ever_dead"] == 2 and layer["revived"] == 1
+    # unit 1 is back after epoch 3, and its weights had moved during epoch 3
+    assert (layer["revivals"], layer["revivals_frozen"]) == (1, 0)
+    probe.unchanged[2] = [np.array([1, 1, 0], dtype=bool)]  # now unit 1's weights did not move in epoch 3
+    (layer,) = probe.summary()["layers"]
+    assert (layer["revivals"], layer["revivals_frozen"]) == (1, 1)
     # dead at the start of epochs 2 and 3: units 0, 1 and 0, 1 -> 4 unit-epochs, 3 of them frozen
     assert (layer["dead_unit_epochs"], layer["dead_unit_epochs_frozen"]) == (4, 3)
     assert (layer["alive_unit_epochs"], layer["alive_unit_epochs_frozen"]) == (5, 0)
