@@ -158,12 +158,12 @@ def test_probe_bookkeeping_counts_revived_and_frozen_units(dead):
     assert layer["ever_dead"] == 2 and layer["revived"] == 1
     # unit 1 is back after epoch 3, and its weights had moved during epoch 3
     assert (layer["revivals"], layer["revivals_frozen"]) == (1, 0)
-    probe.unchanged[2] = [np.array([1, 1, 0], dtype=bool)]  # now unit 1's weights did not move in epoch 3
-    (layer,) = probe.summary()["layers"]
-    assert (layer["revivals"], layer["revivals_frozen"]) == (1, 1)
     # dead at the start of epochs 2 and 3: units 0, 1 and 0, 1 -> 4 unit-epochs, 3 of them frozen
     assert (layer["dead_unit_epochs"], layer["dead_unit_epochs_frozen"]) == (4, 3)
     assert (layer["alive_unit_epochs"], layer["alive_unit_epochs_frozen"]) == (5, 0)
+    probe.unchanged[2] = [np.array([1, 1, 0], dtype=bool)]  # now unit 1's weights did not move in epoch 3
+    (layer,) = probe.summary()["layers"]
+    assert (layer["revivals"], layer["revivals_frozen"]) == (1, 1)
 
 
 def test_dead_neurons(quick, dead, tmp_path):
