@@ -179,9 +179,10 @@ def test_missing_and_diverged_runs_are_named_and_nothing_crashes(report, tmp_pat
     assert "within a factor of 1.17" in text and "the same order of magnitude" in text
     # dead neurons: numbers from the file
     assert "high rate **0.2**" in text and "0.4: diverged" in text
+    assert "the most after the last epoch is 5 of the 8 units (62%) of layer 2 of [8, 8] at lr 0.2." in text
     assert "no unit is dead after any epoch" in text
     assert "1 unit came back after being dead, none of them in a first hidden layer" in text
-    assert "its own incoming weights and bias had not changed during that epoch once: it came back because" in text
+    assert "its own incoming weights and bias had not changed during that epoch once: those times it came back because" in text
 
 
 def test_conclusions_follow_the_data(report, tmp_path):
@@ -223,3 +224,15 @@ def test_the_question_map_points_at_tests_and_sections_that_exist(report, tmp_pa
     sections = anchors(text)
     for anchor in re.findall(r"\]\(#([\w-]+)\)", table):
         assert anchor in sections, anchor
+
+
+def test_the_committed_report_is_what_the_committed_results_give(report, monkeypatch):
+    """docs/results.md must be regenerated whenever results/ or the generator change."""
+    monkeypatch.chdir(ROOT)  # the report quotes the data README by its path from here
+    summary = ROOT / "results" / "default_mlp" / "summary.json"
+    if not summary.is_file():
+        pytest.skip("no committed results")
+    readme = Path(json.loads(summary.read_text())["data"]["path"]).parent / "README.md"
+    if not readme.is_file():
+        pytest.skip(f"the data README that the report quotes ({readme}) is not on this machine")
+    assert report.build(Path("results"), Path("docs") / "results.md") == (ROOT / "docs" / "results.md").read_text()

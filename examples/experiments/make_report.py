@@ -274,6 +274,9 @@ def section_default(rep: Report, s: dict) -> None:
         text = (f"**arrayml against plain PyTorch, point by point.** The first {len(a)} training losses of the two ReLU runs: "
                 + ", ".join(f"{x:.6f}" for x in a) + " (arrayml) and " + ", ".join(f"{y:.6f}" for y in t)
                 + f" (torch.nn): the largest relative difference is {diffs:.1e}. ")
+        threads = ((rep.load("default_mlp", "torch-reference-relu", "results.json") or {}).get("environment") or {}).get("torch_threads")
+        if threads:
+            text += f"(The torch reference ran on {threads} thread{'s' if threads != 1 else ''}; the thread count sets the order of its float32 sums.) "
         if ours.get("test_accuracy") is not None and torch_ref.get("test_accuracy") is not None:
             gap = abs(100 * (ours["test_accuracy"] - torch_ref["test_accuracy"]))
             text += (f"Over the {n_steps} steps of the run such rounding differences grow (SGD on a non-convex loss "
@@ -686,13 +689,15 @@ def dead_neurons_text(rep: Report, s: dict) -> str:
     worst = worst_layer(plain)
     if worst and worst[0] > 0:
         frac, r, k = worst
-        parts.append(f"Without batch norm{', higher rates kill units' if r['lr'] > default_lr else ''}: the most is {r['layers'][k]['dead'][-1]} of the "
-                     f"{r['layers'][k]['width']} units ({100 * frac:.0f}%) of layer {k + 1} of {r['hidden_dims']} at lr "
-                     f"{r['lr']:.4g}.")
-        first = max(r["layers"][0]["dead_fraction"][-1] for r in plain)
-        later = [layer["dead_fraction"][-1] for r in plain for layer in r["layers"][1:]]
+        layer = r["layers"][k]
+        parts.append(f"Without batch norm{', higher rates kill units' if r['lr'] > default_lr else ''}: the most after the "
+                     f"last epoch is {layer['dead'][-1]} of the {layer['width']} units ({100 * frac:.0f}%) of layer {k + 1} "
+                     f"of {r['hidden_dims']} at lr {r['lr']:.4g}"
+                     + (f" ({max(layer['dead'])} after its worst epoch)." if max(layer["dead"]) > layer["dead"][-1] else "."))
+        first = max(max(r["layers"][0]["dead_fraction"]) for r in plain)
+        later = [max(layer["dead_fraction"]) for r in plain for layer in r["layers"][1:]]
         if later and first == 0 and max(later) > 0:
-            parts.append("No unit of a first hidden layer is dead at the end of any run; every dead unit is in a layer "
+            parts.append("No unit of a first hidden layer is dead after any epoch of any run; every dead unit is in a layer "
                          "whose inputs are the outputs of a ReLU. A likely reason: a first-layer unit sees normalised images, centred on "
                          "zero, so wᵀx + b takes both signs over the validation images unless b is far below zero; a "
                          "later unit sees non-negative inputs, so a step that makes its weights mostly negative, or its "
@@ -727,9 +732,10 @@ def dead_neurons_text(rep: Report, s: dict) -> str:
             if back:
                 text += (f" Of the {back} times a dead unit was alive again one epoch later, its own incoming weights "
                          f"and bias had not changed during that epoch {times(back_frozen)}"
-                         + (": it came back because the layers below it changed what it receives"
-                            + (", which cannot happen in a first hidden layer, whose input is the image." if in_first == 0 else ".")
-                            if back_frozen else ": each time it had still been active on some training image."))
+                         + (": those times it came back because the layers below it changed what it receives"
+                            + (", which cannot happen in a first hidden layer, whose input is the image" if in_first == 0 else "")
+                            + (f"; the other {back - back_frozen} times its own weights had moved." if back > back_frozen else ".")
+                            if back_frozen else ": each time its own weights had moved."))
             parts.append(text)
         else:
             parts.append("No dead unit came back in any run.")
