@@ -6,8 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import arrayml as am
+from arrayml import backend
+from arrayml.training import ArraymlLearner
+from backends import BACKENDS
 from cifar_fixtures import make_cache
 from scripts import EXPERIMENTS, load_script
 
@@ -73,3 +78,113 @@ def test_batchnorm(quick, tmp_path):
 
 def test_param_count(quick, tmp_path):
     assert _main("param_count")(["--out", str(tmp_path)])["total"] == 920
+
+
+# --------------------------------------------------------------------------------------------
+# Dead ReLU units
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dead():
+    return load_script(EXPERIMENTS / "dead_neurons.py")
+
+
+def _killed_mlp(bk, batch_norm: bool):
+    """MLP(6, [5, 4], 3) with unit 1 of the first hidden layer and unit 3 of the second switched
+    off by a bias of -1000 (dead for any input of order 1)."""
+    model = am.MLP(6, [5, 4], 3, batch_norm=batch_norm, rng=0, **bk.placement("float64"))
+    linears = [layer for layer in model.layers if isinstance(layer, am.Linear)]
+    for layer, unit in ((linears[0], 1), (linears[1], 3)):
+        b = np.array(backend.to_numpy(layer.params["bias"]))
+        b[0, unit] = -1000.0
+        layer.params["bias"] = bk.asarray(b)
+    return model
+
+
+def _host_never_active(model, x: np.ndarray) -> list[np.ndarray]:
+    """The reference: the forward pass written out in NumPy, evaluation mode."""
+    h, out = x, []
+    for layer in model.layers:
+        p = {k: np.asarray(backend.to_numpy(v)) for k, v in {**layer.params, **layer.buffers}.items()}
+        if isinstance(layer, am.Linear):
+            h = h @ p["weight"].T + p["bias"]
+        elif isinstance(layer, am.BatchNorm1d):
+            h = (h - p["running_mean"]) / np.sqrt(p["running_var"] + layer.eps) * p["gamma"] + p["beta"]
+        elif isinstance(layer, am.ReLU):
+            h = np.maximum(h, 0.0)
+            out.append(np.max(h, axis=0) <= 0)
+    return out
+
+
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batchnorm"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_dead_units_are_measured_as_a_numpy_forward_pass_says(dead, bk, batch_norm):
+    model = _killed_mlp(bk, batch_norm)
+    assert dead.hidden_layers(model) == ([(0, 2), (3, 5)] if batch_norm else [(0, 1), (2, 3)])
+    x = np.random.default_rng(1).normal(size=(23, 6))
+    masks = dead.never_active(model, bk.asarray(x), batch_size=7)  # 4 uneven batches: the max runs across them
+    expected = _host_never_active(model, x)
+    for got, want in zip(masks, expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(backend.to_numpy(got)), want)
+    assert expected[0][1] and expected[1][3] and not expected[0].all() and not expected[1].all()
+    assert model.training  # evaluation mode only while measuring
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_a_dead_unit_gets_no_gradient_so_its_incoming_weights_do_not_move(dead, bk):
+    """The explanation in the report, checked: one SGD step leaves the incoming weights and bias of
+    exactly the dead units bit for bit unchanged, and moves every other unit's."""
+    model = _killed_mlp(bk, batch_norm=False)
+    learner = ArraymlLearner(model, am.SGD(0.1))
+    rng = np.random.default_rng(2)
+    x, y = bk.asarray(rng.normal(size=(32, 6))), bk.asarray(rng.integers(0, 3, size=32))
+    before = dead.incoming(model)
+    learner.train_step(x, y, 0.1)
+    same = [np.asarray(backend.to_numpy(m)) for m in dead.unchanged_rows(before, dead.incoming(model), bk.xp)]
+    np.testing.assert_array_equal(same[0], [False, True, False, False, False])
+    np.testing.assert_array_equal(same[1], [False, False, False, True])
+
+
+def test_probe_bookkeeping_counts_revived_and_frozen_units(dead):
+    probe = dead.DeadUnitProbe(None)
+    # one layer of 3 units over epochs 0..3: unit 0 dies after epoch 1 for good, unit 1 dies after
+    # epoch 1 and is back after epoch 3, unit 2 never dies
+    probe.dead = [[np.array(m, dtype=bool)] for m in ([0, 0, 0], [1, 1, 0], [1, 1, 0], [1, 0, 0])]
+    # during epochs 1, 2, 3: which units' incoming weights did not move
+    probe.unchanged = [[np.array(m, dtype=bool)] for m in ([0, 0, 0], [1, 1, 0], [1, 0, 0])]
+    (layer,) = probe.summary()["layers"]
+    assert layer["dead"] == [0, 2, 2, 1] and layer["dead_fraction"][1] == pytest.approx(2 / 3)
+    assert layer["ever_dead"] == 2 and layer["revived"] == 1
+    # unit 1 is back after epoch 3, and its weights had moved during epoch 3
+    assert (layer["revivals"], layer["revivals_frozen"]) == (1, 0)
+    # dead at the start of epochs 2 and 3: units 0, 1 and 0, 1 -> 4 unit-epochs, 3 of them frozen
+    assert (layer["dead_unit_epochs"], layer["dead_unit_epochs_frozen"]) == (4, 3)
+    assert (layer["alive_unit_epochs"], layer["alive_unit_epochs_frozen"]) == (5, 0)
+    probe.unchanged[2] = [np.array([1, 1, 0], dtype=bool)]  # now unit 1's weights did not move in epoch 3
+    (layer,) = probe.summary()["layers"]
+    assert (layer["revivals"], layer["revivals_frozen"]) == (1, 1)
+
+
+def test_dead_neurons(quick, dead, tmp_path):
+    args = [a for a in quick if a != "256"]
+    args[args.index("--subset") + 1:args.index("--subset") + 1] = ["800"]  # enough steps for lr 1e6 to overflow
+    args[args.index("--epochs") + 1] = "2"
+    summary = _main("dead_neurons")([*args, "--out", str(tmp_path), "--grid", "0.1", "1e6"])
+    assert [s["hidden_dims"] for s in summary["search"]] == [[128], [256, 128], [512, 256, 128]]
+    for search in summary["search"]:
+        hidden = search["hidden_dims"]
+        tried = [r for r in summary["runs"] if r["hidden_dims"] == hidden and not r["batch_norm"]]
+        assert [r["lr"] for r in tried] == search["rates_tried"] == [0.1, 1e6]  # 1e6 diverges: the search stops
+        assert tried[-1]["diverged"] and search["diverged"] == [tried[0]["diverged"] is not None, True]
+        assert search["high_lr"] == dead.choose_rate(tried)
+        normed = [r["lr"] for r in summary["runs"] if r["hidden_dims"] == hidden and r["batch_norm"]]
+        assert normed == list(dict.fromkeys([0.1, search["high_lr"]]))
+        for r in tried + [r for r in summary["runs"] if r["hidden_dims"] == hidden and r["batch_norm"]]:
+            assert [layer["width"] for layer in r["layers"]] == hidden
+            for layer in r["layers"]:
+                finished = r["diverged"]["epoch"] - 1 if r["diverged"] else 2
+                assert len(layer["dead"]) == 1 + finished  # initialisation, then each finished epoch
+                assert layer["dead_fraction"] == pytest.approx([d / layer["width"] for d in layer["dead"]])
+    assert "dead_neurons.png" in _pngs(tmp_path)
+    assert json.loads((tmp_path / "dead_neurons.json").read_text())["runs"] == summary["runs"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,54 @@ from arrayml.fileio import write_json
 from .config import RunConfig, add_flags
 
 RESULTS = Path("results")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the report: ``examples/experiments/<name>.py``, writing under
+    ``results/<name>/``."""
+
+    name: str
+    title: str  #: the report's section heading
+    summary: str  #: the JSON file, under results/<name>/, that the report reads
+    training: bool  #: trains on CIFAR-10 (takes ``--data-dir``)
+
+    @property
+    def script(self) -> str:
+        return f"{self.name}.py"
+
+    def command(self, data_dir: str = "../shared/data/cifar10") -> str:
+        """The command that regenerates this experiment, run from the repository root."""
+        return f"python examples/experiments/{self.script}" + (f" --data-dir {data_dir}" if self.training else "")
+
+
+#: Every experiment, in the order of the report's sections; ``run_all.py`` runs them (the light
+#: ones first) and ``make_report.py`` writes one section each. `fbeta` reads `default_mlp`'s
+#: model, so it comes after it.
+REGISTRY: tuple[Experiment, ...] = (
+    Experiment("default_mlp", "The default MLP: arrayml, plain PyTorch, ReLU and ELU", "summary.json", True),
+    Experiment("fbeta", "Per-class precision, recall and F-beta", "fbeta.json", True),
+    Experiment("lr_sweep", "Learning-rate sweep", "lr_sweep.json", True),
+    Experiment("schedules", "Learning-rate schedules", "schedules.json", True),
+    Experiment("batchnorm", "Batch norm and network size", "batchnorm.json", True),
+    Experiment("dead_neurons", "Dead ReLU units", "dead_neurons.json", True),
+    Experiment("residual", "Residual blocks and gradient norms", "residual.json", False),
+    Experiment("saddle", "Saddle points", "saddle.json", False),
+    Experiment("param_count", "Parameter count", "param_count.json", False),
+)
+
+
+def experiment(name: str) -> Experiment:
+    """The registry entry called `name` (a `KeyError` naming the known ones otherwise)."""
+    for e in REGISTRY:
+        if e.name == name:
+            return e
+    raise KeyError(f"no experiment {name!r}; the experiments are {', '.join(e.name for e in REGISTRY)}")
+
+
+def run_order() -> list[Experiment]:
+    """The light experiments first (seconds, no data), then the training ones in report order."""
+    return sorted(REGISTRY, key=lambda e: e.training)
 
 #: The flags of every experiment, and those of the training ones: the same flags as train.py's.
 COMMON_FLAGS = ("xp", "device", "out", "quiet")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import importlib.util
+import os
 import platform
 import sys
 import tempfile
@@ -94,9 +95,14 @@ def arrayml_learner(config: RunConfig, where: backend.Placement) -> tuple[Learne
 # --------------------------------------------------------------------------------------------
 
 
-def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, plots: bool = True) -> dict[str, Any]:
+def run(
+    config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, plots: bool = True,
+    on_epoch_end: Callable[[Learner, FitState], None] | None = None,
+) -> dict[str, Any]:
     """Train and test one model (continuing ``config.resume`` if set); write ``results.json``
-    and, with `plots`, the figures to `config.out_dir()`.
+    and, with `plots`, the figures to `config.out_dir()`. `on_epoch_end` is called with the
+    learner and the progress after every epoch, after the checkpoint (an experiment that
+    measures the model as it trains: examples/experiments/dead_neurons.py).
 
     Returns the results dictionary (the content of ``results.json``).
     """
@@ -137,7 +143,7 @@ def run(config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, pl
     state = fit(
         learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
         schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
-        start=start, on_epoch_end=(lambda s: _epoch_end(config, learner, s)) if lead else None,
+        start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s, on_epoch_end, lead=lead),
     )
     train_seconds = time.perf_counter() - t_train
     test = evaluate_best(learner, data, state)
@@ -288,10 +294,14 @@ def checkpoint_path(config: RunConfig) -> Path:
     return config.out_dir() / "checkpoint.npz"
 
 
-def _epoch_end(config: RunConfig, learner: Learner, state: FitState) -> None:
+def _epoch_end(config: RunConfig, learner: Learner, state: FitState,
+               hook: Callable[[Learner, FitState], None] | None = None, *, lead: bool = True) -> None:
+    """After each epoch: the checkpoint (written by rank 0 alone), then the caller's hook."""
     every = config.checkpoint_every
-    if every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged):
+    if lead and every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged):
         save_run_checkpoint(checkpoint_path(config), learner, state, config)
+    if hook is not None:
+        hook(learner, state)
 
 
 def save_run_checkpoint(path: Path, learner: Learner, state: FitState, config: RunConfig) -> Path:
@@ -386,6 +396,8 @@ def environment(where: backend.Placement) -> dict[str, Any]:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if backend.namespace_name(where.xp) == "torch":

@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Regenerate every experiment of the report, then the report itself (docs/results.md).
 
-    python examples/experiments/run_all.py --data-dir ../shared/data/cifar10      # about 15 min, 2 CPU cores
-    nox -s experiments                                                           # the same, in a fresh venv
+    python examples/experiments/run_all.py --data-dir ../shared/data/cifar10
+    nox -s experiments                                     # the same, in a fresh venv
 
-Run it from the repository root. Runs, in one process (CIFAR-10 is loaded and normalised once): the parameter count, the saddle
-point and residual-gradient experiments, the default MLP (arrayml ReLU, plain torch, arrayml
-ELU), F-beta, the learning-rate sweep, the schedules, and batch norm across network sizes.
-Each writes its JSON and figures under results/<experiment>/; the time each took goes to
-results/experiments.json.
+Run it from the repository root. Runs every experiment of `arrayml_app.experiments.REGISTRY`
+in one process (CIFAR-10 is loaded and normalised once): the light ones first (residual
+gradients, saddle points, parameter count), then the training ones in the report's order (the
+default MLP, F-beta, the learning-rate sweep, the schedules, batch norm across network sizes,
+dead ReLU units). Each writes its JSON and figures under results/<experiment>/; the time each
+took goes to results/experiments.json (docs/results.md shows them).
 """
 
 from __future__ import annotations
@@ -20,16 +21,14 @@ import time
 from datetime import datetime, timezone
 
 from arrayml_app.config import add_flags
-from arrayml_app.experiments import RESULTS, save_json
-
-LIGHT = ["param_count", "saddle", "residual"]
-TRAINING = ["default_mlp", "fbeta", "lr_sweep", "schedules", "batchnorm"]
+from arrayml_app.experiments import REGISTRY, RESULTS, run_order, save_json
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_flags(p, ("xp", "device", "data_dir"))
-    p.add_argument("--only", nargs="*", default=None, help="run only these experiments")
+    p.add_argument("--only", nargs="*", default=None, choices=[e.name for e in REGISTRY], metavar="NAME",
+                   help="run only these experiments: " + ", ".join(e.name for e in REGISTRY))
     p.add_argument("--no-report", action="store_true", help="do not rewrite docs/results.md")
     args = p.parse_args(argv)
     common = ["--xp", args.xp, "--quiet"] + (["--device", args.device] if args.device else [])
@@ -40,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
 
         timings = json.loads(log_path.read_text()).get("experiments", {})
     started = time.perf_counter()
-    for name in LIGHT + TRAINING:
+    for exp in run_order():
+        name = exp.name
         if args.only and name not in args.only:
             continue
-        flags = common + (["--data-dir", args.data_dir] if args.data_dir and name in TRAINING else [])
+        flags = common + (["--data-dir", args.data_dir] if args.data_dir and exp.training else [])
         print(f"== {name} ==", flush=True)
         t = time.perf_counter()
         importlib.import_module(name).main(flags)
