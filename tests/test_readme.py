@@ -1,6 +1,7 @@
 """The README cannot rot: every ```python block in it runs as written, on its own, in a fresh
 folder, on a machine with only what `pip install -e ".[app]"` brings (no torch, no CuPy, no
-GPU); and the accuracy range it states is the one the headline test checks."""
+GPU), unless its first line says it needs more (``# needs: jax``): then with that too; and the
+accuracy range it states is the one the headline test checks."""
 
 from __future__ import annotations
 
@@ -19,12 +20,23 @@ BLOCKS = re.findall(r"^```python\n(.*?)^```", README, flags=re.MULTILINE | re.DO
 # What the README's install command does not bring: importing these fails inside the blocks (an
 # import hook, so that they are absent from sys.modules as on a machine without them).
 NOT_INSTALLED = ("torch", "cupy", "array_api_strict", "jax")
-PRELUDE = f"""import sys
+
+
+def _needs(code: str) -> tuple[str, ...]:
+    """What a block's first line says it needs beyond the install command: ``# needs: jax``."""
+    first = code.splitlines()[0] if code else ""
+    if not first.startswith("# needs:"):
+        return ()
+    return tuple(first[len("# needs:"):].split("(")[0].replace(",", " ").split())
+
+
+def _prelude(hidden: tuple[str, ...]) -> str:
+    return f"""import sys
 
 
 class _NotInstalled:
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {NOT_INSTALLED!r}:
+        if name.partition(".")[0] in {hidden!r}:
             raise ModuleNotFoundError(f"No module named {{name!r}} (hidden by the README test)", name=name)
         return None
 
@@ -40,7 +52,11 @@ def test_the_readme_has_its_python_blocks():
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i + 1}" for i in range(len(BLOCKS))])
 def test_every_python_block_runs_as_written(code, tmp_path):
     script = tmp_path / "block.py"
-    script.write_text(PRELUDE + "exec(compile(open(sys.argv[1]).read(), 'README block', 'exec'))\n")
+    needs = _needs(code)
+    for module in needs:
+        pytest.importorskip(module, reason=f"this README block needs {module}, which is not installed")
+    hidden = tuple(m for m in NOT_INSTALLED if m not in needs)
+    script.write_text(_prelude(hidden) + "exec(compile(open(sys.argv[1]).read(), 'README block', 'exec'))\n")
     (tmp_path / "readme_block.py").write_text(code)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ARRAYML_OFFLINE": "1", "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, str(script), "readme_block.py"], cwd=tmp_path, env=env,
