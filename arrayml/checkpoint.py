@@ -120,7 +120,7 @@ def save(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     arrays["meta.json"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode("utf-8"), dtype=np.uint8)
     _remove_stale_parts(path, time.time())
     with atomic_write(path) as f:
-        np.savez(f, **arrays)
+        np.savez(f, allow_pickle=False, **arrays)  # nothing that would need a pickle gets in
     return path
 
 
@@ -233,7 +233,6 @@ def load_model(path: str | os.PathLike, model: Module, optimizer: Any = None) ->
     if wrong:
         raise ValueError(f"{path}: momentum buffers that do not fit this model: " + "; ".join(wrong))
     model.load_state(ckpt.model)
-    if optimizer is not None:
-        where = model.placement()
+    if optimizer is not None and (where := model.placement()) is not None:
         optimizer.velocity = {k: backend.convert(v, where.xp, where.device, where.dtype) for k, v in ckpt.optimizer.items()}
     return ckpt

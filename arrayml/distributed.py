@@ -290,9 +290,9 @@ class ProcessGroup:
             flat = xp.concat([xp.reshape(arrays[i], (-1,)) for i in idx])  # a fresh array: the bucket
             tensor, back = _torch_view(flat, xp)
             if src is None:
-                work = self._collective(what, lambda t=tensor: dist.all_reduce(t, async_op=True))
+                work = self._collective(what, functools.partial(dist.all_reduce, tensor, async_op=True))
             else:
-                work = self._collective(what, lambda t=tensor: dist.broadcast(t, src=src, async_op=True))
+                work = self._collective(what, functools.partial(dist.broadcast, tensor, src=src, async_op=True))
             n_mean = sum(backend.prod(tuple(arrays[i].shape)) for i in idx if mean[i])
             buckets.append(_Bucket(xp, idx, [tuple(arrays[i].shape) for i in idx], tensor, back, work, n_mean))
         return Pending(self, buckets, len(arrays), what)
@@ -527,8 +527,9 @@ class DataParallelLearner:
         all-reduce as soon as that layer's backward has filled its ``grads``, so that the
         communication of the later layers runs while the earlier layers compute (DDP's overlap).
         The stats ride with the first bucket. All are waited for before the step."""
+        assert isinstance(self.model, Sequential)  # `overlap` is only on for a Sequential
         layers = self.model.layers
-        started = []
+        started: list[Any] = []
         for i in range(len(layers) - 1, -1, -1):
             dy = layers[i].backward(dy, input_grad=i > 0)  # the first layer's input gradient is never used
             slots = list(layers[i].parameter_slots())

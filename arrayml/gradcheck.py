@@ -95,7 +95,7 @@ def relative_error(a: Any, b: Any, *, floor: float = 1e-2) -> float:
     """
     a = np.asarray(backend.to_numpy(a), dtype=np.float64)
     b = np.asarray(backend.to_numpy(b), dtype=np.float64)
-    denom = max(np.linalg.norm(a) + np.linalg.norm(b), floor)
+    denom = max(float(np.linalg.norm(a) + np.linalg.norm(b)), floor)
     return float(np.linalg.norm(a - b) / denom)
 
 

@@ -91,7 +91,7 @@ def read_cache(path: Path) -> dict[str, np.ndarray]:
 def write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Write the cache through a temporary file renamed into place (never a half file)."""
     with atomic_write(path) as f:
-        np.savez(f, **arrays)
+        np.savez(f, allow_pickle=False, **arrays)
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def load_cifar10(
     data_dir: str | os.PathLike | None = None, *, download_if_missing: bool = True,
     url: str = CIFAR10_URL, md5: str = CIFAR10_MD5,
     progress: bool | None = None, timeout: float = 30.0,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """CIFAR-10 as uint8 images (N, 32, 32, 3) and int64 labels, from the first cache found.
 
     The result also holds ``"path"``: the cache file it came from. Raises `DataError` when no
