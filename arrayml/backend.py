@@ -63,6 +63,9 @@ __all__ = [
     "check_floating",
     "logsumexp",
     "log_softmax",
+    "subtract_scaled",
+    "relu",
+    "relu_backward",
     "synchronize",
     "is_array",
     "widest_float",
@@ -955,6 +958,57 @@ def subtract_scaled(p: Array, g: Array, scale: float, *, xp: Namespace | None = 
         out = lib.multiply(g, scale, dtype=g.dtype)  # a new array that only this function holds
         return lib.subtract(p, out, out=out)
     return p - scale * g
+
+
+def relu(x: Array, *, xp: Namespace | None = None) -> Array:
+    """``max(x, 0)`` as a new array; a NaN stays NaN.
+
+    Not a spec gap but a speed gap: the standard-only form ``where(x < 0, 0, x)`` is what every
+    namespace runs (``maximum`` with a Python constant cannot be traced by ``torch.compile``
+    through array-api-compat), but NumPy's ``where`` takes a branch per element, which random
+    signs mispredict: 12× slower than ``numpy.maximum`` on a 128×128 batch. PyTorch's native
+    ``torch.relu`` is one kernel. `x` is never modified.
+    """
+    xp = get_namespace(x) if xp is None else xp
+    name = namespace_name(xp)
+    if name == "numpy":
+        return np.maximum(x, 0)  # a Python 0 keeps x's dtype; NaN propagates
+    if name == "torch":
+        import torch
+
+        return torch.relu(x)
+    return xp.where(x < 0, 0.0, x)
+
+
+def relu_backward(x: Array, dy: Array, *, xp: Namespace | None = None) -> Array:
+    """ReLU's backward ``dx = dy ⊙ 1[x > 0]``, written ``where(x <= 0, 0, dy)``: 0 where x ≤ 0
+    (the kink included), `dy` elsewhere, so that a NaN input passes its gradient on, as in
+    PyTorch's autograd (``threshold_backward``), and a NaN or infinite `dy` where x ≤ 0 still
+    gives exactly 0 (a product ``dy · mask`` would give NaN there).
+
+    Native fast paths (a speed gap, as for `relu`): PyTorch's ``threshold_backward`` is that
+    very formula in one kernel. NumPy's ``where`` branches per element; instead the mask
+    ``x <= 0`` becomes an integer array (1 where the gradient is dropped), minus 1 gives 0 there
+    and all bits set elsewhere, and a bitwise AND with dy's bits keeps dy exactly or gives +0.0:
+    three branch-free passes into one temporary that only this function holds. Neither input is
+    modified; the standard-only fallback is the `where` itself.
+    """
+    xp = get_namespace(x, dy) if xp is None else xp
+    name = namespace_name(xp)
+    if name == "torch":
+        import torch
+
+        return torch.ops.aten.threshold_backward(dy, x, 0)
+    if name == "numpy" and x.dtype == dy.dtype and x.shape == dy.shape and dy.dtype in _SAME_WIDTH_INT:
+        ints = _SAME_WIDTH_INT[dy.dtype]
+        keep = np.less_equal(x, 0).astype(ints)  # 1 where the gradient is dropped, else 0
+        keep -= 1  # 0 where dropped, -1 (all bits set) where kept
+        return np.bitwise_and(dy.view(ints), keep, out=keep).view(dy.dtype)
+    return xp.where(x <= 0, 0.0, dy)
+
+
+# float dtype -> the integer dtype of its width, for `relu_backward`'s bit mask
+_SAME_WIDTH_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
 
 def prod(shape: tuple[int, ...]) -> int:

@@ -1,0 +1,65 @@
+"""The backend's native fast paths give what their standard-only fallbacks give, and write nothing
+they were given.
+
+array-api-strict holds only what the standard requires, so on it every function in
+`arrayml.backend` runs its fallback: each fast path (NumPy, read-only NumPy, PyTorch; JAX and
+array-api-strict on another device take the fallback too) is compared with the same function on
+array-api-strict, on the same host data, special values included (±0, ±inf, NaN). Inputs are
+checked unchanged afterwards; the read-only NumPy backend makes an attempt to write them an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arrayml import backend
+from backends import BACKENDS, Backend
+
+STRICT = Backend("strict", "array-api-strict")
+SPECIAL = np.array([-2.0, -0.0, 0.0, 1e-30, 3.0, np.nan, np.inf, -np.inf])
+
+
+def _values(rng: np.random.Generator, shape: tuple[int, ...], *, special: bool = True) -> np.ndarray:
+    out = rng.normal(size=shape)
+    if special:
+        out.reshape(-1)[: SPECIAL.size] = rng.permutation(SPECIAL)
+    return out
+
+
+def _run(bk: Backend, fn, hosts: list[np.ndarray], dtype: str):
+    """`fn` on `bk`'s arrays made from `hosts`; checks the arrays are unchanged afterwards and that
+    every result has the inputs' dtype and device. Returns the results as host arrays."""
+    arrays = [bk.asarray(h, dtype) for h in hosts]
+    out = fn(*arrays)
+    outs = out if isinstance(out, tuple) else (out,)
+    for a, h in zip(arrays, hosts):
+        np.testing.assert_array_equal(backend.to_numpy(a), h.astype(dtype))
+    for o in outs:
+        assert backend.dtype_name(o.dtype) == dtype
+        assert backend.device(o) == backend.device(arrays[0])
+    return [backend.to_numpy(o) for o in outs]
+
+
+def _fallback(fn, hosts: list[np.ndarray], dtype: str):
+    return _run(STRICT, fn, hosts, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_relu_fast_paths_equal_the_fallback_exactly(bk, dtype):
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    rng = np.random.default_rng(0)
+    x, dy = _values(rng, (6, 7)), _values(rng, (6, 7))
+    x.reshape(-1)[10:12] = 0.0  # the kink: gradient 0
+    dy.reshape(-1)[-8:] = SPECIAL  # NaN and inf upstream gradients where x <= 0 too
+    for fn, hosts in ((backend.relu, [x]), (backend.relu_backward, [x, dy])):
+        (got,) = _run(bk, fn, hosts, dtype)
+        (want,) = _fallback(fn, hosts, dtype)
+        np.testing.assert_array_equal(got, want, err_msg=fn.__name__)  # NaN where NaN, ±0 as equal
+    # the convention: 0 where x <= 0 (whatever dy is there), dy elsewhere (a NaN x passes dy)
+    (got,) = _run(bk, backend.relu_backward, [x, dy], dtype)
+    x32, dy32 = x.astype(dtype), dy.astype(dtype)
+    np.testing.assert_array_equal(got, np.where(x32 <= 0, 0.0, dy32).astype(dtype))
+    assert not np.any(np.signbit(got[x32 <= 0]))  # +0.0, as where(..., 0.0, ...) gives
