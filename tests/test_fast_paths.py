@@ -63,3 +63,35 @@ def test_relu_fast_paths_equal_the_fallback_exactly(bk, dtype):
     x32, dy32 = x.astype(dtype), dy.astype(dtype)
     np.testing.assert_array_equal(got, np.where(x32 <= 0, 0.0, dy32).astype(dtype))
     assert not np.any(np.signbit(got[x32 <= 0]))  # +0.0, as where(..., 0.0, ...) gives
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_fused_softmax_cross_entropy_equals_the_fallback(bk, dtype):
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    rng = np.random.default_rng(1)
+    S, C = 9, 5
+    x = rng.normal(size=(S, C)) * 3
+    x[0, 1] = -np.inf  # a -inf logit on a class with target 0: adds 0, not NaN
+    x[1, :] = [1e4, -1e4, 0.0, 5e3, -3e38]  # large logits: a finite loss
+    x[2, 3] = np.nan  # a NaN logit: its row, and the loss, are NaN
+    labels = rng.integers(0, C, size=S)
+    labels[0] = 2
+    t = np.eye(C)[labels]
+    t[3] = [0.1, 0.2, 0.3, 0.4, 0.0]  # a row of class probabilities
+    for hosts in ([x, t], [np.delete(x, 2, axis=0), np.delete(t, 2, axis=0)]):
+        got = _run(bk, backend.softmax_cross_entropy, hosts, dtype)
+        want = _fallback(backend.softmax_cross_entropy, hosts, dtype)
+        tol = 1e-6 if dtype == "float32" else 1e-13
+        for g, w, what in zip(got, want, ("loss", "softmax")):
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol, equal_nan=True, err_msg=what)
+    loss, y = got
+    assert np.isfinite(loss) and np.all(np.isfinite(y))
+    with np.errstate(over="ignore", invalid="ignore"):  # 0·(−inf) in the reference, masked by where
+        assert float(loss) == pytest.approx(-np.mean(np.sum(np.where(hosts[1] == 0, 0.0, hosts[1] * _log_softmax(hosts[0])), axis=1)), rel=1e-5)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = np.max(x, axis=1, keepdims=True)
+    return x - m - np.log(np.sum(np.exp(x - m), axis=1, keepdims=True))

@@ -277,10 +277,9 @@ class SoftmaxCrossEntropy(Loss):
             raise TypeError("SoftmaxCrossEntropy.forward expects targets t as an array, got None")
         _check_scores(x, "SoftmaxCrossEntropy", xp)
         T = target_matrix(t, x, validate=self.validate, xp=xp, what="SoftmaxCrossEntropy")
-        logy = backend.log_softmax(x, axis=1, xp=xp)
-        self._cache = (xp.exp(logy), T)
-        # T·log y with T = 0 is 0 even where log y = −inf (PyTorch agrees), not 0·(−inf) = NaN
-        return -xp.sum(T * xp.where(T == 0, 0.0, logy)) / x.shape[0]
+        loss, y = backend.softmax_cross_entropy(x, T, xp=xp)  # −(1/S) Σ T·log y, and y = softmax(x)
+        self._cache = (y, T)
+        return loss
 
     def backward(self, dloss: Array | float | None = None) -> Array:
         y, T = self._saved()
