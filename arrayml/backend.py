@@ -65,6 +65,7 @@ __all__ = [
     "log_softmax",
     "softmax_cross_entropy",
     "subtract_scaled",
+    "take_rows",
     "relu",
     "relu_backward",
     "synchronize",
@@ -520,7 +521,8 @@ def get_namespace(*arrays: Array) -> Namespace:
 
     Raises `ValueError` naming both namespaces, or both devices, when they differ.
     """
-    return get_namespace_and_device(*arrays)[0]
+    found = _fast_namespace_and_device(arrays) if arrays else None  # one frame less, per layer call
+    return (found if found is not None else get_namespace_and_device(*arrays))[0]
 
 
 # Namespace by array type, filled on first sight of each type (np.ndarray, torch.Tensor, ...):
@@ -532,18 +534,31 @@ _TORCH_TYPES: set[type] = set()
 
 def _fast_namespace_and_device(arrays: tuple[Array, ...]) -> tuple[Namespace, Any] | None:
     """The common case (every array of one known type, same device) without full inspection;
-    None when anything is unusual, so that the careful path below decides and explains."""
-    t = type(arrays[0])
+    None when anything is unusual, so that the careful path below decides and explains.
+
+    Plain loops, no generator expressions: this runs about ten times a training step, and three
+    generators cost more than the checks themselves."""
+    first = arrays[0]
+    t = type(first)
     xp = _NAMESPACE_OF_TYPE.get(t)
-    if xp is None or any(type(a) is not t for a in arrays):
+    if xp is None:
         return None
     if t is np.ndarray:
+        for a in arrays:
+            if type(a) is not t:
+                return None
         return xp, "cpu"
-    dev = arrays[0].device
-    if any(a.device != dev for a in arrays):
-        return None
-    if t in _TORCH_TYPES and (dev.type == "meta" or any(a.requires_grad for a in arrays)):
-        return None  # refused below, with the reason
+    dev = first.device
+    if t in _TORCH_TYPES:
+        if dev.type == "meta":
+            return None  # refused below, with the reason
+        for a in arrays:
+            if type(a) is not t or a.requires_grad or (a is not first and a.device != dev):
+                return None  # requires_grad: refused below, with the reason
+        return xp, dev
+    for a in arrays:
+        if type(a) is not t or a.device != dev:
+            return None
     return xp, dev
 
 
@@ -579,7 +594,7 @@ def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
     on different devices, and `ValueError` for torch tensors that require grad (arrayml never
     builds an autograd graph: detach them) or live on the value-less ``meta`` device.
     """
-    if arrays and all(a is not None for a in arrays):
+    if arrays:  # a None among them is not of a known type: the careful path skips it
         fast = _fast_namespace_and_device(arrays)
         if fast is not None:
             return fast
@@ -627,7 +642,10 @@ def get_namespace_and_device(*arrays: Array) -> tuple[Namespace, Any]:
 def check_floating(x: Array, what: str, *, xp: Namespace | None = None) -> None:
     """Raise `TypeError` unless `x` has a real floating dtype (say what `what` expected)."""
     xp = get_namespace(x) if xp is None else xp
-    if not xp.isdtype(x.dtype, "real floating"):
+    dtype = x.dtype
+    if dtype == xp.float32 or dtype == xp.float64:  # the usual answer, 25x cheaper than isdtype
+        return
+    if not xp.isdtype(dtype, "real floating"):
         raise TypeError(
             f"{what} expects a real floating-point array (float32 or float64), got dtype "
             f"{dtype_name(x.dtype)}; convert it first, e.g. xp.astype(x, xp.float32)"
@@ -989,7 +1007,7 @@ def subtract_scaled(p: Array, g: Array, scale: float, *, xp: Namespace | None = 
     """
     xp = get_namespace(p, g) if xp is None else xp
     name = namespace_name(xp)
-    if is_array(scale):
+    if type(scale) is not float and is_array(scale):  # (SGD passes a Python float, or a traced rate)
         return p - scale * g
     if name == "torch":
         import torch
@@ -1000,6 +1018,22 @@ def subtract_scaled(p: Array, g: Array, scale: float, *, xp: Namespace | None = 
         out = lib.multiply(g, scale, dtype=g.dtype)  # a new array that only this function holds
         return lib.subtract(p, out, out=out)
     return p - scale * g
+
+
+def take_rows(x: Array, idx: Array, *, xp: Namespace | None = None) -> Array:
+    """``take(x, idx, axis=0)`` for non-negative row indices `idx` (a batch of a permutation).
+
+    array-api-compat's ``take`` for PyTorch first maps negative indices with a comparison, an
+    addition and a ``where`` (``index_select`` refuses them): three kernels per batch that
+    non-negative indices never need, about 35 us of a 160 us batch of 128 CIFAR rows on this
+    CPU. PyTorch calls ``index_select`` directly; every other namespace takes ``xp.take``.
+    """
+    xp = get_namespace(x, idx) if xp is None else xp
+    if namespace_name(xp) == "torch":
+        import torch
+
+        return torch.index_select(x, 0, idx)
+    return xp.take(x, idx, axis=0)
 
 
 def relu(x: Array, *, xp: Namespace | None = None) -> Array:

@@ -95,3 +95,16 @@ def test_fused_softmax_cross_entropy_equals_the_fallback(bk, dtype):
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     m = np.max(x, axis=1, keepdims=True)
     return x - m - np.log(np.sum(np.exp(x - m), axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_take_rows_equals_take(bk):
+    rng = np.random.default_rng(2)
+    x, y = _values(rng, (7, 3)), rng.integers(0, 10, size=7)
+    idx = bk.asarray(np.array([6, 0, 3, 3]), "int32" if bk.xp_name == "jax" and not backend.x64_enabled() else "int64")
+    for host, dtype in ((x, "float32"), (y, "int64" if bk.xp_name != "jax" or backend.x64_enabled() else "int32")):
+        a = bk.asarray(host, dtype)
+        out = backend.take_rows(a, idx)
+        np.testing.assert_array_equal(backend.to_numpy(out), host.astype(dtype)[[6, 0, 3, 3]])
+        assert out.dtype == a.dtype and backend.device(out) == backend.device(a)
+        np.testing.assert_array_equal(backend.to_numpy(a), host.astype(dtype))

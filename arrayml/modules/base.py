@@ -69,15 +69,19 @@ class Module:
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module and every descendant, depth first, with dotted names."""
-        yield prefix, self
-        for name, child in self.children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+        found: list[tuple[str, Module]] = []
+        _walk(self, prefix, found)
+        return iter(found)
 
     def parameter_slots(self) -> Iterator[tuple[str, Module, str]]:
         """``(full_name, owner, key)`` for every parameter: ``owner.params[key]`` is the array."""
-        for prefix, module in self.named_modules():
-            for key in getattr(module, "params", {}):  # compat's parameter-free modules have none
-                yield (f"{prefix}.{key}" if prefix else key), module, key
+        found: list[tuple[str, Module]] = []
+        _walk(self, "", found)
+        return iter([
+            ((f"{prefix}.{key}" if prefix else key), module, key)
+            for prefix, module in found
+            for key in getattr(module, "params", ())  # compat's parameter-free modules have none
+        ])
 
     def parameters(self) -> dict[str, Array]:
         """Every learnable array, by dotted name (``"0.weight"``, ``"2.gamma"``...)."""
@@ -206,6 +210,15 @@ class Module:
             return f"{type(self).__name__}({self.extra_repr()})"
         inner = "\n".join(f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in kids)
         return f"{type(self).__name__}(\n{inner}\n)"
+
+
+def _walk(module: Module, prefix: str, found: list[tuple[str, Module]]) -> None:
+    """Append `module` and its descendants to `found`, depth first, with dotted names: a list
+    built by plain recursion, since the optimizer walks the tree on every step and nested
+    generators cost a frame per level per item."""
+    found.append((prefix, module))
+    for name, child in module.children():
+        _walk(child, f"{prefix}.{name}" if prefix else name, found)
 
 
 def _saved(owner: Module | Loss) -> Any:

@@ -83,7 +83,7 @@ def target_matrix(t: Array, like: Array, *, validate: bool = True, xp: Namespace
     to 1 (NaN included) raise `ValueError` (this reads from the device once).
     """
     S, C = like.shape
-    if xp.isdtype(t.dtype, "integral"):
+    if t.dtype == xp.int64 or t.dtype == xp.int32 or xp.isdtype(t.dtype, "integral"):  # usual ones first: cheap
         if t.ndim != 1:
             raise ValueError(
                 f"{what}: integer labels must be a 1-D array of shape ({S},), got shape "
