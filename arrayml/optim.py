@@ -91,12 +91,21 @@ class SGD:
                     f"no gradient for parameter {name!r}: call backward() before SGD.step()"
                 )
             p = owner.params[key]
-            xp = self._check_gradient(name, p, grad)
+            if type(grad) is not type(p) or grad.shape != p.shape or grad.dtype != p.dtype:
+                self._check_gradient(name, p, grad)  # the error, naming the parameter
             v = self.velocity.get(name) if mu else None
             if v is not None:
                 v = self._momentum_buffer(name, v, p)
-            checked.append((name, owner, key, p, grad, v, xp))
-        for name, owner, key, p, grad, v, xp in checked:
+            checked.append((name, owner, key, p, grad, v))
+        # One namespace and device for every parameter and gradient: the usual case, checked in
+        # one call; otherwise pair by pair (an error names its parameter; a model spread over
+        # devices gets each pair's namespace).
+        try:
+            xp = backend.get_namespace(*[a for c in checked for a in (c[3], c[4])])
+            namespaces = [xp] * len(checked)
+        except (TypeError, ValueError):
+            namespaces = [self._check_gradient(name, p, grad) for name, _, _, p, grad, _ in checked]
+        for (name, owner, key, p, grad, v), xp in zip(checked, namespaces):
             if wd:
                 grad = grad + wd * p
             if mu:

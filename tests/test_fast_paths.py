@@ -108,3 +108,16 @@ def test_take_rows_equals_take(bk):
         np.testing.assert_array_equal(backend.to_numpy(out), host.astype(dtype)[[6, 0, 3, 3]])
         assert out.dtype == a.dtype and backend.device(out) == backend.device(a)
         np.testing.assert_array_equal(backend.to_numpy(a), host.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_column_sums_equal_the_fallback(bk, dtype):
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    x = _values(np.random.default_rng(3), (9, 4), special=False)
+    x[0, 0] = np.inf
+    (got,) = _run(bk, backend.column_sums, [x], dtype)
+    (want,) = _fallback(backend.column_sums, [x], dtype)
+    assert got.shape == (1, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == "float32" else 1e-13)

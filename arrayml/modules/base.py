@@ -54,7 +54,8 @@ class Module:
     # -- the forward cache ---------------------------------------------------------------------
     def _saved(self) -> Any:
         """What ``forward`` cached for ``backward``; a clear error if there is nothing."""
-        return _saved(self)
+        cache = self._cache
+        return cache if cache is not None else _saved(self)  # (_saved raises the error)
 
     def clear_cache(self) -> None:
         """Drop the activations saved by ``forward`` (and those of every child)."""
@@ -249,7 +250,8 @@ class Loss:
         return self.forward(x, t)
 
     def _saved(self) -> Any:
-        return _saved(self)
+        cache = self._cache
+        return cache if cache is not None else _saved(self)  # (_saved raises the error)
 
     def clear_cache(self) -> None:
         """Drop what ``forward`` saved."""
