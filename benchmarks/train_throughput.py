@@ -69,47 +69,43 @@ def epoch_flops(hidden: list[int], n_steps: int) -> float:
 
 def matmul_rate(hidden: list[int], repeats: int, lib: str = "numpy") -> float:
     """float32 FLOP/s of `lib`'s matmul ("numpy", "torch" or "jax") on the epoch's own shapes
-    (forward, dW, dX), best of `repeats` runs."""
+    (forward, dW, dX), best of `repeats` runs. JAX's products run as one jitted function (its
+    eager calls would measure dispatch, not the matmul)."""
     rng = np.random.default_rng(0)
+    sizes = [N_IN, *hidden, N_CLASSES]
+    shapes = list(zip(sizes[:-1], sizes[1:]))
+    flops = sum(2 * BATCH * a * b * (2 if i == 0 else 3) for i, (a, b) in enumerate(shapes))
+    mats = [tuple(rng.normal(size=s).astype(np.float32) for s in ((BATCH, a), (b, a), (BATCH, b))) for a, b in shapes]
+
+    def products(mats):
+        out = []
+        for i, (x, w, dy) in enumerate(mats):
+            out += [x @ w.T, dy.T @ x] + ([dy @ w] if i > 0 else [])
+        return out
+
     if lib == "torch":
         import torch
 
-        def conv(a):
-            return torch.from_numpy(a)
-
-        def done(out):
-            return out
+        mats = [tuple(torch.from_numpy(a) for a in m) for m in mats]
+        run = products
     elif lib == "jax":
         import jax
         import jax.numpy as jnp
 
-        def conv(a):
-            return jnp.asarray(a)
+        mats = [tuple(jnp.asarray(a) for a in m) for m in mats]
+        compiled = jax.jit(products)
 
-        def done(out):
-            return jax.block_until_ready(out)
+        def run(mats):
+            return jax.block_until_ready(compiled(mats))
+
+        run(mats)  # compile outside the timing
     else:
-        def conv(a):
-            return a
-
-        def done(out):
-            return out
-    sizes = [N_IN, *hidden, N_CLASSES]
-    ops = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        x = conv(rng.normal(size=(BATCH, a)).astype(np.float32))
-        w = conv(rng.normal(size=(b, a)).astype(np.float32))
-        dy = conv(rng.normal(size=(BATCH, b)).astype(np.float32))
-        ops.append((lambda x=x, w=w: x @ w.T, 2 * BATCH * a * b))
-        ops.append((lambda x=x, dy=dy: dy.T @ x, 2 * BATCH * a * b))
-        if i > 0:
-            ops.append((lambda w=w, dy=dy: dy @ w, 2 * BATCH * a * b))
-    flops = sum(f for _, f in ops)
+        run = products
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         for _ in range(50):
-            done([op() for op, _ in ops])
+            run(mats)
         best = min(best, (time.perf_counter() - t) / 50)
     return flops / best
 
