@@ -64,9 +64,11 @@ __all__ = [
     "logsumexp",
     "log_softmax",
     "softmax_cross_entropy",
+    "one_hot",
     "subtract_scaled",
     "take_rows",
     "column_sums",
+    "count_true",
     "relu",
     "relu_backward",
     "synchronize",
@@ -522,6 +524,14 @@ def get_namespace(*arrays: Array) -> Namespace:
 
     Raises `ValueError` naming both namespaces, or both devices, when they differ.
     """
+    if arrays and type(arrays[0]) is np.ndarray:  # NumPy, the common case, without a call:
+        for a in arrays:  # plain ndarrays all (no device to compare): the namespace is known
+            if type(a) is not np.ndarray:
+                break
+        else:
+            xp = _NAMESPACE_OF_TYPE.get(np.ndarray)
+            if xp is not None:
+                return xp
     found = _fast_namespace_and_device(arrays) if arrays else None  # one frame less, per layer call
     return (found if found is not None else get_namespace_and_device(*arrays))[0]
 
@@ -955,11 +965,37 @@ def log_softmax(x: Array, *, axis: int = -1, xp: Namespace | None = None) -> Arr
     return x - logsumexp(x, axis=axis, keepdims=True, xp=xp)
 
 
-def softmax_cross_entropy(x: Array, t: Array, *, xp: Namespace | None = None) -> tuple[Array, Array]:
+def one_hot(labels: Array, n_classes: int, dtype: Any, *, xp: Namespace | None = None) -> tuple[Array, Array]:
+    """One-hot rows of `dtype` for integer `labels` (S,), and the boolean mask they are made
+    from: ``labels[:, None] == arange(n_classes)``. No scatter (the standard has none), no host
+    sync, and an out-of-range label gives a zero row on every backend (torch's own ``one_hot``
+    would raise on the CPU and trip a device assert on CUDA).
+
+    NumPy: the same two operations and the cast called on NumPy itself (array-api-compat's
+    ``arange``, ``astype`` and ``device`` are eight Python frames around them). Fallback: the
+    standard's ``arange``, ``==`` and ``astype``.
+    """
+    xp = get_namespace(labels) if xp is None else xp
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)  # no frame: hot path
+    if name == "numpy" and type(labels) is np.ndarray:
+        hot = np.equal(labels[:, None], np.arange(n_classes, dtype=labels.dtype))
+        return hot.astype(dtype), hot
+    classes = xp.arange(n_classes, dtype=labels.dtype, device=device(labels))
+    hot = labels[:, None] == classes
+    return xp.astype(hot, dtype), hot
+
+
+def softmax_cross_entropy(
+    x: Array, t: Array, *, hot: Array | None = None, xp: Namespace | None = None,
+) -> tuple[Array, Array]:
     """The fused softmax + mean cross-entropy on logits `x` (S, C) and target rows `t` (S, C, of
     x's dtype): ``(loss, y)`` with ``loss = −(1/S) Σ t · log softmax(x)`` (a 0-D array; an entry
     with t = 0 adds 0 even where log softmax is −inf, as in PyTorch) and ``y = softmax(x)``
     (computed as ``exp(log softmax(x))``), which the backward ``(y − t)/S`` needs.
+
+    `hot`: for one-hot rows (integer labels), the boolean mask ``t == 1`` they were made from.
+    The sum is then ``Σ where(hot, log y, 0)``: for rows of 0 and 1 the very same numbers as
+    ``Σ t · where(t == 0, 0, log y)``, two operations fewer.
 
     Spec gap: the standard has neither log-softmax nor cross-entropy. On a (128, 10) batch the
     arithmetic is nothing and the ~15 calls are everything, so the fast paths are the fallback's
@@ -975,25 +1011,47 @@ def softmax_cross_entropy(x: Array, t: Array, *, xp: Namespace | None = None) ->
     if name == "numpy" and x.ndim == 2 and x.dtype == t.dtype and x.shape == t.shape:
         # the row maxima from a transposed copy: NumPy reduces a short contiguous row slowly
         # (8 us for 128 rows of 10), but the columns of (C, S) element-wise (1 us); same values
-        m = np.max(np.ascontiguousarray(x.T), axis=0)[:, None]
+        m = np.maximum.reduce(np.ascontiguousarray(x.T), axis=0)[:, None]  # = np.max, minus its wrapper
         np.copyto(m, 0, where=~np.isfinite(m))  # a row of -inf stays -inf, NaN stays NaN
         e = np.subtract(x, m)
         lse = np.add.reduce(np.exp(e, out=e), axis=1, keepdims=True)  # = np.sum, minus its wrapper
         lse = np.add(np.log(lse, out=lse), m, out=lse)
         logy = np.subtract(x, lse)
-        picked = np.where(t == 0, 0.0, logy)  # 0 where t = 0, even where logy = -inf
-        loss = np.add.reduce(np.multiply(t, picked, out=picked), axis=None) / -S  # = −(Σ)/S exactly
+        if hot is not None:
+            picked = np.where(hot, logy, 0.0)
+        else:
+            picked = np.where(t == 0, 0.0, logy)  # 0 where t = 0, even where logy = -inf
+            np.multiply(t, picked, out=picked)
+        loss = np.add.reduce(picked, axis=None) / -S  # = −(Σ)/S exactly
         return loss, np.exp(logy, out=logy)
     if name == "torch":
         import torch
 
         logy = x - torch.logsumexp(x, dim=1, keepdim=True)
-        loss = torch.sum(t * torch.where(t == 0, 0.0, logy)) / -S  # = −(Σ)/S exactly, one call fewer
-        return loss, torch.exp(logy)
+        picked = torch.where(hot, logy, 0.0) if hot is not None else t * torch.where(t == 0, 0.0, logy)
+        return torch.sum(picked) / -S, torch.exp(logy)  # = −(Σ)/S exactly, one call fewer
     logy = log_softmax(x, axis=1, xp=xp)
     # T·log y with T = 0 is 0 even where log y = −inf (PyTorch agrees), not 0·(−inf) = NaN
-    loss = -xp.sum(t * xp.where(t == 0, 0.0, logy)) / S
-    return loss, xp.exp(logy)
+    picked = xp.where(hot, logy, 0.0) if hot is not None else t * xp.where(t == 0, 0.0, logy)
+    return -xp.sum(picked) / S, xp.exp(logy)
+
+
+def count_true(mask: Array, *, xp: Namespace | None = None) -> Array:
+    """The number of True entries of a boolean array, as a 0-D integer array (`widest_int`).
+
+    Spec gap: the standard's ``sum`` takes numeric arrays only, so the fallback casts the mask
+    first; NumPy and PyTorch sum booleans into int64 natively, one operation fewer (the training
+    step's count of correct predictions).
+    """
+    xp = get_namespace(mask) if xp is None else xp
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)  # no frame: hot path
+    if name == "numpy" and type(mask) is np.ndarray:
+        return np.add.reduce(mask, axis=None, dtype=np.int64)
+    if name == "torch":
+        import torch
+
+        return torch.sum(mask, dtype=torch.int64)
+    return xp.sum(xp.astype(mask, widest_int(xp)))
 
 
 def subtract_scaled(p: Array, g: Array, scale: float, *, xp: Namespace | None = None) -> Array:

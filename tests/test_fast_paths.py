@@ -121,3 +121,48 @@ def test_column_sums_equal_the_fallback(bk, dtype):
     (want,) = _fallback(backend.column_sums, [x], dtype)
     assert got.shape == (1, 4)
     np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == "float32" else 1e-13)
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_count_true_equals_the_fallback(bk):
+    mask_host = np.random.default_rng(4).normal(size=(6, 5)) > 0
+    for host in (mask_host, mask_host[0], np.zeros((0,), dtype=bool)):
+        mask = bk.asarray(host)
+        got = backend.count_true(mask)
+        want = backend.count_true(STRICT.asarray(host))
+        assert int(got) == int(want) == int(host.sum())
+        assert backend.dtype_name(got.dtype) == backend.dtype_name(backend.widest_int(backend.get_namespace(mask)))
+        np.testing.assert_array_equal(backend.to_numpy(mask), host)
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_fused_loss_with_the_one_hot_mask_gives_the_same_numbers(bk):
+    """For integer labels the loss passes the boolean mask its one-hot rows came from; the sum
+    over where(hot, log y, 0) is the sum over t·where(t == 0, 0, log y)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(8, 4)) * 4
+    x[0, 1] = -np.inf
+    labels = rng.integers(0, 4, size=8)
+    labels[0] = 0
+    hot_host = labels[:, None] == np.arange(4)
+    dtype = "float64" if bk.xp_name != "jax" or backend.x64_enabled() else "float32"
+    xs, t, hot = bk.asarray(x, dtype), bk.asarray(hot_host.astype(dtype)), bk.asarray(hot_host)
+    with_mask = backend.softmax_cross_entropy(xs, t, hot=hot)
+    without = backend.softmax_cross_entropy(xs, t)
+    for a, b in zip(with_mask, without):
+        np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+    assert np.isfinite(float(with_mask[0]))
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_one_hot_equals_the_fallback_out_of_range_labels_included(bk):
+    labels = np.array([0, 3, 2, -1, 4, 7, 3])  # -1, 4 and 7 are not classes of 4: zero rows
+    int_dtype = "int64" if bk.xp_name != "jax" or backend.x64_enabled() else "int32"
+    a = bk.asarray(labels, int_dtype)
+    rows, hot = backend.one_hot(a, 4, bk.xp.float32)
+    want_rows, want_hot = backend.one_hot(STRICT.asarray(labels, int_dtype), 4, STRICT.xp.float32)
+    np.testing.assert_array_equal(backend.to_numpy(rows), backend.to_numpy(want_rows))
+    np.testing.assert_array_equal(backend.to_numpy(hot), backend.to_numpy(want_hot))
+    np.testing.assert_array_equal(backend.to_numpy(rows), (labels[:, None] == np.arange(4)).astype(np.float32))
+    assert backend.dtype_name(rows.dtype) == "float32" and backend.dtype_name(hot.dtype) == "bool"
+    np.testing.assert_array_equal(backend.to_numpy(a), labels)
