@@ -59,7 +59,7 @@ def bench(session: nox.Session) -> None:
     """Both benchmarks; their JSON lands in scratch/bench/ (git-ignored: the published numbers in
     results/bench/ change only when copied there on purpose)."""
     session.install(*torch_requirement())
-    session.install("-e", ".")
+    session.install("-e", ".[bench,jax]")  # threadpoolctl for the BLAS report; JAX for its rows
     session.run("python", "benchmarks/matmul_vs_loop.py", "--json", "scratch/bench/matmul_vs_loop-numpy.json")
     session.run("python", "benchmarks/train_throughput.py", "--json", "scratch/bench/train_throughput.json", *session.posargs)
 

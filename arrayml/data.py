@@ -101,7 +101,7 @@ def train_batches(
     order = backend.permutation(epoch_generator(seed, epoch), n, xp=xp, device=dev)
     for start in range(0, n - batch_size + 1, batch_size):
         idx = order[start + lo:start + hi]
-        yield xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
+        yield backend.take_rows(x, idx, xp=xp), backend.take_rows(y, idx, xp=xp)
 
 
 def eval_batches(

@@ -34,6 +34,8 @@ def _check_rate(lr: object, *, zero_ok: bool = False) -> float:
 
     A 0-D array passes unchecked: it is a compiled step's traced rate (`arrayml.compile`), whose
     value is checked on the host before it is traced, since reading it here would be a host sync."""
+    if type(lr) is float and math.isfinite(lr) and (lr >= 0 if zero_ok else lr > 0):
+        return lr  # the usual case, checked without asking every array library whether it is theirs
     if backend.is_array(lr):
         return lr
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
@@ -73,11 +75,15 @@ class SGD:
 
     def step(self, model: Module, lr: float | None = None) -> None:
         """Update every parameter of `model` from its ``grads`` at rate `lr` (default: the
-        constructor's), reassigning each entry, never writing in place."""
+        constructor's), reassigning each entry, never writing in place.
+
+        Every gradient (and momentum buffer) is checked before any parameter changes, so a bad
+        one leaves the whole model as it was."""
         if not isinstance(model, Module):
             raise TypeError(f"SGD.step expects an arrayml Module, got {type(model).__name__}")
         lr = _check_rate(self.lr if lr is None else lr, zero_ok=lr is not None)  # `self.lr` may have been reassigned
         mu, wd = self.momentum, self.weight_decay
+        checked = []
         for name, owner, key in model.parameter_slots():
             grad = owner.grads.get(key)
             if grad is None:
@@ -85,12 +91,25 @@ class SGD:
                     f"no gradient for parameter {name!r}: call backward() before SGD.step()"
                 )
             p = owner.params[key]
-            xp = self._check_gradient(name, p, grad)
+            if type(grad) is not type(p) or grad.shape != p.shape or grad.dtype != p.dtype:
+                self._check_gradient(name, p, grad)  # the error, naming the parameter
+            v = self.velocity.get(name) if mu else None
+            if v is not None:
+                v = self._momentum_buffer(name, v, p)
+            checked.append((name, owner, key, p, grad, v))
+        # One namespace and device for every parameter and gradient: the usual case, checked in
+        # one call; otherwise pair by pair (an error names its parameter; a model spread over
+        # devices gets each pair's namespace).
+        try:
+            xp = backend.get_namespace(*[a for c in checked for a in (c[3], c[4])])
+            namespaces = [xp] * len(checked)
+        except (TypeError, ValueError):
+            namespaces = [self._check_gradient(name, p, grad) for name, _, _, p, grad, _ in checked]
+        for (name, owner, key, p, grad, v), xp in zip(checked, namespaces):
             if wd:
                 grad = grad + wd * p
             if mu:
-                v = self.velocity.get(name)
-                v = grad if v is None else mu * self._momentum_buffer(name, v, p) + grad
+                v = grad if v is None else mu * v + grad
                 self.velocity[name] = v
                 grad = grad + mu * v if self.nesterov else v
             owner.params[key] = backend.subtract_scaled(p, grad, lr, xp=xp)  # p − lr·grad, a new array
@@ -102,7 +121,7 @@ class SGD:
         except (TypeError, ValueError) as exc:
             text = str(exc).replace("argument 0", "the parameter").replace("argument 1", "its gradient")
             raise type(exc)(f"SGD.step, parameter {name!r}: {text}") from None
-        if tuple(grad.shape) != tuple(p.shape) or grad.dtype != p.dtype:
+        if grad.shape != p.shape or grad.dtype != p.dtype:  # tuples, or torch.Size (a tuple)
             raise ValueError(
                 f"SGD.step, parameter {name!r}: its gradient must have the parameter's shape "
                 f"{tuple(p.shape)} and dtype {backend.dtype_name(p.dtype)}, got shape "

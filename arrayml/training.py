@@ -93,7 +93,7 @@ class ArraymlLearner:
     def _correct(self, logits: Array, y: Array) -> Array:
         """The number of correct predictions, as a 0-D device array."""
         xp = self.xp
-        return xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, backend.widest_int(xp)))
+        return backend.count_true(xp.argmax(logits, axis=1) == y, xp=xp)
 
     def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
         if self.compiled is not None:

@@ -2,18 +2,33 @@
 """One training epoch of the assignment's MLP, measured side by side in one process.
 
     python benchmarks/train_throughput.py                      # 3072-128-10 and 3072-512-256-128-10
-    python benchmarks/train_throughput.py --repeats 7 --json results/bench/train_throughput.json
+    python benchmarks/train_throughput.py --repeats 9 --json results/bench/train_throughput.json
+    python benchmarks/train_throughput.py --variants "arrayml/numpy,numpy loop"   # a subset
 
 Variants (same data, same batches, batch 128, float32, 45000 samples, last partial batch dropped):
-  arrayml/<backend>   arrayml's MLP + SoftmaxCrossEntropy + SGD on each available backend
-  torch.nn            the same network in plain PyTorch: torch.nn + autograd + torch.optim.SGD
-  numpy loop          a plain hand-written NumPy loop (the assignment's style, in-place updates)
-and the machine's float32 matrix-multiply rate on the network's own matmul shapes, so that the
-effective fraction of peak of each variant is printed. Each time is the median of --repeats
-epochs after a warm-up epoch. Ratios are against plain torch.nn in the same run; no absolute time
-means anything across machines.
+  arrayml/<backend>            arrayml's MLP + SoftmaxCrossEntropy + SGD (ArraymlLearner.train_step,
+                               which also counts the correct predictions) on numpy, torch, jax
+  arrayml/<backend> compiled   the same step compiled as one function (ArraymlLearner(compile=True):
+                               torch.compile on torch, jax.jit with donated buffers on jax)
+  torch.nn                     the same network in plain PyTorch: torch.nn + autograd + torch.optim.SGD
+  numpy loop                   a plain hand-written NumPy loop (the assignment's style, in-place updates)
+and the machine's float32 matrix-multiply rate on the network's own matmul shapes (NumPy, PyTorch
+and JAX: the best is "the machine's"), so that the effective fraction of it is printed.
+
+How it measures: a warm-up epoch, then --repeats rounds; each round runs one epoch of every
+variant in turn (A B C D, A B C D, ...), so that a slow spell of the shared machine hits every
+variant alike, with a pause (--settle, 0.25 s) before each epoch, because an idle OpenBLAS
+worker keeps spinning on a core for about 0.1 s after its last product and would slow whichever
+variant comes next. Times are medians over the rounds; each ratio is taken round by round (a
+variant's epoch over the reference's epoch of the same round) and printed as its median with its
+spread (min-max). A compiled variant's first call (tracing and compiling) is its own column,
+not part of any epoch. The BLAS libraries and thread counts are printed (threadpoolctl, from the
+`bench` extra). Ratios within one run are what to compare; no absolute time means anything across
+machines.
 
 The data are random (the timing does not depend on the pixels), so no data set is needed.
+Every variant starts from the same weights, and after the same 10 steps all must hold the same
+weights (relative 1e-4; float32 rounding apart), or the script stops.
 """
 
 from __future__ import annotations
@@ -22,9 +37,11 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +54,8 @@ from arrayml.data import train_batches
 from arrayml.training import ArraymlLearner
 
 N_TRAIN, N_IN, N_CLASSES, BATCH, LR = 45000, 3072, 10, 128, 0.01
+#: The variant every other is compared with, and the one each library's own variant is compared with.
+TORCH_REF, NUMPY_REF = "torch.nn (cpu)", "numpy loop"
 
 
 def epoch_flops(hidden: list[int], n_steps: int) -> float:
@@ -49,36 +68,94 @@ def epoch_flops(hidden: list[int], n_steps: int) -> float:
 
 
 def matmul_rate(hidden: list[int], repeats: int, lib: str = "numpy") -> float:
-    """float32 FLOP/s of `lib`'s matmul ("numpy" or "torch") on the epoch's own shapes (forward,
-    dW, dX), best of `repeats` runs."""
+    """float32 FLOP/s of `lib`'s matmul ("numpy", "torch" or "jax") on the epoch's own shapes
+    (forward, dW, dX), best of `repeats` runs. JAX's products run as one jitted function (its
+    eager calls would measure dispatch, not the matmul)."""
     rng = np.random.default_rng(0)
+    sizes = [N_IN, *hidden, N_CLASSES]
+    shapes = list(zip(sizes[:-1], sizes[1:]))
+    flops = sum(2 * BATCH * a * b * (2 if i == 0 else 3) for i, (a, b) in enumerate(shapes))
+    mats = [tuple(rng.normal(size=s).astype(np.float32) for s in ((BATCH, a), (b, a), (BATCH, b))) for a, b in shapes]
+
+    def products(mats):
+        out = []
+        for i, (x, w, dy) in enumerate(mats):
+            out += [x @ w.T, dy.T @ x] + ([dy @ w] if i > 0 else [])
+        return out
+
     if lib == "torch":
         import torch
 
-        def conv(a):
-            return torch.from_numpy(a)
+        mats = [tuple(torch.from_numpy(a) for a in m) for m in mats]
+        run = products
+    elif lib == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        mats = [tuple(jnp.asarray(a) for a in m) for m in mats]
+        compiled = jax.jit(products)
+
+        def run(mats):
+            return jax.block_until_ready(compiled(mats))
+
+        run(mats)  # compile outside the timing
     else:
-        def conv(a):
-            return a
-    sizes = [N_IN, *hidden, N_CLASSES]
-    ops = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        x = conv(rng.normal(size=(BATCH, a)).astype(np.float32))
-        w = conv(rng.normal(size=(b, a)).astype(np.float32))
-        dy = conv(rng.normal(size=(BATCH, b)).astype(np.float32))
-        ops.append((lambda x=x, w=w: x @ w.T, 2 * BATCH * a * b))
-        ops.append((lambda x=x, dy=dy: dy.T @ x, 2 * BATCH * a * b))
-        if i > 0:
-            ops.append((lambda w=w, dy=dy: dy @ w, 2 * BATCH * a * b))
-    flops = sum(f for _, f in ops)
+        run = products
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         for _ in range(50):
-            for op, _ in ops:
-                op()
+            run(mats)
         best = min(best, (time.perf_counter() - t) / 50)
     return flops / best
+
+
+def library_info() -> dict[str, object]:
+    """The libraries and threads the variants run with: NumPy's BLAS (threadpoolctl), PyTorch's
+    BLAS and intra-op threads, JAX's version and devices."""
+    info: dict[str, object] = {"numpy": np.__version__}
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["threadpools"] = [{k: pool.get(k) for k in ("user_api", "internal_api", "version", "num_threads",
+                                                          "architecture", "threading_layer", "prefix")}
+                               for pool in threadpool_info()]
+    except ImportError:
+        info["threadpools"] = 'unknown: pip install -e ".[bench]" (threadpoolctl)'
+    try:
+        import torch
+
+        config = torch.__config__.show()
+        blas = next((part.split("=", 1)[1] for part in config.replace(",", " ").split() if part.startswith("BLAS_INFO=")), "?")
+        info["torch"] = {"version": torch.__version__, "blas": blas, "threads": torch.get_num_threads()}
+    except ImportError:
+        pass
+    try:
+        import jax
+
+        info["jax"] = {"version": jax.__version__, "devices": [str(d) for d in jax.devices()]}
+    except ImportError:
+        pass
+    return info
+
+
+def describe_libraries(info: dict[str, object]) -> str:
+    pools = info.get("threadpools")
+    if isinstance(pools, list):
+        blas = "; ".join(
+            f"{p['internal_api']} {p['version'] or ''} ({p['user_api']}, {p['prefix']}"
+            + (f", {p['architecture']}" if p.get("architecture") else "") + f"): {p['num_threads']} threads"
+            for p in pools
+        )
+    else:
+        blas = str(pools)
+    lines = [f"numpy {info['numpy']}; threadpools: {blas}"]
+    if "torch" in info:
+        t = info["torch"]
+        lines.append(f"torch {t['version']}: BLAS {t['blas']}, {t['threads']} intra-op threads")
+    if "jax" in info:
+        lines.append(f"jax {info['jax']['version']} on {', '.join(info['jax']['devices'])}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,10 +167,12 @@ def matmul_rate(hidden: list[int], repeats: int, lib: str = "numpy") -> float:
 class Variant:
     """``epoch(seed, steps=None)`` runs one epoch, or its first `steps` steps (and waits for the
     device); ``params()`` returns the weights and biases as host arrays [W1, b1, W2, b2, ...]
-    with b of shape (out,)."""
+    with b of shape (out,). ``library`` names whose matmul rate it runs on; ``first_call`` is
+    the seconds of its very first step (a compiled variant's tracing and compiling), once run."""
 
-    def __init__(self, epoch: Callable[..., None], params: Callable[[], list[np.ndarray]]) -> None:
-        self.epoch, self.params = epoch, params
+    def __init__(self, epoch: Callable[..., None], params: Callable[[], list[np.ndarray]], library: str) -> None:
+        self.epoch, self.params, self.library = epoch, params, library
+        self.first_call: float | None = None
 
 
 def initial_weights(hidden: list[int]) -> list[np.ndarray]:
@@ -101,27 +180,36 @@ def initial_weights(hidden: list[int]) -> list[np.ndarray]:
     return [np.reshape(np.asarray(v), (-1,)) if k.endswith("bias") else np.asarray(v) for k, v in model.parameters().items()]
 
 
-def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host, y_host) -> Variant:
+def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host, y_host, *, compile: bool = False) -> Variant:
     where = backend.placement(xp_name, device, "float32")
     x = backend.convert(x_host, where.xp, where.device, where.dtype)
-    y = backend.convert(y_host, where.xp, where.device, where.xp.int64)
+    y = backend.convert(y_host, where.xp, where.device, backend.widest_int(where.xp))
     model = am.MLP(N_IN, hidden, N_CLASSES, rng=0, xp=where.xp, device=where.device, dtype=where.dtype)
-    learner = ArraymlLearner(model, am.SGD(LR))
+    learner = ArraymlLearner(model, am.SGD(LR), compile=compile)
 
     def epoch(seed: int, steps: int | None = None) -> None:
         loss = None
         for step, (xb, yb) in enumerate(train_batches(x, y, BATCH, seed=seed, epoch=0)):
             if step == steps:
                 break
+            if variant.first_call is None:
+                t = time.perf_counter()
+                with warnings.catch_warnings():  # torch.compile's notes on tracing array-api-compat
+                    warnings.simplefilter("ignore")
+                    loss, _ = learner.train_step(xb, yb, LR)
+                backend.synchronize(where.xp, where.device, loss)
+                variant.first_call = time.perf_counter() - t
+                continue
             loss, _ = learner.train_step(xb, yb, LR)
-        backend.synchronize(where.xp, where.device)
+        backend.synchronize(where.xp, where.device, loss)
         assert np.isfinite(float(loss))
 
     def params() -> list[np.ndarray]:
         return [np.reshape(backend.to_numpy(v), (-1,)) if k.endswith("bias") else backend.to_numpy(v)
                 for k, v in model.parameters().items()]
 
-    return Variant(epoch, params)
+    variant = Variant(epoch, params, library=backend.namespace_name(where.xp))
+    return variant
 
 
 def torch_variant(device: str, hidden: list[int], x_host, y_host) -> Variant:
@@ -150,7 +238,7 @@ def torch_variant(device: str, hidden: list[int], x_host, y_host) -> Variant:
             torch.cuda.synchronize()
         assert torch.isfinite(loss)
 
-    return Variant(epoch, lambda: [p.detach().cpu().numpy() for p in net.parameters()])
+    return Variant(epoch, lambda: [p.detach().cpu().numpy() for p in net.parameters()], library="torch")
 
 
 def numpy_loop_variant(hidden: list[int], x, y) -> Variant:
@@ -182,7 +270,7 @@ def numpy_loop_variant(hidden: list[int], x, y) -> Variant:
                 Ws[i] -= LR * dW
                 bs[i] -= LR * db
 
-    return Variant(epoch, lambda: [a for pair in zip(Ws, bs) for a in pair])
+    return Variant(epoch, lambda: [a for pair in zip(Ws, bs) for a in pair], library="numpy")
 
 
 def relative_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
@@ -193,30 +281,67 @@ def relative_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(np.sqrt(num / max(den, 1e-300)))
 
 
-def available_backends(include_gpu: bool) -> list[tuple[str, str | None]]:
-    out: list[tuple[str, str | None]] = [("numpy", None)]
+def available_variants(include_gpu: bool) -> list[tuple[str, str, str | None, bool]]:
+    """``(label, kind, device, compiled)`` of every variant this machine can run, in the order
+    they run each round; kind is a backend name, "torch.nn" or "numpy loop"."""
+    out: list[tuple[str, str, str | None, bool]] = [("arrayml/numpy", "numpy", None, False)]
+    devices: list[str] = []
     try:
         import torch
 
-        out.append(("torch", "cpu"))
-        if include_gpu and torch.cuda.is_available():
-            out.append(("torch", "cuda"))
+        devices = ["cpu"] + (["cuda"] if include_gpu and torch.cuda.is_available() else [])
     except ImportError:
+        pass
+    for dev in devices:
+        out.append((f"arrayml/torch ({dev})", "torch", dev, False))
+        out.append((f"arrayml/torch ({dev}) compiled", "torch", dev, True))
+    try:
+        backend.namespace_by_name("jax")
+        jax_devices = ["cpu"] + (["cuda"] if include_gpu else [])
+        for dev in jax_devices:
+            try:
+                backend.resolve_device(backend.namespace_by_name("jax"), dev)
+            except backend.BackendUnavailableError:
+                continue
+            out.append((f"arrayml/jax ({dev})", "jax", dev, False))
+            out.append((f"arrayml/jax ({dev}) compiled", "jax", dev, True))
+    except backend.BackendUnavailableError:
         pass
     if include_gpu:
         try:
             backend.namespace_by_name("cupy")
-            out.append(("cupy", "cuda"))
+            out.append(("arrayml/cupy (cuda)", "cupy", "cuda", False))
         except (backend.BackendUnavailableError, ValueError):
             pass
+    for dev in devices:
+        out.append((f"torch.nn ({dev})", "torch.nn", dev, False))
+    out.append((NUMPY_REF, "numpy loop", None, False))
     return out
+
+
+def build_variant(kind: str, device: str | None, compiled: bool, hidden: list[int], x, y) -> Variant:
+    if kind == "torch.nn":
+        return torch_variant(device or "cpu", hidden, x, y)
+    if kind == "numpy loop":
+        return numpy_loop_variant(hidden, x, y)
+    return arrayml_variant(kind, device, hidden, x, y, compile=compiled)
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _ratio_text(r: dict[str, float] | None) -> str:
+    return "" if r is None else f"{r['median']:.3f}x ({r['min']:.2f}-{r['max']:.2f})"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=5, help="measured epochs per variant (median reported)")
+    p.add_argument("--repeats", type=int, default=7, help="measured rounds: epochs per variant (median reported)")
     p.add_argument("--hidden", default="128;512,256,128", help="networks, ';'-separated hidden sizes")
-    p.add_argument("--gpu", action="store_true", help="also torch CUDA and cupy when present")
+    p.add_argument("--variants", default=None, help="only these variants, ','-separated labels (default: all available)")
+    p.add_argument("--settle", type=float, default=0.25, help="seconds of pause before each timed epoch")
+    p.add_argument("--gpu", action="store_true", help="also torch CUDA, JAX GPU and cupy when present")
     p.add_argument("--json", default=None, help="write the numbers to this JSON file (default: none written)")
     args = p.parse_args(argv)
 
@@ -224,74 +349,90 @@ def main(argv: list[str] | None = None) -> int:
     x = rng.normal(size=(N_TRAIN, N_IN)).astype(np.float32)
     y = rng.integers(0, N_CLASSES, size=N_TRAIN).astype(np.int64)
     n_steps = N_TRAIN // BATCH
+    plan = available_variants(args.gpu)
+    if args.variants is not None:
+        wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+        unknown = sorted(set(wanted) - {label for label, *_ in plan})
+        if unknown:
+            p.error(f"unknown or unavailable variants {unknown}; available: {[label for label, *_ in plan]}")
+        plan = [row for row in plan if row[0] in wanted]
+    libs = library_info()
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
-        "settings": {"samples": N_TRAIN, "batch": BATCH, "dtype": "float32", "steps": n_steps, "repeats": args.repeats},
+        "command": " ".join(["python", "benchmarks/train_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
+        "machine": {"platform": platform.platform(), "processor": _processor(), "cpus": os.cpu_count(),
+                    "load_average_at_start": os.getloadavg()[0]},
+        "libraries": libs,
+        "settings": {"samples": N_TRAIN, "batch": BATCH, "dtype": "float32", "steps": n_steps, "repeats": args.repeats,
+                     "settle_seconds": args.settle},
         "networks": [],
     }
-    try:
-        import torch
-
-        report["machine"]["torch"] = torch.__version__
-        report["machine"]["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        torch = None
-    report["machine"]["numpy"] = np.__version__
+    print(f"{report['machine']['processor']}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    print(describe_libraries(libs))
 
     for spec in args.hidden.split(";"):
         hidden = [int(h) for h in spec.split(",")]
         flops = epoch_flops(hidden, n_steps)
+        kinds = {kind for _, kind, _, _ in plan}
         rates = {"numpy": matmul_rate(hidden, repeats=5)}
-        if torch is not None:
-            rates["torch"] = matmul_rate(hidden, repeats=5, lib="torch")
+        for lib, used_by in (("torch", {"torch", "torch.nn"}), ("jax", {"jax"})):
+            if kinds & used_by:
+                rates[lib] = matmul_rate(hidden, repeats=5, lib=lib)
         peak = max(rates.values())  # the machine's float32 matmul rate: the best library's
-        variants: dict[str, Variant] = {}
-        for xp_name, dev in available_backends(args.gpu):
-            label = f"arrayml/{xp_name}" + (f" ({dev})" if dev else "")
-            variants[label] = arrayml_variant(xp_name, dev, hidden, x, y)
-        if torch is not None:
-            variants["torch.nn (cpu)"] = torch_variant("cpu", hidden, x, y)
-            if args.gpu and torch.cuda.is_available():
-                variants["torch.nn (cuda)"] = torch_variant("cuda", hidden, x, y)
-        variants["numpy loop"] = numpy_loop_variant(hidden, x, y)
+        variants = {label: build_variant(kind, dev, compiled, hidden, x, y) for label, kind, dev, compiled in plan}
         # the same 10 steps from the same weights must leave every variant with the same weights
-        # (float32 rounding apart; over a whole epoch rounding differences grow chaotically)
+        # (float32 rounding apart; over a whole epoch rounding differences grow chaotically);
+        # these are also every variant's first calls, where the compiled ones compile
         for v in variants.values():
             v.epoch(0, steps=10)
-        ref_params = variants["arrayml/numpy"].params()
+        reference = "arrayml/numpy" if "arrayml/numpy" in variants else next(iter(variants))
+        ref_params = variants[reference].params()
         agreement = {name: relative_difference(v.params(), ref_params) for name, v in variants.items()}
         worst = max(agreement.values())
         if worst > 1e-4:
             raise SystemExit(f"variants disagree after 10 steps: relative parameter differences {agreement}")
         for v in variants.values():  # warm-up epoch
             v.epoch(0)
-        # interleave the variants' repetitions, so that a slow spell of the machine hits all alike
+        # interleave the variants' repetitions (A B C D, A B C D, ...), so that a slow spell of
+        # the machine hits all alike; pause before each epoch so that the last variant's idle
+        # worker threads (OpenBLAS spins ~0.1 s) have stopped
         times: dict[str, list[float]] = {k: [] for k in variants}
+        faults: dict[str, list[int]] = {k: [] for k in variants}
         for r in range(args.repeats):
             for name, v in variants.items():
+                time.sleep(args.settle)
+                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 t = time.perf_counter()
                 v.epoch(r + 1)
                 times[name].append(time.perf_counter() - t)
-        ref = statistics.median(times["torch.nn (cpu)"]) if "torch.nn (cpu)" in times else None
+                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
         rows = []
         for name, ts in times.items():
-            med = statistics.median(ts)
-            rows.append({
-                "variant": name, "median_seconds": med, "all_seconds": ts,
-                "ratio_to_torch_cpu": None if ref is None else med / ref,
-                "fraction_of_matmul_rate": flops / med / peak,
-            })
+            v = variants[name]
+            row = {
+                "variant": name, "median_seconds": statistics.median(ts), "min_seconds": min(ts), "max_seconds": max(ts),
+                "all_seconds": ts, "first_call_seconds": v.first_call,
+                "page_faults_per_step": statistics.median(faults[name]) / n_steps,
+                "fraction_of_matmul_rate": flops / statistics.median(ts) / peak,
+                "fraction_of_own_library_matmul_rate": flops / statistics.median(ts) / rates[v.library] if v.library in rates else None,
+            }
+            for key, ref in (("ratio_to_torch_nn", TORCH_REF), ("ratio_to_numpy_loop", NUMPY_REF)):
+                row[key] = spread([a / b for a, b in zip(ts, times[ref])]) if ref in times else None
+            rows.append(row)
         report["networks"].append({"hidden": hidden, "epoch_gflop": flops / 1e9, "matmul_gflops": peak / 1e9,
                                    "relative_parameter_difference_after_10_steps": agreement,
                                    "matmul_gflops_by_library": {k: v / 1e9 for k, v in rates.items()}, "rows": rows})
         print(f"\nMLP 3072-{'-'.join(map(str, hidden))}-10, {n_steps} steps of {BATCH}, float32: {flops / 1e9:.1f} GFLOP/epoch; "
               f"float32 matmul rate on these shapes " + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in rates.items()) + " GFLOP/s")
-        print(f"{'variant':<22}{'epoch s (median)':>18}{'vs torch.nn cpu':>17}{'of matmul rate':>16}")
+        print(f"{'variant':<30}{'epoch s: median (min-max)':>27}{'vs torch.nn: median (spread)':>30}"
+              f"{'vs numpy loop':>24}{'of matmul rate: best / own':>28}{'first call s':>14}{'faults/step':>13}")
         for row in rows:
-            ratio = "" if row["ratio_to_torch_cpu"] is None else f"{row['ratio_to_torch_cpu']:.3f}x"
-            print(f"{row['variant']:<22}{row['median_seconds']:>18.3f}{ratio:>17}{row['fraction_of_matmul_rate']:>15.0%}")
+            own = row["fraction_of_own_library_matmul_rate"]
+            first = "" if row["first_call_seconds"] is None else f"{row['first_call_seconds']:.3f}"
+            print(f"{row['variant']:<30}{row['median_seconds']:>10.3f} ({row['min_seconds']:.3f}-{row['max_seconds']:.3f})"
+                  f"{_ratio_text(row['ratio_to_torch_nn']):>30}{_ratio_text(row['ratio_to_numpy_loop']):>24}"
+                  f"{row['fraction_of_matmul_rate']:>17.0%} / {'' if own is None else f'{own:.0%}':<8}"
+                  f"{first:>14}{row['page_faults_per_step']:>13.1f}")
         print(f"after the same 10 steps all variants hold the same weights to a relative {worst:.1e}")
     if args.json:
         out = Path(args.json)
@@ -299,6 +440,17 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(report, indent=1) + "\n")
         print(f"\nwritten to {out}")
     return 0
+
+
+def _processor() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -397,6 +397,7 @@ def test_sgd_refuses_a_gradient_that_does_not_fit_its_parameter(bk):
     layer = model.layers[2]
     good = layer.grads["weight"]
     before = _host(layer.params["weight"]).copy()
+    untouched = {k: _host(v).copy() for k, v in model.parameters().items()}
     layer.grads["weight"] = bk.asarray(np.ones((1, 5)), "float32")
     with pytest.raises(ValueError, match=r"SGD.step, parameter '2.weight': its gradient must have the parameter's shape \(3, 5\) and dtype float32, got shape \(1, 5\) and dtype float32"):
         am.SGD(0.1).step(model)
@@ -407,6 +408,10 @@ def test_sgd_refuses_a_gradient_that_does_not_fit_its_parameter(bk):
     with pytest.raises(ValueError, match=r"SGD.step, parameter '2.weight': arrays from different namespaces in one call: the parameter is [\w-]+, its gradient is [\w-]+"):
         am.SGD(0.1).step(model)
     np.testing.assert_array_equal(_host(layer.params["weight"]), before)
+    # every gradient is checked before any parameter moves: the layers before '2.weight' too
+    for k, v in model.parameters().items():
+        if not k.startswith("2."):
+            np.testing.assert_array_equal(_host(v), untouched[k], err_msg=k)
     layer.grads["weight"] = good
     am.SGD(0.1).step(model)
     assert backend.dtype_name(layer.params["weight"].dtype) == "float32"

@@ -55,7 +55,8 @@ def test_benchmarks_write_json_only_where_asked(tmp_path, monkeypatch, capsys):
     tt = _load("train_throughput")
     monkeypatch.setattr(tt, "N_TRAIN", 10 * tt.BATCH)  # ten steps an epoch: a quick run
     monkeypatch.setattr(tt, "matmul_rate", lambda hidden, repeats, lib="numpy": 1e9)
-    assert tt.main(["--repeats", "1", "--hidden", "8"]) == 0
+    assert tt.main(["--repeats", "1", "--hidden", "8", "--settle", "0",
+                    "--variants", "arrayml/numpy,arrayml/torch (cpu),torch.nn (cpu),numpy loop"]) == 0
     assert list(tmp_path.iterdir()) == []
     assert "written to" not in capsys.readouterr().out
 
@@ -83,6 +84,55 @@ def test_train_throughput_variants_agree_after_an_epoch(monkeypatch):
     assert tt.relative_difference(after, before) > 1e-3  # training moved the weights
     for name, v in variants.items():
         assert tt.relative_difference(v.params(), after) < 1e-5, name
+
+
+def test_train_throughput_compiled_and_jax_rows_agree_with_the_others():
+    """The rows of issue 11: arrayml on JAX, eager and jax.jit-compiled, and arrayml's step
+    compiled by torch.compile, hold the NumPy variant's weights after the same steps."""
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    tt = _load("train_throughput")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, size=384)
+    x = (rng.normal(size=(10, 3072))[y] + rng.normal(size=(384, 3072))).astype(np.float32)
+    ref = tt.arrayml_variant("numpy", None, [16], x, y)
+    rows = {"jax": tt.arrayml_variant("jax", "cpu", [16], x, y),
+            "jax compiled": tt.arrayml_variant("jax", "cpu", [16], x, y, compile=True),
+            "torch compiled": tt.arrayml_variant("torch", "cpu", [16], x, y, compile=True)}
+    ref.epoch(0)
+    for name, v in rows.items():
+        v.epoch(0)
+        assert v.first_call is not None and v.first_call > 0, name  # its first step, timed on its own
+        assert tt.relative_difference(v.params(), ref.params()) < 1e-5, name
+    assert rows["jax compiled"].library == "jax" and rows["torch compiled"].library == "torch"
+
+
+def test_train_throughput_prints_libraries_and_ratio_spreads_and_writes_them(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    tt = _load("train_throughput")
+    monkeypatch.setattr(tt, "N_TRAIN", 10 * tt.BATCH)
+    monkeypatch.setattr(tt, "matmul_rate", lambda hidden, repeats, lib="numpy": {"numpy": 1e9, "torch": 2e9}.get(lib, 1e9))
+    out = tmp_path / "t.json"
+    assert tt.main(["--repeats", "3", "--hidden", "8", "--settle", "0", "--json", str(out),
+                    "--variants", "arrayml/numpy,torch.nn (cpu),numpy loop"]) == 0
+    text = capsys.readouterr().out
+    assert "threadpools:" in text and "intra-op threads" in text  # the BLAS and the threads it ran with
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("python benchmarks/train_throughput.py --repeats 3")
+    rows = {r["variant"]: r for r in report["networks"][0]["rows"]}
+    assert list(rows) == ["arrayml/numpy", "torch.nn (cpu)", "numpy loop"]  # the order they run in each round
+    a = rows["arrayml/numpy"]
+    assert len(a["all_seconds"]) == 3 and a["min_seconds"] <= a["median_seconds"] <= a["max_seconds"]
+    ratios = [s / r for s, r in zip(a["all_seconds"], rows["numpy loop"]["all_seconds"])]  # round by round
+    assert a["ratio_to_numpy_loop"] == {"median": pytest.approx(np.median(ratios)), "min": pytest.approx(min(ratios)),
+                                        "max": pytest.approx(max(ratios))}
+    assert rows["numpy loop"]["ratio_to_numpy_loop"]["median"] == 1.0
+    flops = tt.epoch_flops([8], 10)
+    assert a["fraction_of_matmul_rate"] == pytest.approx(flops / a["median_seconds"] / 2e9)  # the best library's
+    assert a["fraction_of_own_library_matmul_rate"] == pytest.approx(flops / a["median_seconds"] / 1e9)
+    assert a["page_faults_per_step"] >= 0 and rows["torch.nn (cpu)"]["first_call_seconds"] is None
+    with pytest.raises(SystemExit):
+        tt.main(["--variants", "arrayml/fortran"])
 
 
 def test_data_parallel_model_is_compute_over_n_plus_the_ring_all_reduce():

@@ -44,13 +44,16 @@ class Activation(Module):
 
 
 class ReLU(Activation):
-    """``max(x, 0)``; derivative 1 for x > 0, else 0."""
+    """``max(x, 0)``; derivative 0 for x ≤ 0, else 1 (PyTorch's convention: a NaN input passes
+    its gradient on). Both go through the backend's native fast paths (`backend.relu`,
+    `backend.relu_backward`), whose standard-only fallbacks are ``where(x < 0, 0, x)`` and
+    ``where(x <= 0, 0, dy)``."""
 
     def function(self, xp, x):
-        return xp.where(x < 0, 0.0, x)  # max(x, 0), and NaN < 0 is False: NaN stays NaN
+        return backend.relu(x, xp=xp)  # NaN stays NaN
 
     def gradient(self, xp, x, y, dy):
-        return xp.where(x > 0, dy, 0.0)
+        return backend.relu_backward(x, dy, xp=xp)
 
 
 class LeakyReLU(Activation):

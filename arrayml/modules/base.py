@@ -54,7 +54,8 @@ class Module:
     # -- the forward cache ---------------------------------------------------------------------
     def _saved(self) -> Any:
         """What ``forward`` cached for ``backward``; a clear error if there is nothing."""
-        return _saved(self)
+        cache = self._cache
+        return cache if cache is not None else _saved(self)  # (_saved raises the error)
 
     def clear_cache(self) -> None:
         """Drop the activations saved by ``forward`` (and those of every child)."""
@@ -69,15 +70,19 @@ class Module:
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module and every descendant, depth first, with dotted names."""
-        yield prefix, self
-        for name, child in self.children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+        found: list[tuple[str, Module]] = []
+        _walk(self, prefix, found)
+        return iter(found)
 
     def parameter_slots(self) -> Iterator[tuple[str, Module, str]]:
         """``(full_name, owner, key)`` for every parameter: ``owner.params[key]`` is the array."""
-        for prefix, module in self.named_modules():
-            for key in getattr(module, "params", {}):  # compat's parameter-free modules have none
-                yield (f"{prefix}.{key}" if prefix else key), module, key
+        found: list[tuple[str, Module]] = []
+        _walk(self, "", found)
+        return iter([
+            ((f"{prefix}.{key}" if prefix else key), module, key)
+            for prefix, module in found
+            for key in getattr(module, "params", ())  # compat's parameter-free modules have none
+        ])
 
     def parameters(self) -> dict[str, Array]:
         """Every learnable array, by dotted name (``"0.weight"``, ``"2.gamma"``...)."""
@@ -208,6 +213,15 @@ class Module:
         return f"{type(self).__name__}(\n{inner}\n)"
 
 
+def _walk(module: Module, prefix: str, found: list[tuple[str, Module]]) -> None:
+    """Append `module` and its descendants to `found`, depth first, with dotted names: a list
+    built by plain recursion, since the optimizer walks the tree on every step and nested
+    generators cost a frame per level per item."""
+    found.append((prefix, module))
+    for name, child in module.children():
+        _walk(child, f"{prefix}.{name}" if prefix else name, found)
+
+
 def _saved(owner: Module | Loss) -> Any:
     if owner._cache is None:
         raise RuntimeError(
@@ -236,7 +250,8 @@ class Loss:
         return self.forward(x, t)
 
     def _saved(self) -> Any:
-        return _saved(self)
+        cache = self._cache
+        return cache if cache is not None else _saved(self)  # (_saved raises the error)
 
     def clear_cache(self) -> None:
         """Drop what ``forward`` saved."""

@@ -60,7 +60,7 @@ class Linear(Module):
         xp = namespace_of("Linear.backward", ("dy", "the forward input"), dy, x)
         check_grad(dy, (x.shape[0], self.out_features), module="Linear", dtype=x.dtype)
         self.grads["weight"] = dy.T @ x
-        self.grads["bias"] = xp.sum(dy, axis=0, keepdims=True)
+        self.grads["bias"] = backend.column_sums(dy, xp=xp)  # 1ᵀ dY
         return dy @ W if input_grad else None
 
     def extra_repr(self) -> str:

@@ -52,15 +52,6 @@ def _row_tolerance(xp: Namespace, n_classes: int, *dtypes: Any) -> float:
     return per_class * n_classes
 
 
-def _one_hot(t: Array, n_classes: int, dtype: Any, xp: Namespace) -> Array:
-    """One-hot rows of `dtype` for integer labels `t`, by comparison with ``arange(C)``: no
-    scatter (the standard has none), no host sync, and an out-of-range label gives a zero row on
-    every backend (torch's own ``one_hot`` would raise on the CPU and trip a device assert on
-    CUDA)."""
-    classes = xp.arange(n_classes, dtype=t.dtype, device=backend.device(t))
-    return xp.astype(t[:, None] == classes, dtype)
-
-
 def _first_bad_row(xp: Namespace, a: Array, bad_rows: Array) -> tuple[int, int, list[float], float]:
     """How many rows are bad, the first one's index, its first entries and its sum (host reads:
     the error path only)."""
@@ -82,8 +73,13 @@ def target_matrix(t: Array, like: Array, *, validate: bool = True, xp: Namespace
     `validate`, labels out of range and probability rows that are not non-negative and summing
     to 1 (NaN included) raise `ValueError` (this reads from the device once).
     """
+    return _target_rows(t, like, validate=validate, xp=xp, what=what)[0]
+
+
+def _target_rows(t: Array, like: Array, *, validate: bool, xp: Namespace, what: str) -> tuple[Array, Array | None]:
+    """`target_matrix`, and for integer labels the boolean one-hot mask too (else None)."""
     S, C = like.shape
-    if xp.isdtype(t.dtype, "integral"):
+    if t.dtype == xp.int64 or t.dtype == xp.int32 or xp.isdtype(t.dtype, "integral"):  # usual ones first: cheap
         if t.ndim != 1:
             raise ValueError(
                 f"{what}: integer labels must be a 1-D array of shape ({S},), got shape "
@@ -99,7 +95,7 @@ def target_matrix(t: Array, like: Array, *, validate: bool = True, xp: Namespace
                 f"{what}: labels must be integers in [0, {C}) for {C} classes, got values from "
                 f"{lo} to {hi}"
             )
-        return _one_hot(t, C, like.dtype, xp)
+        return backend.one_hot(t, C, like.dtype, xp=xp)  # rows, and the mask they come from
     if xp.isdtype(t.dtype, "real floating"):
         if tuple(t.shape) != (S, C):
             if t.ndim == 1:
@@ -124,7 +120,7 @@ def target_matrix(t: Array, like: Array, *, validate: bool = True, xp: Namespace
                 )
         if t.dtype != like.dtype:
             t = xp.astype(t, like.dtype)
-        return t
+        return t, None
     raise TypeError(
         f"{what}: targets must be integer labels or float probability rows, got dtype "
         f"{backend.dtype_name(t.dtype)}"
@@ -276,11 +272,10 @@ class SoftmaxCrossEntropy(Loss):
         if t is None:
             raise TypeError("SoftmaxCrossEntropy.forward expects targets t as an array, got None")
         _check_scores(x, "SoftmaxCrossEntropy", xp)
-        T = target_matrix(t, x, validate=self.validate, xp=xp, what="SoftmaxCrossEntropy")
-        logy = backend.log_softmax(x, axis=1, xp=xp)
-        self._cache = (xp.exp(logy), T)
-        # T·log y with T = 0 is 0 even where log y = −inf (PyTorch agrees), not 0·(−inf) = NaN
-        return -xp.sum(T * xp.where(T == 0, 0.0, logy)) / x.shape[0]
+        T, hot = _target_rows(t, x, validate=self.validate, xp=xp, what="SoftmaxCrossEntropy")
+        loss, y = backend.softmax_cross_entropy(x, T, hot=hot, xp=xp)  # −(1/S) Σ T·log y, and y = softmax(x)
+        self._cache = (y, T)
+        return loss
 
     def backward(self, dloss: Array | float | None = None) -> Array:
         y, T = self._saved()

@@ -1,0 +1,168 @@
+"""The backend's native fast paths give what their standard-only fallbacks give, and write nothing
+they were given.
+
+array-api-strict holds only what the standard requires, so on it every function in
+`arrayml.backend` runs its fallback: each fast path (NumPy, read-only NumPy, PyTorch; JAX and
+array-api-strict on another device take the fallback too) is compared with the same function on
+array-api-strict, on the same host data, special values included (±0, ±inf, NaN). Inputs are
+checked unchanged afterwards; the read-only NumPy backend makes an attempt to write them an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arrayml import backend
+from backends import BACKENDS, Backend
+
+STRICT = Backend("strict", "array-api-strict")
+SPECIAL = np.array([-2.0, -0.0, 0.0, 1e-30, 3.0, np.nan, np.inf, -np.inf])
+
+
+def _values(rng: np.random.Generator, shape: tuple[int, ...], *, special: bool = True) -> np.ndarray:
+    out = rng.normal(size=shape)
+    if special:
+        out.reshape(-1)[: SPECIAL.size] = rng.permutation(SPECIAL)
+    return out
+
+
+def _run(bk: Backend, fn, hosts: list[np.ndarray], dtype: str):
+    """`fn` on `bk`'s arrays made from `hosts`; checks the arrays are unchanged afterwards and that
+    every result has the inputs' dtype and device. Returns the results as host arrays."""
+    arrays = [bk.asarray(h, dtype) for h in hosts]
+    out = fn(*arrays)
+    outs = out if isinstance(out, tuple) else (out,)
+    for a, h in zip(arrays, hosts):
+        np.testing.assert_array_equal(backend.to_numpy(a), h.astype(dtype))
+    for o in outs:
+        assert backend.dtype_name(o.dtype) == dtype
+        assert backend.device(o) == backend.device(arrays[0])
+    return [backend.to_numpy(o) for o in outs]
+
+
+def _fallback(fn, hosts: list[np.ndarray], dtype: str):
+    return _run(STRICT, fn, hosts, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_relu_fast_paths_equal_the_fallback_exactly(bk, dtype):
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    rng = np.random.default_rng(0)
+    x, dy = _values(rng, (6, 7)), _values(rng, (6, 7))
+    x.reshape(-1)[10:12] = 0.0  # the kink: gradient 0
+    dy.reshape(-1)[-8:] = SPECIAL  # NaN and inf upstream gradients where x <= 0 too
+    for fn, hosts in ((backend.relu, [x]), (backend.relu_backward, [x, dy])):
+        (got,) = _run(bk, fn, hosts, dtype)
+        (want,) = _fallback(fn, hosts, dtype)
+        np.testing.assert_array_equal(got, want, err_msg=fn.__name__)  # NaN where NaN, ±0 as equal
+    # the convention: 0 where x <= 0 (whatever dy is there), dy elsewhere (a NaN x passes dy)
+    (got,) = _run(bk, backend.relu_backward, [x, dy], dtype)
+    x32, dy32 = x.astype(dtype), dy.astype(dtype)
+    np.testing.assert_array_equal(got, np.where(x32 <= 0, 0.0, dy32).astype(dtype))
+    assert not np.any(np.signbit(got[x32 <= 0]))  # +0.0, as where(..., 0.0, ...) gives
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_fused_softmax_cross_entropy_equals_the_fallback(bk, dtype):
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    rng = np.random.default_rng(1)
+    S, C = 9, 5
+    x = rng.normal(size=(S, C)) * 3
+    x[0, 1] = -np.inf  # a -inf logit on a class with target 0: adds 0, not NaN
+    x[1, :] = [1e4, -1e4, 0.0, 5e3, -3e38]  # large logits: a finite loss
+    x[2, 3] = np.nan  # a NaN logit: its row, and the loss, are NaN
+    labels = rng.integers(0, C, size=S)
+    labels[0] = 2
+    t = np.eye(C)[labels]
+    t[3] = [0.1, 0.2, 0.3, 0.4, 0.0]  # a row of class probabilities
+    for hosts in ([x, t], [np.delete(x, 2, axis=0), np.delete(t, 2, axis=0)]):
+        got = _run(bk, backend.softmax_cross_entropy, hosts, dtype)
+        want = _fallback(backend.softmax_cross_entropy, hosts, dtype)
+        tol = 1e-6 if dtype == "float32" else 1e-13
+        for g, w, what in zip(got, want, ("loss", "softmax")):
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol, equal_nan=True, err_msg=what)
+    loss, y = got
+    assert np.isfinite(loss) and np.all(np.isfinite(y))
+    with np.errstate(over="ignore", invalid="ignore"):  # 0·(−inf) in the reference, masked by where
+        assert float(loss) == pytest.approx(-np.mean(np.sum(np.where(hosts[1] == 0, 0.0, hosts[1] * _log_softmax(hosts[0])), axis=1)), rel=1e-5)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = np.max(x, axis=1, keepdims=True)
+    return x - m - np.log(np.sum(np.exp(x - m), axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_take_rows_equals_take(bk):
+    rng = np.random.default_rng(2)
+    x, y = _values(rng, (7, 3)), rng.integers(0, 10, size=7)
+    idx = bk.asarray(np.array([6, 0, 3, 3]), "int32" if bk.xp_name == "jax" and not backend.x64_enabled() else "int64")
+    for host, dtype in ((x, "float32"), (y, "int64" if bk.xp_name != "jax" or backend.x64_enabled() else "int32")):
+        a = bk.asarray(host, dtype)
+        out = backend.take_rows(a, idx)
+        np.testing.assert_array_equal(backend.to_numpy(out), host.astype(dtype)[[6, 0, 3, 3]])
+        assert out.dtype == a.dtype and backend.device(out) == backend.device(a)
+        np.testing.assert_array_equal(backend.to_numpy(a), host.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_column_sums_equal_the_fallback(bk, dtype):
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    x = _values(np.random.default_rng(3), (9, 4), special=False)
+    x[0, 0] = np.inf
+    (got,) = _run(bk, backend.column_sums, [x], dtype)
+    (want,) = _fallback(backend.column_sums, [x], dtype)
+    assert got.shape == (1, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == "float32" else 1e-13)
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_count_true_equals_the_fallback(bk):
+    mask_host = np.random.default_rng(4).normal(size=(6, 5)) > 0
+    for host in (mask_host, mask_host[0], np.zeros((0,), dtype=bool)):
+        mask = bk.asarray(host)
+        got = backend.count_true(mask)
+        want = backend.count_true(STRICT.asarray(host))
+        assert int(got) == int(want) == int(host.sum())
+        assert backend.dtype_name(got.dtype) == backend.dtype_name(backend.widest_int(backend.get_namespace(mask)))
+        np.testing.assert_array_equal(backend.to_numpy(mask), host)
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_fused_loss_with_the_one_hot_mask_gives_the_same_numbers(bk):
+    """For integer labels the loss passes the boolean mask its one-hot rows came from; the sum
+    over where(hot, log y, 0) is the sum over t·where(t == 0, 0, log y)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(8, 4)) * 4
+    x[0, 1] = -np.inf
+    labels = rng.integers(0, 4, size=8)
+    labels[0] = 0
+    hot_host = labels[:, None] == np.arange(4)
+    dtype = "float64" if bk.xp_name != "jax" or backend.x64_enabled() else "float32"
+    xs, t, hot = bk.asarray(x, dtype), bk.asarray(hot_host.astype(dtype)), bk.asarray(hot_host)
+    with_mask = backend.softmax_cross_entropy(xs, t, hot=hot)
+    without = backend.softmax_cross_entropy(xs, t)
+    for a, b in zip(with_mask, without):
+        np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+    assert np.isfinite(float(with_mask[0]))
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_one_hot_equals_the_fallback_out_of_range_labels_included(bk):
+    labels = np.array([0, 3, 2, -1, 4, 7, 3])  # -1, 4 and 7 are not classes of 4: zero rows
+    int_dtype = "int64" if bk.xp_name != "jax" or backend.x64_enabled() else "int32"
+    a = bk.asarray(labels, int_dtype)
+    rows, hot = backend.one_hot(a, 4, bk.xp.float32)
+    want_rows, want_hot = backend.one_hot(STRICT.asarray(labels, int_dtype), 4, STRICT.xp.float32)
+    np.testing.assert_array_equal(backend.to_numpy(rows), backend.to_numpy(want_rows))
+    np.testing.assert_array_equal(backend.to_numpy(hot), backend.to_numpy(want_hot))
+    np.testing.assert_array_equal(backend.to_numpy(rows), (labels[:, None] == np.arange(4)).astype(np.float32))
+    assert backend.dtype_name(rows.dtype) == "float32" and backend.dtype_name(hot.dtype) == "bool"
+    np.testing.assert_array_equal(backend.to_numpy(a), labels)
