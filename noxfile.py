@@ -47,8 +47,10 @@ def tests_gpu(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.6")
+    """ruff over everything; mypy over the library, whose public API is typed (py.typed ships)."""
+    session.install("-e", ".[lint]")
     session.run("ruff", "check", "arrayml", "tests", "examples", "benchmarks", "noxfile.py")
+    session.run("mypy")
 
 
 SHARED_DATA = "../shared/data/cifar10"

@@ -172,7 +172,7 @@ def namespace_name(xp: Namespace) -> str:
     ``array-api-strict``."""
     # By module name first: cheap on every step, and torch.compile traces it without going
     # through array_api_compat's lru_cache-wrapped checks (which it warns about).
-    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None))
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", ""))
     if name is not None:
         return name
     if array_api_compat.is_numpy_namespace(xp):
@@ -465,6 +465,7 @@ def _check_device_argument(xp: Namespace, device: Any) -> None:
 def _parameter_dtype(xp: Namespace, dtype: Any) -> Any:
     """`dtype` (None: float32; a name; or any library's dtype object) as a dtype of `xp`, if it
     is one that parameters may have (`PARAMETER_DTYPES`)."""
+    name: str | None
     if dtype is None:
         name = "float32"
     elif isinstance(dtype, str):
@@ -500,18 +501,18 @@ def placement(xp: Namespace | str | None = None, device: Any = None, dtype: Any 
     came and what it takes: ``xp=42``, ``device=torch.device("cpu")`` for NumPy, torch's
     ``"meta"`` device (it holds no values), integer and half-precision dtypes.
     """
-    xp = _as_namespace(xp)
-    _check_device_argument(xp, device)
-    dev = resolve_device(xp, device)
-    if getattr(dev, "type", None) == "meta" and namespace_name(xp) == "torch":
+    ns = _as_namespace(xp)
+    _check_device_argument(ns, device)
+    dev = resolve_device(ns, device)
+    if getattr(dev, "type", None) == "meta" and namespace_name(ns) == "torch":
         raise ValueError(
             "device='meta' holds no values, and arrayml reads values (losses, label checks, "
             "checkpoints); use 'cpu' or 'cuda'"
         )
-    dtype = _parameter_dtype(xp, dtype)
-    if namespace_name(xp) == "jax":
-        dtype = xp.dtype(_jax_dtype(dtype, "model parameters"))  # a NumPy dtype, as jax_array.dtype is
-    return Placement(xp=xp, device=dev, dtype=dtype)
+    dtype = _parameter_dtype(ns, dtype)
+    if namespace_name(ns) == "jax":
+        dtype = ns.dtype(_jax_dtype(dtype, "model parameters"))  # a NumPy dtype, as jax_array.dtype is
+    return Placement(xp=ns, device=dev, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -841,12 +842,12 @@ def widest_float(xp: Namespace) -> Any:
     sums and ratios that prefer float64 but do not need it (metrics, loss totals), so that they
     ask for what exists instead of having JAX truncate them with a warning. Parameters and data
     never go through this: float64 asked for there is an error on JAX without x64."""
-    return xp.float32 if (_NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)) == "jax" and not x64_enabled() else xp.float64
+    return xp.float32 if namespace_name(xp) == "jax" and not x64_enabled() else xp.float64
 
 
 def widest_int(xp: Namespace) -> Any:
     """int64 of `xp`, or int32 on JAX with x64 disabled (counts and labels below 2**31)."""
-    return xp.int32 if (_NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)) == "jax" and not x64_enabled() else xp.int64
+    return xp.int32 if namespace_name(xp) == "jax" and not x64_enabled() else xp.int64
 
 
 def is_array(obj: Any) -> bool:
@@ -976,7 +977,7 @@ def one_hot(labels: Array, n_classes: int, dtype: Any, *, xp: Namespace | None =
     standard's ``arange``, ``==`` and ``astype``.
     """
     xp = get_namespace(labels) if xp is None else xp
-    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)  # no frame: hot path
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", "")) or namespace_name(xp)  # no frame: hot path
     if name == "numpy" and type(labels) is np.ndarray:
         hot = np.equal(labels[:, None], np.arange(n_classes, dtype=labels.dtype))
         return hot.astype(dtype), hot
@@ -1006,7 +1007,7 @@ def softmax_cross_entropy(
     masked sum.
     """
     xp = get_namespace(x, t) if xp is None else xp
-    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)  # no frame: hot path
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", "")) or namespace_name(xp)  # no frame: hot path
     S = x.shape[0]
     if name == "numpy" and x.ndim == 2 and x.dtype == t.dtype and x.shape == t.shape:
         # the row maxima from a transposed copy: NumPy reduces a short contiguous row slowly
@@ -1027,9 +1028,9 @@ def softmax_cross_entropy(
     if name == "torch":
         import torch
 
-        logy = x - torch.logsumexp(x, dim=1, keepdim=True)
-        picked = torch.where(hot, logy, 0.0) if hot is not None else t * torch.where(t == 0, 0.0, logy)
-        return torch.sum(picked) / -S, torch.exp(logy)  # = −(Σ)/S exactly, one call fewer
+        logy_t = x - torch.logsumexp(x, dim=1, keepdim=True)
+        picked_t = torch.where(hot, logy_t, 0.0) if hot is not None else t * torch.where(t == 0, 0.0, logy_t)
+        return torch.sum(picked_t) / -S, torch.exp(logy_t)  # = −(Σ)/S exactly, one call fewer
     logy = log_softmax(x, axis=1, xp=xp)
     # T·log y with T = 0 is 0 even where log y = −inf (PyTorch agrees), not 0·(−inf) = NaN
     picked = xp.where(hot, logy, 0.0) if hot is not None else t * xp.where(t == 0, 0.0, logy)
@@ -1044,7 +1045,7 @@ def count_true(mask: Array, *, xp: Namespace | None = None) -> Array:
     step's count of correct predictions).
     """
     xp = get_namespace(mask) if xp is None else xp
-    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)  # no frame: hot path
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", "")) or namespace_name(xp)  # no frame: hot path
     if name == "numpy" and type(mask) is np.ndarray:
         return np.add.reduce(mask, axis=None, dtype=np.int64)
     if name == "torch":
@@ -1065,7 +1066,7 @@ def subtract_scaled(p: Array, g: Array, scale: float, *, xp: Namespace | None = 
     `scale` may be a 0-D array (a compiled step's traced learning rate): then the fallback.
     """
     xp = get_namespace(p, g) if xp is None else xp
-    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)  # no frame: hot path
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", "")) or namespace_name(xp)  # no frame: hot path
     if type(scale) is not float and is_array(scale):  # (SGD passes a Python float, or a traced rate)
         return p - scale * g
     if name == "torch":
@@ -1089,7 +1090,7 @@ def column_sums(x: Array, *, xp: Namespace | None = None) -> Array:
     Fallback: ``xp.sum(x, axis=0, keepdims=True)``.
     """
     xp = get_namespace(x) if xp is None else xp
-    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)  # no frame: hot path
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", "")) or namespace_name(xp)  # no frame: hot path
     if name == "numpy" and type(x) is np.ndarray:
         return np.add.reduce(x, axis=0, keepdims=True)
     if name == "torch":
@@ -1108,7 +1109,7 @@ def take_rows(x: Array, idx: Array, *, xp: Namespace | None = None) -> Array:
     CPU. PyTorch calls ``index_select`` directly; every other namespace takes ``xp.take``.
     """
     xp = get_namespace(x, idx) if xp is None else xp
-    if (_NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)) == "torch":  # no frame: hot path
+    if (_NAMESPACE_NAMES.get(getattr(xp, "__name__", "")) or namespace_name(xp)) == "torch":  # no frame: hot path
         import torch
 
         return torch.index_select(x, 0, idx)
@@ -1127,7 +1128,7 @@ def relu(x: Array, *, xp: Namespace | None = None) -> Array:
     ``torch.relu`` is one kernel. `x` is never modified.
     """
     xp = get_namespace(x) if xp is None else xp
-    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)  # no frame: hot path
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", "")) or namespace_name(xp)  # no frame: hot path
     if name == "numpy":
         return np.maximum(x, 0)  # a Python 0 keeps x's dtype; NaN propagates
     if name == "torch":
@@ -1151,7 +1152,7 @@ def relu_backward(x: Array, dy: Array, *, xp: Namespace | None = None) -> Array:
     modified; the standard-only fallback is the `where` itself.
     """
     xp = get_namespace(x, dy) if xp is None else xp
-    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", None)) or namespace_name(xp)  # no frame: hot path
+    name = _NAMESPACE_NAMES.get(getattr(xp, "__name__", "")) or namespace_name(xp)  # no frame: hot path
     if name == "torch":
         import torch
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 from . import backend
 from .backend import Array
 from .modules.base import Module
 
 
-def _check_rate(lr: object, *, zero_ok: bool = False) -> float:
+def _check_rate(lr: Any, *, zero_ok: bool = False) -> Any:
     """A learning rate must be a finite real number (not a bool, not a string), positive, or
     non-negative where `zero_ok` (a schedule's warm-up starts at 0).
 
@@ -39,7 +40,7 @@ def _check_rate(lr: object, *, zero_ok: bool = False) -> float:
     if backend.is_array(lr):
         return lr
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
-        math.isfinite(lr) and (lr >= 0 if zero_ok else lr > 0)
+        math.isfinite(float(lr)) and (float(lr) >= 0 if zero_ok else float(lr) > 0)
     ):
         kind = "non-negative" if zero_ok else "positive"
         raise ValueError(f"SGD learning rate must be a {kind} finite number, got {type(lr).__name__} {lr!r}")

@@ -83,6 +83,7 @@ class ArraymlLearner:
         where = model.placement()
         if where is None:
             raise ValueError("the model has no parameters to train")
+        self.placement = where
         self.xp, self.device = where.xp, where.device
         self.compiled = None
         if compile:
@@ -125,9 +126,8 @@ class ArraymlLearner:
         return dict(self.optimizer.velocity)
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.velocity = {
-            k: backend.convert(v, self.xp, self.device, self.model.placement().dtype) for k, v in state.items()
-        }
+        dtype = self.placement.dtype
+        self.optimizer.velocity = {k: backend.convert(v, self.xp, self.device, dtype) for k, v in state.items()}
 
 
 # --------------------------------------------------------------------------------------------

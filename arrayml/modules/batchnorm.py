@@ -100,6 +100,7 @@ class BatchNorm1d(Module):
         shift = self.buffers["running_mean"]
         d = x - shift
         count = xp.full((1,), float(x.shape[0]), dtype=x.dtype, device=backend.device(x))
+        assert self.sync is not None  # called in sync mode only
         sum_d, sum_d2, n = self.sync([xp.sum(d, axis=0), xp.sum(d * d, axis=0), count])
         mean_d = sum_d / n
         var = sum_d2 / n - mean_d * mean_d
