@@ -329,8 +329,9 @@ def data_readme(data: dict) -> dict | None:
     m = re.search(r"reached\s+([\d.]+)%\s+test accuracy\s+with ReLU\s+and\s+([\d.]+)%\s+with\s+ELU", readme.read_text())
     if not m:
         return None
-    shown = Path(os.path.relpath(readme, Path.cwd())).as_posix() if readme.is_absolute() else readme.as_posix()
-    return {"relu": m.group(1), "elu": m.group(2), "path": f"`{shown}`"}
+    # Named by the folder it sits in, not by a path: where the shared data lies differs between
+    # machines (and CI's checkout), and the committed report must not depend on it.
+    return {"relu": m.group(1), "elu": m.group(2), "path": f"`{readme.parent.name}/{readme.name}` beside the data file"}
 
 
 def section_fbeta(rep: Report, s: dict) -> None:
