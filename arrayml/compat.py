@@ -95,7 +95,27 @@ def _activation(name: str) -> Module:
     return cls() if cls is not None else _without_params(activation_by_name(name))
 
 
-class CrossEntropyModule:
+class _CourseLoss:
+    """The course's loss convention on an arrayml loss: ``forward(x, y)`` returns the mean loss,
+    ``backward(x, y)`` runs the forward again and returns dL/dx."""
+
+    loss_type: type[CrossEntropy] | type[SoftmaxCrossEntropy]
+
+    def __init__(self) -> None:
+        self.loss = self.loss_type()
+
+    def forward(self, x: Array, y: Array) -> Array:
+        return self.loss.forward(x, y)
+
+    def backward(self, x: Array, y: Array) -> Array:
+        self.loss.forward(x, y)
+        return self.loss.backward()
+
+    def clear_cache(self) -> None:
+        self.loss.clear_cache()
+
+
+class CrossEntropyModule(_CourseLoss):
     """Cross-entropy on softmax probabilities and integer labels, the course's way:
     ``forward(x, y)`` returns the mean loss, ``backward(x, y)`` returns dL/dx (an arrayml
     `CrossEntropy` does the work).
@@ -106,21 +126,10 @@ class CrossEntropyModule:
     where the fused loss stays finite.
     """
 
-    def __init__(self) -> None:
-        self.loss = CrossEntropy()
-
-    def forward(self, x: Array, y: Array) -> Array:
-        return self.loss.forward(x, y)
-
-    def backward(self, x: Array, y: Array) -> Array:
-        self.loss.forward(x, y)
-        return self.loss.backward()
-
-    def clear_cache(self) -> None:
-        self.loss.clear_cache()
+    loss_type = CrossEntropy
 
 
-class SoftmaxCrossEntropyModule:
+class SoftmaxCrossEntropyModule(_CourseLoss):
     """Softmax and cross-entropy fused, on logits, with the course's calling convention:
     ``forward(x, y)`` returns the mean loss, ``backward(x, y)`` returns ``dL/dx = (Y − T)/S``
     (an arrayml `SoftmaxCrossEntropy` does the work).
@@ -131,18 +140,7 @@ class SoftmaxCrossEntropyModule:
     gradient once a true class's probability underflows to 0.
     """
 
-    def __init__(self) -> None:
-        self.loss = SoftmaxCrossEntropy()
-
-    def forward(self, x: Array, y: Array) -> Array:
-        return self.loss.forward(x, y)
-
-    def backward(self, x: Array, y: Array) -> Array:
-        self.loss.forward(x, y)
-        return self.loss.backward()
-
-    def clear_cache(self) -> None:
-        self.loss.clear_cache()
+    loss_type = SoftmaxCrossEntropy
 
 
 class MLP(Sequential):
