@@ -487,7 +487,7 @@ class DataParallelLearner:
         xp, model = self.xp, self.model
         logits = model.forward(x)
         loss = self.loss.forward(logits, y)
-        correct = xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
+        correct = self.learner.count_correct(logits, y)
         # this process's share of the global mean loss, and its correct count (exact below 2**24
         # in float32): they are summed over the processes in the gradients' bucket
         stats = [loss * (self.local_batch / self.batch_size), xp.astype(correct, loss.dtype)]

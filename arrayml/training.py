@@ -89,10 +89,10 @@ class ArraymlLearner:
         if compile:
             from .compile import compile_step
 
-            self.compiled = compile_step(model, self.loss, optimizer, metrics=self._correct)
+            self.compiled = compile_step(model, self.loss, optimizer, metrics=self.count_correct)
 
-    def _correct(self, logits: Array, y: Array) -> Array:
-        """The number of correct predictions, as a 0-D device array."""
+    def count_correct(self, logits: Array, y: Array) -> Array:
+        """The number of correct predictions, as a 0-D integer device array (not read back)."""
         xp = self.xp
         return backend.count_true(xp.argmax(logits, axis=1) == y, xp=xp)
 
@@ -103,7 +103,7 @@ class ArraymlLearner:
         loss = self.loss.forward(logits, y)
         self.model.backward(self.loss.backward(), input_grad=False)  # dL/d(images) is never used
         self.optimizer.step(self.model, lr)
-        return loss, self._correct(logits, y)
+        return loss, self.count_correct(logits, y)
 
     def logits(self, x: Array) -> Array:
         was_training = self.model.training
