@@ -53,8 +53,7 @@ class Cosine(Schedule):
     name = "cosine"
 
     def __call__(self, epoch: float) -> float:
-        t = min(max(epoch / self.epochs, 0.0), 1.0)
-        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + math.cos(math.pi * t))
+        return _cosine(self.lr, self.min_lr, epoch / self.epochs)
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,13 @@ class WarmupCosine(Schedule):
         if epoch < self.warmup_epochs:
             return self.lr * epoch / self.warmup_epochs
         span = max(self.epochs - self.warmup_epochs, 1e-12)
-        t = min((epoch - self.warmup_epochs) / span, 1.0)
-        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + math.cos(math.pi * t))
+        return _cosine(self.lr, self.min_lr, (epoch - self.warmup_epochs) / span)
+
+
+def _cosine(lr: float, min_lr: float, t: float) -> float:
+    """The cosine decay from `lr` (t = 0) to `min_lr` (t = 1), t clipped to [0, 1]."""
+    t = min(max(t, 0.0), 1.0)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * t))
 
 
 SCHEDULES = {"constant": Constant, "step": StepDecay, "cosine": Cosine, "warmup-cosine": WarmupCosine}

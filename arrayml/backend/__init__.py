@@ -1,0 +1,122 @@
+"""Every backend question in arrayml is answered here, and nowhere else.
+
+Layers, losses, optimizers and metrics never import NumPy, PyTorch, CuPy or JAX. They ask this
+package for the namespace and device of the arrays they are given (`get_namespace`), create new
+arrays with an explicit ``dtype=`` and ``device=``, draw random numbers through `normal`,
+`uniform` and `permutation` (an explicit seeded generator, drawn on the host, moved once), and
+call `kernels` for what the standard lacks. One small module per question:
+
+- `namespaces`: which library an array belongs to, namespaces by name, arrays' devices;
+- `devices`: devices by name, and a module's `Placement` (namespace, device, dtype);
+- `dtypes`: dtype names across libraries, JAX's 64-bit switch, the widest types;
+- `random`: seeded draws on the host;
+- `transfer`: host ↔ device copies, and waiting for a device (timing only);
+- `compiler`: ``jax.jit`` / ``torch.compile`` of a whole function;
+- `kernels`: the functions the standard lacks, with each library's fast path chosen once per
+  namespace (`_numpy`, `_torch`).
+
+Namespaces are the ones `array_api_compat` returns (``array_api_compat.numpy``,
+``array_api_compat.torch``, ``array_api_compat.cupy``), ``jax.numpy`` itself (JAX implements
+the standard natively) or ``array_api_strict``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .compiler import compile_function, compiler_name, traced_scalar
+from .devices import Placement, as_namespace, placement, resolve_device
+from .dtypes import (
+    DTYPE_NAMES,
+    JAX_X64_FIX,
+    PARAMETER_DTYPES,
+    check_floating,
+    dtype_name,
+    widest_float,
+    widest_int,
+    x64_enabled,
+)
+from .kernels import (
+    Kernels,
+    column_sums,
+    count_true,
+    kernels,
+    log_softmax,
+    logsumexp,
+    one_hot,
+    relu,
+    relu_backward,
+    softmax_cross_entropy,
+    subtract_scaled,
+    take_rows,
+)
+from .namespaces import (
+    BACKEND_NAMES,
+    Array,
+    BackendUnavailableError,
+    Namespace,
+    device,
+    get_namespace,
+    get_namespace_and_device,
+    is_array,
+    namespace_by_name,
+    namespace_name,
+)
+from .random import Seed, as_generator, global_seed_generator, normal, permutation, uniform
+from .transfer import asarray, convert, synchronize, to_numpy
+
+__all__ = [
+    "Array",
+    "Namespace",
+    "Seed",
+    "BackendUnavailableError",
+    "Placement",
+    "Kernels",
+    "BACKEND_NAMES",
+    "DTYPE_NAMES",
+    "JAX_X64_FIX",
+    "PARAMETER_DTYPES",
+    "namespace_by_name",
+    "namespace_name",
+    "as_namespace",
+    "resolve_device",
+    "placement",
+    "get_namespace",
+    "get_namespace_and_device",
+    "device",
+    "is_array",
+    "as_generator",
+    "global_seed_generator",
+    "dtype_name",
+    "check_floating",
+    "widest_float",
+    "widest_int",
+    "x64_enabled",
+    "normal",
+    "uniform",
+    "permutation",
+    "asarray",
+    "to_numpy",
+    "convert",
+    "synchronize",
+    "compiler_name",
+    "compile_function",
+    "traced_scalar",
+    "kernels",
+    "logsumexp",
+    "log_softmax",
+    "softmax_cross_entropy",
+    "one_hot",
+    "count_true",
+    "subtract_scaled",
+    "column_sums",
+    "take_rows",
+    "relu",
+    "relu_backward",
+    "prod",
+]
+
+
+def prod(shape: tuple[int, ...]) -> int:
+    """Number of elements of an array of `shape`."""
+    return math.prod(shape)

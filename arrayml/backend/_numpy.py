@@ -1,0 +1,105 @@
+"""NumPy's (and CuPy's) native fast paths for `arrayml.backend.kernels`.
+
+On a (128, 10) batch the arithmetic is nothing and the calls are everything: array-api-compat's
+wrappers and NumPy's own Python-level functions (``numpy.sum`` is a wrapper of
+``numpy.add.reduce``) cost more than the work. These call NumPy's ufuncs directly, write into
+temporaries that only they hold, and give the same numbers as the standard-only forms in
+`arrayml.backend.kernels` (bit for bit). Arrays that are not plain ``numpy.ndarray`` take the
+standard path.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from .kernels import Kernels
+from .namespaces import Array
+
+# float dtype -> the integer dtype of its width, for `relu_backward`'s bit mask
+_SAME_WIDTH_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
+
+
+def numpy_kernels(standard: Kernels) -> Kernels:
+    """`standard` with NumPy's fast paths put in."""
+
+    def softmax_cross_entropy(x: Array, t: Array, hot: Array | None) -> tuple[Array, Array]:
+        if type(x) is not np.ndarray or x.ndim != 2 or x.dtype != t.dtype or x.shape != t.shape:
+            return standard.softmax_cross_entropy(x, t, hot)
+        S = x.shape[0]
+        # the row maxima from a transposed copy: NumPy reduces many short contiguous rows
+        # slowly, the columns of (C, S) element-wise quickly; same values
+        m = np.maximum.reduce(np.ascontiguousarray(x.T), axis=0)[:, None]
+        np.copyto(m, 0, where=~np.isfinite(m))  # a row of -inf stays -inf, NaN stays NaN
+        e = np.subtract(x, m)
+        lse = np.add.reduce(np.exp(e, out=e), axis=1, keepdims=True)
+        lse = np.add(np.log(lse, out=lse), m, out=lse)
+        logy = np.subtract(x, lse)
+        if hot is not None:
+            picked = np.where(hot, logy, 0.0)
+        else:
+            picked = np.where(t == 0, 0.0, logy)  # 0 where t = 0, even where logy = -inf
+            np.multiply(t, picked, out=picked)
+        loss = np.add.reduce(picked, axis=None) / -S  # = −(Σ)/S exactly
+        return loss, np.exp(logy, out=logy)
+
+    def one_hot(labels: Array, n_classes: int, dtype: Any) -> tuple[Array, Array]:
+        if type(labels) is not np.ndarray:
+            return standard.one_hot(labels, n_classes, dtype)
+        hot = np.equal(labels[:, None], np.arange(n_classes, dtype=labels.dtype))
+        return hot.astype(dtype), hot
+
+    def count_true(mask: Array) -> Array:
+        if type(mask) is not np.ndarray:
+            return standard.count_true(mask)
+        return np.add.reduce(mask, axis=None, dtype=np.int64)  # booleans summed as int64
+
+    def column_sums(x: Array) -> Array:
+        if type(x) is not np.ndarray:
+            return standard.column_sums(x)
+        return np.add.reduce(x, axis=0, keepdims=True)
+
+    def take_rows(x: Array, idx: Array) -> Array:
+        if type(x) is not np.ndarray or type(idx) is not np.ndarray:
+            return standard.take_rows(x, idx)
+        return x.take(idx, axis=0)  # np.take itself, without its wrapper frames
+
+    def relu(x: Array) -> Array:
+        # NumPy's `where` takes a branch per element, which random signs mispredict
+        return np.maximum(x, 0)  # a Python 0 keeps x's dtype; NaN propagates
+
+    def relu_backward(x: Array, dy: Array) -> Array:
+        if x.dtype != dy.dtype or x.shape != dy.shape or dy.dtype not in _SAME_WIDTH_INT:
+            return standard.relu_backward(x, dy)
+        # branch-free where(x <= 0, 0, dy): the mask x <= 0 as integers (1 where dropped), minus
+        # 1 gives 0 there and all bits set elsewhere, and AND with dy's bits keeps dy exactly
+        ints = _SAME_WIDTH_INT[dy.dtype]
+        keep = np.less_equal(x, 0).astype(ints)
+        keep -= 1
+        return np.bitwise_and(dy.view(ints), keep, out=keep).view(dy.dtype)
+
+    return standard._replace(
+        softmax_cross_entropy=softmax_cross_entropy, one_hot=one_hot, count_true=count_true,
+        subtract_scaled=_scaled_difference(np, standard), column_sums=column_sums, take_rows=take_rows,
+        relu=relu, relu_backward=relu_backward,
+    )
+
+
+def cupy_kernels(standard: Kernels) -> Kernels:
+    """`standard` with the one CuPy fast path: the SGD update in one temporary."""
+    return standard._replace(subtract_scaled=_scaled_difference(importlib.import_module("cupy"), standard))
+
+
+def _scaled_difference(lib: Any, standard: Kernels) -> Any:
+    """``p − scale·g`` for NumPy or CuPy (`lib`): the product into a fresh temporary, then the
+    difference into that same temporary (one allocation and one cache-cold pass fewer)."""
+
+    def subtract_scaled(p: Array, g: Array, scale: Any) -> Array:
+        if type(scale) is not float or p.shape != g.shape or p.dtype != g.dtype:
+            return standard.subtract_scaled(p, g, scale)
+        out = lib.multiply(g, scale, dtype=g.dtype)  # a new array that only this function holds
+        return lib.subtract(p, out, out=out)
+
+    return subtract_scaled

@@ -1,0 +1,49 @@
+"""PyTorch's native fast paths for `arrayml.backend.kernels`: one torch kernel where
+array-api-compat's wrapper would run several (and several Python frames), with the same numbers
+as the standard-only forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .kernels import Kernels
+from .namespaces import Array
+
+
+def torch_kernels(standard: Kernels) -> Kernels:
+    """`standard` with PyTorch's fast paths put in."""
+
+    def logsumexp(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
+        return torch.logsumexp(x, dim=axis, keepdim=keepdims)
+
+    def softmax_cross_entropy(x: Array, t: Array, hot: Array | None) -> tuple[Array, Array]:
+        logy = x - torch.logsumexp(x, dim=1, keepdim=True)
+        picked = torch.where(hot, logy, 0.0) if hot is not None else t * torch.where(t == 0, 0.0, logy)
+        return torch.sum(picked) / -x.shape[0], torch.exp(logy)  # = −(Σ)/S exactly
+
+    def count_true(mask: Array) -> Array:
+        return torch.sum(mask, dtype=torch.int64)  # booleans summed natively
+
+    def subtract_scaled(p: Array, g: Array, scale: Any) -> Array:
+        if type(scale) is not float:  # a compiled step's 0-D rate: alpha takes numbers only
+            return standard.subtract_scaled(p, g, scale)
+        return torch.sub(p, g, alpha=scale)
+
+    def column_sums(x: Array) -> Array:
+        return torch.sum(x, dim=0, keepdim=True)
+
+    def take_rows(x: Array, idx: Array) -> Array:
+        # array-api-compat's take first maps negative indices (three kernels a batch) that a
+        # permutation never has
+        return torch.index_select(x, 0, idx)
+
+    def relu_backward(x: Array, dy: Array) -> Array:
+        return torch.ops.aten.threshold_backward(dy, x, 0)  # where(x <= 0, 0, dy), one kernel
+
+    return standard._replace(
+        logsumexp=logsumexp, softmax_cross_entropy=softmax_cross_entropy, count_true=count_true,
+        subtract_scaled=subtract_scaled, column_sums=column_sums, take_rows=take_rows, relu=torch.relu,
+        relu_backward=relu_backward,
+    )

@@ -1,0 +1,214 @@
+"""Functions the array API standard lacks, or that are slow through array-api-compat's wrappers,
+chosen once per namespace.
+
+`kernels(xp)` returns the `Kernels` of a namespace: a table resolved on first use (the
+standard-only implementations below, with a library's native fast paths put in where it has
+them: `arrayml.backend._numpy`, `arrayml.backend._torch`, JAX's ``logsumexp``), then kept. The
+public functions (`relu`, `softmax_cross_entropy`, ...) look the table up and call it, so a layer
+writes ``backend.relu(x, xp=xp)`` and never asks which library it runs on.
+
+Every fast path computes the same numbers as the standard-only form beside it (bit for bit on
+NumPy), never modifies its inputs, and writes only into temporaries it created. The tests in
+``tests/test_fast_paths.py`` compare each against its fallback.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .dtypes import widest_int
+from .namespaces import Array, Namespace, device, get_namespace, namespace_name
+
+
+class Kernels(NamedTuple):
+    """One namespace's implementation of each function (arguments as in the public functions
+    of this module, without `xp`)."""
+
+    logsumexp: Callable[[Array, int, bool], Array]
+    softmax_cross_entropy: Callable[[Array, Array, Array | None], tuple[Array, Array]]
+    one_hot: Callable[[Array, int, Any], tuple[Array, Array]]
+    count_true: Callable[[Array], Array]
+    subtract_scaled: Callable[[Array, Array, Any], Array]
+    column_sums: Callable[[Array], Array]
+    take_rows: Callable[[Array, Array], Array]
+    relu: Callable[[Array], Array]
+    relu_backward: Callable[[Array, Array], Array]
+
+
+# --------------------------------------------------------------------------------------------
+# The standard-only implementations (every namespace; the fallback of every fast path)
+# --------------------------------------------------------------------------------------------
+
+
+def _logsumexp(xp: Namespace, x: Array, axis: int = -1, keepdims: bool = False) -> Array:
+    # spec gap: no logsumexp. The max is subtracted first; a row of -inf stays -inf, NaN stays NaN
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0.0)
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def _softmax_cross_entropy(xp: Namespace, x: Array, t: Array, hot: Array | None) -> tuple[Array, Array]:
+    # spec gap: neither log-softmax nor cross-entropy
+    logy = x - kernels(xp).logsumexp(x, 1, True)
+    # T·log y with T = 0 is 0 even where log y = −inf (PyTorch agrees), not 0·(−inf) = NaN
+    picked = xp.where(hot, logy, 0.0) if hot is not None else t * xp.where(t == 0, 0.0, logy)
+    return -xp.sum(picked) / x.shape[0], xp.exp(logy)
+
+
+def _one_hot(xp: Namespace, labels: Array, n_classes: int, dtype: Any) -> tuple[Array, Array]:
+    # no scatter in the standard: a comparison with arange
+    classes = xp.arange(n_classes, dtype=labels.dtype, device=device(labels))
+    hot = labels[:, None] == classes
+    return xp.astype(hot, dtype), hot
+
+
+def _count_true(xp: Namespace, mask: Array) -> Array:
+    # spec gap: `sum` takes numeric arrays only
+    return xp.sum(xp.astype(mask, widest_int(xp)))
+
+
+def _subtract_scaled(xp: Namespace, p: Array, g: Array, scale: Any) -> Array:
+    # spec gap: no fused "axpy"; under jax.jit XLA fuses this into one pass
+    return p - scale * g
+
+
+def _column_sums(xp: Namespace, x: Array) -> Array:
+    return xp.sum(x, axis=0, keepdims=True)
+
+
+def _take_rows(xp: Namespace, x: Array, idx: Array) -> Array:
+    return xp.take(x, idx, axis=0)
+
+
+def _relu(xp: Namespace, x: Array) -> Array:
+    # `maximum` with a Python constant cannot be traced by torch.compile through array-api-compat
+    return xp.where(x < 0, 0.0, x)
+
+
+def _relu_backward(xp: Namespace, x: Array, dy: Array) -> Array:
+    return xp.where(x <= 0, 0.0, dy)
+
+
+def standard_kernels(xp: Namespace) -> Kernels:
+    """The standard-only implementations, for namespace `xp`."""
+    def bind(f: Callable[..., Any]) -> Callable[..., Any]:
+        return functools.partial(f, xp)
+
+    return Kernels(
+        logsumexp=bind(_logsumexp), softmax_cross_entropy=bind(_softmax_cross_entropy), one_hot=bind(_one_hot),
+        count_true=bind(_count_true), subtract_scaled=bind(_subtract_scaled), column_sums=bind(_column_sums),
+        take_rows=bind(_take_rows), relu=bind(_relu), relu_backward=bind(_relu_backward),
+    )
+
+
+def _resolve(xp: Namespace) -> Kernels:
+    standard = standard_kernels(xp)
+    name = namespace_name(xp)
+    if name == "numpy":
+        from ._numpy import numpy_kernels
+
+        return numpy_kernels(standard)
+    if name == "torch":
+        from ._torch import torch_kernels
+
+        return torch_kernels(standard)
+    if name == "cupy":
+        from ._numpy import cupy_kernels
+
+        return cupy_kernels(standard)
+    if name == "jax":
+        import jax
+
+        def jax_logsumexp(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
+            return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
+
+        return standard._replace(logsumexp=jax_logsumexp)
+    return standard
+
+
+# namespace module name -> its kernels; a name, not the module, so that torch.compile traces
+# the lookup as a constant
+_TABLE: dict[str, Kernels] = {}
+
+
+def kernels(xp: Namespace) -> Kernels:
+    """The `Kernels` of namespace `xp`, resolved on first use."""
+    found = _TABLE.get(xp.__name__)
+    if found is None:
+        found = _TABLE[xp.__name__] = _resolve(xp)
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# The public functions: look the namespace's kernel up, call it
+# --------------------------------------------------------------------------------------------
+
+
+def logsumexp(x: Array, *, axis: int = -1, keepdims: bool = False, xp: Namespace | None = None) -> Array:
+    """log(sum(exp(x), axis)) without overflow, for logits as large as ±1e4."""
+    return kernels(get_namespace(x) if xp is None else xp).logsumexp(x, axis, keepdims)
+
+
+def log_softmax(x: Array, *, axis: int = -1, xp: Namespace | None = None) -> Array:
+    """log(softmax(x)) along `axis`, stable for large logits."""
+    return x - logsumexp(x, axis=axis, keepdims=True, xp=xp)
+
+
+def softmax_cross_entropy(
+    x: Array, t: Array, *, hot: Array | None = None, xp: Namespace | None = None,
+) -> tuple[Array, Array]:
+    """The fused softmax + mean cross-entropy on logits `x` (S, C) and target rows `t` (S, C, of
+    x's dtype): ``(loss, y)`` with ``loss = −(1/S) Σ t · log softmax(x)`` (a 0-D array; an entry
+    with t = 0 adds 0 even where log softmax is −inf, as in PyTorch) and ``y = softmax(x)``
+    (computed as ``exp(log softmax(x))``), which the backward ``(y − t)/S`` needs.
+
+    `hot`: for one-hot rows (integer labels), the boolean mask ``t == 1`` they were made from.
+    The sum is then ``Σ where(hot, log y, 0)``: for rows of 0 and 1 the very same numbers as
+    ``Σ t · where(t == 0, 0, log y)``, two operations fewer."""
+    return kernels(get_namespace(x, t) if xp is None else xp).softmax_cross_entropy(x, t, hot)
+
+
+def one_hot(labels: Array, n_classes: int, dtype: Any, *, xp: Namespace | None = None) -> tuple[Array, Array]:
+    """One-hot rows of `dtype` for integer `labels` (S,), and the boolean mask they are made
+    from: ``labels[:, None] == arange(n_classes)``. No scatter, no host sync, and an
+    out-of-range label gives a zero row on every backend (torch's own ``one_hot`` would raise
+    on the CPU and trip a device assert on CUDA)."""
+    return kernels(get_namespace(labels) if xp is None else xp).one_hot(labels, n_classes, dtype)
+
+
+def count_true(mask: Array, *, xp: Namespace | None = None) -> Array:
+    """The number of True entries of a boolean array, as a 0-D integer array (`widest_int`)."""
+    return kernels(get_namespace(mask) if xp is None else xp).count_true(mask)
+
+
+def subtract_scaled(p: Array, g: Array, scale: Any, *, xp: Namespace | None = None) -> Array:
+    """``p − scale·g`` as a new array, in one pass where the backend allows (the SGD update).
+    `scale` is a number, or a 0-D array (a compiled step's traced learning rate)."""
+    return kernels(get_namespace(p, g) if xp is None else xp).subtract_scaled(p, g, scale)
+
+
+def column_sums(x: Array, *, xp: Namespace | None = None) -> Array:
+    """``sum(x, axis=0, keepdims=True)``: the (1, n) row of column sums of a 2-D `x` (Linear's
+    bias gradient 1ᵀdY)."""
+    return kernels(get_namespace(x) if xp is None else xp).column_sums(x)
+
+
+def take_rows(x: Array, idx: Array, *, xp: Namespace | None = None) -> Array:
+    """``take(x, idx, axis=0)`` for non-negative row indices `idx` (a batch of a permutation)."""
+    return kernels(get_namespace(x, idx) if xp is None else xp).take_rows(x, idx)
+
+
+def relu(x: Array, *, xp: Namespace | None = None) -> Array:
+    """``max(x, 0)`` as a new array; a NaN stays NaN."""
+    return kernels(get_namespace(x) if xp is None else xp).relu(x)
+
+
+def relu_backward(x: Array, dy: Array, *, xp: Namespace | None = None) -> Array:
+    """ReLU's backward ``dx = dy ⊙ 1[x > 0]``, written ``where(x <= 0, 0, dy)``: 0 where x ≤ 0
+    (the kink included), `dy` elsewhere, so that a NaN input passes its gradient on, as in
+    PyTorch's autograd (``threshold_backward``), and a NaN or infinite `dy` where x ≤ 0 still
+    gives exactly 0 (a product ``dy · mask`` would give NaN there)."""
+    return kernels(get_namespace(x, dy) if xp is None else xp).relu_backward(x, dy)

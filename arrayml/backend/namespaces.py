@@ -1,0 +1,275 @@
+"""Which array library an array belongs to, and on which device it lives.
+
+`get_namespace` and `get_namespace_and_device` are what every layer asks on every call. The
+common case (arrays of one type already seen, on one device) is answered from a table without
+inspecting them again; anything unusual goes through ``array_api_compat`` and a careful check
+whose error names the caller's own arguments (``names=``) and the call (``what=``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+Array = Any  # an array of any array-API namespace
+Namespace = Any  # an array-API namespace module
+
+#: The names accepted by `namespace_by_name` (and ``--xp`` on the command line).
+BACKEND_NAMES = ("numpy", "torch", "cupy", "jax", "array-api-strict")
+
+_INSTALL_HINTS = {
+    "numpy": "pip install numpy",
+    "torch": "pip install torch  (CPU only: pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu)",
+    "cupy": "pip install cupy-cuda12x  (needs an NVIDIA GPU and CUDA 12)",
+    "jax": 'pip install "jax[cpu]>=0.10,<0.11"  (GPU: "jax[cuda12]>=0.10,<0.11"; 0.10 is the '
+    "newest for Python 3.11)",
+    "array-api-strict": "pip install array-api-strict",
+}
+
+# The module that provides each backend's namespace (JAX implements the standard itself:
+# array_api_compat hands back jax.numpy unwrapped).
+_MODULES = {
+    "numpy": "array_api_compat.numpy", "torch": "array_api_compat.torch", "cupy": "array_api_compat.cupy",
+    "jax": "jax.numpy", "array-api-strict": "array_api_strict",
+}
+# The library each of them needs, imported first so that a missing one is named.
+_LIBRARIES = {"numpy": "numpy", "torch": "torch", "cupy": "cupy", "jax": "jax", "array-api-strict": "array_api_strict"}
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend or device was asked for that this machine cannot provide."""
+
+
+def device(x: Array) -> Any:
+    """The device `x` lives on (``array_api_compat.device``)."""
+    return array_api_compat.device(x)
+
+
+def namespace_by_name(name: str) -> Namespace:
+    """Return the array-API namespace called `name` (one of `BACKEND_NAMES`).
+
+    Raises `ValueError` for an unknown name and `BackendUnavailableError` (with the install
+    command) when the library is not installed or, for CuPy, when no CUDA device is present.
+    """
+    key = name.lower().replace("_", "-")
+    key = "array-api-strict" if key == "strict" else key
+    if key not in _MODULES:
+        raise ValueError(f"unknown array backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}")
+    try:
+        importlib.import_module(_LIBRARIES[key])
+        xp = importlib.import_module(_MODULES[key])
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"backend {name!r} is not installed ({exc}); install it with: {_INSTALL_HINTS[key]}"
+        ) from None
+    except Exception as exc:  # CuPy raises other errors when CUDA is broken
+        raise BackendUnavailableError(f"backend {name!r} failed to import: {exc}") from None
+    if key == "cupy":
+        _require_cuda_for_cupy()
+    return xp
+
+
+def _require_cuda_for_cupy() -> None:
+    import cupy
+
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError when the driver is missing
+        raise BackendUnavailableError(f"CuPy is installed but CUDA is not usable: {exc}") from None
+    if count == 0:
+        raise BackendUnavailableError("CuPy is installed but no CUDA device is present")
+
+
+#: Namespace module name -> backend name: how every hot-path function names a namespace
+#: without calling into array_api_compat (whose cached checks torch.compile warns about).
+NAMESPACE_NAMES = {
+    "array_api_compat.numpy": "numpy", "numpy": "numpy", "array_api_compat.torch": "torch",
+    "torch": "torch", "array_api_compat.cupy": "cupy", "cupy": "cupy", "jax.numpy": "jax",
+    "array_api_strict": "array-api-strict",
+}
+
+
+def namespace_name(xp: Namespace) -> str:
+    """A short human name for a namespace: ``numpy``, ``torch``, ``cupy``, ``jax``,
+    ``array-api-strict``."""
+    name = NAMESPACE_NAMES.get(getattr(xp, "__name__", ""))
+    if name is not None:
+        return name
+    for lib in ("numpy", "torch", "cupy", "jax", "array_api_strict"):
+        if getattr(array_api_compat, f"is_{lib}_namespace")(xp):
+            return lib.replace("_", "-")
+    return getattr(xp, "__name__", repr(xp))
+
+
+# --------------------------------------------------------------------------------------------
+# Namespace and device of given arrays
+# --------------------------------------------------------------------------------------------
+
+# Namespace by array type, filled on first sight of each type (np.ndarray, torch.Tensor, ...):
+# every layer asks on every call, and array_api_compat's full inspection is much slower.
+_NAMESPACE_OF_TYPE: dict[type, Namespace] = {}
+# The torch tensor types among them: those need two more attribute reads (autograd, meta device).
+_TORCH_TYPES: set[type] = set()
+
+
+def get_namespace(*arrays: Array, names: Sequence[str] | None = None, what: str | None = None) -> Namespace:
+    """The namespace shared by `arrays` (``None`` entries are skipped). Errors as in
+    `get_namespace_and_device`."""
+    if arrays and type(arrays[0]) is np.ndarray:  # NumPy, the common case, without a call:
+        for a in arrays:  # plain ndarrays all (no device to compare): the namespace is known
+            if type(a) is not np.ndarray:
+                break
+        else:
+            xp = _NAMESPACE_OF_TYPE.get(np.ndarray)
+            if xp is not None:
+                return xp
+    found = _fast_namespace_and_device(arrays) if arrays else None
+    return (found if found is not None else get_namespace_and_device(*arrays, names=names, what=what))[0]
+
+
+def _fast_namespace_and_device(arrays: tuple[Array, ...]) -> tuple[Namespace, Any] | None:
+    """The common case (every array of one known type, same device) without full inspection;
+    None when anything is unusual, so that the careful path decides and explains.
+
+    Plain loops, no generator expressions: this runs about ten times a training step."""
+    first = arrays[0]
+    t = type(first)
+    xp = _NAMESPACE_OF_TYPE.get(t)
+    if xp is None:
+        return None
+    if t is np.ndarray:
+        for a in arrays:
+            if type(a) is not t:
+                return None
+        return xp, "cpu"
+    dev = first.device
+    if t in _TORCH_TYPES:
+        if dev.type == "meta":
+            return None  # refused by the careful path, with the reason
+        for a in arrays:
+            if type(a) is not t or a.requires_grad or (a is not first and a.device != dev):
+                return None  # requires_grad: refused by the careful path, with the reason
+        return xp, dev
+    for a in arrays:
+        if type(a) is not t or a.device != dev:
+            return None
+    return xp, dev
+
+
+def get_namespace_and_device(
+    *arrays: Array, names: Sequence[str] | None = None, what: str | None = None,
+) -> tuple[Namespace, Any]:
+    """The namespace and the device shared by `arrays` (``None`` entries are skipped).
+
+    Raises `TypeError` for something that is not an array (and for NumPy masked arrays and
+    matrices), `ValueError` naming both when two arrays come from different namespaces or live
+    on different devices, and `ValueError` for torch tensors that require grad (arrayml never
+    builds an autograd graph: detach them) or live on the value-less ``meta`` device.
+
+    The messages call the arrays by `names` (one per array: ``("input x", "weight")``), or
+    ``argument 0``, ``argument 1``... without them, and start with ``"<what>: "`` if `what` (the
+    call: ``"Linear.forward"``) is given.
+    """
+    if arrays:  # a None among them is not of a known type: the careful path skips it
+        fast = _fast_namespace_and_device(arrays)
+        if fast is not None:
+            return fast
+    label = _labeller(names)
+    try:
+        xp, dev = _inspect(arrays, label)
+    except (TypeError, ValueError) as exc:
+        if what is None:
+            raise
+        raise type(exc)(f"{what}: {exc}") from None
+    return xp, dev
+
+
+def _labeller(names: Sequence[str] | None) -> Any:
+    if names is None:
+        return lambda i: f"argument {i}"
+    return lambda i: names[i] if i < len(names) else f"argument {i}"
+
+
+def _inspect(arrays: tuple[Array, ...], label: Any) -> tuple[Namespace, Any]:
+    """The careful path: every array inspected, the first problem explained."""
+    xp = dev = first = dev_arg = None
+    for i, a in enumerate(arrays):
+        if a is None:
+            continue
+        try:
+            a_xp = array_api_compat.array_namespace(a)
+        except TypeError:
+            raise TypeError(
+                f"{label(i)}: expected an array (NumPy, PyTorch, CuPy, JAX or array-api-strict), "
+                f"got {type(a).__name__}"
+            ) from None
+        _refuse_unusable(a, label(i))
+        a_dev = array_api_compat.device(a)
+        if xp is None:
+            xp, first = a_xp, i
+        elif a_xp is not xp:
+            raise ValueError(
+                f"arrays from different namespaces in one call: {label(first)} is "
+                f"{namespace_name(xp)}, {label(i)} is {namespace_name(a_xp)}; move them to one "
+                "backend first (Module.to(xp, device) or arrayml.backend.convert)"
+            )
+        if a_dev is None and array_api_compat.is_jax_array(a):
+            continue  # a JAX tracer: no device while tracing
+        if dev_arg is None:
+            dev, dev_arg = a_dev, i
+        elif a_dev != dev:
+            raise ValueError(
+                f"arrays on different devices in one call: {label(dev_arg)} is on {dev}, "
+                f"{label(i)} is on {a_dev}; move them to one device first"
+            )
+    if xp is None:
+        raise TypeError(f"expected at least one array, got None{'' if not arrays else ' for ' + label(0)}")
+    _remember_type(next(a for a in arrays if a is not None), xp)
+    return xp, dev
+
+
+def _remember_type(a: Array, xp: Namespace) -> None:
+    """Let the fast path answer for arrays of `a`'s type from now on (the types whose device
+    attribute and dtype compare cheaply: NumPy, torch, CuPy, array-api-strict)."""
+    if type(a) is np.ndarray or array_api_compat.is_torch_array(a) or array_api_compat.is_cupy_array(a) \
+            or array_api_compat.is_array_api_strict_namespace(xp):
+        _NAMESPACE_OF_TYPE.setdefault(type(a), xp)
+        if array_api_compat.is_torch_array(a):
+            _TORCH_TYPES.add(type(a))
+
+
+def _refuse_unusable(a: Array, label: str) -> None:
+    """Arrays that array_api_compat accepts but arrayml must not compute with."""
+    if isinstance(a, np.ndarray) and type(a) is not np.ndarray:
+        if isinstance(a, (np.ma.MaskedArray, np.matrix)):
+            kind = "a masked array" if isinstance(a, np.ma.MaskedArray) else "a numpy.matrix"
+            raise TypeError(
+                f"{label} is {kind}, which arrayml does not support (it would ignore the "
+                "mask, or `*` would mean a matrix product); pass a plain array, e.g. "
+                "numpy.ma.filled(x, fill_value) or numpy.asarray(x)"
+            )
+    elif array_api_compat.is_torch_array(a):
+        if a.requires_grad:
+            raise ValueError(
+                f"{label} is a torch tensor with requires_grad=True; arrayml computes its own "
+                "gradients and never builds a torch autograd graph (it would grow every step and "
+                "pull the parameters into it): pass x.detach(), or make it under torch.no_grad()"
+            )
+        if a.device.type == "meta":
+            raise ValueError(
+                f"{label} is a torch 'meta' tensor, which holds no values; arrayml computes "
+                "values: use a tensor on 'cpu' or 'cuda'"
+            )
+
+
+def is_array(obj: Any) -> bool:
+    """Whether `obj` is an array of any array-API library (a JAX tracer too); a NumPy scalar
+    such as ``np.float64(0.1)`` is a number, not an array."""
+    if type(obj) in _NAMESPACE_OF_TYPE:  # a type seen before (and traceable by torch.compile)
+        return True
+    return not isinstance(obj, np.generic) and array_api_compat.is_array_api_obj(obj)

@@ -1,0 +1,66 @@
+"""Checks of settings (sizes, rates, flags) shared by every constructor: each returns the value
+in its plain Python type, or raises a `TypeError` or `ValueError` that names the setting, what
+it must be and what came. Not array questions: those are `arrayml.backend`'s."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+
+def positive_int(value: Any, what: str) -> int:
+    """`value` as a Python int if it is a positive integer (NumPy integers too, not bools, not
+    floats); otherwise a `TypeError` or `ValueError` naming `what`, the value and its type."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be a positive integer, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def real_number(
+    value: Any, what: str, *, low: float | None = None, high: float | None = None,
+    low_open: bool = False, high_open: bool = False,
+) -> float:
+    """`value` as a Python float if it is a finite real number (Python's or NumPy's; not a bool,
+    not a string, not an array) within ``[low, high]`` (open ends where `low_open` /
+    `high_open`); otherwise a `TypeError` or `ValueError` naming `what`, the value and the range."""
+    lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}, "
+    hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+    if low is not None and high is None:
+        hi = "inf)"
+    if high is not None and low is None:
+        lo = "(-inf, "
+    wanted = f"a finite number in {lo}{hi}" if lo or hi else "a finite number"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be {wanted}, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) or (
+        high is not None and (v >= high if high_open else v > high)
+    ):
+        raise ValueError(f"{what} must be {wanted}, got {value!r}")
+    return v
+
+
+def boolean(value: Any, what: str) -> bool:
+    """`value` if it is a bool (NumPy's too); otherwise a `TypeError` naming `what` (so that
+    ``batch_norm="no"`` is not read as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def learning_rate(lr: Any, what: str = "learning rate", *, zero_ok: bool = False) -> float:
+    """A learning rate: a finite real number (not a bool, not a string, not an array), positive,
+    or non-negative where `zero_ok` (a schedule's warm-up starts at 0). Returned as a float."""
+    if type(lr) is float and math.isfinite(lr) and (lr >= 0 if zero_ok else lr > 0):
+        return lr  # the usual case, checked per step: no further questions
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
+        math.isfinite(float(lr)) and (float(lr) >= 0 if zero_ok else float(lr) > 0)
+    ):
+        kind = "non-negative" if zero_ok else "positive"
+        raise ValueError(f"{what} must be a {kind} finite number, got {type(lr).__name__} {lr!r}")
+    return float(lr)
