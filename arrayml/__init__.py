@@ -28,7 +28,7 @@ from .modules import (
     Tanh,
     activation_by_name,
 )
-from .optim import SGD
+from .optim import SGD, Optimizer
 
 __version__ = "0.1.0"
 
@@ -46,6 +46,7 @@ __all__ = [
     "Linear",
     "MLP",
     "Module",
+    "Optimizer",
     "ReLU",
     "Residual",
     "SGD",

@@ -3,7 +3,8 @@
 Layout of the file (read with ``numpy.load(path, allow_pickle=False)``):
 
     model/<name>       every parameter and buffer (``Module.state()`` names)
-    optimizer/<name>   the optimizer's momentum buffers, if any
+    optimizer/<key>    the optimizer's state, flat (`arrayml.optim.flatten_state`): one entry per
+                       slot and parameter (``optimizer/momentum/0.weight``), or per scalar entry
     best/<name>        the best-validation model so far, if any
     meta.json          UTF-8 JSON as a uint8 array: format version, run configuration,
                        epochs done, history, best epoch and accuracy, divergence
@@ -18,7 +19,8 @@ moves to any backend and device.
 Refused, with the reason: saving into a folder that is a file or onto a folder's name, an entry
 that is not an array or has a dtype a ``.npz`` cannot hold (bfloat16), `save_model` of something
 that is not a `Module`; loading anything that is not an arrayml checkpoint (a ``.npy`` array, a
-pickle, another ``.npz``), a truncated file, or momentum buffers that do not fit the model.
+pickle, another ``.npz``), a truncated file, or optimizer state that does not fit the model or
+the optimizer. Version 1 files (momentum buffers as ``optimizer/<name>``) still load.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ import numpy as np
 from . import backend
 from .fileio import atomic_write
 from .modules.base import Module
+from .optim import Optimizer, flatten_state, unflatten_state
 
 FORMAT = "arrayml-checkpoint"
-VERSION = 1
+VERSION = 2
+#: Versions `load` reads: 1 held SGD's momentum buffers as ``optimizer/<parameter>``.
+READABLE_VERSIONS = (1, 2)
 _SECTIONS = ("model", "optimizer", "best")
 #: A hidden ``.part`` file older than this (seconds) is a killed write's leftover.
 STALE_PART_SECONDS = 300.0
@@ -163,11 +168,11 @@ def load(path: str | os.PathLike) -> Checkpoint:
         meta = json.loads(np.asarray(arrays.pop("meta.json"), dtype=np.uint8).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: meta.json is corrupt ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") not in READABLE_VERSIONS:
         got = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else (None, None)
         raise CheckpointError(
             f"{path} has format {got[0]!r} version {got[1]!r}; "
-            f"expected {FORMAT!r} version {VERSION}"
+            f"expected {FORMAT!r} version {' or '.join(map(str, READABLE_VERSIONS))}"
         )
     tables: dict[str, dict[str, np.ndarray]] = {s: {} for s in _SECTIONS}
     for key, value in arrays.items():
@@ -177,6 +182,8 @@ def load(path: str | os.PathLike) -> Checkpoint:
         tables[section][name] = value
     if not tables["model"]:
         raise CheckpointError(f"{path} holds no model parameters")
+    if meta["version"] == 1:  # SGD's momentum buffers, by parameter name
+        tables["optimizer"] = {f"momentum/{name}": v for name, v in tables["optimizer"].items()}
     return Checkpoint(
         model=tables["model"], optimizer=tables["optimizer"],
         best=tables["best"] if meta.get("has_best") else None, meta=meta,
@@ -189,50 +196,44 @@ def load(path: str | os.PathLike) -> Checkpoint:
 
 
 def save_model(path: str | os.PathLike, model: Module, optimizer: Any = None, meta: dict[str, Any] | None = None) -> Path:
-    """Save `model`'s parameters and buffers (and `optimizer`'s momentum buffers) to `path`."""
+    """Save `model`'s parameters and buffers (and `optimizer`'s state) to `path`."""
     if not isinstance(model, Module):
         raise TypeError(
             f"save_model expects an arrayml Module as model, got {type(model).__name__}; to save "
             "arrays by name, use checkpoint.save(path, Checkpoint(model=arrays))"
         )
-    velocity = _velocity(optimizer, "save_model")
+    _check_optimizer(optimizer, "save_model")
     if meta is not None and not isinstance(meta, Mapping):
         raise TypeError(f"save_model meta must be a dict, got {type(meta).__name__}")
-    return save(path, Checkpoint(model=model.state(), optimizer=dict(velocity), meta=dict(meta or {})))
+    state = flatten_state(optimizer.state) if optimizer is not None else {}
+    return save(path, Checkpoint(model=model.state(), optimizer=state, meta=dict(meta or {})))
 
 
-def _velocity(optimizer: Any, what: str) -> dict[str, Any]:
-    if optimizer is None:
-        return {}
-    velocity = getattr(optimizer, "velocity", None)
-    if not isinstance(velocity, dict):
+def _check_optimizer(optimizer: Any, what: str) -> None:
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(
-            f"{what} expects an optimizer with a `velocity` dict of momentum buffers (arrayml.SGD), "
+            f"{what} expects an arrayml optimizer (arrayml.SGD, or any arrayml.optim.Optimizer) or None, "
             f"got {type(optimizer).__name__}"
         )
-    return velocity
 
 
 def load_model(path: str | os.PathLike, model: Module, optimizer: Any = None) -> Checkpoint:
     """Load `path` into `model` (any backend and device: arrays are converted to where the model
     lives) and, if given, `optimizer`. Raises `CheckpointError` for a bad file and `ValueError`
-    naming every parameter or momentum buffer whose name, shape or dtype differs; nothing is
-    changed on error."""
+    naming every parameter or optimizer-state entry whose name, shape or dtype differs; nothing
+    is changed on error."""
     if not isinstance(model, Module):
         raise TypeError(f"load_model expects an arrayml Module as model, got {type(model).__name__}")
-    _velocity(optimizer, "load_model")
+    _check_optimizer(optimizer, "load_model")
     ckpt = load(path)
-    params = model.parameters()
-    unknown = sorted(set(ckpt.optimizer) - set(params))
-    if unknown:
-        raise ValueError(f"{path}: optimizer state for parameters this model lacks: {unknown}")
-    wrong = [
-        f"optimizer/{k}: shape {tuple(v.shape)} where the parameter has {tuple(params[k].shape)}"
-        for k, v in sorted(ckpt.optimizer.items()) if tuple(v.shape) != tuple(params[k].shape)
-    ]
-    if wrong:
-        raise ValueError(f"{path}: momentum buffers that do not fit this model: " + "; ".join(wrong))
+    state = None
+    if optimizer is not None:
+        params = model.parameters()
+        try:
+            state = optimizer.fitted_state(unflatten_state(ckpt.optimizer), params)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: its optimizer state does not fit: {exc}") from None
     model.load_state(ckpt.model)
-    if optimizer is not None and (where := model.placement()) is not None:
-        optimizer.velocity = {k: backend.convert(v, where.xp, where.device, where.dtype) for k, v in ckpt.optimizer.items()}
+    if optimizer is not None:
+        optimizer.state = state
     return ckpt

@@ -13,7 +13,9 @@ shapes. ``forward`` reads ``self.params`` on every call, so perturbing a weight 
 calls (to take a numerical gradient) works, and so does the course's in-place update
 ``m.params['weight'] -= lr * m.grads['weight']``. As in the course, only modules with parameters
 (`LinearModule`) have ``params`` and ``grads`` at all: ``hasattr(m, "params")`` is False for the
-activations and the softmax, so a training loop may pick the modules to update that way. With
+activations and the softmax, so a training loop may pick the modules to update that way. They are
+adapters: each holds an arrayml module (``.module``) that does the work, and shows only the
+course's methods. With
 NumPy, parameters default to float64 as in the course, and float inputs of another precision are
 converted to the parameters' dtype explicitly.
 
@@ -25,10 +27,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import backend
+from . import backend, validate
 from .backend import Array, Seed
 from .modules import ELU, CrossEntropy, Linear, Module, ReLU, Sequential, Softmax, SoftmaxCrossEntropy
-from .modules.activations import activation_by_name
+from .modules.activations import Activation, activation_by_name
 from .modules.containers import hidden_sizes, mlp_layers
 
 
@@ -57,42 +59,67 @@ class LinearModule(Linear):
         return super().forward(x)
 
 
-def _without_params(module: Module) -> Module:
-    """Remove the (empty) ``params`` and ``grads`` of a parameter-free module, as the course's
-    modules have none: ``hasattr(module, "params")`` is then False."""
-    del module.params, module.grads
-    return module
+class _CourseModule:
+    """A parameter-free course module over an arrayml module (``.module``): ``forward``,
+    ``backward`` and ``clear_cache`` are the arrayml module's, and there is no ``params`` or
+    ``grads`` attribute, as in the course."""
+
+    core: type[Module] = Module
+
+    def __init__(self, *args: Any, module: Module | None = None, **kwargs: Any) -> None:
+        self.module = self.core(*args, **kwargs) if module is None else module
+
+    def forward(self, x: Array) -> Array:
+        return self.module.forward(x)
+
+    def backward(self, dout: Array) -> Array | None:
+        return self.module.backward(dout)
+
+    def clear_cache(self) -> None:
+        self.module.clear_cache()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.module.extra_repr()})"
 
 
-class _ParameterFree:
-    """Mixin: the module has no ``params``/``grads`` attributes (see `_without_params`)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _without_params(self)  # type: ignore[arg-type]
-
-
-class ReLUModule(_ParameterFree, ReLU):
+class ReLUModule(_CourseModule):
     """ReLU with the course's name (no ``params``)."""
 
+    core = ReLU
 
-class ELUModule(_ParameterFree, ELU):
+
+class ELUModule(_CourseModule):
     """ELU (alpha 1.0 by default) with the course's name (no ``params``)."""
 
+    core = ELU
 
-class SoftMaxModule(_ParameterFree, Softmax):
+
+class SoftMaxModule(_CourseModule):
     """Softmax with the course's name (no ``params``)."""
+
+    core = Softmax
+
+
+class ActivationModule(_CourseModule):
+    """Any other arrayml activation (``tanh``, ``gelu``...) in the course's shape (no ``params``)."""
+
+    core = Activation
 
 
 #: The course's activation modules, by the names `MLP` takes.
-COURSE_ACTIVATIONS: dict[str, type[Module]] = {"relu": ReLUModule, "elu": ELUModule}
+COURSE_ACTIVATIONS: dict[str, type[_CourseModule]] = {"relu": ReLUModule, "elu": ELUModule}
 
 
-def _activation(name: str) -> Module:
-    """A course activation module for ``"relu"``/``"elu"``; any other arrayml activation, without
-    ``params`` like the course's."""
-    cls = COURSE_ACTIVATIONS.get(name.lower()) if isinstance(name, str) else None
-    return cls() if cls is not None else _without_params(activation_by_name(name))
+def _course_view(module: Module) -> Any:
+    """How the course sees an arrayml module: a `LinearModule` as it is (it has parameters), a
+    parameter-free one through its course adapter."""
+    if isinstance(module, LinearModule):
+        return module
+    adapters: list[type[_CourseModule]] = [*COURSE_ACTIVATIONS.values(), SoftMaxModule]
+    for cls in adapters:
+        if type(module) is cls.core:
+            return cls(module=module)
+    return ActivationModule(module=module)
 
 
 class _CourseLoss:
@@ -143,16 +170,18 @@ class SoftmaxCrossEntropyModule(_CourseLoss):
     loss_type = SoftmaxCrossEntropy
 
 
-class MLP(Sequential):
+class MLP(Module):
     """The course's MLP: Linear/activation pairs, a last Linear, and a final SoftMaxModule, so
     that ``forward`` returns class probabilities for a `CrossEntropyModule`; with
     ``softmax=False`` it ends at the last Linear and returns logits for the fused
     `SoftmaxCrossEntropyModule` (the stable choice for training).
 
-    ``self.layers`` lists the modules (hidden activations are `ReLUModule` or `ELUModule`);
-    ``backward(dout)`` takes dL/d(output) and fills every `LinearModule`'s ``grads``. Course
-    batches of images, shaped (N, 3, 32, 32), are flattened to (N, 3072) by ``forward``, and
-    ``backward`` returns the input gradient in the input's shape.
+    ``self.layers`` lists the modules as the course sees them (`LinearModule`, and `ReLUModule`,
+    `ELUModule`... without ``params``); ``backward(dout)`` takes dL/d(output) and fills every
+    `LinearModule`'s ``grads``. Course batches of images, shaped (N, 3, 32, 32), are flattened to
+    (N, 3072) by ``forward``, and ``backward`` returns the input gradient in the input's shape.
+    Underneath is an arrayml `Sequential` (``.network``): ``parameters()`` names its arrays
+    ``"0.weight"``, ``"0.bias"``, ``"2.weight"``...
     """
 
     def __init__(
@@ -160,33 +189,42 @@ class MLP(Sequential):
         softmax: bool = True, xp: Any = None, device: Any = None, dtype: Any = "float64",
         rng: Seed = None,
     ) -> None:
+        super().__init__()
         gen = backend.as_generator(_course_rng(rng))
         put = {"xp": xp, "device": device, "dtype": dtype, "rng": gen}
-        _activation(activation)  # an unknown name fails here, before any weight is drawn
+        activation_by_name(activation)  # an unknown name fails here, before any weight is drawn
         layers = mlp_layers(
-            [backend.positive_int(n_inputs, "MLP n_inputs"), *hidden_sizes(n_hidden, "MLP")],
-            backend.positive_int(n_classes, "MLP n_classes"),
+            [validate.positive_int(n_inputs, "MLP n_inputs"), *hidden_sizes(n_hidden, "MLP")],
+            validate.positive_int(n_classes, "MLP n_classes"),
             linear=lambda fan_in, fan_out, first: LinearModule(fan_in, fan_out, input_layer=first, **put),
-            activation=lambda: _activation(activation),
+            activation=lambda: activation_by_name(activation),
         )
-        super().__init__(*layers, *([SoftMaxModule()] if softmax else []))
+        self._set_children([*layers, *([Softmax()] if softmax else [])])
+
+    def _set_children(self, children: list[Module]) -> None:
+        self.network = Sequential(*children)
+        self.layers = [_course_view(m) for m in children]
+
+    def children(self) -> list[tuple[str, Module]]:
+        return self.network.children()
 
     def forward(self, x: Array) -> Array:
         xp = backend.get_namespace(x)
         self._cache = tuple(x.shape)
         if x.ndim > 2:  # course batches of images, (N, 3, 32, 32): one row per image
             x = xp.reshape(x, (x.shape[0], -1))
-        return super().forward(x)
+        return self.network.forward(x)
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         shape = self._cache
-        dx = super().backward(dy, input_grad=input_grad)
+        dx = self.network.backward(dy, input_grad=input_grad)
         if dx is None or shape is None or len(shape) == dx.ndim:
             return dx
         return backend.get_namespace(dx).reshape(dx, shape)
 
 
 __all__ = [
+    "ActivationModule",
     "CrossEntropyModule",
     "ELUModule",
     "LinearModule",

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
+from . import backend, validate
 from .backend import Array
 from .modules.base import Loss, Module
 
@@ -47,17 +47,14 @@ class PrecisionWarning(UserWarning):
 
 
 def _check_step(h: Any) -> float:
-    return backend.real_number(h, "gradcheck step h", low=0.0, low_open=True)
+    return validate.real_number(h, "gradcheck step h", low=0.0, low_open=True)
 
 
 def _check_input(x: Any, what: str) -> tuple[Any, Any]:
     """Namespace and device of `x`, which must be a real floating array."""
     if x is None:
         raise TypeError(f"{what} expects x as an array, got None")
-    try:
-        xp, dev = backend.get_namespace_and_device(x)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{what}: " + str(exc).replace("argument 0", "x")) from None
+    xp, dev = backend.get_namespace_and_device(x, names=("x",), what=what)
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(
             f"{what} needs a real floating-point x (float64 ideally), got dtype "
@@ -110,7 +107,7 @@ def numerical_gradient(
     ``(4·D(h) − D(2h)) / 3`` (twice the evaluations; error O(h⁴) instead of O(h²)).
     """
     h = _check_step(h)
-    richardson = backend.boolean(richardson, "numerical_gradient richardson")
+    richardson = validate.boolean(richardson, "numerical_gradient richardson")
     _check_input(x, "numerical_gradient")
     _warn_below_float64([x.dtype], "numerical_gradient")
     return _numerical_gradient(f, x, h, richardson)
@@ -156,8 +153,8 @@ class GradientCheck:
         large relative one, the absolute tolerance here is the finite differences' own accuracy
         (see `ATOL`), which does not shrink with the gradient.
         """
-        rtol = backend.real_number(rtol, "rtol", low=0.0)
-        atol = backend.real_number(atol, "atol", low=0.0)
+        rtol = validate.real_number(rtol, "rtol", low=0.0)
+        atol = validate.real_number(atol, "atol", low=0.0)
         out = {}
         for name in self.analytic:
             a = np.asarray(self.analytic[name], dtype=np.float64)
@@ -180,7 +177,7 @@ def check_module(
     parameter's. The module's parameters and buffers are left as they were.
     """
     h = _check_step(h)
-    richardson = backend.boolean(richardson, "check_module richardson")
+    richardson = validate.boolean(richardson, "check_module richardson")
     if not isinstance(module, Module):
         raise TypeError(f"check_module expects an arrayml Module, got {type(module).__name__}")
     xp, dev = _check_input(x, "check_module")
@@ -216,7 +213,7 @@ def check_module(
 def check_loss(loss: Loss, x: Array, t: Array, *, h: float = 1e-5, richardson: bool = True) -> GradientCheck:
     """Compare a loss module's ``backward()`` with central differences of ``forward(x, t)``."""
     h = _check_step(h)
-    richardson = backend.boolean(richardson, "check_loss richardson")
+    richardson = validate.boolean(richardson, "check_loss richardson")
     if not isinstance(loss, Loss):
         raise TypeError(f"check_loss expects an arrayml Loss, got {type(loss).__name__}")
     _check_input(x, "check_loss")

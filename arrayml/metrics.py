@@ -21,6 +21,7 @@ import numpy as np
 
 from . import backend
 from .backend import Array, Namespace
+from .validate import positive_int, real_number
 
 
 def confusion_matrix(
@@ -36,16 +37,12 @@ def confusion_matrix(
     device; with ``validate=False`` such a sample is silently left out of the matrix (use it only
     for indices checked before, e.g. labels checked once and argmax predictions).
     """
-    n_classes = backend.positive_int(n_classes, "confusion_matrix n_classes")
+    n_classes = positive_int(n_classes, "confusion_matrix n_classes")
     if xp is None:
         for name, y in (("y_true", y_true), ("y_pred", y_pred)):
             if y is None:
                 raise TypeError(f"confusion_matrix expects {name} as an array, got None")
-        try:
-            xp = backend.get_namespace(y_true, y_pred)
-        except (TypeError, ValueError) as exc:
-            text = str(exc).replace("argument 0", "y_true").replace("argument 1", "y_pred")
-            raise type(exc)(f"confusion_matrix: {text}") from None
+        xp = backend.get_namespace(y_true, y_pred, names=("y_true", "y_pred"), what="confusion_matrix")
     if tuple(y_true.shape) != tuple(y_pred.shape) or y_true.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-D and of equal length, got {tuple(y_true.shape)} and {tuple(y_pred.shape)}")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
@@ -78,10 +75,7 @@ def _check_matrix(cm: Array, what: str, xp: Namespace | None) -> Namespace:
     if xp is None:
         if cm is None:
             raise TypeError(f"{what} expects a confusion matrix as an array, got None")
-        try:
-            xp = backend.get_namespace(cm)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{what}: " + str(exc).replace("argument 0", "the confusion matrix")) from None
+        xp = backend.get_namespace(cm, names=("the confusion matrix",), what=what)
     shape = tuple(cm.shape)
     if len(shape) != 2 or shape[0] != shape[1]:
         raise ValueError(f"{what} expects a square (C, C) confusion matrix, got shape {shape}")
@@ -108,7 +102,7 @@ def _safe_divide(xp: Namespace, num: Array, den: Array) -> Array:
 def precision_recall_fbeta(cm: Array, beta: float = 1.0, *, xp: Namespace | None = None) -> tuple[Array, Array, Array]:
     """Per-class precision, recall and F-beta (float64 arrays of length C)."""
     xp = _check_matrix(cm, "precision_recall_fbeta", xp)
-    beta = backend.real_number(beta, "beta", low=0.0, low_open=True)
+    beta = real_number(beta, "beta", low=0.0, low_open=True)
     cm = xp.astype(cm, backend.widest_float(xp))
     tp = xp.linalg.diagonal(cm)
     precision = _safe_divide(xp, tp, xp.sum(cm, axis=0))
@@ -131,7 +125,7 @@ def summarize(
     _check_matrix(cm, "summarize", None)
     xp, dev = backend.get_namespace_and_device(cm)
     C = cm.shape[0]
-    betas = [backend.real_number(b, f"summarize betas[{i}]", low=0.0, low_open=True) for i, b in enumerate(betas)]
+    betas = [real_number(b, f"summarize betas[{i}]", low=0.0, low_open=True) for i, b in enumerate(betas)]
     if class_names is not None:
         if isinstance(class_names, str):
             class_names = list(class_names)
@@ -141,11 +135,7 @@ def summarize(
                 f"{len(class_names)} names"
             )
     if loss_sum is not None:
-        try:
-            backend.get_namespace(cm, loss_sum)
-        except (TypeError, ValueError) as exc:
-            text = str(exc).replace("argument 0", "the confusion matrix").replace("argument 1", "loss_sum")
-            raise type(exc)(f"summarize: {text}") from None
+        backend.get_namespace(cm, loss_sum, names=("the confusion matrix", "loss_sum"), what="summarize")
         if tuple(loss_sum.shape) != ():
             raise ValueError(f"summarize: loss_sum must be a 0-D array (one number), got shape {tuple(loss_sum.shape)}")
     wide = backend.widest_float(xp)  # float64; float32 on JAX without x64 (counts < 2**24 exact)

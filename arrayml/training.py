@@ -10,10 +10,10 @@ No step waits on the device: the per-step loss and accuracy stay on the device a
 together once every ``log_every`` steps (and at the end of each epoch). That is also when a NaN or
 infinite loss is noticed; the run then stops cleanly and records where it diverged.
 
-A learner with a ``group`` attribute (`arrayml.distributed.DataParallelLearner`) trains one shard
-of data-parallel training: the loop then gives it only its process's rows of each global batch,
-and `evaluate` scores only its share of the batches and sums the counts over the processes. The
-loop itself never communicates.
+A learner whose ``group`` is a process group (`arrayml.distributed.DataParallelLearner`) trains
+one shard of data-parallel training: the loop then gives it only its process's rows of each global
+batch, and `evaluate` scores only its share of the batches and sums the counts over the
+processes. The loop itself never communicates.
 """
 
 from __future__ import annotations
@@ -30,8 +30,18 @@ from . import backend, metrics
 from .backend import Array, Namespace
 from .data import Splits, eval_batches, steps_per_epoch, train_batches
 from .modules import Module, SoftmaxCrossEntropy
-from .optim import SGD
+from .optim import Optimizer, flatten_state, unflatten_state
 from .schedules import Constant, Schedule
+from .step import train_step
+
+
+class ProcessGroup(Protocol):
+    """The part of `arrayml.distributed.ProcessGroup` the loop uses."""
+
+    rank: int
+    world_size: int
+
+    def all_reduce_sum(self, arrays: Sequence[Array], *, what: str = ...) -> list[Array]: ...
 
 
 class Learner(Protocol):
@@ -39,6 +49,8 @@ class Learner(Protocol):
 
     xp: Namespace
     device: Any
+    #: None when training in one process; the process group of data-parallel training otherwise.
+    group: ProcessGroup | None
 
     def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
         """One SGD step at learning rate `lr`; returns the batch loss and the number of correct
@@ -56,54 +68,76 @@ class Learner(Protocol):
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None: ...
 
-    # Optional, for data-parallel training (arrayml.distributed.DataParallelLearner):
-    #   group: a process group with ``rank``, ``world_size`` and ``all_reduce_sum(arrays, what=)``.
-    #   Its `train_step` then receives only this process's rows of each global batch.
 
-
-def _shard(learner: Learner) -> tuple[Any, tuple[int, int] | None]:
+def _shard(learner: Learner) -> tuple[ProcessGroup | None, tuple[int, int] | None]:
     """The learner's process group (None for one process) and its ``(rank, world_size)``."""
-    group = getattr(learner, "group", None)
+    group = learner.group
     return group, None if group is None else (group.rank, group.world_size)
 
 
-class ArraymlLearner:
-    """An arrayml model, the fused softmax + cross-entropy loss and `SGD`.
+def count_correct(logits: Array, y: Array) -> Array:
+    """The number of correct predictions, as a 0-D integer device array (not read back)."""
+    xp = backend.get_namespace(logits, y)
+    return backend.count_true(xp.argmax(logits, axis=1) == y, xp=xp)
 
-    With ``compile=True`` the whole step (forward, loss, backward, SGD update, the correct-count)
+
+class ArraymlLearner:
+    """An arrayml model, the fused softmax + cross-entropy loss and an optimizer, trained by
+    `arrayml.step.train_step`.
+
+    With ``compile=True`` the whole step (forward, loss, backward, update, the correct-count)
     runs as one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
     ``torch.compile`` on PyTorch; a `ValueError` on other backends), with the same layer code.
+
+    The learner follows its model: after ``model.to(...)`` it trains where the model now lives
+    (the optimizer's state is moved along at the next step).
     """
 
-    def __init__(self, model: Module, optimizer: SGD, *, compile: bool = False) -> None:
+    group = None  # one process (arrayml.distributed.DataParallelLearner has a group)
+
+    def __init__(self, model: Module, optimizer: Optimizer, *, compile: bool = False) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(f"ArraymlLearner trains an arrayml Module, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"ArraymlLearner needs an arrayml optimizer (arrayml.optim.Optimizer), got "
+                            f"{type(optimizer).__name__}")
+        if model.placement() is None:
+            raise ValueError("the model has no parameters to train")
         self.model = model
         self.optimizer = optimizer
         # labels are checked once, up front, by `fit`: no per-step host sync for validation
         self.loss = SoftmaxCrossEntropy(validate=False)
-        where = model.placement()
-        if where is None:
-            raise ValueError("the model has no parameters to train")
-        self.placement = where
-        self.xp, self.device = where.xp, where.device
         self.compiled = None
         if compile:
             from .compile import compile_step
 
-            self.compiled = compile_step(model, self.loss, optimizer, metrics=self.count_correct)
+            self.compiled = compile_step(model, self.loss, optimizer, metrics=count_correct)
 
-    def count_correct(self, logits: Array, y: Array) -> Array:
-        """The number of correct predictions, as a 0-D integer device array (not read back)."""
-        xp = self.xp
-        return backend.count_true(xp.argmax(logits, axis=1) == y, xp=xp)
+    @property
+    def placement(self) -> backend.Placement:
+        """Where the model lives now."""
+        where = self.model.placement()
+        if where is None:
+            raise ValueError("the model has no parameters to train")
+        return where
+
+    @property
+    def xp(self) -> Namespace:
+        return self.placement.xp
+
+    @property
+    def device(self) -> Any:
+        return self.placement.device
+
+    count_correct = staticmethod(count_correct)
 
     def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
         if self.compiled is not None:
             return self.compiled(x, y, lr)
-        logits = self.model.forward(x)
-        loss = self.loss.forward(logits, y)
-        self.model.backward(self.loss.backward(), input_grad=False)  # dL/d(images) is never used
-        self.optimizer.step(self.model, lr)
-        return loss, self.count_correct(logits, y)
+        params = self.model.parameters()
+        self.optimizer.state, loss, correct = train_step(
+            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, metrics=count_correct)
+        return loss, correct
 
     def logits(self, x: Array) -> Array:
         was_training = self.model.training
@@ -123,11 +157,13 @@ class ArraymlLearner:
         self.model.load_state(state)
 
     def optimizer_state(self) -> dict[str, Any]:
-        return dict(self.optimizer.velocity)
+        """The optimizer's state, flat (``"momentum/0.weight"``: what a checkpoint holds)."""
+        return flatten_state(self.optimizer.state_for(self.model.parameters()))
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        dtype = self.placement.dtype
-        self.optimizer.velocity = {k: backend.convert(v, self.xp, self.device, dtype) for k, v in state.items()}
+        """Set the optimizer's state from `optimizer_state`'s flat form, checked against the
+        model's parameters and moved to where they live."""
+        self.optimizer.state = self.optimizer.fitted_state(unflatten_state(state), self.model.parameters())
 
 
 # --------------------------------------------------------------------------------------------

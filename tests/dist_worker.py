@@ -63,11 +63,11 @@ def train(group: distributed.ProcessGroup | None, xp_name: str, device: Any, nor
     """22 SGD steps (2 epochs of 11) with momentum, validated after each epoch; the per-step
     losses, the validation figures and the final parameters and buffers."""
     data = make_data(xp_name, device)
-    model = am.MLP(N_FEATURES, HIDDEN, N_CLASSES, batch_norm=norm is not None, xp=xp_name, device=device, rng=0)
+    sync = group.batch_norm_sync() if group is not None and norm == "sync" else None
+    model = am.MLP(N_FEATURES, HIDDEN, N_CLASSES, batch_norm=norm is not None, batch_norm_sync=sync, xp=xp_name,
+                   device=device, rng=0)
     learner: Any = ArraymlLearner(model, am.SGD(0.05, momentum=0.9))
     if group is not None:
-        if norm == "sync":
-            distributed.sync_batch_norm(model, group)
         learner = distributed.DataParallelLearner(learner, group, batch_size=batch, overlap=overlap)
     state = fit(learner, data, epochs=epochs, batch_size=batch, seed=3, lr=0.05, log=None, progress=False, log_every=4)
     out = {"loss": np.asarray(state.history["steps"]["loss"]), "accuracy": np.asarray(state.history["steps"]["accuracy"]),
@@ -100,11 +100,10 @@ def sync_bn_gradients(group: distributed.ProcessGroup | None) -> dict[str, np.nd
     every perturbed forward; momentum 0 keeps the running statistics (and so the shift) fixed."""
     p = fd_problem()
     rows = fd_rows(group)
-    bn = am.BatchNorm1d(FD_FEATURES, momentum=0.0, dtype="float64")
+    bn = am.BatchNorm1d(FD_FEATURES, momentum=0.0, dtype="float64",
+                        sync=None if group is None else group.batch_norm_sync())
     bn.params["gamma"], bn.params["beta"] = p["gamma"], p["beta"]
     bn.buffers["running_mean"] = p["running_mean"]
-    if group is not None:
-        distributed.sync_batch_norm(bn, group)
 
     def total(v: float) -> float:
         return float(v if group is None else group.all_reduce_sum([np.asarray(v)])[0])

@@ -19,6 +19,7 @@ from hypothesis.extra.numpy import arrays
 
 import arrayml as am
 from arrayml import backend, checkpoint, compat, gradcheck, metrics
+from arrayml.optim import flatten_state
 from backends import ALL_BACKENDS, BACKENDS, backend_params, needs_torch
 from module_table import MODULE_CASES
 
@@ -308,7 +309,7 @@ def test_none_list_and_masked_inputs(module):
     name = type(module.layers[0] if isinstance(module, am.Sequential) else module).__name__
     with pytest.raises(TypeError, match=rf"{name}.forward expects input x as an array, got None"):
         module.forward(None)
-    with pytest.raises(TypeError, match=rf"{name}.forward: input x: expected an array \(NumPy, PyTorch, CuPy or array-api-strict\), got list"):
+    with pytest.raises(TypeError, match=rf"{name}.forward: input x: expected an array \(NumPy, PyTorch, CuPy, JAX or array-api-strict\), got list"):
         module.forward([[1.0, 2.0, 3.0]])
     masked = np.ma.masked_array(np.ones((2, 3), np.float32), mask=[[1, 0, 0], [0, 0, 0]])
     with pytest.raises(TypeError, match=rf"{name}.forward: input x is a masked array, which arrayml does not support"):
@@ -422,7 +423,7 @@ def test_a_momentum_buffer_of_the_wrong_shape_is_named(bk):
     model, opt = _with_grads(bk), am.SGD(0.1, momentum=0.9)
     opt.step(model)
     opt.velocity["2.weight"] = bk.asarray(np.ones((1, 5)), "float32")
-    with pytest.raises(ValueError, match=r"SGD momentum buffer velocity\['2.weight'\] has shape \(1, 5\) but its parameter has shape \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"SGD state momentum\['2.weight'\] has shape \(1, 5\) but its parameter has shape \(3, 5\)"):
         opt.step(model)
 
 
@@ -733,7 +734,7 @@ def test_saving_what_a_checkpoint_cannot_hold(tmp_path):
         checkpoint.save_model(tmp_path / "m.npz", model)
     with pytest.raises(TypeError, match="checkpoint entry 'model/w' must be an array, got list"):
         checkpoint.save(tmp_path / "m.npz", checkpoint.Checkpoint(model={"w": [1.0, 2.0]}))
-    with pytest.raises(TypeError, match="save_model expects an optimizer with a `velocity` dict"):
+    with pytest.raises(TypeError, match="save_model expects an arrayml optimizer"):
         checkpoint.save_model(tmp_path / "m.npz", am.Linear(2, 2), optimizer="sgd")
     assert not list(tmp_path.iterdir())
 
@@ -756,10 +757,10 @@ def test_a_checkpoint_momentum_entry_of_the_wrong_shape_is_refused(tmp_path):
     opt.step(model)
     velocity = dict(opt.velocity)
     velocity["2.weight"] = np.ones((1, 5), np.float32)
-    path = checkpoint.save(tmp_path / "m.npz", checkpoint.Checkpoint(model=model.state(), optimizer=velocity))
+    path = checkpoint.save(tmp_path / "m.npz", checkpoint.Checkpoint(model=model.state(), optimizer=flatten_state({"momentum": velocity})))
     fresh, fresh_opt = am.MLP(4, [5], 3), am.SGD(0.1, momentum=0.9)
     before = {k: np.array(v) for k, v in fresh.state().items()}
-    with pytest.raises(ValueError, match=r"momentum buffers that do not fit this model: optimizer/2.weight: shape \(1, 5\) where the parameter has \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"optimizer state does not fit: SGD state momentum\['2.weight'\] has shape \(1, 5\) but its parameter has shape \(3, 5\)"):
         checkpoint.load_model(path, fresh, fresh_opt)
     assert fresh_opt.velocity == {}
     for k, v in fresh.state().items():

@@ -1,37 +1,13 @@
-"""Data-parallel training on ``torch.distributed``: the same hand-written backprop on N processes.
+"""Joining the other processes, and the collectives arrayml uses, for arrays of every backend.
 
-Every process holds the whole model and trains on its rows of each global batch. The one thing
-data parallelism adds to a training step sits, in plain sight, between ``backward`` and
-``SGD.step`` (`DataParallelLearner.train_step`)::
-
-    logits = model.forward(x_r)                       # this process's rows of the global batch
-    loss = loss_fn.forward(logits, y_r)
-    model.backward(loss_fn.backward(w_r))             # w_r = N·b_r/B: its share of the global mean
-    grads = all_reduce(grads) / N                     # sum over the processes, divided by N here
-    optimizer.step(model, lr)                         # the same update on every process
-
-so every process applies the gradient of the global batch's mean loss, exactly as one process
-would with the whole batch, and the parameters stay identical everywhere. The layers and SGD know
-nothing of it. ``torch.distributed`` is the engine: gloo over TCP for arrays on the host, NCCL for
-CUDA arrays, ``torchrun`` for launching and rendezvous.
-
-- `init` joins the other processes (from the environment ``torchrun`` sets, or explicit
-  arguments); `ProcessGroup` sums and broadcasts arrays of any backend in flat buckets, one per
-  dtype and device: NumPy through ``torch.from_numpy`` (no copy), torch tensors directly, CuPy
-  through DLPack (no copy, onto NCCL), array-api-strict through the host.
-- `DataParallelLearner` wraps an `arrayml.training.ArraymlLearner`: it refuses, at start-up,
-  processes whose models differ (naming the difference), broadcasts the parameters, buffers and
-  momentum buffers of rank 0, and all-reduces the gradients every step. `arrayml.training.fit`
-  then gives each process only its rows of each global batch (`arrayml.data.shard_bounds`), and
-  `arrayml.training.evaluate` sums the processes' loss sums and confusion matrices.
-- `sync_batch_norm` makes every `BatchNorm1d` normalise with the statistics of the whole global
-  batch (docs/derivations.md, "Synchronized batch normalisation").
+`init` joins the group (from the environment ``torchrun`` sets, or explicit arguments);
+`ProcessGroup` sums and broadcasts arrays of any backend in flat buckets, one per dtype and
+device: NumPy through ``torch.from_numpy`` (no copy), torch tensors directly, CuPy through DLPack
+(no copy, onto NCCL), array-api-strict through the host. ``torch.distributed`` is the engine:
+gloo over TCP for arrays on the host, NCCL for CUDA arrays.
 
 Faults never hang: every collective and the rendezvous give up after `default_timeout` seconds
-(120, or ``$ARRAYML_DIST_TIMEOUT``) with a `DistributedError` naming the rank and the operation; a
-process that dies is noticed at once (its TCP connections close). See docs/distributed.md.
-
-``import arrayml.distributed`` does not import torch; `init` does.
+(120, or ``$ARRAYML_DIST_TIMEOUT``) with a `DistributedError` naming the rank and the operation.
 """
 
 from __future__ import annotations
@@ -46,26 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
-from .backend import Array, Namespace
-from .data import shard_bounds
-from .modules import BatchNorm1d, Module, Sequential
-from .training import ArraymlLearner
-
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "TIMEOUT_ENV",
-    "DataParallelLearner",
-    "DistributedError",
-    "Pending",
-    "ProcessGroup",
-    "default_timeout",
-    "describe_model",
-    "init",
-    "launched_by_torchrun",
-    "local_device",
-    "sync_batch_norm",
-]
+from .. import backend
+from ..backend import Array, Namespace
 
 #: Seconds a collective or the rendezvous waits for the other processes before giving up.
 DEFAULT_TIMEOUT = 120.0
@@ -333,6 +291,12 @@ class ProcessGroup:
                 f"{what} everywhere); differences from rank 0: " + "; ".join(problems)
             )
 
+    def batch_norm_sync(self) -> Callable[[list[Array]], list[Array]]:
+        """The function synchronized batch norm takes at construction (``BatchNorm1d(...,
+        sync=group.batch_norm_sync())``, ``MLP(..., batch_norm_sync=...)``): it sums a list of
+        arrays over the processes."""
+        return functools.partial(self.all_reduce_sum, what="synchronized batch norm")
+
     def shutdown(self) -> None:
         """Leave the group (``destroy_process_group``); safe to call twice."""
         import torch.distributed as dist
@@ -382,27 +346,6 @@ class Pending:
         return out
 
 
-# --------------------------------------------------------------------------------------------
-# Describing a model, to compare processes at start-up
-# --------------------------------------------------------------------------------------------
-
-
-def describe_model(model: Module, optimizer: Any = None, **settings: Any) -> dict[str, Any]:
-    """What must be equal on every process: each parameter and buffer (name, shape, dtype), the
-    optimizer's momentum buffers, the array backend and device type, and any `settings`."""
-    where = model.placement()
-    entries = {name: [list(a.shape), backend.dtype_name(a.dtype)] for name, a in model.state().items()}
-    velocity = getattr(optimizer, "velocity", {}) if optimizer is not None else {}
-    out = {
-        "parameters and buffers": entries,
-        "momentum buffers": {name: [list(a.shape), backend.dtype_name(a.dtype)] for name, a in velocity.items()},
-        "array backend": None if where is None else backend.namespace_name(where.xp),
-        "device type": None if where is None else str(where.device).split(":")[0],
-    }
-    out.update(settings)
-    return out
-
-
 def _differences(mine: dict[str, Any], theirs: dict[str, Any], rank: int) -> list[str]:
     problems = []
     for key in sorted(set(mine) | set(theirs), key=str):
@@ -424,144 +367,3 @@ def _differences(mine: dict[str, Any], theirs: dict[str, Any], rank: int) -> lis
         else:
             problems.append(f"{key} {b!r} on rank {rank}, {a!r} on rank 0")
     return problems
-
-
-# --------------------------------------------------------------------------------------------
-# The data-parallel learner
-# --------------------------------------------------------------------------------------------
-
-
-class DataParallelLearner:
-    """One process's part of data-parallel training of an `ArraymlLearner` (arrayml's
-    DistributedDataParallel, written out).
-
-    Built on every process with the same model and a global `batch_size` B; the constructor
-    checks that every process built the same model (`ProcessGroup.check_identical`) and copies
-    rank 0's parameters, buffers and momentum buffers to all (`broadcast_from_rank0`). Then
-    `arrayml.training.fit` hands `train_step` this process's b_r rows of each global batch
-    (``shard_bounds(B, rank, N)``), and `arrayml.training.evaluate` scores its share of the
-    evaluation batches and sums the counts over the processes.
-
-    If B is not a multiple of N, the shares differ by one row and each process's loss gradient
-    is weighted by w_r = N·b_r/B (1 when they are equal), so that the averaged gradient is the
-    gradient of the mean loss over the whole global batch: uneven shards are exact, not refused.
-    """
-
-    def __init__(self, learner: ArraymlLearner, group: ProcessGroup, *, batch_size: int, overlap: bool = True,
-                 **settings: Any) -> None:
-        if not isinstance(learner, ArraymlLearner):
-            raise TypeError(f"DataParallelLearner trains an arrayml.training.ArraymlLearner, got {type(learner).__name__}")
-        self.learner, self.group = learner, group
-        self.model, self.optimizer, self.loss = learner.model, learner.optimizer, learner.loss
-        self.xp, self.device = learner.xp, learner.device
-        self.batch_size = backend.positive_int(batch_size, "DataParallelLearner batch_size")
-        lo, hi = shard_bounds(self.batch_size, group.rank, group.world_size)
-        self.local_batch = hi - lo
-        #: This process's weight in the mean over the processes: N·b_r/B.
-        self.weight = group.world_size * self.local_batch / self.batch_size
-        #: Start each layer's all-reduce during backward (a `Sequential` model; others: after it).
-        self.overlap = bool(overlap) and isinstance(self.model, Sequential)
-        group.check_identical(describe_model(self.model, self.optimizer, **{"global batch": self.batch_size, **settings}))
-        self.broadcast_from_rank0()
-
-    def broadcast_from_rank0(self) -> None:
-        """Give every process rank 0's parameters, buffers and momentum buffers (one broadcast
-        per dtype and device), so that all start identical, as DDP does when it is built."""
-        slots = [(owner.params, key) for _, owner, key in self.model.parameter_slots()]
-        slots += [(owner.buffers, key) for _, owner, key in self.model.buffer_slots()]
-        names = sorted(self.optimizer.velocity)
-        arrays = [table[key] for table, key in slots] + [self.optimizer.velocity[n] for n in names]
-        received = self.group.broadcast(arrays, what="the broadcast of rank 0's parameters")
-        for (table, key), value in zip(slots, received):
-            table[key] = value  # reassigned, never written in place
-        self.optimizer.velocity = {**self.optimizer.velocity, **dict(zip(names, received[len(slots):]))}
-
-    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
-        """One SGD step of the global batch from this process's rows (x, y); returns the global
-        batch's mean loss and number of correct predictions, as device arrays."""
-        if x.shape[0] != self.local_batch:
-            raise ValueError(
-                f"rank {self.group.rank} of {self.group.world_size} expects its {self.local_batch} rows of a global batch "
-                f"of {self.batch_size}, got {x.shape[0]}: give fit the batch size the DataParallelLearner was built with"
-            )
-        xp, model = self.xp, self.model
-        logits = model.forward(x)
-        loss = self.loss.forward(logits, y)
-        correct = self.learner.count_correct(logits, y)
-        # this process's share of the global mean loss, and its correct count (exact below 2**24
-        # in float32): they are summed over the processes in the gradients' bucket
-        stats = [loss * (self.local_batch / self.batch_size), xp.astype(correct, loss.dtype)]
-        # dL/dlogits of that share, times N: every gradient below is N times this process's part
-        # of the global one, so the mean over the N processes is the global gradient
-        dlogits = self.loss.backward(None if self.weight == 1.0 else self.weight)
-        if self.overlap:
-            loss, correct = self._backward_overlapped(dlogits, stats)
-        else:
-            model.backward(dlogits, input_grad=False)
-            loss, correct = self._finish(self._all_reduce_gradients(list(model.parameter_slots()), stats))
-        self.optimizer.step(model, lr)
-        return loss, correct
-
-    def _all_reduce_gradients(self, slots: list[tuple[str, Module, str]], stats: list[Array]) -> tuple[list, Pending]:
-        """Start the all-reduce of the gradients in `slots` (averaged: sum, then divide by N)
-        and of `stats` (summed), in one flat bucket per dtype and device."""
-        grads = []
-        for name, owner, key in slots:
-            if key not in owner.grads:
-                raise RuntimeError(f"no gradient for parameter {name!r}: call backward() before the all-reduce")
-            grads.append(owner.grads[key])
-        mean = [True] * len(grads) + [False] * len(stats)
-        return slots, self.group.start([*grads, *stats], mean=mean, what="the gradient all-reduce")
-
-    def _finish(self, started: tuple[list, Pending]) -> list[Array]:
-        """Wait for an all-reduce that `_all_reduce_gradients` started, reassign ``grads`` (never
-        written in place) and return the summed stats."""
-        slots, pending = started
-        reduced = pending.wait()
-        for (_, owner, key), g in zip(slots, reduced):
-            owner.grads[key] = g
-        return reduced[len(slots):]
-
-    def _backward_overlapped(self, dy: Array, stats: list[Array]) -> list[Array]:
-        """`Sequential.backward` written out, last layer first, launching each layer's gradient
-        all-reduce as soon as that layer's backward has filled its ``grads``, so that the
-        communication of the later layers runs while the earlier layers compute (DDP's overlap).
-        The stats ride with the first bucket. All are waited for before the step."""
-        assert isinstance(self.model, Sequential)  # `overlap` is only on for a Sequential
-        layers = self.model.layers
-        started: list[Any] = []
-        for i in range(len(layers) - 1, -1, -1):
-            dy = layers[i].backward(dy, input_grad=i > 0)  # the first layer's input gradient is never used
-            slots = list(layers[i].parameter_slots())
-            if slots:
-                started.append(self._all_reduce_gradients(slots, [] if started else stats))
-        return [self._finish(one) for one in started][0]
-
-    # -- the rest is the wrapped learner's ---------------------------------------------------
-    def logits(self, x: Array) -> Array:
-        return self.learner.logits(x)
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.learner.snapshot()
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.learner.restore(state)
-
-    def optimizer_state(self) -> dict[str, Any]:
-        return self.learner.optimizer_state()
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.learner.load_optimizer_state(state)
-
-
-def sync_batch_norm(model: Module, group: ProcessGroup | None) -> int:
-    """Make every `BatchNorm1d` of `model` synchronized over `group` (None: back to per-process
-    statistics). Returns how many layers were changed. Parameters, buffers and checkpoints are
-    unchanged: only how training-mode statistics are computed."""
-    count = 0
-    for name, module in model.named_modules():
-        if isinstance(module, BatchNorm1d):
-            module.sync = None if group is None else functools.partial(
-                group.all_reduce_sum, what=f"synchronized batch norm {name!r}")
-            count += 1
-    return count

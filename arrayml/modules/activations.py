@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .. import backend
+from .. import backend, validate
 from ..backend import Array, Namespace
 from .base import Module, check_grad, namespace_of
 
@@ -61,7 +61,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = backend.real_number(negative_slope, "LeakyReLU negative_slope")
+        self.negative_slope = validate.real_number(negative_slope, "LeakyReLU negative_slope")
 
     def function(self, xp, x):
         return xp.where(x > 0, x, self.negative_slope * x)
@@ -78,7 +78,7 @@ class ELU(Activation):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        self.alpha = backend.real_number(alpha, "ELU alpha")
+        self.alpha = validate.real_number(alpha, "ELU alpha")
 
     def function(self, xp, x):
         # expm1 of min(x, 0): exact near 0, and no overflow in the branch `where` discards.

@@ -17,6 +17,7 @@ such tensors are refused rather than silently detached: pass ``x.detach()``.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -81,7 +82,7 @@ class Module:
         return iter([
             ((f"{prefix}.{key}" if prefix else key), module, key)
             for prefix, module in found
-            for key in getattr(module, "params", ())  # compat's parameter-free modules have none
+            for key in module.params
         ])
 
     def parameters(self) -> dict[str, Array]:
@@ -102,6 +103,37 @@ class Module:
         for prefix, module in self.named_modules():
             for key in module.buffers:
                 yield (f"{prefix}.{key}" if prefix else key), module, key
+
+    def named_buffers(self) -> dict[str, Array]:
+        """Every buffer (running statistics), by dotted name."""
+        return {name: owner.buffers[key] for name, owner, key in self.buffer_slots()}
+
+    def set_parameters(self, params: Mapping[str, Array]) -> None:
+        """Reassign every parameter from `params` (by the names of `parameters`), as the
+        optimizer's update does: no checks, no conversion, nothing written in place. For arrays
+        from elsewhere, `load_state` checks and converts."""
+        for name, owner, key in self.parameter_slots():
+            owner.params[key] = params[name]
+
+    def set_buffers(self, buffers: Mapping[str, Array]) -> None:
+        """Reassign every buffer from `buffers` (by the names of `named_buffers`), unchecked."""
+        for name, owner, key in self.buffer_slots():
+            owner.buffers[key] = buffers[name]
+
+    def clone(self) -> Module:
+        """A structural copy: the same classes and settings, dicts of its own holding the same
+        arrays (nothing is copied, since nothing is written in place), no gradients, no forward
+        cache. What `arrayml.compile` traces, so that the live model never holds a traced array."""
+        new = copy.copy(self)
+        new.params, new.grads, new.buffers, new._cache = dict(self.params), {}, dict(self.buffers), None
+        children = self.children()
+        if children:
+            new._set_children([child.clone() for _, child in children])
+        return new
+
+    def _set_children(self, children: list[Module]) -> None:
+        """Replace the direct sub-modules (in `children` order): containers implement it."""
+        raise NotImplementedError(f"{type(self).__name__} has children but cannot replace them")
 
     def state(self) -> dict[str, Array]:
         """Parameters and buffers by dotted name: everything needed to rebuild the model's
@@ -135,9 +167,9 @@ class Module:
             table, key = slots[name]
             mine, theirs = table[key], state[name]
             try:  # an array arrayml can use (not a list, not a tensor that requires grad)
-                backend.get_namespace(theirs)
+                backend.get_namespace(theirs, names=("the value",), what=name)
             except (TypeError, ValueError) as exc:
-                problems.append(f"{name}: " + str(exc).replace("argument 0", "the value"))
+                problems.append(str(exc))
                 continue
             if tuple(theirs.shape) != tuple(mine.shape):
                 problems.append(
@@ -156,8 +188,7 @@ class Module:
             table[key] = backend.convert(state[name], xp, dev, mine.dtype)
         self.clear_cache()
         for _, module in self.named_modules():
-            if hasattr(module, "grads"):
-                module.grads = {}
+            module.grads = {}
 
     # -- modes, size, placement ----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -184,14 +215,13 @@ class Module:
             device = current.device if device is None else device
         where = backend.placement(xp, device, "float32" if dtype is None else dtype)
         for _, module in self.named_modules():
-            for table in (getattr(module, "params", {}), module.buffers):
+            for table in (module.params, module.buffers):
                 for key, value in table.items():
                     target = where.dtype if dtype is not None else getattr(
                         where.xp, backend.dtype_name(value.dtype)
                     )
                     table[key] = backend.convert(value, where.xp, where.device, target)
-            if hasattr(module, "grads"):
-                module.grads = {}
+            module.grads = {}
         self.clear_cache()
         return self
 
@@ -257,6 +287,12 @@ class Loss:
         """Drop what ``forward`` saved."""
         self._cache = None
 
+    def clone(self) -> Loss:
+        """The same loss with a forward cache of its own (see `Module.clone`)."""
+        new = copy.copy(self)
+        new._cache = None
+        return new
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -267,13 +303,7 @@ def namespace_of(where: str, names: tuple[str, ...], *arrays: Array) -> Namespac
     array is the caller's and may not be None."""
     if arrays[0] is None:
         raise TypeError(f"{where} expects {names[0]} as an array, got None")
-    try:
-        return backend.get_namespace(*arrays)
-    except (TypeError, ValueError) as exc:
-        text = str(exc)
-        for i in range(len(names) - 1, -1, -1):  # "argument 10" before "argument 1"
-            text = text.replace(f"argument {i}", names[i])
-        raise type(exc)(f"{where}: {text}") from None
+    return backend.get_namespace(*arrays, names=names, what=where)
 
 
 def check_input(

@@ -11,7 +11,7 @@ The last line is the full gradient *through* μ and σ². Evaluation uses the ru
 (updated in training with ``running ← (1 − momentum)·running + momentum·batch``, the running
 variance from the unbiased batch variance, as PyTorch does), and then x̂ is an affine function of x.
 
-Synchronized mode (``sync`` set, by `arrayml.distributed.sync_batch_norm`; docs/derivations.md,
+Synchronized mode (``sync=`` given at construction; docs/derivations.md,
 "Synchronized batch normalisation"): in data-parallel training the batch is split over N
 processes, and μ, σ² are those of the *whole* global batch of n samples. Forward sums
 [Σ (x − K), Σ (x − K)², S] over the processes (K: the running mean, the same everywhere, a
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import backend
+from .. import backend, validate
 from ..backend import Array
 from .base import Module, check_grad, check_input, namespace_of
 
@@ -38,22 +38,25 @@ class BatchNorm1d(Module):
     each of shape (num_features,), and running mean/variance buffers.
 
     ``sync``: None (statistics of this process's batch), or a callable that sums a list of arrays
-    over all processes of data-parallel training; training mode then uses the statistics of the
-    whole global batch (synchronized batch norm). Set by `arrayml.distributed.sync_batch_norm`.
+    over all processes of data-parallel training (`arrayml.distributed.ProcessGroup.batch_norm_sync`);
+    training mode then uses the statistics of the whole global batch (synchronized batch norm).
     """
-
-    #: Sums a list of arrays over the processes (synchronized mode), or None.
-    sync: Callable[[list[Array]], list[Array]] | None = None
 
     def __init__(
         self, num_features: int, *, eps: float = 1e-5, momentum: float = 0.1,
+        sync: Callable[[list[Array]], list[Array]] | None = None,
         xp: Any = None, device: Any = None, dtype: Any = None,
     ) -> None:
         super().__init__()
-        num_features = backend.positive_int(num_features, "BatchNorm1d num_features")
+        if sync is not None and not callable(sync):
+            raise TypeError(f"BatchNorm1d sync must be None or a function that sums a list of arrays over the "
+                            f"processes, got {type(sync).__name__}")
+        #: Sums a list of arrays over the processes (synchronized mode), or None.
+        self.sync = sync
+        num_features = validate.positive_int(num_features, "BatchNorm1d num_features")
         self.num_features = num_features
-        self.eps = backend.real_number(eps, "BatchNorm1d eps", low=0.0, low_open=True)
-        self.momentum = backend.real_number(momentum, "BatchNorm1d momentum", low=0.0, high=1.0)
+        self.eps = validate.real_number(eps, "BatchNorm1d eps", low=0.0, low_open=True)
+        self.momentum = validate.real_number(momentum, "BatchNorm1d momentum", low=0.0, high=1.0)
         w = backend.placement(xp, device, dtype)
         shape = (num_features,)
         self.params["gamma"] = w.xp.ones(shape, dtype=w.dtype, device=w.device)

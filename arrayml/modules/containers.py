@@ -11,7 +11,7 @@ import numbers
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .. import backend
+from .. import backend, validate
 from ..backend import Array, Seed
 from .activations import Activation, activation_by_name
 from .base import Module, check_grad, namespace_of
@@ -37,11 +37,22 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
-        """Chain rule, last layer first; `input_grad` applies to the first layer only."""
+    def backward(
+        self, dy: Array, *, input_grad: bool = True, on_layer: Callable[[str, Module], None] | None = None,
+    ) -> Array | None:
+        """Chain rule, last layer first; `input_grad` applies to the first layer only.
+
+        `on_layer(name, layer)` is called as soon as each layer's backward has filled its
+        ``grads`` (``name`` is ``"0"``, ``"1"``...): data-parallel training starts that layer's
+        gradient all-reduce there, while the layers before it still compute."""
         for i in range(len(self.layers) - 1, -1, -1):
             dy = self.layers[i].backward(dy, input_grad=input_grad or i > 0)
+            if on_layer is not None:
+                on_layer(str(i), self.layers[i])
         return dy
+
+    def _set_children(self, children: list[Module]) -> None:
+        self.layers = list(children)
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -84,6 +95,9 @@ class Residual(Module):
     def children(self) -> list[tuple[str, Module]]:
         return [("block", self.block)]
 
+    def _set_children(self, children: list[Module]) -> None:
+        (self.block,) = children
+
     def forward(self, x: Array) -> Array:
         y = self.block.forward(x)
         if tuple(y.shape) != tuple(x.shape):
@@ -112,13 +126,13 @@ def hidden_sizes(n_hidden: Iterable[int] | int, what: str) -> list[int]:
     """`n_hidden` as a list of positive ints: one size (an int, NumPy's too) or a sequence of
     them; anything else is a `TypeError` naming `what`."""
     if isinstance(n_hidden, numbers.Integral) and not isinstance(n_hidden, bool):
-        return [backend.positive_int(n_hidden, f"{what} n_hidden")]
+        return [validate.positive_int(n_hidden, f"{what} n_hidden")]
     if isinstance(n_hidden, (str, bytes)) or not isinstance(n_hidden, Iterable):
         raise TypeError(
             f"{what} n_hidden must be a list of positive integers (e.g. [128]) or one integer, "
             f"got {type(n_hidden).__name__} {n_hidden!r}"
         )
-    return [backend.positive_int(h, f"{what} n_hidden[{i}]") for i, h in enumerate(n_hidden)]
+    return [validate.positive_int(h, f"{what} n_hidden[{i}]") for i, h in enumerate(n_hidden)]
 
 
 def mlp_layers(
@@ -152,6 +166,9 @@ class MLP(Sequential):
         activation: ``"relu"``, ``"elu"``, ``"leaky_relu"``, ``"tanh"``, ``"sigmoid"``, ``"gelu"``,
             ``"identity"`` (any name in `ACTIVATIONS`), or an `Activation` class.
         batch_norm: put a `BatchNorm1d` between each hidden Linear and its activation.
+        batch_norm_sync: for data-parallel training, the function that sums a list of arrays
+            over the processes (`arrayml.distributed.ProcessGroup.batch_norm_sync`): every
+            batch norm then normalises with the statistics of the whole global batch.
         xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
         rng: generator or int seed for the initial weights (default seed 0).
     """
@@ -159,13 +176,16 @@ class MLP(Sequential):
     def __init__(
         self, n_inputs: int, n_hidden: Iterable[int] | int, n_classes: int, *,
         activation: str | type[Activation] = "relu", batch_norm: bool = False,
+        batch_norm_sync: Callable[[list[Array]], list[Array]] | None = None,
         xp: Any = None, device: Any = None, dtype: Any = None, rng: Seed = None,
     ) -> None:
-        n_inputs = backend.positive_int(n_inputs, "MLP n_inputs")
-        n_classes = backend.positive_int(n_classes, "MLP n_classes")
+        n_inputs = validate.positive_int(n_inputs, "MLP n_inputs")
+        n_classes = validate.positive_int(n_classes, "MLP n_classes")
         hidden = hidden_sizes(n_hidden, "MLP")
         activation_by_name(activation)  # an unknown name fails here, before any weight is drawn
-        batch_norm = backend.boolean(batch_norm, "MLP batch_norm")
+        batch_norm = validate.boolean(batch_norm, "MLP batch_norm")
+        if batch_norm_sync is not None and not batch_norm:
+            raise ValueError("MLP batch_norm_sync synchronizes batch norm layers: it needs batch_norm=True")
         where = backend.placement(xp, device, dtype)
         gen = backend.as_generator(rng)
         put = {"xp": where.xp, "device": where.device, "dtype": where.dtype}
@@ -173,7 +193,7 @@ class MLP(Sequential):
             [n_inputs, *hidden], n_classes,
             linear=lambda fan_in, fan_out, first: Linear(fan_in, fan_out, input_layer=first, rng=gen, **put),
             activation=lambda: activation_by_name(activation),
-            norm=(lambda n: BatchNorm1d(n, **put)) if batch_norm else None,
+            norm=(lambda n: BatchNorm1d(n, sync=batch_norm_sync, **put)) if batch_norm else None,
         ))
         self.n_inputs, self.n_hidden, self.n_classes = n_inputs, hidden, n_classes
         self.activation, self.batch_norm = activation, bool(batch_norm)

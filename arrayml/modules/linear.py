@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import backend
+from .. import backend, validate
 from ..backend import Array, Seed
 from .base import Module, check_grad, check_input, namespace_of
 
@@ -37,9 +37,9 @@ class Linear(Module):
         rng: Seed = None,
     ) -> None:
         super().__init__()
-        self.in_features = backend.positive_int(in_features, "Linear in_features")
-        self.out_features = backend.positive_int(out_features, "Linear out_features")
-        self.input_layer = backend.boolean(input_layer, "Linear input_layer")
+        self.in_features = validate.positive_int(in_features, "Linear in_features")
+        self.out_features = validate.positive_int(out_features, "Linear out_features")
+        self.input_layer = validate.boolean(input_layer, "Linear input_layer")
         where = backend.placement(xp, device, dtype)
         std = math.sqrt((1.0 if input_layer else 2.0) / self.in_features)
         self.params["weight"] = backend.normal(

@@ -37,6 +37,7 @@ from typing import Any
 
 from .. import backend
 from ..backend import Array, Namespace
+from ..validate import boolean
 from .base import Loss, Module, check_grad, namespace_of
 
 # Tolerance on a probability row's sum, per class, by the dtype's size in bytes; 10·eps for
@@ -184,7 +185,7 @@ def _times_dloss(dx: Array, dloss: Any, what: str) -> Array:
 
 
 def _check_validate(validate: Any, what: str) -> bool:
-    return backend.boolean(validate, f"{what} validate")
+    return boolean(validate, f"{what} validate")
 
 
 class Softmax(Module):

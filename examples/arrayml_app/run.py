@@ -71,17 +71,21 @@ def load_splits(config: RunConfig) -> tuple[Splits, dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 
 
-def build_model(config: RunConfig, where: backend.Placement | None = None) -> MLP:
+def build_model(config: RunConfig, where: backend.Placement | None = None,
+                group: distributed.ProcessGroup | None = None) -> MLP:
     """The arrayml MLP that `config` describes, initialised from its seed (NumPy float32 if no
-    placement is given)."""
+    placement is given); with ``--sync-batch-norm`` and a data-parallel `group`, its batch norm
+    layers normalise with the statistics of the whole global batch."""
     put = {} if where is None else {"xp": where.xp, "device": where.device, "dtype": where.dtype}
+    sync = group.batch_norm_sync() if group is not None and config.sync_batch_norm else None
     return MLP(cifar10.N_FEATURES, config.hidden_dims, len(cifar10.CLASSES), activation=config.activation,
-               batch_norm=config.batch_norm, rng=np.random.default_rng(config.seed), **put)
+               batch_norm=config.batch_norm, batch_norm_sync=sync, rng=np.random.default_rng(config.seed), **put)
 
 
 def arrayml_learner(config: RunConfig, where: backend.Placement) -> tuple[Learner, dict[str, Any]]:
-    """The arrayml MLP and SGD for `config`, on `where`."""
-    model = build_model(config, where)
+    """The arrayml MLP and SGD for `config`, on `where` (and, under torchrun, for this process's
+    group: see `build_model`)."""
+    model = build_model(config, where, _GROUP[0] if _GROUP else None)
     opt = SGD(config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay)
     learner = ArraymlLearner(model, opt, compile=config.compile)
     info = {"implementation": "arrayml", "parameters": model.num_parameters(), "architecture": repr(model)}
@@ -266,8 +270,6 @@ def data_parallel(learner: Learner, group: distributed.ProcessGroup, config: Run
         raise ValueError(f"data-parallel training needs the arrayml learner, not {type(learner).__name__}: "
                          "run the torch.nn reference without torchrun")
 
-    if config.sync_batch_norm:
-        distributed.sync_batch_norm(learner.model, group)
     settings = {f"--{k.replace('_', '-')}": v for k, v in config.saved().items() if k not in ("data_dir", "out", "resume")}
     return distributed.DataParallelLearner(learner, group, batch_size=config.batch_size, **settings)
 

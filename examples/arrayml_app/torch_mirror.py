@@ -65,6 +65,8 @@ class TorchLearner:
     """The training-loop interface (`arrayml.training.Learner`) for a torch.nn model: autograd,
     ``nn.CrossEntropyLoss`` and a torch optimizer."""
 
+    group = None  # one process: the reference does not train data-parallel
+
     def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, where: backend.Placement) -> None:
         self.net, self.optimizer = net, optimizer
         self.loss = nn.CrossEntropyLoss()

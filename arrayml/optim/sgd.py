@@ -1,0 +1,96 @@
+"""Mini-batch stochastic gradient descent, applied after the whole backward pass.
+
+For each parameter p with gradient g (PyTorch's conventions, so results compare point by point):
+
+    g ← g + weight_decay · p
+    v ← momentum · v + g                  (v starts at 0, so the first v is g exactly)
+    d ← g + momentum · v   if nesterov,   else   d ← v      (d = g when momentum is 0)
+    p ← p − lr · d
+
+State: ``{"momentum": {name: v}}`` with momentum, ``{}`` without.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import backend, validate
+from ..backend import Array
+from .base import Optimizer, State
+
+
+class SGD(Optimizer):
+    """SGD with optional momentum, Nesterov momentum and L2 weight decay.
+
+    ``update(grads, state, params, lr)`` is the pure step; ``step(model, lr)`` applies it to a
+    model (`Optimizer.step`). ``velocity`` is the momentum buffers by parameter name (the
+    ``"momentum"`` entry of ``state``).
+
+    Args:
+        lr: learning rate, a positive finite number (the rate `step` uses when given none).
+        momentum: a finite number in [0, 1).
+        nesterov: True or False; True needs momentum > 0.
+        weight_decay: L2 penalty, a finite number >= 0.
+    """
+
+    def __init__(
+        self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0
+    ) -> None:
+        super().__init__(lr)
+        self.momentum = validate.real_number(momentum, "SGD momentum", low=0.0, high=1.0, high_open=True)
+        self.nesterov = validate.boolean(nesterov, "SGD nesterov")
+        self.weight_decay = validate.real_number(weight_decay, "SGD weight_decay", low=0.0)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+
+    def init(self, params: Mapping[str, Array]) -> State:
+        if not self.momentum:
+            return {}
+        return {"momentum": {name: _zeros_like(p) for name, p in params.items()}}
+
+    def update(
+        self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
+    ) -> tuple[dict[str, Array], State]:
+        mu, wd = self.momentum, self.weight_decay
+        velocity = state["momentum"] if mu else None
+        new_params: dict[str, Array] = {}
+        new_velocity: dict[str, Array] = {}
+        xp = None
+        for name, p in params.items():
+            g = grads[name]
+            if xp is None:
+                xp = backend.get_namespace(p, g)
+            if wd:
+                g = g + wd * p
+            if velocity is not None:
+                v = mu * velocity[name] + g
+                new_velocity[name] = v
+                g = g + mu * v if self.nesterov else v
+            new_params[name] = backend.subtract_scaled(p, g, lr, xp=xp)  # p − lr·d, a new array
+        return new_params, ({"momentum": new_velocity} if velocity is not None else {})
+
+    def hyperparameters(self) -> tuple[Any, ...]:
+        return (self.momentum, self.nesterov, self.weight_decay)
+
+    def settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+
+    @property
+    def velocity(self) -> dict[str, Array]:
+        """The momentum buffers by parameter name: the ``"momentum"`` entry of ``state`` (a
+        dict you may edit or replace; the next `step` checks it against the parameters)."""
+        if not self.momentum:
+            return {}
+        if self.state is None:
+            self.state = {"momentum": {}}
+        return self.state.setdefault("momentum", {})
+
+    @velocity.setter
+    def velocity(self, value: Mapping[str, Array]) -> None:
+        self.state = {"momentum": dict(value)} if self.momentum else {}
+
+
+def _zeros_like(p: Array) -> Array:
+    xp, dev = backend.get_namespace_and_device(p)
+    return xp.zeros(tuple(p.shape), dtype=p.dtype, device=dev)
