@@ -131,7 +131,7 @@ def test_buckets_give_back_arrays_of_the_same_backend_shape_and_dtype(solo, xp_n
 
 
 def test_numpy_and_torch_buckets_cross_without_a_copy(solo, torch):
-    from arrayml.distributed import _torch_view
+    from arrayml.distributed.group import _torch_view
 
     flat = np.arange(10, dtype=np.float32)
     tensor, back = _torch_view(flat, backend.namespace_by_name("numpy"))
@@ -143,7 +143,8 @@ def test_numpy_and_torch_buckets_cross_without_a_copy(solo, torch):
 def test_an_unsupported_namespace_is_named_with_what_is_supported():
     from types import ModuleType
 
-    from arrayml.distributed import DistributedError, _torch_view
+    from arrayml.distributed import DistributedError
+    from arrayml.distributed.group import _torch_view
 
     with pytest.raises(DistributedError, match="communicates numpy .* torch .* cupy .* array-api-strict .*; got a jaxlike array"):
         _torch_view(None, ModuleType("jaxlike"))
@@ -257,8 +258,9 @@ def test_two_processes_train_like_one_process_on_the_whole_batch(library_job, ca
     for key in one:
         if key.startswith("state/"):
             # relative to the array's largest entry; the Linear bias before batch norm has a zero
-            # gradient but for round-off, so it stays near 1e-9 and gets an absolute floor
-            scale = max(float(np.max(np.abs(one[key]))), 1e-3)
+            # gradient but for round-off, so it stays near 1e-9 and gets an absolute floor: its
+            # round-off reached 2.1e-8 on an AMD EPYC host (OpenBLAS), where weights move by 1e-2
+            scale = max(float(np.max(np.abs(one[key]))), 1e-2)
             np.testing.assert_allclose(two[0][key], one[key], rtol=0, atol=2e-5 * scale, err_msg=key)
     before = am.MLP(dist_worker.N_FEATURES, dist_worker.HIDDEN, dist_worker.N_CLASSES, rng=0).parameters()
     assert np.max(np.abs(one["state/0.weight"] - before["0.weight"])) > 1e-2  # training moved the weights
@@ -432,7 +434,11 @@ def test_sync_batch_norm_flag_trains_like_one_process_with_batch_norm(app_runs, 
     _ok(finish([two, one]))
     a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("two", "one"))
     assert a["distributed"]["sync_batch_norm"] is True and a["config"]["sync_batch_norm"] is True
-    np.testing.assert_allclose(a["history"]["steps"]["loss"][:20], b["history"]["steps"]["loss"][:20], rtol=1e-5)
+    # float32 sums in another order: equal to rounding at first, then the differences grow (to
+    # 1.3e-5 by step 20 on an AMD EPYC host); per-process statistics would differ at once
+    loss_two, loss_one = a["history"]["steps"]["loss"], b["history"]["steps"]["loss"]
+    np.testing.assert_allclose(loss_two[:8], loss_one[:8], rtol=1e-5)
+    np.testing.assert_allclose(loss_two[:20], loss_one[:20], rtol=5e-5)
     assert a["test"]["n"] == b["test"]["n"]
 
 
