@@ -25,6 +25,7 @@ from .modules import (
     Sigmoid,
     Softmax,
     SoftmaxCrossEntropy,
+    SquaredError,
     Tanh,
     activation_by_name,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "SquaredError",
     "Tanh",
     "activation_by_name",
     "backend",

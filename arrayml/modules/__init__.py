@@ -17,6 +17,7 @@ from .batchnorm import BatchNorm1d
 from .containers import MLP, Residual, Sequential
 from .linear import Linear
 from .softmax import CrossEntropy, Softmax, SoftmaxCrossEntropy, target_matrix
+from .squared_error import SquaredError
 
 __all__ = [
     "ACTIVATIONS",
@@ -37,6 +38,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "SquaredError",
     "Tanh",
     "activation_by_name",
     "target_matrix",
