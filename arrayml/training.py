@@ -29,7 +29,7 @@ import numpy as np
 from . import backend, metrics
 from .backend import Array, Namespace
 from .data import Splits, eval_batches, steps_per_epoch, train_batches
-from .modules import Module, SoftmaxCrossEntropy
+from .modules import Loss, Module, SoftmaxCrossEntropy
 from .optim import Optimizer, flatten_state, unflatten_state
 from .schedules import Constant, Schedule
 from .step import train_step
@@ -52,9 +52,10 @@ class Learner(Protocol):
     #: None when training in one process; the process group of data-parallel training otherwise.
     group: ProcessGroup | None
 
-    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
+    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array | None]:
         """One SGD step at learning rate `lr`; returns the batch loss and the number of correct
-        predictions, both as 0-D device arrays (not read back)."""
+        predictions, both as 0-D device arrays (not read back); None for the count when the
+        learner counts none (a regression loss)."""
 
     def logits(self, x: Array) -> Array:
         """Outputs in evaluation mode, without touching any training state."""
@@ -82,11 +83,15 @@ def count_correct(logits: Array, y: Array) -> Array:
 
 
 class ArraymlLearner:
-    """An arrayml model, the fused softmax + cross-entropy loss and an optimizer, trained by
-    `arrayml.step.train_step`.
+    """An arrayml model, a loss and an optimizer, trained by `arrayml.step.train_step`.
 
-    With ``compile=True`` the whole step (forward, loss, backward, update, the correct-count)
-    runs as one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
+    The loss is the fused softmax + cross-entropy unless another is given (`SquaredError` for
+    regression; build it with ``validate=False`` where it has the option: the loop checks labels
+    once, up front). `metrics(logits, y)` is what each step counts besides the loss (default:
+    the number of correct predictions, which `fit` logs; None for none, e.g. in regression).
+
+    With ``compile=True`` the whole step (forward, loss, backward, update, the metrics) runs as
+    one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
     ``torch.compile`` on PyTorch; a `ValueError` on other backends), with the same layer code.
 
     The learner follows its model: after ``model.to(...)`` it trains where the model now lives
@@ -95,23 +100,29 @@ class ArraymlLearner:
 
     group = None  # one process (arrayml.distributed.DataParallelLearner has a group)
 
-    def __init__(self, model: Module, optimizer: Optimizer, *, compile: bool = False) -> None:
+    def __init__(
+        self, model: Module, optimizer: Optimizer, *, loss: Loss | None = None,
+        metrics: Callable[[Array, Array], Any] | None = count_correct, compile: bool = False,
+    ) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"ArraymlLearner trains an arrayml Module, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"ArraymlLearner needs an arrayml optimizer (arrayml.optim.Optimizer), got "
                             f"{type(optimizer).__name__}")
+        if loss is not None and not isinstance(loss, Loss):
+            raise TypeError(f"ArraymlLearner needs an arrayml Loss (arrayml.Loss), got {type(loss).__name__}")
         if model.placement() is None:
             raise ValueError("the model has no parameters to train")
         self.model = model
         self.optimizer = optimizer
         # labels are checked once, up front, by `fit`: no per-step host sync for validation
-        self.loss = SoftmaxCrossEntropy(validate=False)
+        self.loss = SoftmaxCrossEntropy(validate=False) if loss is None else loss
+        self.metrics = metrics
         self.compiled = None
         if compile:
             from .compile import compile_step
 
-            self.compiled = compile_step(model, self.loss, optimizer, metrics=count_correct)
+            self.compiled = compile_step(model, self.loss, optimizer, metrics=metrics)
 
     @property
     def placement(self) -> backend.Placement:
@@ -131,12 +142,13 @@ class ArraymlLearner:
 
     count_correct = staticmethod(count_correct)
 
-    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
+    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array | None]:
         if self.compiled is not None:
-            return self.compiled(x, y, lr)
+            out = self.compiled(x, y, lr)
+            return out if self.metrics is not None else (out, None)
         params = self.model.parameters()
         self.optimizer.state, loss, correct = train_step(
-            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, metrics=count_correct)
+            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, metrics=self.metrics)
         return loss, correct
 
     def logits(self, x: Array) -> Array:
@@ -236,9 +248,10 @@ class _StepLog:
         self.corrects: list[float] = []
         self.lrs: list[float] = []
 
-    def add(self, loss: Array, correct: Array, lr: float) -> None:
+    def add(self, loss: Array, correct: Array | None, lr: float) -> None:
         self.pending_loss.append(loss)
-        self.pending_correct.append(correct)
+        if correct is not None:  # a learner that counts nothing (regression) leaves `corrects` empty
+            self.pending_correct.append(correct)
         self.lrs.append(lr)
 
     def flush(self) -> int | None:
@@ -246,7 +259,10 @@ class _StepLog:
         if not self.pending_loss:
             return None
         xp = self.xp
-        packed = xp.concat([xp.stack(self.pending_loss), xp.astype(xp.stack(self.pending_correct), self.pending_loss[0].dtype)])
+        parts = [xp.stack(self.pending_loss)]
+        if self.pending_correct:
+            parts.append(xp.astype(xp.stack(self.pending_correct), self.pending_loss[0].dtype))
+        packed = xp.concat(parts)
         host = np.asarray(backend.to_numpy(packed), dtype=np.float64)
         k = len(self.pending_loss)
         first = len(self.losses)
@@ -290,7 +306,7 @@ def fit(
         if state.diverged is not None:
             break
         t0 = time.perf_counter()
-        steps = train_epoch(learner, data, epoch=epoch, epochs=epochs, batch_size=batch_size, seed=seed,
+        steps = train_epoch(learner, data.x_train, data.y_train, epoch=epoch, epochs=epochs, batch_size=batch_size, seed=seed,
                             schedule=schedule, progress=progress, log_every=log_every)
         _record_steps(state, steps, batch_size)
         if steps.diverged_at is not None:
@@ -314,8 +330,9 @@ def fit(
 
 @dataclass
 class EpochSteps:
-    """What one epoch of steps left: host losses, correct counts and rates, and the 0-based step
-    whose loss was first not finite (None if the epoch finished)."""
+    """What one epoch of steps left: host losses, correct counts (empty when the learner counts
+    none) and rates, and the 0-based step whose loss was first not finite (None if the epoch
+    finished)."""
 
     losses: list[float]
     corrects: list[float]
@@ -324,14 +341,17 @@ class EpochSteps:
 
 
 def train_epoch(
-    learner: Learner, data: Splits, *, epoch: int, epochs: int, batch_size: int, seed: int,
-    schedule: Schedule, progress: bool | None = None, log_every: int = 50,
+    learner: Learner, x: Array, y: Array, *, epoch: int, epochs: int, batch_size: int, seed: int,
+    schedule: Schedule, progress: bool | None = None, log_every: int = 50, shuffle: bool = True,
+    drop_last: bool = True,
 ) -> EpochSteps:
-    """One epoch of SGD steps on shuffled batches; losses read back every `log_every` steps. Stops
-    at the first read-back that holds a non-finite loss."""
+    """One epoch of steps on batches of (x, y) (`arrayml.data.train_batches`: shuffled from
+    (`seed`, `epoch`) unless ``shuffle=False``; the last partial batch dropped unless
+    ``drop_last=False``); losses read back every `log_every` steps and at the end. Stops at the
+    first read-back that holds a non-finite loss."""
     from tqdm.auto import tqdm
 
-    n_steps = steps_per_epoch(data.x_train.shape[0], batch_size)
+    n_steps = steps_per_epoch(x.shape[0], batch_size, drop_last=drop_last)
     _, shard = _shard(learner)  # data-parallel: this process's rows of each global batch
     log = _StepLog(learner.xp)
     diverged_at = None
@@ -340,8 +360,8 @@ def train_epoch(
     # A diverging run overflows before its loss is read back; that is reported as a
     # divergence, so NumPy's floating-point warnings would only be noise here.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), bar:
-        for step, (xb, yb) in enumerate(train_batches(data.x_train, data.y_train, batch_size, seed=seed, epoch=epoch,
-                                                             shard=shard)):
+        for step, (xb, yb) in enumerate(train_batches(x, y, batch_size, seed=seed, epoch=epoch, shard=shard,
+                                                      shuffle=shuffle, drop_last=drop_last)):
             rate = float(schedule(epoch + step / n_steps))
             loss, correct = learner.train_step(xb, yb, rate)
             log.add(loss, correct, rate)
