@@ -7,6 +7,7 @@
     figures.py       figures with matplotlib's object API
     torch_mirror.py  the plain torch.nn mirror of an arrayml MLP (reference, benchmarks, tests)
 
-Installed with arrayml (``pip install -e ".[app]"`` also installs matplotlib); the library in
-``arrayml/`` never imports it.
+A distribution of its own (``pyproject.toml`` here, ``arrayml-app``), installed beside the library:
+``pip install -e . -e examples/arrayml_app`` from the repository root (it brings matplotlib). The
+library in ``arrayml/`` never imports it; its tests are in ``examples/tests/``.
 """

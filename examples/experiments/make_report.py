@@ -180,10 +180,10 @@ def question_map(rep: Report) -> None:
          "`test_softmax_cross_entropy_gradient_is_Y_minus_T_over_S`"),
         ("1.2", "the NumPy MLP with the default settings: test accuracy and loss curves",
          f"{link('default_mlp')} (table and curves); `arrayml.compat` (the course's module interface, "
-         "`tests/test_compat.py`); `tests/test_cli.py::test_default_experiment_on_the_shared_cifar10_copy`"),
+         "`tests/test_compat.py`); `examples/tests/test_cli.py::test_default_experiment_on_the_shared_cifar10_copy`"),
         ("2.1–2.4", "the same MLP in PyTorch",
          f"{link('default_mlp')} (the torch.nn reference, first losses compared point by point); "
-         "`examples/torch_reference.py`; `tests/test_cli.py::test_torch_reference_matches_arrayml_step_by_step_at_first`"),
+         "`examples/torch_reference.py`; `examples/tests/test_cli.py::test_torch_reference_matches_arrayml_step_by_step_at_first`"),
         ("2.1–2.4", "per-class precision, recall, F-beta; the confusion matrix",
          f"{link('fbeta')}; `arrayml/metrics.py`, `tests/test_metrics.py`"),
         ("2.1–2.4", "the learning rate: a sweep, and schedules (step, cosine, warm-up)",
@@ -191,9 +191,9 @@ def question_map(rep: Report) -> None:
          "`tests/test_training.py::test_schedules_have_their_shapes`"),
         ("2.1–2.4", "residual connections and the gradient norm across depth",
          f"{link('residual')}; derivations.md, [Residual connection](derivations.md#residual-connection); "
-         f"`{ident}`: `test_residual_backward_adds_the_identity_path`; `tests/test_experiments_light.py`"),
+         f"`{ident}`: `test_residual_backward_adds_the_identity_path`; `examples/tests/test_experiments_light.py`"),
         ("2.1–2.4", "saddle points: gradient descent near one; how rare minima are among critical points",
-         f"{link('saddle')}; `tests/test_experiments_light.py`"),
+         f"{link('saddle')}; `examples/tests/test_experiments_light.py`"),
         ("2.5", "batch norm: the parameter count of Linear(20, 40) + BatchNorm1d(40)",
          f"{link('param_count')}"),
         ("2.5", "batch norm across network sizes; its backward pass",
@@ -201,7 +201,7 @@ def question_map(rep: Report) -> None:
          "`tests/test_gradients.py`"),
         ("2.5 iv–v", "dead ReLU units: what they are, how they harm training, how batch norm prevents them",
          f"{link('dead_neurons')}; derivations.md, [Element-wise activation](derivations.md#element-wise-activation) "
-         "(dead ReLU units); `tests/test_experiments_training.py::test_a_dead_unit_gets_no_gradient_so_its_incoming_weights_do_not_move`"),
+         "(dead ReLU units); `examples/tests/test_experiments_training.py::test_a_dead_unit_gets_no_gradient_so_its_incoming_weights_do_not_move`"),
     ]
     w("| question | topic | answered by |")
     w("|---|---|---|")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from app_scripts import EXPERIMENTS, ROOT, load_script
 from arrayml_app.experiments import REGISTRY, run_order
-from scripts import EXPERIMENTS, ROOT, load_script
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,7 @@ def test_the_question_map_points_at_tests_and_sections_that_exist(report, tmp_pa
     for q in ("index gymnastics", "1.1 a–d", "1.2", "2.1–2.4", "2.5", "2.5 iv–v"):
         assert f"| {q} |" in table
     tests = set(re.findall(r"`(test_\w+)`", table)) | set(re.findall(r"::(test_\w+)`", table))
-    sources = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    sources = "\n".join(p.read_text() for folder in ("tests", "examples/tests") for p in (ROOT / folder).glob("test_*.py"))
     for name in tests:
         assert f"def {name}(" in sources, name
     for path in re.findall(r"`((?:tests|examples|arrayml)/[\w/]+\.py)", table):
