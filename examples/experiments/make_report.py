@@ -1,15 +1,16 @@
 #!/usr/bin/env python
-"""Write docs/results.md from the JSON files under results/: every number in the report is read
-from a run, and every conclusion is computed from those numbers, never typed in.
+"""Write docs/results.md and docs/answers.md from the JSON files under results/: every number in
+them is read from a run, and every conclusion is computed from those numbers, never typed in.
 
     python examples/experiments/make_report.py          # after run_all.py (which calls it)
-    python examples/experiments/make_report.py --results DIR --doc PATH
+    python examples/experiments/make_report.py --results DIR --doc PATH --answers PATH
 
 The experiments and their order come from `arrayml_app.experiments.REGISTRY`; each experiment's
 section is written by ``report(rep, summary)`` in its own script, examples/experiments/<name>.py,
 beside the code that measured it (the formats they share: `arrayml_app.report`). This file puts
 the page together: the question map, the data and the machine, the time each experiment took, then
-the sections. An experiment whose results are missing gets a "not run" section; a run that
+the sections. The questions, their map and their written answers (docs/answers.md) are in
+answers.py beside it. An experiment whose results are missing gets a "not run" section; a run that
 diverged is shown as diverged.
 """
 
@@ -27,6 +28,7 @@ from arrayml_app.experiments import REGISTRY, RESULTS, Experiment
 from arrayml_app.report import Report, cmd, secs
 
 DOC = Path("docs") / "results.md"
+ANSWERS = Path("docs") / "answers.md"
 HERE = Path(__file__).resolve().parent
 
 Section = Callable[[Report, dict], None]
@@ -40,6 +42,7 @@ def script(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"experiments_{name}", HERE / f"{name}.py")
     assert spec is not None and spec.loader is not None, name
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (dataclasses look their module up there)
     spec.loader.exec_module(module)
     return module
 
@@ -59,7 +62,7 @@ def build(results: Path = RESULTS, doc: Path = DOC) -> str:
       "`results/`, which `python examples/experiments/run_all.py --data-dir ../shared/data/cifar10` "
       "(or `nox -s experiments`) regenerates. Every number below is read from those files, and every comparison "
       "in the prose is computed from them.\n")
-    question_map(rep)
+    script("answers").question_map(rep)
     header(rep, rep.load("default_mlp", "summary.json"), rep.load("default_mlp", "arrayml-relu", "results.json"))
     timing_table(rep, (rep.load("experiments.json") or {}).get("experiments", {}))
     for e in REGISTRY:
@@ -70,59 +73,6 @@ def build(results: Path = RESULTS, doc: Path = DOC) -> str:
             continue
         section(e)(rep, s)
     return rep.text()
-
-
-def question_map(rep: Report) -> None:
-    w, link = rep.w, rep.link
-    w("## The assignment, question by question\n")
-    w("The assignment's text is not in this repository. The question numbers come from the project's issues "
-      "(Question 2.5 iv and v: dead ReLU units) and the order of the assignment's parts; where the exact number "
-      "of a question is not recorded here, the row names the range and the topic (\"2.1–2.4\") rather than guess. "
-      "Derivations are in [docs/derivations.md](derivations.md), each with the test that checks it.\n")
-    ident = "tests/test_identities.py"
-    rows = [
-        ("index gymnastics", "∂(x·a)/∂x = a; ∂(xᵀBx)/∂x = (B + Bᵀ)x; ∂(bᵀXc)/∂X = bcᵀ; ∂tr(VXW)/∂X = VᵀWᵀ; "
-         "∂(QᵀQ)/∂Q as a four-index tensor of Kronecker deltas",
-         "derivations.md, [Matrix-calculus identities](derivations.md#matrix-calculus-identities); "
-         f"`{ident}`: `test_dot_product_gradient_is_a`, `test_quadratic_form_gradient_is_B_plus_B_transpose_times_x`, "
-         "`test_bilinear_form_gradient_is_b_c_transpose`, `test_trace_gradient_is_V_transpose_W_transpose`, "
-         "`test_gram_matrix_derivative_in_kronecker_deltas` (central differences, every backend)"),
-        ("1.1 a–d", "the backward pass of each module: Linear (∂L/∂W, ∂L/∂b, ∂L/∂X), the element-wise activation, "
-         "softmax and cross-entropy (fused: (Y − T)/S)",
-         "derivations.md, [Linear](derivations.md#linear), [Element-wise activation](derivations.md#element-wise-activation), "
-         "[Softmax and cross-entropy](derivations.md#softmax-and-cross-entropy); `tests/test_gradients.py` (every "
-         f"module against central differences and torch autograd); `{ident}`: "
-         "`test_softmax_cross_entropy_gradient_is_Y_minus_T_over_S`"),
-        ("1.2", "the NumPy MLP with the default settings: test accuracy and loss curves",
-         f"{link('default_mlp')} (table and curves); `arrayml.compat` (the course's module interface, "
-         "`tests/test_compat.py`); `examples/tests/test_cli.py::test_default_experiment_on_the_shared_cifar10_copy`"),
-        ("2.1–2.4", "the same MLP in PyTorch",
-         f"{link('default_mlp')} (the torch.nn reference, first losses compared point by point); "
-         "`examples/torch_reference.py`; `examples/tests/test_cli.py::test_torch_reference_matches_arrayml_step_by_step_at_first`"),
-        ("2.1–2.4", "per-class precision, recall, F-beta; the confusion matrix",
-         f"{link('fbeta')}; `arrayml/metrics.py`, `tests/test_metrics.py`"),
-        ("2.1–2.4", "the learning rate: a sweep, and schedules (step, cosine, warm-up)",
-         f"{link('lr_sweep')}, {link('schedules')}; `arrayml/schedules.py`, "
-         "`tests/test_training.py::test_schedules_have_their_shapes`"),
-        ("2.1–2.4", "residual connections and the gradient norm across depth",
-         f"{link('residual')}; derivations.md, [Residual connection](derivations.md#residual-connection); "
-         f"`{ident}`: `test_residual_backward_adds_the_identity_path`; `examples/tests/test_experiments_light.py`"),
-        ("2.1–2.4", "saddle points: gradient descent near one; how rare minima are among critical points",
-         f"{link('saddle')}; `examples/tests/test_experiments_light.py`"),
-        ("2.5", "batch norm: the parameter count of Linear(20, 40) + BatchNorm1d(40)",
-         f"{link('param_count')}"),
-        ("2.5", "batch norm across network sizes; its backward pass",
-         f"{link('batchnorm')}; derivations.md, [Batch normalisation](derivations.md#batch-normalisation); "
-         "`tests/test_gradients.py`"),
-        ("2.5 iv–v", "dead ReLU units: what they are, how they harm training, how batch norm prevents them",
-         f"{link('dead_neurons')}; derivations.md, [Element-wise activation](derivations.md#element-wise-activation) "
-         "(dead ReLU units); `examples/tests/test_experiments_training.py::test_a_dead_unit_gets_no_gradient_so_its_incoming_weights_do_not_move`"),
-    ]
-    w("| question | topic | answered by |")
-    w("|---|---|---|")
-    for q, topic, where in rows:
-        w(f"| {q} | {topic} | {where} |")
-    w("")
 
 
 def header(rep: Report, default: dict | None, relu: dict | None) -> None:
@@ -153,6 +103,14 @@ def header(rep: Report, default: dict | None, relu: dict | None) -> None:
           f"{env.get('date', '?')[:10]}. Times are wall-clock times on that machine, shared with other jobs.\n")
 
 
+def build_answers(results: Path = RESULTS, doc: Path = ANSWERS) -> str:
+    """docs/answers.md: every question of the assignment with its written answer, linking the
+    sections of docs/results.md (which must sit beside it)."""
+    rep = Report(results, doc, sections=DOC.name)
+    script("answers").build_answers(rep)
+    return rep.text()
+
+
 def timing_table(rep: Report, timings: dict) -> None:
     """Each experiment's command and the time its last run took (results/experiments.json)."""
     w = rep.w
@@ -169,12 +127,15 @@ def timing_table(rep: Report, timings: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=RESULTS, help=f"the results folder (default: {RESULTS})")
-    p.add_argument("--doc", type=Path, default=DOC, help=f"the document to write (default: {DOC})")
+    p.add_argument("--doc", type=Path, default=DOC, help=f"the results page to write (default: {DOC})")
+    p.add_argument("--answers", type=Path, default=None,
+                   help=f"the answers page to write (default: {ANSWERS.name} beside --doc)")
     args = p.parse_args(argv)
-    text = build(args.results, args.doc)
-    args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(text)
-    print(f"wrote {args.doc}")
+    answers = args.answers or args.doc.parent / ANSWERS.name
+    for path, text in ((args.doc, build(args.results, args.doc)), (answers, build_answers(args.results, answers))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 
