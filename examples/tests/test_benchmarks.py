@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from app_scripts import BENCHMARKS, load_script
 from arrayml import backend
 from backends import BACKENDS
-from scripts import BENCHMARKS, load_script
 
 
 def _load(name):
@@ -158,10 +158,6 @@ def test_data_parallel_benchmark_runs_every_variant(tmp_path, capsys):
     assert "A MODEL, not a measurement" in capsys.readouterr().out
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__]))
-
-
 def test_sklearn_benchmark_trains_the_estimator_exactly_as_the_librarys_epoch(tmp_path, capsys):
     pytest.importorskip("sklearn", reason='scikit-learn is not installed (pip install -e ".[sklearn]")')
     sm = _load("sklearn_mlp")
@@ -175,3 +171,7 @@ def test_sklearn_benchmark_trains_the_estimator_exactly_as_the_librarys_epoch(tm
     assert all(r["epochs"] == 3 and r["dtype"] == "float32" for r in rows.values())
     assert all(a > 0.8 for r in rows.values() for a in r["accuracies"])
     assert "| arrayml.sklearn |" in capsys.readouterr().out
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
