@@ -9,6 +9,7 @@ thread costs 10-20x more than it gives (tiny products wait on a busy core).
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -203,6 +204,34 @@ def test_xp_and_device_choose_where_numpy_data_trains(torch):
     assert backend.namespace_name(where.xp) == "torch" and backend.dtype_name(where.dtype) == "float32"
     pred = clf.predict(X)
     assert isinstance(pred, np.ndarray) and np.mean(pred == y) > 0.9
+
+
+JAX_DEFAULTS = """
+import os
+os.environ["SCIPY_ARRAY_API"] = "1"
+import jax.numpy as jnp, numpy as np, sklearn
+from sklearn.datasets import make_classification
+from arrayml.sklearn import MLPClassifier
+X, y = make_classification(n_samples=100, n_features=5, random_state=0)
+with sklearn.config_context(array_api_dispatch=True):
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(jnp.asarray(X), jnp.asarray(y))
+    print(clf.model_.placement(), clf.predict(jnp.asarray(X)).dtype, clf.predict_proba(jnp.asarray(X)).dtype)
+try:
+    MLPClassifier(xp="jax", max_iter=1).fit(X, y)
+except TypeError as exc:
+    print(exc)
+"""
+
+
+def test_jax_as_users_have_it_without_64_bit_types():
+    pytest.importorskip("jax", reason='jax is not installed (pip install -e ".[jax]")')
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}  # the tests enable x64; users mostly do not
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", JAX_DEFAULTS], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "jax on cpu:0 (float32) int32 float32"  # JAX's own 32-bit arrays in, trained and answered
+    assert "float64 asked for on JAX" in lines[1] and "JAX_ENABLE_X64=1" in lines[1]  # NumPy's float64: said, not cast
 
 
 def test_predicting_on_another_namespace_than_fit_is_refused_under_dispatch(torch, dispatch):
