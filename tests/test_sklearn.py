@@ -307,6 +307,8 @@ def test_warm_start_continues_and_partial_fit_takes_one_epoch_each():
     assert part.n_iter_ == 1 and len(part.loss_curve_) == 20 and part.loss_curve_[-1] < part.loss_curve_[0] / 2
     part.partial_fit(X[y < 2], y[y < 2])  # a chunk without class 2 is fine
     assert list(part.classes_) == [0, 1, 2]
+    clf.set_params(early_stopping=True, max_iter=3).fit(X, y)  # switched on for a warm start: its scores start
+    assert len(clf.validation_scores_) == 3 and len(clf.loss_curve_) == 13
 
 
 def test_reaching_max_iter_warns_as_scikit_learn_does_at_the_callers_line():

@@ -282,9 +282,13 @@ class _BaseMLP(BaseEstimator):
                 backend.namespace_name(where.xp), str(where.device), backend.dtype_name(where.dtype)):
             model.to(where.xp, where.device, where.dtype)  # the optimizer's state follows at the next step
             self._learner = None
-        fresh = self._new_optimizer(s)
+        fresh = self._new_optimizer(s)  # (its weight decay is 0 until _train sets it from the batch size)
         if not incremental or fresh.settings() != {**self._optimizer.settings(), "weight_decay": 0.0}:
             self._optimizer, self._learner = fresh, None
+        if s.early_stopping and self.validation_scores_ is None:  # warm_start, early stopping switched on
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        if not s.early_stopping and self.best_loss_ is None:  # ... or off
+            self.best_loss_ = np.inf
 
     def _new_optimizer(self, s: _Settings) -> SGD:
         # scikit-learn's L2 term is alpha/(2·batch)·‖W‖² per batch, so its gradient adds alpha/batch·W;
