@@ -24,7 +24,7 @@ from ..data import shard_bounds
 from ..modules import Module
 from ..optim import flatten_state
 from ..step import train_step
-from ..training import ArraymlLearner, count_correct
+from ..learners import ArraymlLearner, count_correct
 from .group import Pending, ProcessGroup
 
 
@@ -145,6 +145,10 @@ class DataParallelLearner:
     @property
     def device(self) -> Any:
         return self.learner.device
+
+    @property
+    def lr(self) -> float:
+        return self.learner.lr
 
     @property
     def weight(self) -> float:
