@@ -21,7 +21,6 @@ import numpy as np
 from . import backend, validate
 from .backend import Array, Namespace
 
-
 _FIELDS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 

@@ -111,6 +111,7 @@ def check_problem(learner: Learner, data: Splits) -> int:
     says how many classes there are. The error names both numbers."""
     width = output_width(learner, data.x_train)
     classes = data.n_classes
+    assert classes is not None  # Splits fills it in from the labels
     if width < classes or (data.n_classes_given and width != classes):
         said = "has" if data.n_classes_given else f"has labels up to {classes - 1}, so at least"
         raise ValueError(

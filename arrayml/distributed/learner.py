@@ -21,10 +21,10 @@ from typing import Any
 from .. import backend, validate
 from ..backend import Array
 from ..data import shard_bounds
+from ..learners import ArraymlLearner, count_correct
 from ..modules import Module
 from ..optim import flatten_state
 from ..step import train_step
-from ..learners import ArraymlLearner, count_correct
 from .group import Pending, ProcessGroup
 
 

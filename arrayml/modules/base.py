@@ -26,7 +26,6 @@ from typing import Any
 from .. import backend
 from ..backend import Array, Namespace
 
-
 #: Every Module subclass by its config name (`Module.config`'s "type").
 _REGISTRY: dict[str, type[Module]] = {}
 
