@@ -52,8 +52,9 @@ def _interrupt_after(proc: subprocess.Popen, line_start: str) -> tuple[int, str]
 
 def test_ctrl_c_without_checkpoint_every_leaves_a_resumable_checkpoint(data_dir, tmp_path):
     out = tmp_path / "o"
+    # once epoch 3's line is out, epoch 2 has been recorded (an epoch's line comes just before that)
     rc, err = _interrupt_after(_start(["--data-dir", data_dir, "--out", out, *SMALL, "--epochs", "10000"], tmp_path),
-                               "epoch   2/10000")
+                               "epoch   3/10000")
     assert rc == 130, err
     ckpt = out / "checkpoint.npz"
     assert err.splitlines()[-1] == f"train.py: interrupted; continue with: python {TRAIN} --resume {ckpt}"
