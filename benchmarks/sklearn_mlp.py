@@ -20,7 +20,8 @@ Data: CIFAR-10 from --data-dir (arrayml.datasets.cifar10: 45000 training images 
 usual 5000-image validation split, which is not used here; the 10000 test images), and
 scikit-learn's digits (load_digits: a 70/30 stratified split, seed 0, standardised).
 
-How it measures: --rounds rounds; each round fits every variant once, in an order that rotates
+How it measures: a warm-up fit of one epoch of each variant (not counted), then --rounds rounds;
+each round fits every variant once, in an order that rotates
 from round to round, after a pause (--settle), so that a slow spell of the shared machine hits
 every variant alike. BLAS runs on --threads threads for every variant (threadpoolctl). A fit's
 seconds per epoch are its wall time over its epochs (for the estimators the whole fit: input
@@ -143,6 +144,8 @@ def run_dataset(name: str, data: tuple, *, rounds: int, epochs: int, settle: flo
     x, y, x_test, y_test = data
     variants = list(fns)
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for v in variants:  # a warm-up fit of one epoch each (first-touch page faults, lazy imports): not counted
+        fns[v](0, 1, x, y, x_test, y_test)
     for r in range(rounds):
         order = variants[r % len(variants):] + variants[:r % len(variants)]
         for v in order:

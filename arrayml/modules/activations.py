@@ -69,6 +69,9 @@ class LeakyReLU(Activation):
     def gradient(self, xp, x, y, dy):
         return xp.where(x > 0, dy, self.negative_slope * dy)
 
+    def arguments(self) -> dict[str, float]:
+        return {"negative_slope": self.negative_slope}
+
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
 
@@ -89,6 +92,9 @@ class ELU(Activation):
         # is tiny but exact. min(x, 0), written with `where` (traceable by torch.compile): no
         # overflow in the branch `where` discards.
         return xp.where(x > 0, dy, dy * (self.alpha * xp.exp(xp.where(x > 0, 0.0, x))))
+
+    def arguments(self) -> dict[str, float]:
+        return {"alpha": self.alpha}
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"

@@ -18,6 +18,7 @@ such tensors are refused rather than silently detached: pass ``x.detach()``.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -25,9 +26,28 @@ from typing import Any
 from .. import backend
 from ..backend import Array, Namespace
 
+#: Every Module subclass by its config name (`Module.config`'s "type").
+_REGISTRY: dict[str, type[Module]] = {}
+
+#: Constructor arguments that say where or how a module is made, not what it is: a config
+#: leaves them out (the dtype is recorded beside it; a synchronisation function is a process's).
+_PLACEMENT_ARGUMENTS = ("xp", "device", "dtype", "rng", "sync", "batch_norm_sync")
+
+
+def registered_module(name: str) -> type[Module]:
+    """The Module subclass whose config type is `name` (a `ValueError` naming the known ones)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown module type {name!r} in the architecture; known: {', '.join(sorted(_REGISTRY))} "
+                         "(a layer of your own must be imported before its checkpoint is loaded)")
+    return _REGISTRY[name]
+
 
 class Module:
     """Base class of every layer. Subclasses implement ``forward`` and ``backward``."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.config_type()] = cls
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}
@@ -231,6 +251,40 @@ class Module:
             xp, dev = backend.get_namespace_and_device(p)
             return backend.Placement(xp=xp, device=dev, dtype=p.dtype)
         return None
+
+    # -- architecture (what a checkpoint records; arrayml.modules.architecture) -----------------
+    @classmethod
+    def config_type(cls) -> str:
+        """The name `config` records: the class name for arrayml's modules, ``module.QualName``
+        for others (so that two classes of one name cannot be confused)."""
+        if cls.__module__.startswith("arrayml.modules"):
+            return cls.__name__
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def arguments(self) -> dict[str, Any]:
+        """The constructor's arguments that make this module what it is (JSON-able; not where it
+        lives). A module whose constructor takes such arguments must override this."""
+        taken = [p for p in inspect.signature(type(self).__init__).parameters
+                 if p not in ("self", *_PLACEMENT_ARGUMENTS)]
+        if taken:
+            raise NotImplementedError(
+                f"{type(self).__name__}.arguments() must return its constructor's arguments ({', '.join(taken)}) "
+                "for its architecture to be recorded"
+            )
+        return {}
+
+    def config(self) -> dict[str, Any]:
+        """This module's architecture as plain data: ``{"type": ..., **arguments()}``;
+        `arrayml.modules.architecture.build` makes a new module from it."""
+        return {"type": self.config_type(), **self.arguments()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
+        """A new module from `config` (see `config`); `placement` (xp, device, dtype) is passed to
+        constructors that take it."""
+        accepted = inspect.signature(cls.__init__).parameters
+        args = {k: v for k, v in config.items() if k != "type"}
+        return cls(**args, **{k: v for k, v in placement.items() if k in accepted})
 
     def extra_repr(self) -> str:
         return ""

@@ -128,6 +128,9 @@ class BatchNorm1d(Module):
             return (gamma * inv_std / n) * (n * dy - sum_dy - xhat * sum_dy_xhat)
         return (gamma * inv_std / S) * (S * dy - dbeta - xhat * dgamma)
 
+    def arguments(self) -> dict[str, Any]:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
+
     def extra_repr(self) -> str:
         sync = ", synchronized" if self.sync is not None else ""
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}{sync}"

@@ -63,5 +63,8 @@ class Linear(Module):
         self.grads["bias"] = backend.column_sums(dy, xp=xp)  # 1ᵀ dY
         return dy @ W if input_grad else None
 
+    def arguments(self) -> dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features, "input_layer": self.input_layer}
+
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}" + (", input_layer=True" if self.input_layer else "")
