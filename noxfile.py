@@ -64,12 +64,14 @@ SHARED_DATA = "../shared/data/cifar10"
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Both benchmarks; their JSON lands in scratch/bench/ (git-ignored: the published numbers in
-    results/bench/ change only when copied there on purpose)."""
+    """The benchmarks that need no data set (the scikit-learn side by side on the digits; its CIFAR-10
+    rows need --data-dir, see the README); their JSON lands in scratch/bench/ (git-ignored: the
+    published numbers in results/bench/ change only when copied there on purpose)."""
     session.install(*torch_requirement())
     session.install("-e", ".[bench,jax,sklearn]", *APP)  # threadpoolctl for the BLAS report; JAX for its rows; the torch.nn mirror; sklearn_mlp.py
     session.run("python", "benchmarks/matmul_vs_loop.py", "--json", "scratch/bench/matmul_vs_loop-numpy.json")
     session.run("python", "benchmarks/train_throughput.py", "--json", "scratch/bench/train_throughput.json", *session.posargs)
+    session.run("python", "benchmarks/sklearn_mlp.py", "--datasets", "digits", "--json", "scratch/bench/sklearn_mlp-digits.json")
 
 
 @nox.session

@@ -25,7 +25,9 @@ each round fits every variant once, in an order that rotates
 from round to round, after a pause (--settle), so that a slow spell of the shared machine hits
 every variant alike. BLAS runs on --threads threads for every variant (threadpoolctl). A fit's
 seconds per epoch are its wall time over its epochs (for the estimators the whole fit: input
-checks and set-up included); the arrayml epoch is timed epoch by epoch. Times are medians over
+checks and set-up included), and the CPU time of the process likewise (one BLAS thread: the time
+the work itself took, which a busy shared machine stretches less than the wall time); the arrayml
+epoch is timed epoch by epoch. Times are medians over
 the rounds; each ratio is taken round by round against scikit-learn's epoch of the same round,
 median (min-max). Round r trains every variant from random_state = r (the arrayml epoch from the
 seed the estimator derives from it), so the test accuracies are a mean (min-max) over --rounds
@@ -80,12 +82,13 @@ def settings(epochs: int, seed: int) -> dict[str, Any]:
 
 def fit_estimator(cls: Any, seed: int, epochs: int, x, y, x_test, y_test) -> dict[str, Any]:
     est = cls(**settings(epochs, seed))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Maximum iterations reached": the epochs are fixed on purpose
         est.fit(x, y)
-    seconds = time.perf_counter() - t0
-    return {"epoch_seconds": seconds / est.n_iter_, "epochs": est.n_iter_, "accuracy": float(est.score(x_test, y_test)),
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"epoch_seconds": seconds / est.n_iter_, "epoch_cpu_seconds": cpu / est.n_iter_, "epochs": est.n_iter_,
+            "accuracy": float(est.score(x_test, y_test)),
             "final_loss": float(est.loss_curve_[-1]), "dtype": str(est.coefs_[0].dtype)}
 
 
@@ -100,14 +103,16 @@ def arrayml_epochs(random_state: int, epochs: int, x, y, x_test, y_test) -> dict
     classes, codes = np.unique(y, return_inverse=True)
     model = am.MLP(x.shape[1], list(HIDDEN), len(classes), activation="relu", rng=np.random.default_rng(seed))
     learner = ArraymlLearner(model, am.SGD(LR, weight_decay=ALPHA / BATCH), metrics=None)
-    times = []
+    times, cpus = [], []
     for epoch in range(epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         train_epoch(learner, x, codes.astype(np.int64), epoch=epoch, epochs=epochs, batch_size=BATCH, seed=seed,
                     schedule=Constant(LR), progress=False, log_every=-(-x.shape[0] // BATCH), drop_last=False)
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
     pred = classes[np.argmax(learner.logits(x_test), axis=1)]
-    return {"epoch_seconds": sum(times) / epochs, "epochs": epochs, "accuracy": float(np.mean(pred == y_test)),
+    return {"epoch_seconds": sum(times) / epochs, "epoch_cpu_seconds": sum(cpus) / epochs, "epochs": epochs,
+            "accuracy": float(np.mean(pred == y_test)),
             "dtype": str(model.placement().dtype)}
 
 
@@ -152,30 +157,35 @@ def run_dataset(name: str, data: tuple, *, rounds: int, epochs: int, settle: flo
             time.sleep(settle)
             out = fns[v](r, epochs, x, y, x_test, y_test)  # random_state = the round: one seed per round
             runs[v].append(out)
-            print(f"  {name} round {r + 1}/{rounds} {v:16s} {out['epoch_seconds']:.4f} s/epoch  "
-                  f"test accuracy {out['accuracy']:.4f}", flush=True)
+            print(f"  {name} round {r + 1}/{rounds} {v:16s} {out['epoch_seconds']:.4f} s/epoch "
+                  f"({out['epoch_cpu_seconds']:.4f} s of CPU)  test accuracy {out['accuracy']:.4f}", flush=True)
     rows = {}
     for v in variants:
-        secs = [o["epoch_seconds"] for o in runs[v]]
         accs = [o["accuracy"] for o in runs[v]]
-        row: dict[str, Any] = {"epoch_seconds": spread(secs), "accuracy": {**spread(accs), "mean": statistics.mean(accs)},
-                               "dtype": runs[v][-1]["dtype"], "epochs": runs[v][-1]["epochs"], "rounds": secs,
-                               "accuracies": accs}
-        if SKLEARN in runs and v != SKLEARN:
-            row["vs_scikit_learn"] = spread([a / b for a, b in zip(secs, [o["epoch_seconds"] for o in runs[SKLEARN]])])
+        row: dict[str, Any] = {"accuracy": {**spread(accs), "mean": statistics.mean(accs)}, "accuracies": accs,
+                               "dtype": runs[v][-1]["dtype"], "epochs": runs[v][-1]["epochs"]}
+        for key, label in (("epoch_seconds", "vs_scikit_learn"), ("epoch_cpu_seconds", "cpu_vs_scikit_learn")):
+            secs = [o[key] for o in runs[v]]
+            row[key], row[f"{key}_rounds"] = spread(secs), secs
+            if SKLEARN in runs and v != SKLEARN:
+                row[label] = spread([a / b[key] for a, b in zip(secs, runs[SKLEARN])])
         rows[v] = row
     return {"n_train": int(x.shape[0]), "n_test": int(x_test.shape[0]), "n_features": int(x.shape[1]), "variants": rows}
 
 
 def print_table(name: str, result: dict) -> None:
     print(f"\n{name}: {result['n_train']} training samples, {result['n_features']} features, {result['n_test']} test")
-    print("| variant | s/epoch (min-max) | vs scikit-learn (min-max) | test accuracy, mean (min-max) over the seeds |")
-    print("|---|---|---|---|")
+    print("| variant | s/epoch, wall (min-max) | vs scikit-learn | s/epoch, CPU (min-max) | vs scikit-learn | "
+          "test accuracy, mean (min-max) over the seeds |")
+    print("|---|---|---|---|---|---|")
+
+    def ratio(r: dict[str, float] | None) -> str:
+        return f"{r['median']:.3f}x ({r['min']:.2f}-{r['max']:.2f})" if r else "1.000x"
+
     for v, row in result["variants"].items():
-        e, a = row["epoch_seconds"], row["accuracy"]
-        ratio = row.get("vs_scikit_learn")
-        rtext = f"{ratio['median']:.3f}x ({ratio['min']:.2f}-{ratio['max']:.2f})" if ratio else "1.000x"
-        print(f"| {v} | {e['median']:.4f} ({e['min']:.4f}-{e['max']:.4f}) | {rtext} | "
+        e, c, a = row["epoch_seconds"], row["epoch_cpu_seconds"], row["accuracy"]
+        print(f"| {v} | {e['median']:.4f} ({e['min']:.4f}-{e['max']:.4f}) | {ratio(row.get('vs_scikit_learn'))} | "
+              f"{c['median']:.4f} ({c['min']:.4f}-{c['max']:.4f}) | {ratio(row.get('cpu_vs_scikit_learn'))} | "
               f"{100 * a['mean']:.2f}% ({100 * a['min']:.2f}-{100 * a['max']:.2f}) |")
 
 
