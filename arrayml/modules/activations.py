@@ -14,7 +14,8 @@ import math
 
 from .. import backend, validate
 from ..backend import Array, Namespace
-from .base import Module, check_grad, namespace_of
+from .base import Module
+from .checks import check_grad, namespace_of
 
 
 class Activation(Module):

@@ -30,7 +30,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array
-from .base import Module, check_grad, check_input, namespace_of
+from .base import Module
+from .checks import check_grad, check_input, namespace_of
 
 
 class BatchNorm1d(Module):

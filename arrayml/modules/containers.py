@@ -14,8 +14,9 @@ from typing import Any
 from .. import backend, validate
 from ..backend import Array, Seed
 from .activations import ACTIVATIONS, Activation, activation_by_name
-from .base import Module, check_grad, namespace_of, registered_module
+from .base import Module, registered_module
 from .batchnorm import BatchNorm1d
+from .checks import check_grad, namespace_of
 from .linear import Linear
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from .. import backend
 from ..backend import Array
-from .base import Loss, namespace_of
+from .base import Loss
+from .checks import namespace_of
 from .softmax import _times_dloss
 
 
