@@ -1,4 +1,4 @@
-"""Sessions: `nox -s tests` (CPU: numpy, torch CPU, JAX CPU, array-api-strict), `nox -s tests_gpu`
+"""Sessions: `nox -s tests` (CPU: numpy, torch CPU, JAX CPU, array-api-strict, ndonnx/onnxruntime), `nox -s tests_gpu`
 (adds cupy, torch CUDA and JAX on the GPU, on a GPU machine), `nox -s lint`, `nox -s bench`, `nox -s experiments`."""
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ JAX_CUDA = "jax[cuda12]>=0.10,<0.11"
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The full CPU suite, JAX rows included (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
+    """The full CPU suite, JAX and ndonnx rows included (torch from $ARRAYML_TORCH_REQUIREMENT, default
+    torch==2.13.0)."""
     session.install(*torch_requirement())
-    session.install("-e", ".[test,jax]")
+    session.install("-e", ".[test,jax,onnx]")
     session.run("pytest", *session.posargs)
 
 

@@ -281,7 +281,7 @@ def to_onnx(
 
     graph_model = model.clone().eval().to(xp)  # constants of the graph; the live model is untouched
 
-    def infer(x: Array) -> tuple[Array]:
+    def infer(x: Array) -> Array:
         if preprocess is not None:
             x = preprocess.fn(x, dtype=getattr(xp, dtype_text))
             got = (tuple(x.shape[1:]), backend.dtype_name(x.dtype))
@@ -293,10 +293,10 @@ def to_onnx(
             y = Softmax().forward(y)
         elif output == "label":
             y = xp.argmax(y, axis=1)
-        return (y,)
+        return y
 
     with _attributed(what):
-        fn = backend.trace_onnx(infer, (spec,), names=("x",), output_names=(output,))
+        fn = backend.trace_onnx(infer, (spec,), names=("x",), output_names=output)
     if out_path is not None:
         width = "" if output == "label" else f" x {n_out if n_out is not None else '?'}"
         info: dict[str, Any] = {
@@ -321,6 +321,18 @@ def to_onnx(
 # --------------------------------------------------------------------------------------------
 
 
+class _StepGraph:
+    """The traced training step, called as `CompiledStep` calls its compiled function:
+    ``(params, buffers, opt_state), loss, metrics`` out."""
+
+    def __init__(self, graph: OnnxFunction) -> None:
+        self.graph = graph
+
+    def __call__(self, *arrays: Any) -> tuple[tuple[Any, Any, Any], Any, Any]:
+        new_params, new_buffers, new_state, loss, extra = self.graph(*arrays)
+        return (new_params, new_buffers, new_state), loss, extra
+
+
 class OnnxTrainStep(CompiledStep):
     """``step(x, y, lr=None)``: one training step run by onnxruntime, as one ONNX graph of the
     forward pass, the loss, the hand-written backward and the optimizer's update, for batches of
@@ -340,7 +352,7 @@ class OnnxTrainStep(CompiledStep):
         self.features = _features(model, features, self.what)
         backend.onnx_modules()  # the install command, before anything else
         super().__init__(model, loss, optimizer, metrics=metrics, donate=False)
-        self.function  # noqa: B018 - traced now: a layer that cannot be exported fails here
+        self._function()  # traced now: a layer that cannot be exported fails here, not at the first step
 
     # -- CompiledStep with onnxruntime as the compiler -----------------------------------------
     def compiler_for(self, xp: backend.Namespace) -> str | None:
@@ -362,21 +374,15 @@ class OnnxTrainStep(CompiledStep):
             return new_params, new_buffers, new_state, loss, extra
 
         with _attributed(self.what):
-            fn = backend.trace_onnx(flat, args, names=("params", "buffers", "opt_state", "x", "y", "lr"),
-                                    output_names=("new_params", "new_buffers", "new_opt_state", "loss", "metrics"),
-                                    scalar_dtype=dtype)
-
-        def run(*arrays: Any) -> tuple[Any, Any, Any]:
-            new_params, new_buffers, new_state, loss, extra = fn(*arrays)
-            return (new_params, new_buffers, new_state), loss, extra
-
-        run.onnx = fn  # type: ignore[attr-defined]
-        return run
+            return _StepGraph(backend.trace_onnx(
+                flat, args, names=("params", "buffers", "opt_state", "x", "y", "lr"),
+                output_names=("new_params", "new_buffers", "new_opt_state", "loss", "metrics"), scalar_dtype=dtype,
+            ))
 
     @property
     def function(self) -> OnnxFunction:
         """The traced graph for the model's current modes and the optimizer's settings."""
-        return self._function().onnx
+        return self._function().graph
 
     def __call__(self, x: Array, y: Array, lr: float | None = None) -> Any:
         for value, name, ndim in ((x, "input x", 2), (y, "labels y", 1)):

@@ -6,7 +6,7 @@ computation. `trace_onnx` is the third way arrayml turns a function into one pro
 ``jax.jit`` and ``torch.compile`` (`arrayml.backend.compiler`)::
 
     fn = trace_onnx(f, (params, graph_input(("N", 20), "float32")), names=("params", "x"),
-                    output_names=("y",))
+                    output_names="y")
     fn.model                     # the onnx.ModelProto, checked by onnx.checker
     y = fn(params_host, x_host)  # NumPy in, NumPy out: one onnxruntime run
 
@@ -134,12 +134,12 @@ class OnnxFunction:
     arrays given as the trees it was traced with (built by `trace_onnx`)."""
 
     def __init__(self, model: Any, inputs: dict[str, GraphInput], in_trees: dict[str, Any],
-                 out_tree: dict[str, Any], scalar_dtype: str, *, several: bool) -> None:
+                 out_tree: dict[str, Any], scalar_dtype: str, *, single: str | None) -> None:
         self.model = model
         #: The graph's inputs by name, in order.
         self.inputs = inputs
         self._in_trees, self._out_tree, self._scalar_dtype = in_trees, out_tree, scalar_dtype
-        self._several = several
+        self._single = single
         self._session: Any = None
 
     @property
@@ -193,7 +193,7 @@ class OnnxFunction:
     def __call__(self, *args: Any) -> Any:
         """Run the graph on `args`; the outputs as the tree the traced function returned."""
         out = _rebuild(self._out_tree, "", self.run(self.feed(*args)))
-        return tuple(out.values()) if self._several else out["output"]
+        return out[self._single] if self._single is not None else tuple(out.values())
 
 
 @contextlib.contextmanager
@@ -205,7 +205,7 @@ def _quiet() -> Iterator[None]:
 
 
 def trace_onnx(
-    fn: Callable[..., Any], args: Sequence[Any], *, names: Sequence[str], output_names: Sequence[str] | None = None,
+    fn: Callable[..., Any], args: Sequence[Any], *, names: Sequence[str], output_names: Sequence[str] | str = "output",
     scalar_dtype: Any = "float32", check: bool = True,
 ) -> OnnxFunction:
     """Trace ``fn(*args)`` on ndonnx inputs shaped like `args` into one ONNX graph.
@@ -215,7 +215,8 @@ def trace_onnx(
             array or a tree of them (None allowed).
         args: trees of host arrays, `GraphInput` specs and Python numbers (see the module).
         names: one name per argument: the prefix of its inputs' names.
-        output_names: one name per element when `fn` returns a tuple (else: ``output``).
+        output_names: one name per element of the tuple `fn` returns, or one name (a string)
+            when it returns one array or one tree.
         scalar_dtype: the dtype of the inputs that Python floats become.
         check: run ``onnx.checker.check_model(full_check=True)`` on the result.
 
@@ -234,13 +235,13 @@ def trace_onnx(
     traced = [_rebuild(tree, top, symbolic) for top, tree in in_trees.items()]
     with _quiet():
         result = fn(*traced)
-        if output_names is not None:
+        if isinstance(output_names, str):
+            out_tree: dict[str, Any] = {output_names: result}
+        else:
             if not isinstance(result, tuple) or len(result) != len(output_names):
                 raise ValueError(f"expected {len(output_names)} outputs ({', '.join(output_names)}) from the traced "
                                  f"function, got {type(result).__name__}")
-            out_tree: Any = dict(zip(output_names, result))
-        else:
-            out_tree = {"output": result}
+            out_tree = dict(zip(output_names, result))
         outputs = dict(_leaves(out_tree, ""))
         for name, value in outputs.items():
             if not isinstance(value, xp.Array):
@@ -248,4 +249,5 @@ def trace_onnx(
         model = xp.build(symbolic, outputs)
     if check:
         onnx.checker.check_model(model, full_check=True)
-    return OnnxFunction(model, specs, in_trees, out_tree, scalar, several=output_names is not None)
+    return OnnxFunction(model, specs, in_trees, out_tree, scalar,
+                        single=output_names if isinstance(output_names, str) else None)
