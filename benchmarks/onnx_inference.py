@@ -39,10 +39,10 @@ from arrayml.fileio import write_json
 from arrayml.training import ArraymlLearner, evaluate_best, fit
 
 
-def train_default_mlp(data_dir: str | None, epochs: int, subset: int | None) -> tuple[am.MLP, float]:
+def train_default_mlp(data_dir: str | None, epochs: int, subset: int | None, val_size: int) -> tuple[am.MLP, float]:
     """examples/train.py's default model after `epochs` epochs (the best-validation state), and
     its test accuracy as the training loop measures it."""
-    splits = cifar10.load_splits(data_dir, seed=42, subset=subset, progress=False)
+    splits = cifar10.load_splits(data_dir, val_size=val_size, seed=42, subset=subset, progress=False)
     model = am.MLP(cifar10.N_FEATURES, [128], len(cifar10.CLASSES), rng=np.random.default_rng(42))
     learner = ArraymlLearner(model, am.SGD(0.1))
     state = fit(learner, splits, epochs=epochs, batch_size=128, seed=42, lr=0.1, progress=False, log=None)
@@ -69,11 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None, help="a folder holding cifar10_uint8.npz")
     p.add_argument("--epochs", type=int, default=3, help="training epochs before the export (default: 3)")
     p.add_argument("--subset", type=int, default=None, help="train on only this many images (quick checks)")
+    p.add_argument("--val-size", type=int, default=5000, help="validation images (default: 5000, as train.py)")
     p.add_argument("--repeats", type=int, default=7, help="timing rounds (default: 7)")
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = p.parse_args(argv)
 
-    model, run_accuracy = train_default_mlp(args.data_dir, args.epochs, args.subset)
+    model, run_accuracy = train_default_mlp(args.data_dir, args.epochs, args.subset, args.val_size)
     raw = cifar10.load_cifar10(args.data_dir, download_if_missing=False)
     images, labels = raw["x_test"], raw["y_test"]
     fn = export.to_onnx(model, None, preprocess=export.Preprocess(cifar10.normalize, (32, 32, 3), "uint8",

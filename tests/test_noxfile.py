@@ -48,3 +48,11 @@ def test_torch_requirement_comes_from_the_environment_with_pip_arguments(noxfile
         session = RecordingSession()
         getattr(noxfile, name)(session)
         assert session.installs[0] == ["torch==2.13.0", "--index-url", "https://download.pytorch.org/whl/cpu"], name
+
+
+def test_tests_session_installs_the_onnx_extra_so_ci_runs_the_ndonnx_rows(noxfile, monkeypatch):
+    monkeypatch.delenv("ARRAYML_TORCH_REQUIREMENT", raising=False)
+    session = RecordingSession()
+    noxfile.tests(session)
+    extras = session.installs[1][-1]
+    assert extras.startswith(".[") and "onnx" in extras[2:-1].split(","), session.installs

@@ -87,7 +87,7 @@ class RunConfig:
     export_onnx: str | None = field(default=None, metadata=flag(
         "write the best-validation model to PATH as an ONNX graph that takes the images as the data set stores them "
         "(uint8, N x 32 x 32 x 3; the normalisation is inside the graph) and returns logits (N x 10); run it with "
-        "examples/predict_onnx.py. Needs the [onnx] extra", metavar="PATH"))
+        "examples/predict_onnx.py. Needs the [onnx] extra; default: no export", metavar="PATH"))
     reference: bool = False  # set by examples/torch_reference.py: plain torch.nn instead of arrayml (no flag)
 
     def run_name(self) -> str:
