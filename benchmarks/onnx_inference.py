@@ -12,6 +12,8 @@ logits out. Then, on the 10,000 test images:
 - agreement: the largest difference between onnxruntime's logits and the NumPy forward's (on
   ``cifar10.preprocess`` of the same images), the number of images whose predicted class
   differs, and both test accuracies;
+- the training step: 5 steps of `export.train_step_to_onnx` (SGD, momentum 0.9, batch 128, on
+  test images) against 5 eager NumPy steps from the same weights: the largest differences;
 - time per 10,000 images: arrayml on NumPy (``cifar10.preprocess`` then ``model.forward``)
   against onnxruntime (the graph, preprocessing included), --repeats rounds, interleaved
   (A B, A B, ...), medians and the ratio round by round. Both use every core by default
@@ -22,6 +24,7 @@ logits out. Then, on the 10,000 test images:
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -48,6 +51,28 @@ def train_default_mlp(data_dir: str | None, epochs: int, subset: int | None, val
     state = fit(learner, splits, epochs=epochs, batch_size=128, seed=42, lr=0.1, progress=False, log=None)
     test = evaluate_best(learner, splits, state)
     return model.eval(), float("nan") if test is None else test["accuracy"]
+
+
+def training_step_agreement(model: am.MLP, x: np.ndarray, y: np.ndarray, steps: int) -> dict[str, float]:
+    """`steps` steps of the exported training step (SGD, momentum 0.9, batch 128) against as
+    many eager NumPy steps (`arrayml.step.train_step`) from the same weights: the largest
+    differences of the losses, parameters and momentum buffers."""
+    from arrayml.step import train_step
+
+    ours, theirs = copy.deepcopy(model).train(), copy.deepcopy(model).train()
+    opt_ours, opt_theirs = am.SGD(0.1, momentum=0.9), am.SGD(0.1, momentum=0.9)
+    loss_fn = am.SoftmaxCrossEntropy(validate=False)
+    step = export.train_step_to_onnx(theirs, loss_fn, opt_theirs, 128)
+    state = opt_ours.init(ours.parameters())
+    loss_diff = 0.0
+    for i in range(steps):
+        xb, yb = x[i * 128:(i + 1) * 128], y[i * 128:(i + 1) * 128]
+        state, loss, _ = train_step(ours, loss_fn, opt_ours, state, xb, yb, 0.1)
+        loss_diff = max(loss_diff, abs(float(loss) - float(step(xb, yb, 0.1))))
+    params = max(float(np.max(np.abs(ours.parameters()[k] - v))) for k, v in theirs.parameters().items())
+    momentum = max(float(np.max(np.abs(state["momentum"][k] - v))) for k, v in opt_theirs.state["momentum"].items())
+    return {"steps": steps, "batch_size": 128, "max_abs_loss_difference": loss_diff,
+            "max_abs_parameter_difference": params, "max_abs_momentum_difference": momentum}
 
 
 def library_info() -> dict[str, object]:
@@ -86,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     def onnxruntime_forward() -> np.ndarray:
         return fn(images)
 
+    step_agreement = training_step_agreement(model, cifar10.preprocess(images), labels, min(5, images.shape[0] // 128))
     ours, theirs = numpy_forward(), onnxruntime_forward()
     diff = np.abs(theirs.astype(np.float64) - ours)
     agreement = {
@@ -118,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
         "libraries": library_info(),
         "model": repr(model), "epochs": args.epochs, "agreement": agreement, "timing": timing,
+        "training_step_agreement": step_agreement,
     }
     a, t = agreement, timing
     print(f"model: 3072-128-10 MLP after {args.epochs} epoch(s); libraries: {report['libraries']}")
@@ -125,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(logits up to {a['max_logit']:.1f}), {a['predictions_that_differ']} predictions differ; test accuracy "
           f"numpy {a['test_accuracy_numpy']:.4f}, onnxruntime {a['test_accuracy_onnxruntime']:.4f}, "
           f"training run {a['test_accuracy_training_run']:.4f}")
+    st = step_agreement
+    print(f"exported training step (SGD momentum 0.9, batch 128), {st['steps']} steps against as many eager NumPy "
+          f"steps: max |difference| loss {st['max_abs_loss_difference']:.1e}, parameters "
+          f"{st['max_abs_parameter_difference']:.1e}, momentum {st['max_abs_momentum_difference']:.1e}")
     med = t["seconds_per_10000_images_median"]
     print(f"per 10,000 images (median of {args.repeats}): arrayml numpy {med['arrayml numpy'] * 1e3:.1f} ms, "
           f"onnxruntime {med['onnxruntime'] * 1e3:.1f} ms; numpy / onnxruntime {t['numpy_over_onnxruntime_median']:.2f}x "
