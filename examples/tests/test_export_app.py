@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from app_scripts import BENCHMARKS, EXAMPLES, TRAIN, load_script
 from backends import needs_onnx
 from cifar_fixtures import make_cache
-from scripts import BENCHMARKS, ROOT, load_script
 
-TRAIN = ROOT / "examples" / "train.py"
-PREDICT = ROOT / "examples" / "predict_onnx.py"
+PREDICT = EXAMPLES / "predict_onnx.py"
 SMALL = ["--hidden-dims", "32", "--batch-size", "50", "--val-size", "100", "--epochs", "2", "--quiet"]
 
 # predict_onnx.py run with every import of arrayml failing, as on a machine without it
