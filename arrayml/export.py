@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
+from . import backend, validate
 from .backend import Array, OnnxFunction
 from .compile import CompiledStep
 from .fileio import atomic_write
@@ -191,7 +191,8 @@ def _culprit(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _model_dtype(model: Any, dtype: Any, what: str) -> backend.Placement:
+def _exportable(model: Any, dtype: Any, what: str) -> backend.Placement:
+    """Where `model`'s parameters live, if it can be exported as a graph of `dtype` (None: its own)."""
     if not isinstance(model, Module):
         raise ExportError(f"{what} needs an arrayml Module, got {type(model).__name__}")
     where = model.placement()
@@ -222,10 +223,8 @@ def _features(model: Module, features: int | None, what: str) -> int:
 
 
 def _positive(value: Any, what: str) -> int:
-    from .validate import positive_int
-
     try:
-        return positive_int(value, what)
+        return validate.positive_int(value, what)
     except (TypeError, ValueError) as exc:
         raise ExportError(str(exc)) from None
 
@@ -257,7 +256,7 @@ def to_onnx(
     `BackendUnavailableError` without the ``[onnx]`` extra.
     """
     what = "to_onnx"
-    where = _model_dtype(model, dtype, what)
+    where = _exportable(model, dtype, what)
     out_path = check_path(path) if path is not None else None
     if output not in OUTPUTS:
         raise ExportError(f"{what}: output must be one of {', '.join(OUTPUTS)}, got {output!r}")
@@ -347,7 +346,7 @@ class OnnxTrainStep(CompiledStep):
                  metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None) -> None:
         if not isinstance(model, Module):
             raise ExportError(f"{self.what} needs an arrayml Module, got {type(model).__name__}")
-        _model_dtype(model, None, self.what)
+        _exportable(model, None, self.what)
         self.batch_size = _positive(batch_size, f"{self.what} batch_size")
         self.features = _features(model, features, self.what)
         backend.onnx_modules()  # the install command, before anything else
