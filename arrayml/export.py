@@ -19,8 +19,8 @@ its inputs.
 `to_onnx` writes an inference graph: the model in evaluation mode (batch norm's running
 statistics), its parameters as constants, a dynamic batch dimension unless ``batch=`` fixes one,
 and optionally the preprocessing inside the graph (`Preprocess`: the images as the data set
-stores them go in, logits come out), with metadata (arrayml's version, the input's layout, the
-output, the class names).
+stores them go in, logits come out), with metadata (arrayml's version, the model's architecture, the
+input's layout, the output, the class names).
 
 `train_step_to_onnx` is `arrayml.compile.CompiledStep` with onnxruntime as the compiler: the same
 pure function of (parameters, buffers, optimizer state, batch, rate), run on a clone of the
@@ -117,6 +117,15 @@ def _metadata_props(model: Any, metadata: Mapping[str, Any]) -> None:
     for key, value in props.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+def _architecture(model: Module) -> dict[str, Any]:
+    """``{"architecture": model.config()}`` (JSON in the metadata: what rebuilds the model with
+    `arrayml.modules.architecture.build`), or nothing for a module that cannot record its own."""
+    try:
+        return {"architecture": model.config()}
+    except NotImplementedError:
+        return {}
 
 
 def write_onnx(model: Any, path: str | os.PathLike, metadata: Mapping[str, Any]) -> Path:
@@ -301,6 +310,7 @@ def to_onnx(
         info: dict[str, Any] = {
             "kind": "inference",
             "model": repr(model),
+            **_architecture(model),
             "dtype": dtype_text,
             "input": f"x: {spec.describe()}",
             "input_layout": preprocess.description if preprocess is not None else
@@ -403,6 +413,7 @@ class OnnxTrainStep(CompiledStep):
         info = {
             "kind": "training step",
             "model": repr(self.model),
+            **_architecture(self.model),
             "loss": repr(self.loss),
             "optimizer": repr(self.optimizer),
             "dtype": backend.dtype_name(self.placement.dtype),

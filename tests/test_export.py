@@ -184,6 +184,9 @@ def test_to_onnx_writes_metadata_and_a_fixed_batch_when_asked(tmp_path):
     assert json.loads(meta["class_names"]) == ["cat", "dog", "eel"]
     assert meta["input"] == "x: 4 x 5 float32" and meta["output"].startswith("logits: 4 x 3 float32")
     assert meta["kind"] == "inference" and meta["run"] == "test" and "ndonnx_schema" in meta
+    from arrayml.modules.architecture import build
+
+    assert build(json.loads(meta["architecture"])).config() == model.config()  # rebuilds the model
     dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [4, 5]
     fixed = export.to_onnx(model, None, batch=4)

@@ -14,7 +14,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array, Seed
-from .base import Module, check_grad, check_input, namespace_of
+from .base import Module
+from .checks import check_grad, check_input, namespace_of
 
 
 class Linear(Module):
@@ -62,6 +63,9 @@ class Linear(Module):
         self.grads["weight"] = dy.T @ x
         self.grads["bias"] = backend.column_sums(dy, xp=xp)  # 1ᵀ dY
         return dy @ W if input_grad else None
+
+    def arguments(self) -> dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features, "input_layer": self.input_layer}
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}" + (", input_layer=True" if self.input_layer else "")

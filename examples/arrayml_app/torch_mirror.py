@@ -69,8 +69,14 @@ class TorchLearner:
 
     def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, where: backend.Placement) -> None:
         self.net, self.optimizer = net, optimizer
+        self._lr = float(optimizer.param_groups[0]["lr"])
         self.loss = nn.CrossEntropyLoss()
         self.xp, self.device = where.xp, where.device
+
+    @property
+    def lr(self) -> float:
+        """The rate the torch optimizer was built with (its first group's; each step sets its own)."""
+        return self._lr
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         for group in self.optimizer.param_groups:
