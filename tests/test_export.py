@@ -338,6 +338,20 @@ def test_five_onnxruntime_steps_equal_five_eager_numpy_steps(settings):
     assert model.grads == {}  # as after a compiled step: the gradients lived inside the graph
 
 
+@needs_onnx
+@pytest.mark.parametrize("name, settings", [("Adam", dict(lr=1e-2, weight_decay=1e-3)), ("AdamW", dict(lr=1e-2)),
+                                            ("Adam", dict(lr=1e-2, amsgrad=True))], ids=["adam", "adamw", "amsgrad"])
+def test_five_onnxruntime_adam_steps_equal_five_eager_numpy_steps(name, settings):
+    cls = getattr(am, name, None)
+    if cls is None:
+        pytest.skip(f"arrayml has no {name} yet (issue 19 adds it)")
+    model = am.MLP(6, [7, 5], 3, batch_norm=True, activation="elu", rng=5)
+    optimizer = cls(**settings)
+    step = export.train_step_to_onnx(model, am.SoftmaxCrossEntropy(validate=False), optimizer, BATCH)
+    _assert_same_run(model, optimizer, lambda: cls(**settings), [1e-2] * STEPS, steps_fn=step)
+    assert float(optimizer.state["step"]) == STEPS
+
+
 class SignSGDWithCount(am.Optimizer):
     """An optimizer the library does not have, written only as init/update (a slot and a 0-D
     step count, as Adam's state is): the exported step must take it with no change."""
