@@ -337,8 +337,15 @@ class _StepGraph:
     def __init__(self, graph: OnnxFunction) -> None:
         self.graph = graph
 
-    def __call__(self, *arrays: Any) -> tuple[tuple[Any, Any, Any], Any, Any]:
-        new_params, new_buffers, new_state, loss, extra = self.graph(*arrays)
+    def __call__(self, params: Any, buffers: Any, opt_state: Any, x: Any, y: Any, lr: Any,
+                 key: Any = None) -> tuple[tuple[Any, Any, Any], Any, Any]:
+        if key is not None:  # a step that draws random numbers (dropout in training mode)
+            raise ExportError(
+                "train_step_to_onnx: the model draws random numbers in training mode (dropout), and the exported "
+                "step has no random input: every step would use the one mask drawn while the graph was built; "
+                "export a model without dropout, or in eval() mode"
+            )
+        new_params, new_buffers, new_state, loss, extra = self.graph(params, buffers, opt_state, x, y, lr)
         return (new_params, new_buffers, new_state), loss, extra
 
 

@@ -345,7 +345,9 @@ def test_five_onnxruntime_adam_steps_equal_five_eager_numpy_steps(name, settings
     cls = getattr(am, name, None)
     if cls is None:
         pytest.skip(f"arrayml has no {name} yet (issue 19 adds it)")
-    model = am.MLP(6, [7, 5], 3, batch_norm=True, activation="elu", rng=5)
+    # no batch norm: the biases before one have a true gradient of 0 and hold only rounding noise,
+    # which Adam's m/√v turns into steps of ±lr whose signs differ between any two summation orders
+    model = am.MLP(6, [7, 5], 3, activation="elu", rng=5)
     optimizer = cls(**settings)
     step = export.train_step_to_onnx(model, am.SoftmaxCrossEntropy(validate=False), optimizer, BATCH)
     _assert_same_run(model, optimizer, lambda: cls(**settings), [1e-2] * STEPS, steps_fn=step)
