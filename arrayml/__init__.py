@@ -14,7 +14,9 @@ from .modules import (
     Activation,
     BatchNorm1d,
     CrossEntropy,
+    Dropout,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     Loss,
@@ -28,25 +30,30 @@ from .modules import (
     Tanh,
     activation_by_name,
 )
-from .optim import SGD, Optimizer
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
     "Activation",
+    "Adam",
+    "AdamW",
     "BatchNorm1d",
     "CompiledStep",
     "CrossEntropy",
+    "Dropout",
     "ELU",
     "GELU",
     "Identity",
+    "LayerNorm",
     "LeakyReLU",
     "Loss",
     "Linear",
     "MLP",
     "Module",
     "Optimizer",
+    "RMSprop",
     "ReLU",
     "Residual",
     "SGD",

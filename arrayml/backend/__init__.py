@@ -38,9 +38,11 @@ from .dtypes import (
 )
 from .kernels import (
     Kernels,
+    adam_update,
     column_sums,
     count_true,
     kernels,
+    lerp,
     log_softmax,
     logsumexp,
     one_hot,
@@ -62,7 +64,21 @@ from .namespaces import (
     namespace_by_name,
     namespace_name,
 )
-from .random import Seed, as_generator, global_seed_generator, normal, permutation, uniform
+from .random import (
+    GLOBAL_GENERATOR,
+    HostKey,
+    Key,
+    Seed,
+    as_generator,
+    fold_in,
+    global_seed_generator,
+    normal,
+    permutation,
+    random_key,
+    seeded_globally,
+    uniform,
+    uniform_from_key,
+)
 from .transfer import asarray, convert, synchronize, to_numpy
 
 __all__ = [
@@ -95,6 +111,13 @@ __all__ = [
     "normal",
     "uniform",
     "permutation",
+    "Key",
+    "HostKey",
+    "GLOBAL_GENERATOR",
+    "random_key",
+    "fold_in",
+    "uniform_from_key",
+    "seeded_globally",
     "asarray",
     "to_numpy",
     "convert",
@@ -113,6 +136,8 @@ __all__ = [
     "take_rows",
     "relu",
     "relu_backward",
+    "lerp",
+    "adam_update",
     "prod",
 ]
 

@@ -15,6 +15,9 @@ from .activations import (
 from .base import Loss, Module
 from .batchnorm import BatchNorm1d
 from .containers import MLP, Residual, Sequential
+from .dropout import Dropout
+from .init import INITIALIZERS
+from .layernorm import LayerNorm
 from .linear import Linear
 from .softmax import CrossEntropy, Softmax, SoftmaxCrossEntropy, target_matrix
 
@@ -23,9 +26,12 @@ __all__ = [
     "Activation",
     "BatchNorm1d",
     "CrossEntropy",
+    "Dropout",
     "ELU",
     "GELU",
+    "INITIALIZERS",
     "Identity",
+    "LayerNorm",
     "LeakyReLU",
     "Loss",
     "Linear",
