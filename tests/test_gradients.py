@@ -39,6 +39,8 @@ def module_inputs(draw: st.DrawFn, case: ModuleCase) -> tuple[np.ndarray, np.nda
     x = draw(arrays(np.float64, (batch, case.features), elements=_values(case.kink_at_zero)))
     if case.batch_stats:  # batch statistics: keep each feature's spread well away from 0
         assume(bool(np.all(np.std(x, axis=0) > 0.3)))
+    if case.row_stats:  # each sample's statistics (layer norm): keep each row's spread away from 0
+        assume(bool(np.all(np.std(x, axis=1) > 0.3)))
     seed = draw(st.integers(0, 2**31 - 1))
     return x, seed
 

@@ -12,6 +12,7 @@ from .activations import (
     Tanh,
     activation_by_name,
 )
+from .augment import RandomFlip
 from .base import Loss, Module
 from .batchnorm import BatchNorm1d
 from .containers import MLP, Residual, Sequential
@@ -37,6 +38,7 @@ __all__ = [
     "Linear",
     "MLP",
     "Module",
+    "RandomFlip",
     "ReLU",
     "Residual",
     "Sequential",

@@ -21,14 +21,12 @@ drawn from a random key on the input's own namespace and device (`arrayml.backen
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import backend, validate
 from ..backend import Array, Seed
-from .base import Module, check_grad, namespace_of
+from .base import RandomModule, check_grad, namespace_of
 
 
-class Dropout(Module):
+class Dropout(RandomModule):
     """Zeroes each entry with probability `p` in training mode and scales the rest by
     1/(1 − p); the identity in evaluation mode.
 
@@ -40,19 +38,9 @@ class Dropout(Module):
             not change the other layers' initial weights.
     """
 
-    #: Draws random numbers: `arrayml.step.train_step` gives it a key each step.
-    draws_random = True
-
     def __init__(self, p: float = 0.5, *, rng: Seed = None) -> None:
-        super().__init__()
+        super().__init__(rng)
         self.p = validate.real_number(p, "Dropout p", low=0.0, high=1.0, high_open=True)
-        backend.as_generator(rng)  # the same checks of `rng` as everywhere
-        if isinstance(rng, np.random.Generator):
-            self.seed = int(rng.spawn(1)[0].integers(0, 2**63))
-        else:
-            self.seed = 0 if rng is None else int(rng)
-        #: Masks drawn from the layer's own stream so far.
-        self.draws = 0
 
     def forward(self, x: Array) -> Array:
         xp = namespace_of("Dropout.forward", ("input x",), x)
@@ -61,11 +49,7 @@ class Dropout(Module):
             self._cache = (None, tuple(x.shape), x.dtype)
             return x
         dev = backend.device(x)
-        key = self.random_key
-        if key is None:  # a forward outside a training step: the layer's own stream
-            key = backend.fold_in(backend.random_key(self.seed, xp=xp, device=dev), self.draws)
-            self.draws += 1
-        u = backend.uniform_from_key(key, tuple(x.shape), xp=xp, device=dev, dtype=x.dtype)
+        u = backend.uniform_from_key(self.next_key(xp, dev), tuple(x.shape), xp=xp, device=dev, dtype=x.dtype)
         mask = xp.astype(u >= self.p, x.dtype) * (1.0 / (1.0 - self.p))  # M = 1[u ≥ p] / (1 − p)
         self._cache = (mask, tuple(x.shape), x.dtype)
         return x * mask
