@@ -28,11 +28,17 @@ def torch_requirement() -> list[str]:
 JAX_CUDA = "jax[cuda12]>=0.10,<0.11"
 
 
+# The application (examples/arrayml_app/, a distribution of its own): the sessions that run it
+# install it beside the library, as the README's first command does.
+APP = ("-e", "examples/arrayml_app")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The full CPU suite, JAX rows included (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
+    """Both suites, the library's (tests/) and the application's (examples/tests/), on the CPU, JAX
+    rows included (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
     session.install(*torch_requirement())
-    session.install("-e", ".[test,jax]")
+    session.install("-e", ".[test,jax]", *APP)
     session.run("pytest", *session.posargs)
 
 
@@ -40,7 +46,7 @@ def tests(session: nox.Session) -> None:
 def tests_gpu(session: nox.Session) -> None:
     """The suite with cupy, torch CUDA and JAX on the GPU (on a machine with an NVIDIA GPU and CUDA 12)."""
     session.install("torch")  # the CUDA build from PyPI
-    session.install("-e", ".[test,cupy]", JAX_CUDA)
+    session.install("-e", ".[test,cupy]", JAX_CUDA, *APP)
     session.run("python", "-c", "import torch, cupy; assert torch.cuda.is_available(); print(cupy.cuda.runtime.getDeviceCount(), 'CUDA device(s)')")
     session.run("pytest", *session.posargs)
 
@@ -61,7 +67,7 @@ def bench(session: nox.Session) -> None:
     """Both benchmarks; their JSON lands in scratch/bench/ (git-ignored: the published numbers in
     results/bench/ change only when copied there on purpose)."""
     session.install(*torch_requirement())
-    session.install("-e", ".[bench,jax]")  # threadpoolctl for the BLAS report; JAX for its rows
+    session.install("-e", ".[bench,jax]", *APP)  # threadpoolctl for the BLAS report; JAX for its rows; the torch.nn mirror
     session.run("python", "benchmarks/matmul_vs_loop.py", "--json", "scratch/bench/matmul_vs_loop-numpy.json")
     session.run("python", "benchmarks/train_throughput.py", "--json", "scratch/bench/train_throughput.json", *session.posargs)
 
@@ -70,5 +76,5 @@ def bench(session: nox.Session) -> None:
 def experiments(session: nox.Session) -> None:
     """Every experiment of docs/results.md, full length, then the report itself."""
     session.install(*torch_requirement())
-    session.install("-e", ".")
+    session.install("-e", ".", *APP)
     session.run("python", "examples/experiments/run_all.py", "--data-dir", SHARED_DATA, *session.posargs)

@@ -8,7 +8,7 @@
 
 Prints the per-epoch figures and the test accuracy of the best-validation model, and writes
 results.json, loss_curve.png and confusion_matrix.png to --out (default results/<run-name>).
-Run with --help for every flag. Install first: pip install -e ".[app]"
+Run with --help for every flag. Install first: pip install -e . -e examples/arrayml_app
 """
 
 import sys

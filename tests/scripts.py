@@ -1,5 +1,5 @@
-"""Load an example, experiment or benchmark script as a module, by its path (the scripts are not
-a package; they import only the installed `arrayml` and `arrayml_app`)."""
+"""Load a script of the repository (noxfile.py, ...) as a module, by its path. The application's
+tests (examples/tests/) use it too, for the example, experiment and benchmark scripts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = ROOT / "examples" / "experiments"
-BENCHMARKS = ROOT / "benchmarks"
 
 
 def load_script(path: Path) -> ModuleType:

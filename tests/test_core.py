@@ -63,7 +63,7 @@ def test_batchnorm_running_statistics_match_torch_after_training(torch, bk, mome
     """Five SGD steps on different batches, arrayml against torch.nn.BatchNorm1d in a torch.nn
     network with the same initial weights: running mean, running (unbiased) variance and every
     parameter agree, in training and then in evaluation mode."""
-    from arrayml_app.torch_mirror import torch_mirror
+    from torch_oracle import torch_copy, torch_forward
 
     rng = np.random.default_rng(7)
     model = am.Sequential(
@@ -71,8 +71,8 @@ def test_batchnorm_running_statistics_match_torch_after_training(torch, bk, mome
         am.ReLU(), am.Linear(4, 3, rng=4, **bk.placement("float64")),
     )
     bk.freeze(model)
-    net = torch_mirror(model)  # torch.nn.Linear, BatchNorm1d(momentum=...), ReLU, Linear: the same weights
-    opt, opt_t = am.SGD(0.1, momentum=0.9), torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    params, buffers = torch_copy(model)  # the same weights and statistics, as torch tensors
+    opt, opt_t = am.SGD(0.1, momentum=0.9), torch.optim.SGD(params.values(), lr=0.1, momentum=0.9)
     loss_fn = am.SoftmaxCrossEntropy()
     for step in range(5):
         x = rng.normal(2.0, 3.0, size=(6 + step, 5))
@@ -81,17 +81,18 @@ def test_batchnorm_running_statistics_match_torch_after_training(torch, bk, mome
         model.backward(loss_fn.backward())
         opt.step(model)
         opt_t.zero_grad()
-        torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        logits = torch_forward(model, torch.from_numpy(x), params, buffers=buffers)  # updates the running statistics
+        torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)).backward()
         opt_t.step()
-    bn, bn_t = model[1], net[1]
-    np.testing.assert_allclose(backend.to_numpy(bn.buffers["running_mean"]), bn_t.running_mean.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(backend.to_numpy(bn.buffers["running_var"]), bn_t.running_var.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(backend.to_numpy(bn.params["gamma"]), bn_t.weight.detach().numpy(), rtol=1e-9, atol=1e-12)
+    bn = model[1]
+    np.testing.assert_allclose(backend.to_numpy(bn.buffers["running_mean"]), buffers["1.running_mean"].numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(bn.buffers["running_var"]), buffers["1.running_var"].numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(bn.params["gamma"]), params["1.gamma"].detach().numpy(), rtol=1e-9, atol=1e-12)
     x = rng.normal(2.0, 3.0, size=(4, 5))
     model.eval()
-    net.eval()
     with torch.no_grad():
-        np.testing.assert_allclose(backend.to_numpy(model.forward(bk.asarray(x))), net(torch.from_numpy(x)).numpy(), rtol=1e-9, atol=1e-12)
+        expected = torch_forward(model, torch.from_numpy(x), params, buffers=buffers).numpy()  # evaluation mode: model.training is False
+    np.testing.assert_allclose(backend.to_numpy(model.forward(bk.asarray(x))), expected, rtol=1e-9, atol=1e-12)
 
 
 def test_to_moves_between_backends_and_back(torch):
@@ -123,14 +124,14 @@ def test_load_state_refuses_another_architecture():
 
 
 def _torch_sgd_reference(torch, momentum, nesterov, weight_decay):
-    from arrayml_app.torch_mirror import torch_mirror
+    from torch_oracle import torch_copy, torch_forward
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 5))
     y = rng.integers(0, 3, size=8)
     model = am.MLP(5, [4], 3, rng=0, dtype="float64")
-    net = torch_mirror(model)
-    opt_t = torch.optim.SGD(net.parameters(), lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    params, _ = torch_copy(model)  # the same weights, as torch leaves
+    opt_t = torch.optim.SGD(params.values(), lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     opt = am.SGD(0.05, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     loss_fn = am.SoftmaxCrossEntropy()
     for _ in range(4):
@@ -138,16 +139,16 @@ def _torch_sgd_reference(torch, momentum, nesterov, weight_decay):
         model.backward(loss_fn.backward())
         opt.step(model)
         opt_t.zero_grad()
-        torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        torch.nn.functional.cross_entropy(torch_forward(model, torch.from_numpy(x), params), torch.from_numpy(y)).backward()
         opt_t.step()
-    return model, net
+    return model, params
 
 
 @pytest.mark.parametrize("momentum,nesterov,weight_decay", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.01), (0.5, False, 0.1)])
 def test_sgd_matches_torch_optim(torch, momentum, nesterov, weight_decay):
-    model, net = _torch_sgd_reference(torch, momentum, nesterov, weight_decay)
-    np.testing.assert_allclose(model.layers[0].params["weight"], net[0].weight.detach().numpy(), rtol=1e-10)
-    np.testing.assert_allclose(model.layers[2].params["bias"][0], net[2].bias.detach().numpy(), rtol=1e-10, atol=1e-14)
+    model, params = _torch_sgd_reference(torch, momentum, nesterov, weight_decay)
+    for name, value in model.parameters().items():
+        np.testing.assert_allclose(value, params[name].detach().numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
 
 
 @pytest.mark.parametrize("bk", BACKENDS)

@@ -1,5 +1,6 @@
 """noxfile.py: the torch that the CPU sessions install comes from $ARRAYML_TORCH_REQUIREMENT
-(so that a machine can ask for PyTorch's CPU-only wheels), defaulting to today's pin."""
+(so that a machine can ask for PyTorch's CPU-only wheels), defaulting to today's pin; the
+sessions that run the application install it, and `nox -s tests` runs both suites."""
 
 from __future__ import annotations
 
@@ -48,3 +49,14 @@ def test_torch_requirement_comes_from_the_environment_with_pip_arguments(noxfile
         session = RecordingSession()
         getattr(noxfile, name)(session)
         assert session.installs[0] == ["torch==2.13.0", "--index-url", "https://download.pytorch.org/whl/cpu"], name
+
+
+def test_the_sessions_that_run_the_application_install_it_and_tests_runs_both_suites(noxfile):
+    for name in ("tests", "tests_gpu", "bench", "experiments"):
+        session = RecordingSession()
+        getattr(noxfile, name)(session)
+        args = [a for call in session.installs for a in call]
+        assert any(args[i:i + 2] == ["-e", "examples/arrayml_app"] for i in range(len(args))), (name, session.installs)
+        assert any(a == "." or a.startswith(".[") for a in args), name  # and the library, editable, beside it
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'testpaths = ["tests", "examples/tests"]' in pyproject  # `pytest` in the tests session collects both

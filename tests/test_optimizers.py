@@ -59,22 +59,21 @@ def torch_trajectory(name: str) -> tuple[dict[str, np.ndarray], list[float]]:
     """torch.optim's parameters after 50 steps (by arrayml's names) and the gradient norms before
     clipping (clip_grad_norm_'s return values)."""
     torch = pytest.importorskip("torch")
-    from arrayml_app.torch_mirror import torch_mirror
+    from torch_oracle import torch_copy, torch_forward
 
     _, make_torch, clip = CONFIGS[name]
     model = _model()
-    net = torch_mirror(model)
-    opt = make_torch(torch, net.parameters())
+    params, _ = torch_copy(model)  # the same weights, as torch leaves
+    opt = make_torch(torch, list(params.values()))
     norms = []
     for x, y in _batches():
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        logits = torch_forward(model, torch.from_numpy(x), params)
+        torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)).backward()
         if clip is not None:
-            norms.append(float(torch.nn.utils.clip_grad_norm_(net.parameters(), clip)))
+            norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()), clip)))
         opt.step()
-    names = list(model.parameters())
-    values = [p.detach().numpy().reshape(model.parameters()[n].shape) for n, p in zip(names, net.parameters())]
-    return dict(zip(names, values)), norms
+    return {k: p.detach().numpy() for k, p in params.items()}, norms
 
 
 def _assert_matches_torch(name: str, params: dict) -> None:

@@ -22,13 +22,20 @@ def to_torch(a: Any, requires_grad: bool = False) -> torch.Tensor:
     return t.requires_grad_(requires_grad)
 
 
-def torch_forward(module: am.Module, x: torch.Tensor, params: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor:
+def torch_forward(module: am.Module, x: torch.Tensor, params: dict[str, torch.Tensor], prefix: str = "",
+                  buffers: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """`module` evaluated with torch functions. With `buffers` (batch norm's running statistics as
+    torch tensors, by dotted name), batch norm uses and, in training mode, updates them as
+    ``torch.nn.BatchNorm1d`` does (unbiased variance, the module's momentum)."""
     def p(key: str) -> torch.Tensor:
         return params[f"{prefix}{key}"]
 
     if isinstance(module, am.Linear):
         return x @ p("weight").T + p("bias")
     if isinstance(module, am.BatchNorm1d):
+        if buffers is not None:
+            return F.batch_norm(x, buffers[f"{prefix}running_mean"], buffers[f"{prefix}running_var"], p("gamma"), p("beta"),
+                                training=module.training, momentum=module.momentum, eps=module.eps)
         if module.training:
             return F.batch_norm(x, None, None, p("gamma"), p("beta"), training=True, eps=module.eps)
         rm = to_torch(module.buffers["running_mean"])
@@ -46,10 +53,10 @@ def torch_forward(module: am.Module, x: torch.Tensor, params: dict[str, torch.Te
         chosen = torch.from_numpy(np.asarray(backend.to_numpy(flipped))).reshape(-1, 1, 1, 1)
         return torch.where(chosen, images.flip(3), images).reshape(x.shape)
     if isinstance(module, am.Residual):
-        return x + torch_forward(module.block, x, params, f"{prefix}block.")
+        return x + torch_forward(module.block, x, params, f"{prefix}block.", buffers)
     if isinstance(module, am.Sequential):
         for name, child in module.children():
-            x = torch_forward(child, x, params, f"{prefix}{name}.")
+            x = torch_forward(child, x, params, f"{prefix}{name}.", buffers)
         return x
     simple = {
         am.ReLU: torch.relu,
@@ -67,6 +74,14 @@ def torch_forward(module: am.Module, x: torch.Tensor, params: dict[str, torch.Te
     if isinstance(module, am.LeakyReLU):
         return F.leaky_relu(x, negative_slope=module.negative_slope)
     raise NotImplementedError(f"no torch oracle for {type(module).__name__}")
+
+
+def torch_copy(module: am.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """`module`'s parameters as float64 torch leaves that require a gradient (for torch.optim), and
+    its buffers (batch norm's running statistics) as float64 tensors, by dotted name."""
+    params = {k: to_torch(v, requires_grad=True) for k, v in module.parameters().items()}
+    buffers = {k: to_torch(v) for k, v in module.state().items() if k not in params}
+    return params, buffers
 
 
 def torch_module_gradients(module: am.Module, x: Any, dy: Any) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:

@@ -6,7 +6,10 @@
     run.py           one run: data, model, training, test, results folder, checkpoints, resume
     figures.py       figures with matplotlib's object API
     torch_mirror.py  the plain torch.nn mirror of an arrayml MLP (reference, benchmarks, tests)
+    experiments.py   the registry of the report's experiments, and what their scripts share
+    report.py        what every section of the report is written with: Report and the number formats
 
-Installed with arrayml (``pip install -e ".[app]"`` also installs matplotlib); the library in
-``arrayml/`` never imports it.
+A distribution of its own (``pyproject.toml`` here, ``arrayml-app``), installed beside the library:
+``pip install -e . -e examples/arrayml_app`` from the repository root (it brings matplotlib). The
+library in ``arrayml/`` never imports it; its tests are in ``examples/tests/``.
 """

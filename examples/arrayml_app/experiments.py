@@ -23,8 +23,9 @@ RESULTS = Path("results")
 
 @dataclass(frozen=True)
 class Experiment:
-    """One experiment of the report: ``examples/experiments/<name>.py``, writing under
-    ``results/<name>/``."""
+    """One experiment of the report: the script ``examples/experiments/<name>.py``, whose
+    ``main(argv)`` runs it and writes under ``results/<name>/``, and whose ``report(rep, summary)``
+    writes its section of docs/results.md from that summary (`arrayml_app.report`)."""
 
     name: str
     title: str  #: the report's section heading
@@ -41,7 +42,7 @@ class Experiment:
 
 
 #: Every experiment, in the order of the report's sections; ``run_all.py`` runs them (the light
-#: ones first) and ``make_report.py`` writes one section each. `fbeta` reads `default_mlp`'s
+#: ones first) and ``make_report.py`` puts their sections together. `fbeta` reads `default_mlp`'s
 #: model, so it comes after it.
 REGISTRY: tuple[Experiment, ...] = (
     Experiment("default_mlp", "The default MLP: arrayml, plain PyTorch, ReLU and ELU", "summary.json", True),

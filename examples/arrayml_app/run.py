@@ -126,7 +126,7 @@ def run(
     n_images, source = cifar10.training_images(config.data_dir)  # read from the file's header: no loading
     config.validate_sizes(n_images, source)
     if plots and importlib.util.find_spec("matplotlib") is None:
-        raise ValueError('the figures need matplotlib, which is not installed: pip install -e ".[app]"')
+        raise ValueError("the figures need matplotlib, which is not installed: pip install -e examples/arrayml_app")
     t_start = time.perf_counter()
     where = placement(config)
     group = data_parallel_group(where)

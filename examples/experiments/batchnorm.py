@@ -14,6 +14,7 @@ from pathlib import Path
 
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
 from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.report import Report, acc, epochs_label, last, listing, pct, points, second_half, spread
 from arrayml_app.run import run
 
 SIZES = [[128], [256, 128], [512, 256, 128]]
@@ -64,6 +65,96 @@ def plot(runs: list[dict], key: str, title: str, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Its section of docs/results.md (make_report.py puts the sections together)
+# --------------------------------------------------------------------------------------------
+
+
+def report(rep: Report, s: dict) -> None:
+    """The settings, the table of the six runs, the two figures, then what the runs show."""
+    w = rep.w
+    runs_list = s["runs"]
+    cfg = next((c for c in ((rep.load("batchnorm", r["name"], "results.json") or {}).get("config") for r in runs_list) if c), {})
+    w("Hidden dims " + listing([str(list(h)) for h in dict.fromkeys(tuple(r["hidden_dims"]) for r in runs_list)])
+      + ", each without and with batch norm between every hidden Linear and its ReLU"
+      + (f", {cfg['epochs']} epochs, lr {cfg['lr']:g}, batch {cfg['batch_size']}, plain SGD" if cfg else "") + ".\n")
+    w("| hidden dims | batch norm | parameters | test accuracy | best val accuracy (epoch) | final train accuracy | time per epoch |")
+    w("|---|---|---|---|---|---|---|")
+    for r in runs_list:
+        w(f"| {r['hidden_dims']} | {'yes' if r['batch_norm'] else 'no'} | {r['parameters']:,} | **{acc(r['test_accuracy'])}** | "
+          f"{pct(r['best_val_accuracy'])} ({r['best_epoch'] if r['best_epoch'] is not None else '—'}) | "
+          f"{pct(last(r['train_accuracy']))} | {r['seconds_per_epoch']:.1f} s |")
+    w("")
+    rep.fig("batchnorm/batchnorm_train_accuracy.png", "training accuracy over epochs, six runs")
+    rep.fig("batchnorm/batchnorm_val_accuracy.png", "validation accuracy over epochs, six runs")
+    w(findings_text(runs_list))
+
+
+def findings_text(runs_list: list[dict]) -> str:
+    """Batch norm against none, per size; then network size without batch norm; then where the
+    largest network overfits."""
+    runs = {(tuple(r["hidden_dims"]), r["batch_norm"]): r for r in runs_list if r["test_accuracy"] is not None}
+    failed = [r for r in runs_list if r["test_accuracy"] is None]
+    sizes = sorted({tuple(r["hidden_dims"]) for r in runs_list}, key=len)
+    pairs = [(h, runs[(h, False)], runs[(h, True)]) for h in sizes if (h, False) in runs and (h, True) in runs]
+    text = "**What the runs show.** "
+    if failed:
+        text += "Diverged: " + ", ".join(f"{r['hidden_dims']}{' with batch norm' if r['batch_norm'] else ''}" for r in failed) + ". "
+    if not pairs:
+        return text + "No size has both runs, so batch norm is not compared.\n"
+    text += batch_norm_text(pairs) + size_text([runs[(h, False)] for h in sizes if (h, False) in runs])
+    for bn in (False, True):
+        r = runs.get((sizes[-1], bn))
+        if r and r["best_epoch"] is not None:
+            text += overfitting_text(r, f"{list(sizes[-1])} {'with' if bn else 'without'} batch norm")
+    return text.rstrip() + "\n"
+
+
+def batch_norm_text(pairs: list[tuple[tuple, dict, dict]]) -> str:
+    """Each size without (a) and with (b) batch norm: test accuracy, final training accuracy and
+    the validation swing, then how many sizes batch norm helped."""
+    lines = []
+    for h, a, b in pairs:
+        ha, first = second_half(a["val_accuracy"])
+        hb, _ = second_half(b["val_accuracy"])
+        lines.append(f"{list(h)}: test {points(b['test_accuracy'], a['test_accuracy'])} points, final training accuracy "
+                     f"{points(last(b['train_accuracy']), last(a['train_accuracy']))}, validation swing over "
+                     f"{epochs_label(first, len(a['val_accuracy']))} {spread(hb):.1f} points with batch norm against "
+                     f"{spread(ha):.1f} without")
+    better = sum(1 for _, a, b in pairs if b["test_accuracy"] > a["test_accuracy"])
+    steadier = sum(1 for _, a, b in pairs if spread(second_half(b["val_accuracy"])[0]) < spread(second_half(a["val_accuracy"])[0]) - 0.1)
+    d_train = [100 * (last(b["train_accuracy"]) - last(a["train_accuracy"])) for _, a, b in pairs]
+    return ("Adding batch norm, per size — " + "; ".join(lines) + ". "
+            f"Batch norm raised test accuracy for {better} of {len(pairs)} sizes and made the validation curve steadier "
+            f"(a smaller swing, by more than 0.1 point) for {steadier} of {len(pairs)}; it changed the final training "
+            f"accuracy by {min(d_train):+.2f} to {max(d_train):+.2f} points. "
+            "Batch norm normalises every hidden unit's pre-activation over the batch, so its scale does not depend "
+            "on the size of the weights feeding it. ")
+
+
+def size_text(plain: list[dict]) -> str:
+    """The smallest network against the largest, both without batch norm."""
+    if len(plain) <= 1:
+        return ""
+    small, big = plain[0], plain[-1]
+    train_span = 100 * (last(big["train_accuracy"]) - last(small["train_accuracy"]))
+    test_span = 100 * (big["test_accuracy"] - small["test_accuracy"])
+    return (f"Without batch norm, going from {small['hidden_dims']} to {big['hidden_dims']} changes final training "
+            f"accuracy by {train_span:+.2f} points ({pct(last(small['train_accuracy']))} to "
+            f"{pct(last(big['train_accuracy']))}) and test accuracy by {test_span:+.2f}. ")
+
+
+def overfitting_text(r: dict, who: str) -> str:
+    """Whether run `r` peaks in validation accuracy before its end while training accuracy rises."""
+    v, tr, b = r["val_accuracy"], r["train_accuracy"], r["best_epoch"]
+    drop, rise = 100 * (r["best_val_accuracy"] - v[-1]), 100 * (tr[-1] - tr[b - 1])
+    if b < len(v) and drop > 0 and rise > 0:
+        return (f"{who} peaks in validation accuracy at epoch {b} of {len(v)}; by the end its validation accuracy "
+                f"is {drop:.1f} points lower while its training accuracy is {rise:.1f} points higher: overfitting, "
+                "which testing the best-validation epoch sidesteps but does not cure. ")
+    return f"{who} has its best validation accuracy at epoch {b} of {len(v)}, with no later drop while training accuracy rises. "
 
 
 if __name__ == "__main__":

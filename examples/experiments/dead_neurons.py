@@ -37,6 +37,7 @@ from arrayml.modules import Sequential
 from arrayml.training import ArraymlLearner, FitState
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
 from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.report import Report, acc, listing, pct, times
 from arrayml_app.run import arrayml_learner, load_splits, run
 
 SIZES = [[128], [256, 128], [512, 256, 128]]  # the batch-norm experiment's sizes
@@ -292,6 +293,201 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         axes[row, 0].set_ylabel("fraction dead on every validation image")
     fig.suptitle("dead ReLU units per hidden layer (solid: no batch norm, dashed: batch norm, dotted: other rates tried)")
     save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Its section of docs/results.md (make_report.py puts the sections together)
+# --------------------------------------------------------------------------------------------
+
+
+def report(rep: Report, s: dict) -> None:
+    """The definition and the search for each size's high rate, the table of every run, the
+    figure, then what the numbers show."""
+    rep.w(f"A unit is **dead** when its ReLU output is zero for every validation image: measured in evaluation mode (batch "
+          f"norm with its running statistics), at initialisation (epoch 0) and after each of the {s['epochs']} epochs of a "
+          f"run, layer by layer on the device with one read-back per epoch (`examples/experiments/dead_neurons.py`). The "
+          f"sizes are those of {rep.ref('batchnorm')}, with the default settings otherwise.\n")
+    search_text(rep, s)
+    runs_table(rep, s["runs"])
+    rep.fig("dead_neurons/dead_neurons.png", "fraction of dead units per hidden layer over epochs")
+    rep.w(dead_neurons_text(s))
+
+
+def search_text(rep: Report, s: dict) -> None:
+    """How each size's high rate was found, and the rates each size was trained at."""
+    grid = s["grid"]
+    ratios = {round(b / a, 3) for a, b in zip(grid, grid[1:])}
+    rep.w(f"**Finding the high rate.** For each size, the network without batch norm was trained at the rates "
+          f"{', '.join(f'{lr:.4g}' for lr in grid)}"
+          + (f" (a factor of {ratios.pop():g} apart)" if len(ratios) == 1 else "")
+          + " in increasing order, each for the full run, stopping at "
+          "the first rate that diverged. The size's high rate is the rate, among those that did not diverge, that left "
+          "the most units dead after the last epoch (the largest one if none killed any). The network with batch norm "
+          f"was then trained at {s['default_lr']:g} and at that rate.\n")
+    for row in s["search"]:
+        tried = [f"{lr:.4g}: " + ("diverged" if dv else f"{d} unit{'s' if d != 1 else ''} dead")
+                 for lr, d, dv in zip(row["rates_tried"], row["dead_at_end"], row["diverged"])]
+        high = row["high_lr"]
+        rep.w(f"- {row['hidden_dims']}: " + "; ".join(tried) + " → high rate "
+              + ("none (every rate diverged)" if high is None else f"**{high:.4g}**"))
+    rep.w("")
+
+
+def runs_table(rep: Report, runs: list[dict]) -> None:
+    w = rep.w
+    w("| hidden dims | batch norm | lr | dead after the last epoch, per layer | most dead in any epoch | revived | best val accuracy | test accuracy |")
+    w("|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        dead = ", ".join(f"{layer['dead'][-1]}/{layer['width']} ({100 * layer['dead_fraction'][-1]:.0f}%)" for layer in r["layers"])
+        peak = ", ".join(f"{max(layer['dead'])}" for layer in r["layers"])
+        revived = ", ".join(str(layer["revived"]) for layer in r["layers"])
+        outcome = (f"diverged in epoch {r['diverged']['epoch']}" if r["diverged"] else acc(r["test_accuracy"]))
+        w(f"| {r['hidden_dims']} | {'yes' if r['batch_norm'] else 'no'} | {r['lr']:.4g} | {dead} | {peak} | {revived} | "
+          f"{pct(r['best_val_accuracy'])} | {outcome} |")
+    w("")
+    w("Per layer, first hidden layer first. *Revived*: units dead after some epoch and alive after a later one. A "
+      "diverged run's columns are those of its last finished epoch.\n")
+
+
+def dead_neurons_text(s: dict) -> str:
+    """The explanation, each claim conditional on the numbers: where units die, what happens to a
+    dead unit's weights, the harm, and batch norm."""
+    parts = ["**What the numbers show.**", *where_units_die(s), *frozen_weights(s["runs"]), *the_harm(s),
+             *with_batch_norm(s["runs"])]
+    return " ".join(parts).replace(" \n\n", "\n\n") + "\n"
+
+
+def dead_fraction_at_end(r: dict) -> float:
+    """The fraction of all hidden units of run `r` dead after its last epoch."""
+    return sum(layer["dead"][-1] for layer in r["layers"]) / sum(layer["width"] for layer in r["layers"])
+
+
+def worst_layer(runs: list[dict]) -> tuple[float, dict, int] | None:
+    """(fraction, run, layer index) of the most-dead layer after the last epoch among `runs`."""
+    cands = [(layer["dead_fraction"][-1], r, k) for r in runs for k, layer in enumerate(r["layers"])]
+    return max(cands, key=lambda c: c[0]) if cands else None
+
+
+def where_units_die(s: dict) -> list[str]:
+    """At the default rate, then without batch norm at the higher rates: the most-dead layer,
+    and whether first hidden layers lose units."""
+    runs, default_lr = s["runs"], s["default_lr"]
+    plain = [r for r in runs if not r["batch_norm"]]
+    parts = []
+    at_default = [r for r in runs if r["lr"] == default_lr]
+    if at_default:
+        n_zero = sum(1 for r in at_default if all(layer["dead"][-1] == 0 for layer in r["layers"]))
+        worst = worst_layer(at_default)
+        parts.append(f"At the default rate {default_lr:g}, {n_zero} of the {len(at_default)} networks end with no dead unit"
+                     + ("." if n_zero == len(at_default) else
+                        f"; the most is {100 * worst[0]:.1f}% of layer {worst[2] + 1} of {worst[1]['hidden_dims']}"
+                        f"{' with batch norm' if worst[1]['batch_norm'] else ''}."))
+    worst = worst_layer(plain)
+    if worst and worst[0] > 0:
+        frac, r, k = worst
+        layer = r["layers"][k]
+        parts.append(f"Without batch norm{', higher rates kill units' if r['lr'] > default_lr else ''}: the most after the "
+                     f"last epoch is {layer['dead'][-1]} of the {layer['width']} units ({100 * frac:.0f}%) of layer {k + 1} "
+                     f"of {r['hidden_dims']} at lr {r['lr']:.4g}"
+                     + (f" ({max(layer['dead'])} after its worst epoch)." if max(layer["dead"]) > layer["dead"][-1] else "."))
+        first = max(max(r["layers"][0]["dead_fraction"]) for r in plain)
+        later = [max(layer["dead_fraction"]) for r in plain for layer in r["layers"][1:]]
+        if later and first == 0 and max(later) > 0:
+            parts.append("No unit of a first hidden layer is dead after any epoch of any run; every dead unit is in a layer "
+                         "whose inputs are the outputs of a ReLU. A likely reason: a first-layer unit sees normalised images, centred on "
+                         "zero, so wᵀx + b takes both signs over the validation images unless b is far below zero; a "
+                         "later unit sees non-negative inputs, so a step that makes its weights mostly negative, or its "
+                         "bias negative, switches it off for every image at once.")
+        elif first > 0:
+            parts.append(f"First hidden layers lose units too (up to {100 * first:.0f}%).")
+    elif plain:
+        parts.append("Without batch norm no rate that trained left a dead unit at the end of its run.")
+    return parts
+
+
+def frozen_weights(runs: list[dict]) -> list[str]:
+    """The explanation, checked: how often a dead unit's incoming weights did not move during an
+    epoch, and the units that came back."""
+    dead_epochs = sum(layer["dead_unit_epochs"] for r in runs for layer in r["layers"])
+    if not dead_epochs:
+        return []
+    frozen = sum(layer["dead_unit_epochs_frozen"] for r in runs for layer in r["layers"])
+    alive_epochs = sum(layer["alive_unit_epochs"] for r in runs for layer in r["layers"])
+    alive_frozen = sum(layer["alive_unit_epochs_frozen"] for r in runs for layer in r["layers"])
+    plain_sgd = all(r.get("sgd", {}).get("momentum", 1) == 0 and r.get("sgd", {}).get("weight_decay", 1) == 0 for r in runs)
+    return ["\n\n**Gradients of dead units, measured.** A dead unit's ReLU derivative is zero on every input that keeps it at zero, so no gradient reaches "
+            f"its incoming weights and bias. Measured: of the {dead_epochs} times a unit was dead at the start "
+            f"of an epoch (all runs, all layers), its incoming weights and bias were unchanged, bit for bit, "
+            f"at the end of that epoch {times(frozen)} ({100 * frozen / dead_epochs:.0f}%); for units alive at "
+            f"the start of an epoch this happened {times(alive_frozen)} out of {alive_epochs}."
+            + (" The others must have been active on some training image while dead on the validation "
+               "images: with plain SGD, without momentum or weight decay (as in every run here), a unit's "
+               "weights move only through the samples on which it is active." if frozen < dead_epochs and plain_sgd else ""),
+            revived_text(runs)]
+
+
+def revived_text(runs: list[dict]) -> str:
+    """The units that came back after being dead, and whether their own weights had moved."""
+    revived = [(k, layer) for r in runs for k, layer in enumerate(r["layers"]) if layer["revived"]]
+    if not revived:
+        return "No dead unit came back in any run."
+    total = sum(layer["revived"] for _, layer in revived)
+    in_first = sum(layer["revived"] for k, layer in revived if k == 0)
+    back = sum(layer.get("revivals", 0) for _, layer in revived)
+    back_frozen = sum(layer.get("revivals_frozen", 0) for _, layer in revived)
+    text = (f"Dead is not always for good: {total} unit{'s' if total != 1 else ''} came back after being dead, "
+            + ("none of them in a first hidden layer." if in_first == 0 else f"{in_first} in a first hidden layer."))
+    if back:
+        text += (f" Of the {back} times a dead unit was alive again one epoch later, its own incoming weights "
+                 f"and bias had not changed during that epoch {times(back_frozen)}"
+                 + (": those times it came back because the layers below it changed what it receives"
+                    + (", which cannot happen in a first hidden layer, whose input is the image" if in_first == 0 else "")
+                    + (f"; the other {back - back_frozen} times its own weights had moved." if back > back_frozen else ".")
+                    if back_frozen else ": each time its own weights had moved."))
+    return text
+
+
+def the_harm(s: dict) -> list[str]:
+    """The run without batch norm, at its size's high rate, that ends with the most dead units,
+    against the default rate and against batch norm at the same rate."""
+    runs, default_lr = s["runs"], s["default_lr"]
+    highs = {tuple(row["hidden_dims"]): row["high_lr"] for row in s["search"]}
+    plain = [r for r in runs if not r["batch_norm"]]
+    high_plain = [r for r in plain if highs.get(tuple(r["hidden_dims"])) == r["lr"] and r["lr"] != default_lr]
+    if not high_plain:
+        return []
+    r = max(high_plain, key=dead_fraction_at_end)
+    if dead_fraction_at_end(r) <= 0:
+        return []
+    ref = next((x for x in plain if x["hidden_dims"] == r["hidden_dims"] and x["lr"] == default_lr), None)
+    bn_same = next((x for x in runs if x["batch_norm"] and x["hidden_dims"] == r["hidden_dims"] and x["lr"] == r["lr"]), None)
+    alive = ", ".join(f"{layer['width'] - layer['dead'][-1]} of {layer['width']}" for layer in r["layers"])
+    return [f"\n\n**The harm.** While dead, a unit adds nothing to the output and learns nothing, so the layer works "
+            f"with fewer units. "
+            f"{r['hidden_dims']} at lr {r['lr']:.4g} ends with {alive} units alive per layer and a test "
+            f"accuracy of {acc(r['test_accuracy'])}"
+            + (f", against {acc(ref['test_accuracy'])} at lr {default_lr:g}" if ref else "")
+            + (f" and {acc(bn_same['test_accuracy'])} with batch norm at the same rate" if bn_same else "")
+            + "; the rate itself also changes the optimisation, so this difference is not due to the dead "
+            "units alone."]
+
+
+def with_batch_norm(runs: list[dict]) -> list[str]:
+    """Dead units with batch norm, and why it keeps units alive."""
+    normed = [r for r in runs if r["batch_norm"]]
+    if not normed:
+        return []
+    worst_bn = worst_layer(normed)
+    most = max(max(layer["dead"]) for r in normed for layer in r["layers"])
+    rates = sorted({r["lr"] for r in normed})
+    return [f"\n\n**Batch norm.** With batch norm, at {listing([f'{lr:.4g}' for lr in rates])}, "
+            + ("no unit is dead after any epoch." if most == 0 else
+               f"at most {most} units of a layer are dead after any epoch "
+               f"({100 * worst_bn[0]:.1f}% of a layer after the last one).")
+            + " Batch norm re-centres each unit's pre-activation over the batch: in training, the unit's "
+            "normalised input has mean 0 and variance 1 over every batch, so γx̂ + β is positive on part of "
+            "every batch unless β is far below zero relative to γ, and the unit keeps receiving a gradient "
+            "whatever the weights before it do."]
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from arrayml_app.experiments import RESULTS, Stopwatch, base_config, command_line, out_dir, parser, save_json
 from arrayml_app.figures import new_figure, plot_confusion, save_figure
+from arrayml_app.report import Report, acc
 from arrayml_app.run import run
 
 
@@ -77,6 +78,50 @@ def plot_scores(rows: list[dict], betas: list[str], path: Path) -> None:
     ax.legend(ncol=5, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Its section of docs/results.md (make_report.py puts the sections together)
+# --------------------------------------------------------------------------------------------
+
+
+def report(rep: Report, s: dict) -> None:
+    w = rep.w
+    betas = s["betas"]
+    w(f"The default arrayml ReLU model of {rep.ref('default_mlp')} (test accuracy {acc(s['test_accuracy'])}) on the "
+      f"{sum(map(sum, s['confusion_matrix']))} test images. Metrics are computed on the device by `arrayml.metrics` from "
+      "the confusion matrix and read back once. F-beta weighs recall β times as much as precision: a small β gives "
+      "almost the precision, a large one almost the recall, β = 1 their harmonic mean.\n")
+    w("| class | precision | recall | " + " | ".join(f"F(β={b})" for b in betas) + " |")
+    w("|---|---|---|" + "---|" * len(betas))
+    for row in s["per_class"]:
+        w(f"| {row['class']} | {row['precision']:.3f} | {row['recall']:.3f} | "
+          + " | ".join(f"{row['f' + b]:.3f}" for b in betas) + " |")
+    m = s["macro"]
+    w(f"| **macro average** | {m['precision']:.3f} | {m['recall']:.3f} | "
+      + " | ".join(f"{m['f' + b]:.3f}" for b in betas) + " |\n")
+    rep.fig("fbeta/confusion_matrix.png", "confusion matrix of the default model on the test set")
+    rep.fig("fbeta/fbeta_per_class.png", "per-class precision, recall and F-beta")
+    cm, classes = s["confusion_matrix"], s["classes"]
+    pairs = sorted(((cm[i][j], classes[i], classes[j]) for i in range(len(cm)) for j in range(len(cm)) if i != j), reverse=True)[:3]
+    text = (f"**Which classes.** Highest precision: {', '.join(s['highest_precision'])}; lowest precision: "
+            f"{', '.join(s['lowest_precision'])}. Highest recall: {', '.join(s['highest_recall'])}; lowest recall: "
+            f"{', '.join(s['lowest_recall'])}. The largest confusions are "
+            + "; ".join(f"{n} {a} images predicted as {b}" for n, a, b in pairs) + ". ")
+    lo, hi = min(betas, key=float), max(betas, key=float)
+    rows = s["per_class"]
+    over = max(rows, key=lambda row: row["recall"] - row["precision"])
+    under = max(rows, key=lambda row: row["precision"] - row["recall"])
+    if over["recall"] > over["precision"]:
+        text += (f"**{over['class']}** has the largest excess of recall over precision ({over['recall']:.3f} against "
+                 f"{over['precision']:.3f}): the model predicts it more often than it occurs, so F({hi}) "
+                 f"({over['f' + hi]:.3f}) rates it higher than F({lo}) ({over['f' + lo]:.3f}). ")
+    if under["precision"] > under["recall"]:
+        text += (f"**{under['class']}** has the largest excess of precision over recall ({under['precision']:.3f} "
+                 f"against {under['recall']:.3f}): it is predicted rarely, and then often rightly, so F({lo}) "
+                 f"({under['f' + lo]:.3f}) rates it higher than F({hi}) ({under['f' + hi]:.3f}). ")
+    text += "Which β to report depends on which mistake costs more: β < 1 when false alarms do, β > 1 when misses do.\n"
+    w(text)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import matplotlib
 
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
 from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.report import Report, acc, pct, second_half, secs, spread
 from arrayml_app.run import run
 
 RATES = [10.0 ** k for k in range(-6, 3)]  # 1e-6, 1e-5, ..., 1e2: nine rates
@@ -116,6 +117,143 @@ def plot_losses(runs: list[dict], path: Path, ceiling: float = 20.0) -> None:
     ax.grid(alpha=0.3, which="major")
     ax.legend(fontsize=7, ncol=2, loc="lower left")
     save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Its section of docs/results.md (make_report.py puts the sections together)
+# --------------------------------------------------------------------------------------------
+
+
+def report(rep: Report, s: dict) -> None:
+    """The settings, the table of rates, the two figures, then what the sweep shows."""
+    w = rep.w
+    runs = s["runs"]
+    settings_text(rep, runs)
+    w("| learning rate | best val accuracy | test accuracy | outcome | time |")
+    w("|---|---|---|---|---|")
+    for r in runs:
+        outcome = (f"diverged in epoch {r['diverged']['epoch']} (step {r['diverged']['step']})" if r["diverged"] else "trained")
+        w(f"| {r['lr']:g} | {pct(r['best_val_accuracy'])} | {acc(r['test_accuracy'])} | {outcome} | {secs(r['seconds'])} |")
+    w("")
+    rep.fig("lr_sweep/lr_sweep_accuracy.png", "best validation accuracy against learning rate")
+    rep.fig("lr_sweep/lr_sweep_losses.png", "training loss over epochs for each learning rate")
+    finished = [r for r in runs if r["best_val_accuracy"] is not None]
+    if not finished:
+        w("**Every rate diverged**: no epoch finished, so there is no best rate.\n")
+        return
+    ranked = sorted(finished, key=lambda r: r["best_val_accuracy"], reverse=True)
+    best, second = ranked[0], ranked[1] if len(ranked) > 1 else None
+    diverged = [r for r in runs if r["diverged"]]
+    text = (best_text(best, second) + slower_text(rep, finished, best, second) + diverged_text(diverged, finished)
+            + window_text(best, second) + steps_text(best, epochs_of(runs)) + default_rate_text(rep, finished, diverged)
+            + schedules_text(rep))
+    w(text.rstrip() + "\n")
+
+
+def epochs_of(runs: list[dict]) -> int | None:
+    """The number of epochs of a run that did not diverge."""
+    return max((len(r["val_accuracy"]) for r in runs if not r["diverged"]), default=None)
+
+
+def settings_text(rep: Report, runs: list[dict]) -> None:
+    rates = [r["lr"] for r in runs]
+    n_epochs = epochs_of(runs)
+    subs = [rep.load("lr_sweep", f"lr{lr:g}", "results.json") for lr in rates]
+    log_every = next((x["config"].get("log_every") for x in subs if x), None)
+    ratios = {round(math.log10(b / a), 6) for a, b in zip(rates, rates[1:])}
+    rep.w(f"{len(rates)} rates from {min(rates):g} to {max(rates):g}"
+          + (f", a factor of {10 ** ratios.pop():g} apart" if len(ratios) == 1 else "")
+          + ", plain SGD, the default network"
+          + (f", {n_epochs} epochs each" if n_epochs else "")
+          + ". A run whose loss becomes NaN or infinite stops there and is recorded as diverged (arrayml checks the loss "
+          + (f"once every {log_every} steps, " if log_every else "")
+          + "when it reads it back).\n")
+
+
+def best_text(best: dict, second: dict | None) -> str:
+    text = (f"**Best rate: {best['lr']:g}** (best validation accuracy {pct(best['best_val_accuracy'])}, test "
+            f"{acc(best['test_accuracy'])})")
+    if not second:
+        return text + ". "
+    return text + (f", then {second['lr']:g} ({pct(second['best_val_accuracy'])} validation, "
+                   f"{acc(second['test_accuracy'])} test). After the first epoch lr {second['lr']:g} is at "
+                   f"{pct(second['val_accuracy'][0])} and lr {best['lr']:g} at {pct(best['val_accuracy'][0])}. ")
+
+
+def slower_text(rep: Report, finished: list[dict], best: dict, second: dict | None) -> str:
+    """The rates below the two best: where they end after the same number of steps."""
+    lower = [r for r in finished if r["lr"] < min(best["lr"], second["lr"] if second else best["lr"])]
+    if not lower:
+        return ""
+    classes = rep.classes()
+    return ("Smaller rates end lower after the same number of steps: "
+            + ", ".join(f"lr {r['lr']:g} reaches {pct(r['best_val_accuracy'])} with a final training loss of "
+                        f"{r['train_loss'][-1]:.2f}" for r in lower)
+            + (f" (chance is {100 / len(classes):.0f}%, a loss of ln {len(classes)} ≈ "
+               f"{math.log(len(classes)):.2f})" if classes else "") + ". ")
+
+
+def diverged_text(diverged: list[dict], finished: list[dict]) -> str:
+    if not diverged:
+        return ""
+    above = all(r["lr"] > max(f["lr"] for f in finished) for r in diverged)
+    return (("The larger rates diverge: " if above else "These rates diverge: ") + ", ".join(
+        f"lr {r['lr']:g} in epoch {r['diverged']['epoch']} (step {r['diverged']['step']}, loss {r['diverged']['loss']})"
+        for r in diverged) + ". On a quadratic, once lr × curvature exceeds 2, each step overshoots the minimum "
+        "along the steepest direction by more than it started with, and the loss grows geometrically. ")
+
+
+def window_text(best: dict, second: dict | None) -> str:
+    """Whether the gap between the two best rates is larger than their validation noise."""
+    if not second:
+        return ""
+
+    def wobble(r: dict) -> float | None:
+        return spread(second_half(r["val_accuracy"])[0])
+
+    gap = 100 * abs(best["best_val_accuracy"] - second["best_val_accuracy"])
+    wb, ws = wobble(best), wobble(second)
+    if wb is None or ws is None:
+        return ""
+    noise = max(wb, ws)
+    return (f"The {gap:.1f}-point gap between {best['lr']:g} and {second['lr']:g} is "
+            + ("smaller" if gap < noise else "larger")
+            + f" than the range their validation accuracies cover over the second half of the run "
+            f"({wb:.1f} and {ws:.1f} points)"
+            + (", so the sweep singles out a window of rates rather than one value. " if gap < noise
+               else f", so the sweep prefers {best['lr']:g}. "))
+
+
+def steps_text(best: dict, n_epochs: int | None) -> str:
+    steps = best.get("steps_per_epoch")
+    return f"Each run has {int(steps) * n_epochs} steps ({int(steps)} per epoch). " if steps and n_epochs else ""
+
+
+def default_rate_text(rep: Report, finished: list[dict], diverged: list[dict]) -> str:
+    """Where the default rate (section 1's) lies between the rates that trained and diverged."""
+    default_lr = rep.default_run().get("config", {}).get("lr")
+    if default_lr is None or not diverged:
+        return ""
+    smallest_bad = min(r["lr"] for r in diverged)
+    largest_ok = max(r["lr"] for r in finished)
+    return (f"The default rate {default_lr:g} is "
+            + ("the largest rate that trained" if default_lr == largest_ok else f"below the largest rate that trained ({largest_ok:g})")
+            + f"; the smallest rate that diverged is {smallest_bad / default_lr:g} times larger. ")
+
+
+def schedules_text(rep: Report) -> str:
+    """What lowering the rate during the run gives (the schedules' section)."""
+    sched = rep.load("schedules", "schedules.json")
+    if not (sched and "constant" in sched.get("runs", {})):
+        return ""
+    const = sched["runs"]["constant"]["test_accuracy"]
+    gains = {k: r["test_accuracy"] - const for k, r in sched["runs"].items()
+             if k != "constant" and r["test_accuracy"] is not None and const is not None}
+    if not gains:
+        return ""
+    k = max(gains, key=gains.get)
+    return (f"Lowering the rate during the run ({rep.ref('schedules')}) changes test accuracy by "
+            f"{100 * min(gains.values()):+.2f} to {100 * max(gains.values()):+.2f} points ({k} best).")
 
 
 if __name__ == "__main__":

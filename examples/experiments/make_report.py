@@ -1,127 +1,55 @@
 #!/usr/bin/env python
-"""Write docs/results.md from the JSON files under results/: every number in the report is read
-from a run, and every conclusion is computed from those numbers, never typed in.
+"""Write docs/results.md and docs/answers.md from the JSON files under results/: every number in
+them is read from a run, and every conclusion is computed from those numbers, never typed in.
 
     python examples/experiments/make_report.py          # after run_all.py (which calls it)
-    python examples/experiments/make_report.py --results DIR --doc PATH
+    python examples/experiments/make_report.py --results DIR --doc PATH --answers PATH
 
-An experiment whose results are missing gets a "not run" section; a run that diverged is shown
-as diverged. The experiments and their order come from `arrayml_app.experiments.REGISTRY`.
+The experiments and their order come from `arrayml_app.experiments.REGISTRY`; each experiment's
+section is written by ``report(rep, summary)`` in its own script, examples/experiments/<name>.py,
+beside the code that measured it (the formats they share: `arrayml_app.report`). This file puts
+the page together: the question map, the data and the machine, the time each experiment took, then
+the sections. The questions, their map and their written answers (docs/answers.md) are in
+answers.py beside it. An experiment whose results are missing gets a "not run" section; a run that
+diverged is shown as diverged.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import re
+import functools
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
-from arrayml_app.experiments import REGISTRY, RESULTS, experiment
+from arrayml_app.experiments import REGISTRY, RESULTS, Experiment
+from arrayml_app.report import Report, cmd, secs
 
 DOC = Path("docs") / "results.md"
+ANSWERS = Path("docs") / "answers.md"
+HERE = Path(__file__).resolve().parent
 
-Section = Callable[["Report", dict], None]
-
-
-# --------------------------------------------------------------------------------------------
-# Formatting
-# --------------------------------------------------------------------------------------------
+Section = Callable[[Report, dict], None]
 
 
-def pct(x: float | None, missing: str = "—") -> str:
-    return missing if x is None else f"{100 * x:.2f}%"
+@functools.cache
+def script(name: str) -> ModuleType:
+    """examples/experiments/<name>.py as a module (the one run_all.py ran, if it did)."""
+    if name in sys.modules and Path(getattr(sys.modules[name], "__file__", "")).resolve() == HERE / f"{name}.py":
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", HERE / f"{name}.py")
+    assert spec is not None and spec.loader is not None, name
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (dataclasses look their module up there)
+    spec.loader.exec_module(module)
+    return module
 
 
-def acc(x: float | None) -> str:
-    """A test or validation accuracy; None means that no epoch finished: the run diverged."""
-    return pct(x, "diverged")
-
-
-def secs(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.0f} s" if x < 120 else f"{x / 60:.1f} min"
-
-
-def points(a: float, b: float) -> str:
-    """a − b in percentage points, signed."""
-    return f"{100 * (a - b):+.2f}"
-
-
-def spread(values: list[float | None]) -> float | None:
-    """max − min of the finite values, in points (None if there are none)."""
-    v = [x for x in values if x is not None and math.isfinite(x)]
-    return 100 * (max(v) - min(v)) if v else None
-
-
-def second_half(values: list) -> tuple[list, int]:
-    """The second half of a per-epoch list and the 1-based epoch it starts at."""
-    start = len(values) // 2
-    return values[start:], start + 1
-
-
-def epochs_label(first: int, last: int) -> str:
-    return f"epoch {first}" if first == last else f"epochs {first}–{last}"
-
-
-def listing(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def times(n: int) -> str:
-    return {1: "once", 2: "twice"}.get(n, f"{n} times")
-
-
-def cmd(text: str) -> str:
-    return f"`{text}`"
-
-
-# --------------------------------------------------------------------------------------------
-# The report
-# --------------------------------------------------------------------------------------------
-
-
-class Report:
-    """The lines of the document, the results folder it reads, and its section numbers."""
-
-    def __init__(self, results: Path, doc: Path) -> None:
-        self.results = results
-        self.doc = doc
-        self.figures = Path(os.path.relpath(results.resolve(), doc.parent.resolve())).as_posix()
-        self.numbers = {e.name: i for i, e in enumerate(REGISTRY, 1)}
-        self.lines: list[str] = []
-
-    def w(self, text: str = "") -> None:
-        self.lines.append(text)
-
-    def load(self, *parts: str) -> dict | None:
-        path = self.results.joinpath(*parts)
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    def fig(self, path: str, alt: str) -> None:
-        """The figure, or a line saying that it is missing."""
-        if (self.results / path).is_file():
-            self.w(f"![{alt}]({self.figures}/{path})\n")
-        else:
-            self.w(f"_Figure `{path}` ({alt}): not generated._\n")
-
-    def ref(self, name: str) -> str:
-        return f"section {self.numbers[name]}"
-
-    def link(self, name: str) -> str:
-        """A Markdown link to an experiment's section."""
-        e = experiment(name)
-        anchor = re.sub(r"[^\w\- ]", "", f"{self.numbers[name]}. {e.title}".lower()).replace(" ", "-")
-        return f"[§{self.numbers[name]}](#{anchor})"
-
-    def text(self) -> str:
-        return "\n".join(self.lines).rstrip("\n") + "\n"
+def section(e: Experiment) -> Section:
+    """The function that writes experiment `e`'s section: ``report`` in its script."""
+    return script(e.name).report
 
 
 def build(results: Path = RESULTS, doc: Path = DOC) -> str:
@@ -129,85 +57,22 @@ def build(results: Path = RESULTS, doc: Path = DOC) -> str:
     `doc`)."""
     rep = Report(results, doc)
     w = rep.w
-    timings = (rep.load("experiments.json") or {}).get("experiments", {})
-    default = rep.load("default_mlp", "summary.json")
-    relu = rep.load("default_mlp", "arrayml-relu", "results.json")
     w("# Results: every experiment of the assignment, reproduced with arrayml\n")
     w("This page is generated by `python examples/experiments/make_report.py` from the JSON files under "
       "`results/`, which `python examples/experiments/run_all.py --data-dir ../shared/data/cifar10` "
       "(or `nox -s experiments`) regenerates. Every number below is read from those files, and every comparison "
       "in the prose is computed from them.\n")
-    question_map(rep)
-    header(rep, default, relu)
-    w("| experiment | command | time |")
-    w("|---|---|---|")
-    total = 0.0
+    script("answers").question_map(rep)
+    header(rep, rep.load("default_mlp", "summary.json"), rep.load("default_mlp", "arrayml-relu", "results.json"))
+    timing_table(rep, (rep.load("experiments.json") or {}).get("experiments", {}))
     for e in REGISTRY:
-        t = timings.get(e.name, {}).get("seconds")
-        total += t or 0.0
-        w(f"| {rep.link(e.name)} {e.name} | {cmd(e.command())} | {secs(t) if t is not None else 'not run'} |")
-    w(f"| **all** | {cmd('python examples/experiments/run_all.py --data-dir ../shared/data/cifar10')} | **{secs(total)}** |\n")
-    for e in REGISTRY:
-        w(f"## {rep.numbers[e.name]}. {e.title}\n")
+        w(f"## {rep.heading(e.name)}\n")
         s = rep.load(e.name, e.summary)
         if s is None:
             w(f"_Not run: `results/{e.name}/{e.summary}` is missing; {cmd(e.command())} generates it._\n")
             continue
-        SECTIONS[e.name](rep, s)
+        section(e)(rep, s)
     return rep.text()
-
-
-def question_map(rep: Report) -> None:
-    w, link = rep.w, rep.link
-    w("## The assignment, question by question\n")
-    w("The assignment's text is not in this repository. The question numbers come from the project's issues "
-      "(Question 2.5 iv and v: dead ReLU units) and the order of the assignment's parts; where the exact number "
-      "of a question is not recorded here, the row names the range and the topic (\"2.1–2.4\") rather than guess. "
-      "Derivations are in [docs/derivations.md](derivations.md), each with the test that checks it.\n")
-    ident = "tests/test_identities.py"
-    rows = [
-        ("index gymnastics", "∂(x·a)/∂x = a; ∂(xᵀBx)/∂x = (B + Bᵀ)x; ∂(bᵀXc)/∂X = bcᵀ; ∂tr(VXW)/∂X = VᵀWᵀ; "
-         "∂(QᵀQ)/∂Q as a four-index tensor of Kronecker deltas",
-         "derivations.md, [Matrix-calculus identities](derivations.md#matrix-calculus-identities); "
-         f"`{ident}`: `test_dot_product_gradient_is_a`, `test_quadratic_form_gradient_is_B_plus_B_transpose_times_x`, "
-         "`test_bilinear_form_gradient_is_b_c_transpose`, `test_trace_gradient_is_V_transpose_W_transpose`, "
-         "`test_gram_matrix_derivative_in_kronecker_deltas` (central differences, every backend)"),
-        ("1.1 a–d", "the backward pass of each module: Linear (∂L/∂W, ∂L/∂b, ∂L/∂X), the element-wise activation, "
-         "softmax and cross-entropy (fused: (Y − T)/S)",
-         "derivations.md, [Linear](derivations.md#linear), [Element-wise activation](derivations.md#element-wise-activation), "
-         "[Softmax and cross-entropy](derivations.md#softmax-and-cross-entropy); `tests/test_gradients.py` (every "
-         f"module against central differences and torch autograd); `{ident}`: "
-         "`test_softmax_cross_entropy_gradient_is_Y_minus_T_over_S`"),
-        ("1.2", "the NumPy MLP with the default settings: test accuracy and loss curves",
-         f"{link('default_mlp')} (table and curves); `arrayml.compat` (the course's module interface, "
-         "`tests/test_compat.py`); `tests/test_cli.py::test_default_experiment_on_the_shared_cifar10_copy`"),
-        ("2.1–2.4", "the same MLP in PyTorch",
-         f"{link('default_mlp')} (the torch.nn reference, first losses compared point by point); "
-         "`examples/torch_reference.py`; `tests/test_cli.py::test_torch_reference_matches_arrayml_step_by_step_at_first`"),
-        ("2.1–2.4", "per-class precision, recall, F-beta; the confusion matrix",
-         f"{link('fbeta')}; `arrayml/metrics.py`, `tests/test_metrics.py`"),
-        ("2.1–2.4", "the learning rate: a sweep, and schedules (step, cosine, warm-up)",
-         f"{link('lr_sweep')}, {link('schedules')}; `arrayml/schedules.py`, "
-         "`tests/test_training.py::test_schedules_have_their_shapes`"),
-        ("2.1–2.4", "residual connections and the gradient norm across depth",
-         f"{link('residual')}; derivations.md, [Residual connection](derivations.md#residual-connection); "
-         f"`{ident}`: `test_residual_backward_adds_the_identity_path`; `tests/test_experiments_light.py`"),
-        ("2.1–2.4", "saddle points: gradient descent near one; how rare minima are among critical points",
-         f"{link('saddle')}; `tests/test_experiments_light.py`"),
-        ("2.5", "batch norm: the parameter count of Linear(20, 40) + BatchNorm1d(40)",
-         f"{link('param_count')}"),
-        ("2.5", "batch norm across network sizes; its backward pass",
-         f"{link('batchnorm')}; derivations.md, [Batch normalisation](derivations.md#batch-normalisation); "
-         "`tests/test_gradients.py`"),
-        ("2.5 iv–v", "dead ReLU units: what they are, how they harm training, how batch norm prevents them",
-         f"{link('dead_neurons')}; derivations.md, [Element-wise activation](derivations.md#element-wise-activation) "
-         "(dead ReLU units); `tests/test_experiments_training.py::test_a_dead_unit_gets_no_gradient_so_its_incoming_weights_do_not_move`"),
-    ]
-    w("| question | topic | answered by |")
-    w("|---|---|---|")
-    for q, topic, where in rows:
-        w(f"| {q} | {topic} | {where} |")
-    w("")
 
 
 def header(rep: Report, default: dict | None, relu: dict | None) -> None:
@@ -238,654 +103,39 @@ def header(rep: Report, default: dict | None, relu: dict | None) -> None:
           f"{env.get('date', '?')[:10]}. Times are wall-clock times on that machine, shared with other jobs.\n")
 
 
-# --------------------------------------------------------------------------------------------
-# Sections
-# --------------------------------------------------------------------------------------------
+def build_answers(results: Path = RESULTS, doc: Path = ANSWERS) -> str:
+    """docs/answers.md: every question of the assignment with its written answer, linking the
+    sections of docs/results.md (which must sit beside it)."""
+    rep = Report(results, doc, sections=DOC.name)
+    script("answers").build_answers(rep)
+    return rep.text()
 
 
-def section_default(rep: Report, s: dict) -> None:
+def timing_table(rep: Report, timings: dict) -> None:
+    """Each experiment's command and the time its last run took (results/experiments.json)."""
     w = rep.w
-    relu_run = rep.load("default_mlp", "arrayml-relu", "results.json")
-    cfg = (relu_run or {}).get("config", {})
-    w((f"Hidden layers {cfg['hidden_dims']}, {cfg['epochs']} epochs, learning rate {cfg['lr']:g}, batch "
-       f"{cfg['batch_size']}, seed {cfg['seed']}, "
-       + ("plain SGD" if not cfg.get("momentum") else f"SGD with momentum {cfg['momentum']:g}")
-       + "; Kaiming initialisation as in the course (N(0, 1/in) for the input layer, N(0, 2/in) after). " if cfg else "")
-      + "The torch reference (`examples/torch_reference.py`) is the same network in `torch.nn` with autograd and "
-      "`torch.optim.SGD`, starting from the same weights and seeing the same batches in the same order.\n")
-    w("| run | implementation | backend | activation | test accuracy | best epoch (val acc) | time per epoch | run time |")
-    w("|---|---|---|---|---|---|---|---|")
-    for name, r in s["runs"].items():
-        w(f"| {name} | {r['implementation']} | {r['backend']} | {r.get('activation', '?')} | **{acc(r['test_accuracy'])}** | "
-          f"{r['best_epoch'] if r['best_epoch'] is not None else '—'} ({pct(r['best_val_accuracy'])}) | "
-          f"{r['seconds_per_epoch']:.1f} s | {secs(r['seconds'])} |")
-    w("")
-    rep.fig("default_mlp/default_mlp_curves.png", "loss and validation accuracy of the three runs")
-    rep.fig("default_mlp/arrayml-relu/loss_curve.png", "arrayml ReLU: per-step and per-epoch loss, accuracy")
-    runs = s["runs"]
-    ours, torch_ref, elu = runs.get("arrayml-relu", {}), runs.get("torch-reference-relu", {}), runs.get("arrayml-elu", {})
-    a, t = ours.get("first_step_losses", []), torch_ref.get("first_step_losses", [])
-    vals = [e.get("val_accuracy") for e in (relu_run or {}).get("history", {}).get("epochs", [])]
-    half, first = second_half(vals)
-    swing = spread(half)
-    n_steps = len((relu_run or {}).get("history", {}).get("steps", {}).get("loss", []))
-    if a and t:
-        diffs = max(abs(x - y) / abs(y) for x, y in zip(a, t))
-        text = (f"**arrayml against plain PyTorch, point by point.** The first {len(a)} training losses of the two ReLU runs: "
-                + ", ".join(f"{x:.6f}" for x in a) + " (arrayml) and " + ", ".join(f"{y:.6f}" for y in t)
-                + f" (torch.nn): the largest relative difference is {diffs:.1e}. ")
-        threads = ((rep.load("default_mlp", "torch-reference-relu", "results.json") or {}).get("environment") or {}).get("torch_threads")
-        if threads:
-            text += f"(The torch reference ran on {threads} thread{'s' if threads != 1 else ''}; the thread count sets the order of its float32 sums.) "
-        if ours.get("test_accuracy") is not None and torch_ref.get("test_accuracy") is not None:
-            gap = abs(100 * (ours["test_accuracy"] - torch_ref["test_accuracy"]))
-            text += (f"Over the {n_steps} steps of the run such rounding differences grow (SGD on a non-convex loss "
-                     f"amplifies them), and the two runs end {gap:.2f} points apart in test accuracy ("
-                     f"{acc(ours['test_accuracy'])} and {acc(torch_ref['test_accuracy'])})")
-            if swing is not None:
-                text += (f", {'less' if gap <= swing else 'more'} than the {swing:.1f}-point range that arrayml's own "
-                         f"validation accuracy covers over {epochs_label(first, len(vals))}")
-            text += "."
-        w(text + "\n")
-    if ours.get("test_accuracy") is None:
-        return
-    text = (f"**Against the assignment.** The assignment's text expects about 47–48% test accuracy with ReLU (its figure, "
-            f"not a run of this report). Here arrayml reaches {acc(ours['test_accuracy'])} with ReLU"
-            + (f" and {acc(elu.get('test_accuracy'))} with ELU" if elu else "") + ". ")
-    readme = data_readme(s.get("data", {}))
-    if readme:
-        text += (f"The data README ({readme['path']}) reports {readme['relu']}% (ReLU) and {readme['elu']}% (ELU) for a "
-                 "plain NumPy MLP with the same settings on this copy; those are its numbers, not runs of this report. ")
-    reasons = []
-    if s.get("data", {}).get("note"):
-        reasons.append("the data is a JPEG-derived copy, which its README says can move accuracies by about a point")
-    reasons.append("the validation split and the shuffling come from NumPy generators seeded with "
-                   f"{cfg.get('seed', '?')}, not from the course's `torch.utils.data.random_split`, so the training images "
-                   "and their order differ")
-    if swing is not None:
-        reasons.append(f"the model tested is the best-validation epoch, and validation accuracy covers a range of "
-                       f"{swing:.1f} points over {epochs_label(first, len(vals))}, so which epoch wins depends on noise "
-                       "of that size")
-    if cfg.get("dtype"):
-        reasons.append(f"{cfg['dtype']} here against the course's float64 NumPy code, which changes the rounding")
-    text += ("Possible sources of a difference: " + "; ".join(f"({roman(k)}) {r}" for k, r in enumerate(reasons, 1))
-             + ". No run here isolates any one of them.\n")
-    w(text)
-
-
-def roman(k: int) -> str:
-    return ("i", "ii", "iii", "iv", "v", "vi")[k - 1]
-
-
-def data_readme(data: dict) -> dict | None:
-    """The test accuracies that the README beside the data file quotes for a plain NumPy MLP, if
-    it does (read, not typed in: a README that says something else yields nothing)."""
-    path = data.get("path")
-    if not path:
-        return None
-    readme = Path(path).parent / "README.md"
-    if not readme.is_file():
-        return None
-    m = re.search(r"reached\s+([\d.]+)%\s+test accuracy\s+with ReLU\s+and\s+([\d.]+)%\s+with\s+ELU", readme.read_text())
-    if not m:
-        return None
-    # Named by the folder it sits in, not by a path: where the shared data lies differs between
-    # machines (and CI's checkout), and the committed report must not depend on it.
-    return {"relu": m.group(1), "elu": m.group(2), "path": f"`{readme.parent.name}/{readme.name}` beside the data file"}
-
-
-def section_fbeta(rep: Report, s: dict) -> None:
-    w = rep.w
-    betas = s["betas"]
-    w(f"The default arrayml ReLU model of {rep.ref('default_mlp')} (test accuracy {acc(s['test_accuracy'])}) on the "
-      f"{sum(map(sum, s['confusion_matrix']))} test images. Metrics are computed on the device by `arrayml.metrics` from "
-      "the confusion matrix and read back once. F-beta weighs recall β times as much as precision: a small β gives "
-      "almost the precision, a large one almost the recall, β = 1 their harmonic mean.\n")
-    w("| class | precision | recall | " + " | ".join(f"F(β={b})" for b in betas) + " |")
-    w("|---|---|---|" + "---|" * len(betas))
-    for row in s["per_class"]:
-        w(f"| {row['class']} | {row['precision']:.3f} | {row['recall']:.3f} | "
-          + " | ".join(f"{row['f' + b]:.3f}" for b in betas) + " |")
-    m = s["macro"]
-    w(f"| **macro average** | {m['precision']:.3f} | {m['recall']:.3f} | "
-      + " | ".join(f"{m['f' + b]:.3f}" for b in betas) + " |\n")
-    rep.fig("fbeta/confusion_matrix.png", "confusion matrix of the default model on the test set")
-    rep.fig("fbeta/fbeta_per_class.png", "per-class precision, recall and F-beta")
-    cm, classes = s["confusion_matrix"], s["classes"]
-    pairs = sorted(((cm[i][j], classes[i], classes[j]) for i in range(len(cm)) for j in range(len(cm)) if i != j), reverse=True)[:3]
-    text = (f"**Which classes.** Highest precision: {', '.join(s['highest_precision'])}; lowest precision: "
-            f"{', '.join(s['lowest_precision'])}. Highest recall: {', '.join(s['highest_recall'])}; lowest recall: "
-            f"{', '.join(s['lowest_recall'])}. The largest confusions are "
-            + "; ".join(f"{n} {a} images predicted as {b}" for n, a, b in pairs) + ". ")
-    lo, hi = min(betas, key=float), max(betas, key=float)
-    rows = s["per_class"]
-    over = max(rows, key=lambda row: row["recall"] - row["precision"])
-    under = max(rows, key=lambda row: row["precision"] - row["recall"])
-    if over["recall"] > over["precision"]:
-        text += (f"**{over['class']}** has the largest excess of recall over precision ({over['recall']:.3f} against "
-                 f"{over['precision']:.3f}): the model predicts it more often than it occurs, so F({hi}) "
-                 f"({over['f' + hi]:.3f}) rates it higher than F({lo}) ({over['f' + lo]:.3f}). ")
-    if under["precision"] > under["recall"]:
-        text += (f"**{under['class']}** has the largest excess of precision over recall ({under['precision']:.3f} "
-                 f"against {under['recall']:.3f}): it is predicted rarely, and then often rightly, so F({lo}) "
-                 f"({under['f' + lo]:.3f}) rates it higher than F({hi}) ({under['f' + hi]:.3f}). ")
-    text += "Which β to report depends on which mistake costs more: β < 1 when false alarms do, β > 1 when misses do.\n"
-    w(text)
-
-
-def section_lr(rep: Report, s: dict) -> None:
-    w = rep.w
-    runs = s["runs"]
-    rates = [r["lr"] for r in runs]
-    finished = [r for r in runs if r["best_val_accuracy"] is not None]
-    n_epochs = max((len(r["val_accuracy"]) for r in runs if not r["diverged"]), default=None)
-    subs = [rep.load("lr_sweep", f"lr{lr:g}", "results.json") for lr in rates]
-    log_every = next((x["config"].get("log_every") for x in subs if x), None)
-    ratios = {round(math.log10(b / a), 6) for a, b in zip(rates, rates[1:])}
-    w(f"{len(rates)} rates from {min(rates):g} to {max(rates):g}"
-      + (f", a factor of {10 ** ratios.pop():g} apart" if len(ratios) == 1 else "")
-      + ", plain SGD, the default network"
-      + (f", {n_epochs} epochs each" if n_epochs else "")
-      + ". A run whose loss becomes NaN or infinite stops there and is recorded as diverged (arrayml checks the loss "
-      + (f"once every {log_every} steps, " if log_every else "")
-      + "when it reads it back).\n")
-    w("| learning rate | best val accuracy | test accuracy | outcome | time |")
-    w("|---|---|---|---|---|")
-    for r in runs:
-        outcome = (f"diverged in epoch {r['diverged']['epoch']} (step {r['diverged']['step']})" if r["diverged"] else "trained")
-        w(f"| {r['lr']:g} | {pct(r['best_val_accuracy'])} | {acc(r['test_accuracy'])} | {outcome} | {secs(r['seconds'])} |")
-    w("")
-    rep.fig("lr_sweep/lr_sweep_accuracy.png", "best validation accuracy against learning rate")
-    rep.fig("lr_sweep/lr_sweep_losses.png", "training loss over epochs for each learning rate")
-    if not finished:
-        w("**Every rate diverged**: no epoch finished, so there is no best rate.\n")
-        return
-    ranked = sorted(finished, key=lambda r: r["best_val_accuracy"], reverse=True)
-    best, second = ranked[0], ranked[1] if len(ranked) > 1 else None
-
-    def wobble(r: dict) -> float | None:
-        return spread(second_half(r["val_accuracy"])[0])
-
-    text = (f"**Best rate: {best['lr']:g}** (best validation accuracy {pct(best['best_val_accuracy'])}, test "
-            f"{acc(best['test_accuracy'])})")
-    if second:
-        text += (f", then {second['lr']:g} ({pct(second['best_val_accuracy'])} validation, "
-                 f"{acc(second['test_accuracy'])} test). After the first epoch lr {second['lr']:g} is at "
-                 f"{pct(second['val_accuracy'][0])} and lr {best['lr']:g} at {pct(best['val_accuracy'][0])}. ")
-    else:
-        text += ". "
-    lower = [r for r in finished if r["lr"] < min(best["lr"], second["lr"] if second else best["lr"])]
-    if lower:
-        text += ("Smaller rates end lower after the same number of steps: "
-                 + ", ".join(f"lr {r['lr']:g} reaches {pct(r['best_val_accuracy'])} with a final training loss of "
-                             f"{r['train_loss'][-1]:.2f}" for r in lower)
-                 + (f" (chance is {100 / len(rep_classes(rep)):.0f}%, a loss of ln {len(rep_classes(rep))} ≈ "
-                    f"{math.log(len(rep_classes(rep))):.2f})" if rep_classes(rep) else "") + ". ")
-    diverged = [r for r in runs if r["diverged"]]
-    if diverged:
-        above = all(r["lr"] > max(f["lr"] for f in finished) for r in diverged)
-        text += (("The larger rates diverge: " if above else "These rates diverge: ") + ", ".join(
-            f"lr {r['lr']:g} in epoch {r['diverged']['epoch']} (step {r['diverged']['step']}, loss {r['diverged']['loss']})"
-            for r in diverged) + ". On a quadratic, once lr × curvature exceeds 2, each step overshoots the minimum "
-            "along the steepest direction by more than it started with, and the loss grows geometrically. ")
-    if second:
-        gap = 100 * abs(best["best_val_accuracy"] - second["best_val_accuracy"])
-        wb, ws = wobble(best), wobble(second)
-        if wb is not None and ws is not None:
-            noise = max(wb, ws)
-            text += (f"The {gap:.1f}-point gap between {best['lr']:g} and {second['lr']:g} is "
-                     + ("smaller" if gap < noise else "larger")
-                     + f" than the range their validation accuracies cover over the second half of the run "
-                     f"({wb:.1f} and {ws:.1f} points)"
-                     + (", so the sweep singles out a window of rates rather than one value. " if gap < noise
-                        else f", so the sweep prefers {best['lr']:g}. "))
-    steps = best.get("steps_per_epoch")
-    if steps and n_epochs:
-        text += f"Each run has {int(steps) * n_epochs} steps ({int(steps)} per epoch). "
-    cfg = (rep.load("default_mlp", "arrayml-relu", "results.json") or {}).get("config", {})
-    default_lr = cfg.get("lr")
-    if default_lr is not None and diverged:
-        smallest_bad = min(r["lr"] for r in diverged)
-        largest_ok = max(r["lr"] for r in finished)
-        text += (f"The default rate {default_lr:g} is "
-                 + ("the largest rate that trained" if default_lr == largest_ok else f"below the largest rate that trained ({largest_ok:g})")
-                 + f"; the smallest rate that diverged is {smallest_bad / default_lr:g} times larger. ")
-    sched = rep.load("schedules", "schedules.json")
-    if sched and "constant" in sched.get("runs", {}):
-        const = sched["runs"]["constant"]["test_accuracy"]
-        gains = {k: r["test_accuracy"] - const for k, r in sched["runs"].items()
-                 if k != "constant" and r["test_accuracy"] is not None and const is not None}
-        if gains:
-            k = max(gains, key=gains.get)
-            text += (f"Lowering the rate during the run ({rep.ref('schedules')}) changes test accuracy by "
-                     f"{100 * min(gains.values()):+.2f} to {100 * max(gains.values()):+.2f} points ({k} best).")
-    w(text.rstrip() + "\n")
-
-
-def rep_classes(rep: Report) -> list[str]:
-    return ((rep.load("default_mlp", "arrayml-relu", "results.json") or {}).get("test") or {}).get("classes", [])
-
-
-def section_schedules(rep: Report, s: dict) -> None:
-    w = rep.w
-    w("`arrayml.schedules` has constant, step decay, cosine, and linear warm-up then cosine; `examples/train.py "
-      "--schedule NAME` uses them (`--step-size`, `--gamma`, `--warmup-epochs`, `--min-lr`). The rate is set "
-      "before every step from the fractional epoch, so the warm-up is smooth within the first epoch.\n")
-    rep.fig("schedules/schedules_lr.png", "learning rate against epoch for each schedule")
-    w("| schedule | settings | test accuracy | best val accuracy (epoch) | final training loss | time |")
-    w("|---|---|---|---|---|---|")
-    runs = s["runs"]
-    for name, r in runs.items():
-        d = s["schedules"].get(name, {})
-        rest = {k: v for k, v in d.items() if k not in ("name", "lr")}
-        settings = f"peak lr {d['lr']:g}" if "lr" in d else ""
-        settings += ("; " + ", ".join(f"{k} {v:g}" for k, v in rest.items())) if rest else ""
-        loss = r.get("final_train_loss")
-        w(f"| {name} | {settings or '—'} | **{acc(r['test_accuracy'])}** | {pct(r['best_val_accuracy'])} "
-          f"({r['best_epoch'] if r['best_epoch'] is not None else '—'}) | "
-          f"{'—' if loss is None else f'{loss:.4f}'} | {secs(r['seconds'])} |")
-    w("")
-    rep.fig("schedules/schedules_runs.png", "validation accuracy and training loss per schedule")
-    if "constant" not in runs:
-        w("**Comparison.** The constant-rate run is not in the results (not run), so the schedules are not compared with it.\n")
-        return
-    const = runs["constant"]
-    others = {k: r for k, r in runs.items() if k != "constant"}
-    ok = {k: r for k, r in others.items() if r["test_accuracy"] is not None}
-    if const["test_accuracy"] is None or not ok:
-        w("**Comparison.** " + ("The constant-rate run diverged. " if const["test_accuracy"] is None else "")
-          + ", ".join(f"{k} diverged" for k, r in others.items() if r["test_accuracy"] is None) + "\n")
-        return
-    beat = [k for k, r in ok.items() if r["test_accuracy"] > const["test_accuracy"]]
-    lost = [k for k in ok if k not in beat]
-    if not lost:
-        verdict = f"Every schedule that lowers the rate beats the constant rate here ({listing(beat)})"
-    elif not beat:
-        verdict = f"No schedule that lowers the rate beats the constant rate here ({listing(lost)} do not)"
-    else:
-        verdict = f"{listing(beat)} beat{'s' if len(beat) == 1 else ''} the constant rate here; {listing(lost)} do{'es' if len(lost) == 1 else ''} not"
-    best = max(ok, key=lambda k: ok[k]["test_accuracy"])
-    text = (f"**Comparison.** {verdict}; the best is **{best}** ({acc(ok[best]['test_accuracy'])} against "
-            f"{acc(const['test_accuracy'])} for the constant rate). ")
-    lower_loss = [k for k, r in ok.items() if r.get("final_train_loss") is not None
-                  and const.get("final_train_loss") is not None and r["final_train_loss"] < const["final_train_loss"]]
-    if len(lower_loss) == len(ok):
-        who = "every decayed schedule ends"
-    elif lower_loss:
-        who = listing(lower_loss) + (" ends" if len(lower_loss) == 1 else " end")
-    else:
-        who = "no decayed schedule ends"
-    text += ("Final training loss: " + ", ".join(f"{k} {r['final_train_loss']:.3f}" for k, r in runs.items()
-                                                 if r.get("final_train_loss") is not None)
-             + f"; {who} below the constant rate. ")
-    tail = min(len(r["val_accuracy"]) for r in runs.values() if r["val_accuracy"])
-    n = min(4, tail)
-    swings = {k: spread(r["val_accuracy"][-n:]) for k, r in runs.items()}
-    text += (f"Over the last {n} epochs validation accuracy moves by "
-             + ", ".join(f"{swings[k]:.1f} points ({k})" for k in runs if swings[k] is not None) + ". ")
-    calmer = [k for k in ok if swings.get(k) is not None and swings["constant"] is not None and swings[k] < swings["constant"]]
-    if len(calmer) == len(ok):
-        text += ("Every decayed schedule settles more than the constant rate, which keeps moving with the noise of "
-                 "mini-batch gradients; a smaller step lets the weights settle. ")
-    elif calmer:
-        text += f"Only {listing(calmer)} settle{'s' if len(calmer) == 1 else ''} more than the constant rate. "
-    else:
-        text += "No decayed schedule settles more than the constant rate over these epochs. "
-    step = runs.get("step")
-    size = s["schedules"].get("step", {}).get("step_size")
-    if step and size and len(step["val_accuracy"]) > 1:
-        v = step["val_accuracy"]
-        decays = [int(math.floor(k * size)) + 1 for k in range(1, len(v)) if k * size < len(v)]
-        decays = [e for e in decays if 2 <= e <= len(v)]
-        jumps = {e: 100 * (v[e - 1] - v[e - 2]) for e in range(2, len(v) + 1)}
-        if decays:
-            others_max = max((j for e, j in jumps.items() if e not in decays), default=None)
-            text += (f"Step decay lowers the rate during epoch{'s' if len(decays) > 1 else ''} {listing([str(e) for e in decays])}; "
-                     f"its validation accuracy changes by {listing([f'{jumps[e]:+.1f}' for e in decays])} points there"
-                     + (f", against at most {others_max:+.1f} in any other epoch after the first" if others_max is not None else "")
-                     + (": the jump comes with the decay. " if others_max is not None and min(jumps[e] for e in decays) > others_max
-                        else ". "))
-    if "warmup-cosine" in ok and "cosine" in ok:
-        text += (f"Warm-up then cosine and plain cosine differ by "
-                 f"{points(ok['warmup-cosine']['test_accuracy'], ok['cosine']['test_accuracy'])} points of test accuracy.")
-    w(text.rstrip() + "\n")
-
-
-def section_batchnorm(rep: Report, s: dict) -> None:
-    w = rep.w
-    runs_list = s["runs"]
-    cfg = next((c for c in ((rep.load("batchnorm", r["name"], "results.json") or {}).get("config") for r in runs_list) if c), {})
-    w("Hidden dims " + listing([str(list(h)) for h in dict.fromkeys(tuple(r["hidden_dims"]) for r in runs_list)])
-      + ", each without and with batch norm between every hidden Linear and its ReLU"
-      + (f", {cfg['epochs']} epochs, lr {cfg['lr']:g}, batch {cfg['batch_size']}, plain SGD" if cfg else "") + ".\n")
-    w("| hidden dims | batch norm | parameters | test accuracy | best val accuracy (epoch) | final train accuracy | time per epoch |")
-    w("|---|---|---|---|---|---|---|")
-    for r in runs_list:
-        w(f"| {r['hidden_dims']} | {'yes' if r['batch_norm'] else 'no'} | {r['parameters']:,} | **{acc(r['test_accuracy'])}** | "
-          f"{pct(r['best_val_accuracy'])} ({r['best_epoch'] if r['best_epoch'] is not None else '—'}) | "
-          f"{pct(last(r['train_accuracy']))} | {r['seconds_per_epoch']:.1f} s |")
-    w("")
-    rep.fig("batchnorm/batchnorm_train_accuracy.png", "training accuracy over epochs, six runs")
-    rep.fig("batchnorm/batchnorm_val_accuracy.png", "validation accuracy over epochs, six runs")
-    runs = {(tuple(r["hidden_dims"]), r["batch_norm"]): r for r in runs_list if r["test_accuracy"] is not None}
-    failed = [r for r in runs_list if r["test_accuracy"] is None]
-    sizes = sorted({tuple(r["hidden_dims"]) for r in runs_list}, key=len)
-    pairs = [(h, runs[(h, False)], runs[(h, True)]) for h in sizes if (h, False) in runs and (h, True) in runs]
-    text = "**What the runs show.** "
-    if failed:
-        text += "Diverged: " + ", ".join(f"{r['hidden_dims']}{' with batch norm' if r['batch_norm'] else ''}" for r in failed) + ". "
-    if not pairs:
-        w(text + "No size has both runs, so batch norm is not compared.\n")
-        return
-    lines = []
-    for h, a, b in pairs:
-        ha, first = second_half(a["val_accuracy"])
-        hb, _ = second_half(b["val_accuracy"])
-        lines.append(f"{list(h)}: test {points(b['test_accuracy'], a['test_accuracy'])} points, final training accuracy "
-                     f"{points(last(b['train_accuracy']), last(a['train_accuracy']))}, validation swing over "
-                     f"{epochs_label(first, len(a['val_accuracy']))} {spread(hb):.1f} points with batch norm against "
-                     f"{spread(ha):.1f} without")
-    better = sum(1 for _, a, b in pairs if b["test_accuracy"] > a["test_accuracy"])
-    steadier = sum(1 for _, a, b in pairs if spread(second_half(b["val_accuracy"])[0]) < spread(second_half(a["val_accuracy"])[0]) - 0.1)
-    d_train = [100 * (last(b["train_accuracy"]) - last(a["train_accuracy"])) for _, a, b in pairs]
-    text += ("Adding batch norm, per size — " + "; ".join(lines) + ". "
-             f"Batch norm raised test accuracy for {better} of {len(pairs)} sizes and made the validation curve steadier "
-             f"(a smaller swing, by more than 0.1 point) for {steadier} of {len(pairs)}; it changed the final training "
-             f"accuracy by {min(d_train):+.2f} to {max(d_train):+.2f} points. "
-             "Batch norm normalises every hidden unit's pre-activation over the batch, so its scale does not depend "
-             "on the size of the weights feeding it. ")
-    plain = [runs[(h, False)] for h in sizes if (h, False) in runs]
-    if len(plain) > 1:
-        small, big = plain[0], plain[-1]
-        train_span = 100 * (last(big["train_accuracy"]) - last(small["train_accuracy"]))
-        test_span = 100 * (big["test_accuracy"] - small["test_accuracy"])
-        text += (f"Without batch norm, going from {small['hidden_dims']} to {big['hidden_dims']} changes final training "
-                 f"accuracy by {train_span:+.2f} points ({pct(last(small['train_accuracy']))} to "
-                 f"{pct(last(big['train_accuracy']))}) and test accuracy by {test_span:+.2f}. ")
-    for bn in (False, True):
-        r = runs.get((sizes[-1], bn))
-        if not r or r["best_epoch"] is None:
-            continue
-        v, tr, b = r["val_accuracy"], r["train_accuracy"], r["best_epoch"]
-        drop, rise = 100 * (r["best_val_accuracy"] - v[-1]), 100 * (tr[-1] - tr[b - 1])
-        who = f"{list(sizes[-1])} {'with' if bn else 'without'} batch norm"
-        if b < len(v) and drop > 0 and rise > 0:
-            text += (f"{who} peaks in validation accuracy at epoch {b} of {len(v)}; by the end its validation accuracy "
-                     f"is {drop:.1f} points lower while its training accuracy is {rise:.1f} points higher: overfitting, "
-                     "which testing the best-validation epoch sidesteps but does not cure. ")
-        else:
-            text += f"{who} has its best validation accuracy at epoch {b} of {len(v)}, with no later drop while training accuracy rises. "
-    w(text.rstrip() + "\n")
-
-
-def last(values: list) -> float | None:
-    v = [x for x in values if x is not None]
-    return v[-1] if v else None
-
-
-def section_dead(rep: Report, s: dict) -> None:
-    w = rep.w
-    runs, search = s["runs"], s["search"]
-    w(f"A unit is **dead** when its ReLU output is zero for every validation image: measured in evaluation mode (batch "
-      f"norm with its running statistics), at initialisation (epoch 0) and after each of the {s['epochs']} epochs of a "
-      f"run, layer by layer on the device with one read-back per epoch (`examples/experiments/dead_neurons.py`). The "
-      f"sizes are those of {rep.ref('batchnorm')}, with the default settings otherwise.\n")
-    grid = s["grid"]
-    ratios = {round(b / a, 3) for a, b in zip(grid, grid[1:])}
-    w(f"**Finding the high rate.** For each size, the network without batch norm was trained at the rates "
-      f"{', '.join(f'{lr:.4g}' for lr in grid)}"
-      + (f" (a factor of {ratios.pop():g} apart)" if len(ratios) == 1 else "")
-      + " in increasing order, each for the full run, stopping at "
-      "the first rate that diverged. The size's high rate is the rate, among those that did not diverge, that left "
-      "the most units dead after the last epoch (the largest one if none killed any). The network with batch norm "
-      f"was then trained at {s['default_lr']:g} and at that rate.\n")
-    for row in search:
-        tried = [f"{lr:.4g}: " + ("diverged" if dv else f"{d} unit{'s' if d != 1 else ''} dead") for lr, d, dv in zip(row["rates_tried"], row["dead_at_end"], row["diverged"])]
-        high = row["high_lr"]
-        w(f"- {row['hidden_dims']}: " + "; ".join(tried) + " → high rate "
-          + ("none (every rate diverged)" if high is None else f"**{high:.4g}**"))
-    w("")
-    w("| hidden dims | batch norm | lr | dead after the last epoch, per layer | most dead in any epoch | revived | best val accuracy | test accuracy |")
-    w("|---|---|---|---|---|---|---|---|")
-    for r in runs:
-        dead = ", ".join(f"{layer['dead'][-1]}/{layer['width']} ({100 * layer['dead_fraction'][-1]:.0f}%)" for layer in r["layers"])
-        peak = ", ".join(f"{max(layer['dead'])}" for layer in r["layers"])
-        revived = ", ".join(str(layer["revived"]) for layer in r["layers"])
-        outcome = (f"diverged in epoch {r['diverged']['epoch']}" if r["diverged"] else acc(r["test_accuracy"]))
-        w(f"| {r['hidden_dims']} | {'yes' if r['batch_norm'] else 'no'} | {r['lr']:.4g} | {dead} | {peak} | {revived} | "
-          f"{pct(r['best_val_accuracy'])} | {outcome} |")
-    w("")
-    w("Per layer, first hidden layer first. *Revived*: units dead after some epoch and alive after a later one. A "
-      "diverged run's columns are those of its last finished epoch.\n")
-    rep.fig("dead_neurons/dead_neurons.png", "fraction of dead units per hidden layer over epochs")
-    w(dead_neurons_text(rep, s))
-
-
-def dead_neurons_text(rep: Report, s: dict) -> str:
-    """The explanation of section 'dead_neurons', each claim conditional on the numbers."""
-    runs = s["runs"]
-    default_lr = s["default_lr"]
-    highs = {tuple(row["hidden_dims"]): row["high_lr"] for row in s["search"]}
-
-    def dead_end(r):  # fraction of all hidden units dead after the last epoch
-        return sum(layer["dead"][-1] for layer in r["layers"]) / sum(layer["width"] for layer in r["layers"])
-
-    def worst_layer(rs):
-        """(fraction, run, layer index) of the most-dead layer after the last epoch among `rs`."""
-        cands = [(layer["dead_fraction"][-1], r, k) for r in rs for k, layer in enumerate(r["layers"])]
-        return max(cands, key=lambda c: c[0]) if cands else None
-
-    plain = [r for r in runs if not r["batch_norm"]]
-    normed = [r for r in runs if r["batch_norm"]]
-    parts = ["**What the numbers show.**"]
-    at_default = [r for r in runs if r["lr"] == default_lr]
-    if at_default:
-        n_zero = sum(1 for r in at_default if all(layer["dead"][-1] == 0 for layer in r["layers"]))
-        worst = worst_layer(at_default)
-        parts.append(f"At the default rate {default_lr:g}, {n_zero} of the {len(at_default)} networks end with no dead unit"
-                     + ("." if n_zero == len(at_default) else
-                        f"; the most is {100 * worst[0]:.1f}% of layer {worst[2] + 1} of {worst[1]['hidden_dims']}"
-                        f"{' with batch norm' if worst[1]['batch_norm'] else ''}."))
-    high_plain = [r for r in plain if highs.get(tuple(r["hidden_dims"])) == r["lr"] and r["lr"] != default_lr]
-    worst = worst_layer(plain)
-    if worst and worst[0] > 0:
-        frac, r, k = worst
-        layer = r["layers"][k]
-        parts.append(f"Without batch norm{', higher rates kill units' if r['lr'] > default_lr else ''}: the most after the "
-                     f"last epoch is {layer['dead'][-1]} of the {layer['width']} units ({100 * frac:.0f}%) of layer {k + 1} "
-                     f"of {r['hidden_dims']} at lr {r['lr']:.4g}"
-                     + (f" ({max(layer['dead'])} after its worst epoch)." if max(layer["dead"]) > layer["dead"][-1] else "."))
-        first = max(max(r["layers"][0]["dead_fraction"]) for r in plain)
-        later = [max(layer["dead_fraction"]) for r in plain for layer in r["layers"][1:]]
-        if later and first == 0 and max(later) > 0:
-            parts.append("No unit of a first hidden layer is dead after any epoch of any run; every dead unit is in a layer "
-                         "whose inputs are the outputs of a ReLU. A likely reason: a first-layer unit sees normalised images, centred on "
-                         "zero, so wᵀx + b takes both signs over the validation images unless b is far below zero; a "
-                         "later unit sees non-negative inputs, so a step that makes its weights mostly negative, or its "
-                         "bias negative, switches it off for every image at once.")
-        elif first > 0:
-            parts.append(f"First hidden layers lose units too (up to {100 * first:.0f}%).")
-    elif plain:
-        parts.append("Without batch norm no rate that trained left a dead unit at the end of its run.")
-    # the explanation, checked: dead units' incoming weights do not move
-    dead_epochs = sum(layer["dead_unit_epochs"] for r in runs for layer in r["layers"])
-    frozen = sum(layer["dead_unit_epochs_frozen"] for r in runs for layer in r["layers"])
-    alive_epochs = sum(layer["alive_unit_epochs"] for r in runs for layer in r["layers"])
-    alive_frozen = sum(layer["alive_unit_epochs_frozen"] for r in runs for layer in r["layers"])
-    plain_sgd = all(r.get("sgd", {}).get("momentum", 1) == 0 and r.get("sgd", {}).get("weight_decay", 1) == 0 for r in runs)
-    if dead_epochs:
-        parts.append("\n\n**Gradients of dead units, measured.** A dead unit's ReLU derivative is zero on every input that keeps it at zero, so no gradient reaches "
-                     f"its incoming weights and bias. Measured: of the {dead_epochs} times a unit was dead at the start "
-                     f"of an epoch (all runs, all layers), its incoming weights and bias were unchanged, bit for bit, "
-                     f"at the end of that epoch {times(frozen)} ({100 * frozen / dead_epochs:.0f}%); for units alive at "
-                     f"the start of an epoch this happened {times(alive_frozen)} out of {alive_epochs}."
-                     + (" The others must have been active on some training image while dead on the validation "
-                        "images: with plain SGD, without momentum or weight decay (as in every run here), a unit's "
-                        "weights move only through the samples on which it is active." if frozen < dead_epochs and plain_sgd else ""))
-        revived = [(k, layer) for r in runs for k, layer in enumerate(r["layers"]) if layer["revived"]]
-        if revived:
-            total = sum(layer["revived"] for _, layer in revived)
-            in_first = sum(layer["revived"] for k, layer in revived if k == 0)
-            back = sum(layer.get("revivals", 0) for _, layer in revived)
-            back_frozen = sum(layer.get("revivals_frozen", 0) for _, layer in revived)
-            text = (f"Dead is not always for good: {total} unit{'s' if total != 1 else ''} came back after being dead, "
-                    + ("none of them in a first hidden layer." if in_first == 0 else f"{in_first} in a first hidden layer."))
-            if back:
-                text += (f" Of the {back} times a dead unit was alive again one epoch later, its own incoming weights "
-                         f"and bias had not changed during that epoch {times(back_frozen)}"
-                         + (": those times it came back because the layers below it changed what it receives"
-                            + (", which cannot happen in a first hidden layer, whose input is the image" if in_first == 0 else "")
-                            + (f"; the other {back - back_frozen} times its own weights had moved." if back > back_frozen else ".")
-                            if back_frozen else ": each time its own weights had moved."))
-            parts.append(text)
-        else:
-            parts.append("No dead unit came back in any run.")
-    # the harm
-    if high_plain:
-        r = max(high_plain, key=dead_end)
-        ref = next((x for x in plain if x["hidden_dims"] == r["hidden_dims"] and x["lr"] == default_lr), None)
-        bn_same = next((x for x in normed if x["hidden_dims"] == r["hidden_dims"] and x["lr"] == r["lr"]), None)
-        if dead_end(r) > 0:
-            alive = ", ".join(f"{layer['width'] - layer['dead'][-1]} of {layer['width']}" for layer in r["layers"])
-            parts.append(f"\n\n**The harm.** While dead, a unit adds nothing to the output and learns nothing, so the layer works "
-                         f"with fewer units. "
-                         f"{r['hidden_dims']} at lr {r['lr']:.4g} ends with {alive} units alive per layer and a test "
-                         f"accuracy of {acc(r['test_accuracy'])}"
-                         + (f", against {acc(ref['test_accuracy'])} at lr {default_lr:g}" if ref else "")
-                         + (f" and {acc(bn_same['test_accuracy'])} with batch norm at the same rate" if bn_same else "")
-                         + "; the rate itself also changes the optimisation, so this difference is not due to the dead "
-                         "units alone.")
-    if normed:
-        worst_bn = worst_layer(normed)
-        most = max(max(layer["dead"]) for r in normed for layer in r["layers"])
-        rates = sorted({r["lr"] for r in normed})
-        parts.append(f"\n\n**Batch norm.** With batch norm, at {listing([f'{lr:.4g}' for lr in rates])}, "
-                     + ("no unit is dead after any epoch." if most == 0 else
-                        f"at most {most} units of a layer are dead after any epoch "
-                        f"({100 * worst_bn[0]:.1f}% of a layer after the last one).")
-                     + " Batch norm re-centres each unit's pre-activation over the batch: in training, the unit's "
-                     "normalised input has mean 0 and variance 1 over every batch, so γx̂ + β is positive on part of "
-                     "every batch unless β is far below zero relative to γ, and the unit keeps receiving a gradient "
-                     "whatever the weights before it do.")
-    return " ".join(parts).replace(" \n\n", "\n\n") + "\n"
-
-
-def section_residual(rep: Report, s: dict) -> None:
-    w = rep.w
-    st = s["settings"]
-    w(f"A stack of {st['depth']} blocks `{st['block']}` (width {st['width']}, batch {st['batch']}), with and without "
-      "the skip connection `Residual(block)`, at initialisation. The loss is a fixed random linear readout, so "
-      "both variants receive the same gradient at the top; each block's backward is called in turn and the norm "
-      "of the gradient arriving at its input is recorded (`examples/experiments/residual.py`).\n")
-    rep.fig("residual/residual_gradient_norms.png", "gradient norm at each depth, plain against residual")
-    r = s["input_grad_ratio_first_to_last"]
-    w(f"| initialisation | activation | ‖grad at block 1‖ / ‖grad at block {st['depth']}‖, plain | residual |")
-    w("|---|---|---|---|")
-    for init, acts in r.items():
-        for act, v in acts.items():
-            w(f"| {init} | {act} | {v['plain']:.3g} | {v['residual']:.3g} |")
-    w("")
-
-    def ratio(init: str, act: str, kind: str) -> float | None:
-        return r.get(init, {}).get(act, {}).get(kind)
-
-    def show(x: float | None, fmt: str = ".3g") -> str:
-        return "not run" if x is None else format(x, fmt)
-
-    pred = s.get("relu_mean_field_prediction", {})
-    pairs = [(f"{init} {kind}", pred[init][kind], ratio(init, "relu", kind))
-             for init in ("kaiming", "scaled") for kind in ("plain", "residual")
-             if isinstance(pred.get(init), dict) and kind in pred[init] and ratio(init, "relu", kind) is not None]
-    if pairs:
-        factor = max(max(m / p, p / m) for _, p, m in pairs)
-        w("A mean-field estimate for ReLU predicts " + ", ".join(f"{p:.3g} ({name})" for name, p, _ in pairs)
-          + f"; the measurements are within a factor of {factor:.2f} of these predictions"
-          + (", the same order of magnitude.\n" if factor < 10 else ", so they do not agree in order of magnitude.\n"))
-    kp, kr = ratio("kaiming", "relu", "plain"), ratio("kaiming", "relu", "residual")
-    sp_relu, sr_relu = ratio("scaled", "relu", "plain"), ratio("scaled", "relu", "residual")
-    sp_tanh, sr_tanh = ratio("scaled", "tanh", "plain"), ratio("scaled", "tanh", "residual")
-    text = "**What this shows.** "
-    if kp is not None and kr is not None:
-        text += (f"With the default Kaiming initialisation on *both* Linears of every block, the plain stack's gradient "
-                 f"{'grows' if kp > 1 else 'shrinks'} towards the input (ratio {kp:.3g} with ReLU) and the residual "
-                 f"stack's {'grows' if kr > 1 else 'shrinks'} {'faster' if kr > kp else 'less'} ({kr:.3g}). The backward "
-                 "pass of y = x + f(x) is dx = dy + J_fᵀ dy: the block's own term is added on top of the identity path, "
-                 "so the skip connection guarantees that the gradient from above reaches every block through the "
-                 "identity term, not that its norm stays constant. ")
-    if sr_relu is not None and sp_relu is not None:
-        text += (f"With each block's second Linear scaled by 1/√(2·depth) (as in Fixup or GPT-2's initialisation) the "
-                 f"residual stack's ratio is {show(sr_relu, '.2f')} (ReLU) and {show(sr_tanh, '.2f')} (tanh) over "
-                 f"{st['depth']} blocks, while the same scaled plain stack's is {show(sp_relu, '.1e')} (ReLU) and "
-                 f"{show(sp_tanh, '.1e')} (tanh)"
-                 + (": without the identity path, small blocks multiply the gradient towards zero."
-                    if sp_relu < 1e-3 and (sp_tanh is None or sp_tanh < 1e-3) else "."))
-    w(text.rstrip() + "\n")
-
-
-def section_saddle(rep: Report, s: dict) -> None:
-    w = rep.w
-    gd = s["gradient_descent"]
-    g, shrink = gd["predicted_growth_per_step"], gd["predicted_shrink_per_step"]
-    err = max(gd["max_relative_error_negative_curvature_vs_closed_form"], gd["max_relative_error_positive_curvature_vs_closed_form"])
-    w(f"Gradient descent (η = {gd['lr']}, {gd['steps']} steps) on f(x) = ½ xᵀHx with H = diag{tuple(gd['hessian_eigenvalues'])}, "
-      "started close to the stable direction. Along the eigenvector of the negative eigenvalue the coordinate is "
-      f"multiplied by 1 + η|λ₋| = {g:g} per step (×{gd['predicted_growth_total']:.1f} over the run); along the positive "
-      f"one by 1 − ηλ₊ = {shrink:g} (×{gd['predicted_shrink_total']:.2e}). The measured trajectories match these "
-      f"closed forms to a relative {err:.0e}. GD first slides towards the saddle, slows down near it (the gradient "
-      "vanishes there), then escapes along the negative-curvature direction — geometrically, but only as fast as "
-      f"the initial offset allows: starting 10× closer to the stable axis costs log(10)/log({g:g}) ≈ "
-      f"{math.log(10) / math.log(g):.0f} extra steps.\n")
-    rep.fig("saddle/saddle_trajectories.png", "trajectories near the saddle and the escape along negative curvature")
-    w("If each of the n eigenvalues of the Hessian at a critical point is positive or negative with probability ½, "
-      "independently, the point is a minimum only when all n are positive: probability 2⁻ⁿ, which vanishes as n "
-      "grows; in that model almost every critical point of a high-dimensional loss is a saddle.\n")
-    w("| n | exact 2⁻ⁿ | Monte Carlo estimate | draws |")
-    w("|---|---|---|---|")
-    for row in s["minima_fraction"]:
-        if row["n"] in (1, 2, 3, 5, 10, 15, 20):
-            est = row.get("estimate", row.get("monte_carlo"))
-            w(f"| {row['n']} | {row['exact']:.3g} | {'—' if est is None else f'{est:.3g}'} | {row['draws']} |")
-    w("")
-    rep.fig("saddle/saddle_minima_fraction.png", "fraction of critical points that are minima")
-
-
-def section_params(rep: Report, s: dict) -> None:
-    w = rep.w
-    w("`num_parameters()` of this model, the library's own count:\n")
-    w("```\n" + s.get("model", "?") + "\n```\n")
-    w("| parameter | count |")
-    w("|---|---|")
-    for name, n in s["per_parameter"].items():
-        w(f"| {name} | {n} |")
-    w(f"| **total** | **{s['total']}** |\n")
-    check = sum(s["per_parameter"].values())
-    w(f"The per-parameter counts add up to {check}" + (" = the total. " if check == s["total"] else f", not {s['total']}. ")
-      + f"Batch norm's running mean and variance ({', '.join(s['buffers_not_counted'])}) are state, not parameters, "
-      "and are not counted.\n")
-
-
-SECTIONS: dict[str, Section] = {
-    "default_mlp": section_default,
-    "fbeta": section_fbeta,
-    "lr_sweep": section_lr,
-    "schedules": section_schedules,
-    "batchnorm": section_batchnorm,
-    "dead_neurons": section_dead,
-    "residual": section_residual,
-    "saddle": section_saddle,
-    "param_count": section_params,
-}
+    w("| experiment | command | time |")
+    w("|---|---|---|")
+    total = 0.0
+    for e in REGISTRY:
+        t = timings.get(e.name, {}).get("seconds")
+        total += t or 0.0
+        w(f"| {rep.link(e.name)} {e.name} | {cmd(e.command())} | {secs(t) if t is not None else 'not run'} |")
+    w(f"| **all** | {cmd('python examples/experiments/run_all.py --data-dir ../shared/data/cifar10')} | **{secs(total)}** |\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=RESULTS, help=f"the results folder (default: {RESULTS})")
-    p.add_argument("--doc", type=Path, default=DOC, help=f"the document to write (default: {DOC})")
+    p.add_argument("--doc", type=Path, default=DOC, help=f"the results page to write (default: {DOC})")
+    p.add_argument("--answers", type=Path, default=None,
+                   help=f"the answers page to write (default: {ANSWERS.name} beside --doc)")
     args = p.parse_args(argv)
-    text = build(args.results, args.doc)
-    args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(text)
-    print(f"wrote {args.doc}")
+    answers = args.answers or args.doc.parent / ANSWERS.name
+    for path, text in ((args.doc, build(args.results, args.doc)), (answers, build_answers(args.results, answers))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

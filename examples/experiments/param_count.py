@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import arrayml as am
 from arrayml_app.experiments import command_line, out_dir, parser, save_json
+from arrayml_app.report import Report
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -25,6 +26,26 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {name:<10} {n:>5}")
     print(f"  {'total':<10} {summary['total']:>5}")
     return summary
+
+
+# --------------------------------------------------------------------------------------------
+# Its section of docs/results.md (make_report.py puts the sections together)
+# --------------------------------------------------------------------------------------------
+
+
+def report(rep: Report, s: dict) -> None:
+    w = rep.w
+    w("`num_parameters()` of this model, the library's own count:\n")
+    w("```\n" + s.get("model", "?") + "\n```\n")
+    w("| parameter | count |")
+    w("|---|---|")
+    for name, n in s["per_parameter"].items():
+        w(f"| {name} | {n} |")
+    w(f"| **total** | **{s['total']}** |\n")
+    check = sum(s["per_parameter"].values())
+    w(f"The per-parameter counts add up to {check}" + (" = the total. " if check == s["total"] else f", not {s['total']}. ")
+      + f"Batch norm's running mean and variance ({', '.join(s['buffers_not_counted'])}) are state, not parameters, "
+      "and are not counted.\n")
 
 
 if __name__ == "__main__":

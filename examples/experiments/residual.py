@@ -43,6 +43,7 @@ from arrayml.backend import Array, Placement
 from arrayml.modules import Linear, Module, Residual, Sequential, activation_by_name
 from arrayml_app.experiments import Stopwatch, command_line, out_dir, parser, save_json
 from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.report import Report
 
 KINDS = ("plain", "residual")
 INITS = ("kaiming", "scaled")
@@ -238,6 +239,79 @@ def plot(curves: list[dict], args: Any, path: Path) -> None:
                  f"batch {args.batch}: plain vs residual")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Its section of docs/results.md (make_report.py puts the sections together)
+# --------------------------------------------------------------------------------------------
+
+
+def report(rep: Report, s: dict) -> None:
+    """The set-up, the figure, the table of ratios, the mean-field check, then what this shows."""
+    w = rep.w
+    st = s["settings"]
+    w(f"A stack of {st['depth']} blocks `{st['block']}` (width {st['width']}, batch {st['batch']}), with and without "
+      "the skip connection `Residual(block)`, at initialisation. The loss is a fixed random linear readout, so "
+      "both variants receive the same gradient at the top; each block's backward is called in turn and the norm "
+      "of the gradient arriving at its input is recorded (`examples/experiments/residual.py`).\n")
+    rep.fig("residual/residual_gradient_norms.png", "gradient norm at each depth, plain against residual")
+    w(f"| initialisation | activation | ‖grad at block 1‖ / ‖grad at block {st['depth']}‖, plain | residual |")
+    w("|---|---|---|---|")
+    for init, acts in s["input_grad_ratio_first_to_last"].items():
+        for act, v in acts.items():
+            w(f"| {init} | {act} | {v['plain']:.3g} | {v['residual']:.3g} |")
+    w("")
+    mean_field = mean_field_text(s)
+    if mean_field:
+        w(mean_field)
+    w(what_it_shows_text(s))
+
+
+def ratio(s: dict, init: str, act: str, kind: str) -> float | None:
+    """‖grad at block 1‖ / ‖grad at the last block‖ for one variant, None where it was not run."""
+    return s["input_grad_ratio_first_to_last"].get(init, {}).get(act, {}).get(kind)
+
+
+def mean_field_text(s: dict) -> str:
+    """The ReLU ratios against the mean-field prediction ("" when there is nothing to compare)."""
+    pred = s.get("relu_mean_field_prediction", {})
+    pairs = [(f"{init} {kind}", pred[init][kind], ratio(s, init, "relu", kind))
+             for init in ("kaiming", "scaled") for kind in ("plain", "residual")
+             if isinstance(pred.get(init), dict) and kind in pred[init] and ratio(s, init, "relu", kind) is not None]
+    if not pairs:
+        return ""
+    factor = max(max(m / p, p / m) for _, p, m in pairs)
+    return ("A mean-field estimate for ReLU predicts " + ", ".join(f"{p:.3g} ({name})" for name, p, _ in pairs)
+            + f"; the measurements are within a factor of {factor:.2f} of these predictions"
+            + (", the same order of magnitude.\n" if factor < 10 else ", so they do not agree in order of magnitude.\n"))
+
+
+def what_it_shows_text(s: dict) -> str:
+    """Kaiming initialisation: what the identity path guarantees and what it does not; scaled
+    blocks: residual against plain."""
+
+    def show(x: float | None, fmt: str = ".3g") -> str:
+        return "not run" if x is None else format(x, fmt)
+
+    kp, kr = ratio(s, "kaiming", "relu", "plain"), ratio(s, "kaiming", "relu", "residual")
+    sp_relu, sr_relu = ratio(s, "scaled", "relu", "plain"), ratio(s, "scaled", "relu", "residual")
+    sp_tanh, sr_tanh = ratio(s, "scaled", "tanh", "plain"), ratio(s, "scaled", "tanh", "residual")
+    text = "**What this shows.** "
+    if kp is not None and kr is not None:
+        text += (f"With the default Kaiming initialisation on *both* Linears of every block, the plain stack's gradient "
+                 f"{'grows' if kp > 1 else 'shrinks'} towards the input (ratio {kp:.3g} with ReLU) and the residual "
+                 f"stack's {'grows' if kr > 1 else 'shrinks'} {'faster' if kr > kp else 'less'} ({kr:.3g}). The backward "
+                 "pass of y = x + f(x) is dx = dy + J_fᵀ dy: the block's own term is added on top of the identity path, "
+                 "so the skip connection guarantees that the gradient from above reaches every block through the "
+                 "identity term, not that its norm stays constant. ")
+    if sr_relu is not None and sp_relu is not None:
+        text += (f"With each block's second Linear scaled by 1/√(2·depth) (as in Fixup or GPT-2's initialisation) the "
+                 f"residual stack's ratio is {show(sr_relu, '.2f')} (ReLU) and {show(sr_tanh, '.2f')} (tanh) over "
+                 f"{s['settings']['depth']} blocks, while the same scaled plain stack's is {show(sp_relu, '.1e')} (ReLU) and "
+                 f"{show(sp_tanh, '.1e')} (tanh)"
+                 + (": without the identity path, small blocks multiply the gradient towards zero."
+                    if sp_relu < 1e-3 and (sp_tanh is None or sp_tanh < 1e-3) else "."))
+    return text.rstrip() + "\n"
 
 
 if __name__ == "__main__":

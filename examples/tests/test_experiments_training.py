@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import arrayml as am
+from app_scripts import EXPERIMENTS, load_script
 from arrayml import backend
 from arrayml.training import ArraymlLearner
 from backends import BACKENDS
 from cifar_fixtures import make_cache
-from scripts import EXPERIMENTS, load_script
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*holds .* training and .* test images")
 

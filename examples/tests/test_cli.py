@@ -9,16 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from app_scripts import ROOT, TORCH_REF, TRAIN
 from cifar_fixtures import make_cache
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT / "examples" / "train.py"
-TORCH_REF = ROOT / "examples" / "torch_reference.py"
 SHARED = ROOT.parent / "shared" / "data" / "cifar10"
 SMALL = ["--hidden-dims", "32", "--batch-size", "50", "--val-size", "100", "--epochs", "2", "--quiet"]
 #: The test accuracy the default run must reach on the team's CIFAR-10 copy, on any host (the
@@ -383,3 +380,8 @@ def test_ctrl_c_starts_a_fresh_line_and_prints_the_resume_command(data_dir, tmp_
     last = err.splitlines()[-1]
     assert last == f"train.py: interrupted; continue with: python {TRAIN} --resume {out / 'checkpoint.npz'}"
     assert "Traceback" not in err
+
+
+def test_the_readme_states_the_accuracy_range_the_headline_test_checks():
+    low, high = (round(100 * v) for v in HEADLINE_RANGE)
+    assert f"{low}–{high}%" in (ROOT / "README.md").read_text(encoding="utf-8")

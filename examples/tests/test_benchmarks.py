@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from app_scripts import BENCHMARKS, load_script
 from arrayml import backend
 from backends import BACKENDS
-from scripts import BENCHMARKS, load_script
 
 
 def _load(name):

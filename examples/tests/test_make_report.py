@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from app_scripts import EXPERIMENTS, ROOT, load_script
 from arrayml_app.experiments import REGISTRY, run_order
-from scripts import EXPERIMENTS, ROOT, load_script
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +131,14 @@ def build(report, root: Path) -> str:
 
 
 def test_registry_is_the_one_list_of_experiments_and_every_entry_has_a_script_and_a_section(report):
+    """Each experiment's section is written beside the experiment: ``report`` in its script."""
     names = [e.name for e in REGISTRY]
     assert len(set(names)) == len(names)
-    assert set(report.SECTIONS) == set(names)
     for e in REGISTRY:
         assert (EXPERIMENTS / e.script).is_file(), e.script
+        module = report.script(e.name)
+        assert callable(module.main) and report.section(e) is module.report, e.name
+    assert "def report(" not in (EXPERIMENTS / "make_report.py").read_text()  # no section is written there
     order = [e.name for e in run_order()]
     assert order.index("default_mlp") < order.index("fbeta")  # fbeta reads default_mlp's model
     assert all(not e.training for e in run_order()[:3]) and sorted(order) == sorted(names)
@@ -157,6 +160,9 @@ def test_missing_and_diverged_runs_are_named_and_nothing_crashes(report, tmp_pat
     residual(tmp_path, prediction=31.0)
     dead_neurons(tmp_path, bn_dead=0)
     text = build(report, tmp_path)
+    answers = report.build_answers(tmp_path, tmp_path / "docs" / "answers.md")  # does not crash either
+    assert "[16] 40.00% without and 44.00% with batch norm" in answers and "[32, 16] 41.00%" not in answers
+    assert "_(The saddle experiment has not been run" in answers
     # experiments not run
     for name in ("fbeta", "saddle", "param_count"):
         assert f"_Not run: `results/{name}/" in text
@@ -204,26 +210,88 @@ def test_conclusions_follow_the_data(report, tmp_path):
     assert "at most 3 units of a layer are dead after any epoch" in tb
 
 
-def test_the_question_map_points_at_tests_and_sections_that_exist(report, tmp_path):
-    text = build(report, tmp_path)
+#: Every numbered question and sub-question of the assignment, in its order: the team's index
+#: (assignment/QUESTIONS.md in the shared folder) transcribed, so that this test runs without it.
+NUMBERS = ["Example 1", "Example 2", "Exercise 1", "Example 3", "Exercise 2",
+           "1.1 a", "1.1 b", "1.1 c", "1.1 d i", "1.1 d ii", "1.1 d iii", "1.2",
+           "2.1", "2.2 i", "2.2 ii", "2.2 iii", "2.3 i", "2.3 ii", "2.4 i", "2.4 ii", "2.4 iii",
+           "2.5 i", "2.5 ii", "2.5 iii", "2.5 iv", "2.5 v", "2.5 vi"]
+INDEX = ROOT.parent / "shared" / "assignment" / "QUESTIONS.md"
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of the headings of `markdown`."""
+    return {re.sub(r"[^\w\- ]", "", t.lower()).replace(" ", "-") for t in re.findall(r"^#+ (.+)$", markdown, re.M)}
+
+
+def map_rows(text: str) -> list[list[str]]:
     table = text.split("## The assignment, question by question")[1].split("**Data.**")[0]
-    for q in ("index gymnastics", "1.1 a–d", "1.2", "2.1–2.4", "2.5", "2.5 iv–v"):
-        assert f"| {q} |" in table
+    return [[c.strip() for c in line.strip("|").split(" | ")] for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| question")]
+
+
+def index_numbers(index: str) -> list[str]:
+    """The numbers of the questions in the team's index: the label of each bullet, with its
+    sub-questions (i), (ii), ... when it has them."""
+    numbers = []
+    index = re.sub(r"\n {2,}", " ", index)  # a bullet's continuation lines onto its first
+    for label, rest in re.findall(r"^- (.+?) — (.*)$", index, flags=re.M):
+        label = re.sub(r"\s*\(\d+ pts\)", "", label).strip()
+        parts = re.findall(r"\((i|ii|iii|iv|v|vi)\)", rest)
+        numbers += [f"{label} {p}" for p in parts] if parts else [label]
+    return numbers
+
+
+def test_the_question_map_has_one_row_per_question_and_points_at_what_exists(report, tmp_path):
+    text = build(report, tmp_path)
+    answers = report.build_answers(tmp_path, tmp_path / "docs" / "answers.md")
+    rows = map_rows(text)
+    assert [row[0] for row in rows] == NUMBERS  # each row starts with its number, in order, none twice
+    assert not any("–" in row[0] or "-" in row[0] for row in rows)  # no ranges
+    table = "\n".join(" | ".join(row) for row in rows)
     tests = set(re.findall(r"`(test_\w+)`", table)) | set(re.findall(r"::(test_\w+)`", table))
-    sources = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    sources = "\n".join(p.read_text() for folder in ("tests", "examples/tests") for p in (ROOT / folder).glob("test_*.py"))
     for name in tests:
         assert f"def {name}(" in sources, name
     for path in re.findall(r"`((?:tests|examples|arrayml)/[\w/]+\.py)", table):
         assert (ROOT / path).is_file(), path
-    def anchors(markdown: str) -> set[str]:  # GitHub's heading anchors
-        return {re.sub(r"[^\w\- ]", "", t.lower()).replace(" ", "-") for t in re.findall(r"^#+ (.+)$", markdown, re.M)}
-
     derivations = anchors((ROOT / "docs" / "derivations.md").read_text())
-    for anchor in re.findall(r"derivations\.md#([\w-]+)", table):
+    for anchor in re.findall(r"derivations\.md#([\w-]+)", table + answers):
         assert anchor in derivations, anchor
-    sections = anchors(text)
     for anchor in re.findall(r"\]\(#([\w-]+)\)", table):
-        assert anchor in sections, anchor
+        assert anchor in anchors(text), anchor
+    answer_anchors = re.findall(r"\]\(answers\.md#([\w-]+)\)", table)
+    assert len(answer_anchors) == len(NUMBERS) and set(answer_anchors) <= anchors(answers)
+    for anchor in re.findall(r"\]\(results\.md#([\w-]+)\)", answers):
+        assert anchor in anchors(text), anchor
+
+
+def test_the_map_numbers_are_those_of_the_teams_index():
+    if not INDEX.is_file():
+        pytest.skip(f"the team's index of the questions is not on this machine ({INDEX})")
+    assert index_numbers(INDEX.read_text()) == NUMBERS
+
+
+def test_answers_quote_the_results_and_say_what_was_not_run(report, tmp_path):
+    empty = report.build_answers(tmp_path / "none", tmp_path / "none" / "docs" / "answers.md")
+    for q in ("2.2 ii", "2.4 i", "2.5 iv", "2.5 vi"):
+        section = empty.split(f"## {q}\n")[1].split("\n## ")[0]
+        assert "has not been run" in section, q
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, bn_dead in ((a, 0), (b, 3)):
+        default_mlp(root)
+        lr_sweep(root)
+        dead_neurons(root, bn_dead)
+    ta = report.build_answers(a, a / "docs" / "answers.md")
+    tb = report.build_answers(b, b / "docs" / "answers.md")
+    # 2.4 i: the sweep's extreme rates, read from lr_sweep.json (rates 0.003 ... 3 here)
+    assert "at η = 3 the run diverged in epoch 1 at step 7" in ta
+    assert "at η = 0.003 the training loss only went from 2.00 (epoch 1) to 1.50 (epoch 2)" in ta
+    assert "(chance: 25%)" in ta and "η = 100" not in ta and "9.58%" not in ta
+    # 2.5 iv and v: the dead units, with and without batch norm, follow the data
+    assert "5 of the 8 units of layer 2 of [8, 8] are dead after the last epoch" in ta
+    assert "no unit is dead after any epoch of any run" in ta
+    assert "at most 3 units of a layer are dead after any epoch" in tb and "no unit is dead" not in tb.split("## 2.5 v\n")[1]
 
 
 def test_the_committed_report_is_what_the_committed_results_give(report, monkeypatch):
@@ -236,3 +304,11 @@ def test_the_committed_report_is_what_the_committed_results_give(report, monkeyp
     if not readme.is_file():
         pytest.skip(f"the data README that the report quotes ({readme}) is not on this machine")
     assert report.build(Path("results"), Path("docs") / "results.md") == (ROOT / "docs" / "results.md").read_text()
+
+
+def test_the_committed_answers_are_what_the_committed_results_give(report):
+    """docs/answers.md quotes results/: it must be regenerated whenever they or the generator change."""
+    if not (ROOT / "results" / "default_mlp" / "summary.json").is_file():
+        pytest.skip("no committed results")
+    answers = ROOT / "docs" / "answers.md"
+    assert report.build_answers(ROOT / "results", answers) == answers.read_text()

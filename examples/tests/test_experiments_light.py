@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from app_scripts import EXPERIMENTS, load_script
 from arrayml import backend
 from arrayml.gradcheck import numerical_gradient
-from scripts import EXPERIMENTS, load_script
 
 
 def _load(name):

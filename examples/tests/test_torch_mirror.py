@@ -1,0 +1,61 @@
+"""arrayml_app.torch_mirror: the torch.nn network it builds computes what the arrayml model computes
+(every activation it maps, batch norm in both modes), and one SGD step of its TorchLearner moves
+the weights as arrayml's SGD does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import arrayml as am
+from arrayml import backend
+
+torch = pytest.importorskip("torch", reason="torch is not installed (CPU build: pip install torch==2.13.0)")
+
+from arrayml_app.torch_mirror import TORCH_ACTIVATIONS, TorchLearner, torch_mirror  # noqa: E402 - needs torch
+
+ACTIVATIONS = {am.ReLU: am.ReLU(), am.ELU: am.ELU(alpha=0.7), am.LeakyReLU: am.LeakyReLU(0.2), am.Tanh: am.Tanh(),
+               am.Sigmoid: am.Sigmoid(), am.GELU: am.GELU(), am.Identity: am.Identity()}
+
+
+def test_every_mapped_activation_is_tested():
+    assert set(ACTIVATIONS) == set(TORCH_ACTIVATIONS)
+
+
+@pytest.mark.parametrize("cls", list(ACTIVATIONS), ids=lambda c: c.__name__)
+def test_the_mirror_computes_what_the_model_computes_in_both_modes(cls):
+    model = am.Sequential(am.Linear(5, 4, rng=1, dtype="float64"), am.BatchNorm1d(4, momentum=0.3, dtype="float64"),
+                          ACTIVATIONS[cls], am.Linear(4, 3, rng=2, dtype="float64"))
+    x = np.random.default_rng(0).normal(1.0, 2.0, size=(6, 5))
+    net = torch_mirror(model)
+    assert net[0].weight.dtype == torch.float64
+    with torch.no_grad():
+        np.testing.assert_allclose(net(torch.from_numpy(x)).numpy(), backend.to_numpy(model.forward(x)), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(net[1].running_mean.numpy(), backend.to_numpy(model[1].buffers["running_mean"]), rtol=1e-12)
+    model.eval()
+    net.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(net(torch.from_numpy(x)).numpy(), backend.to_numpy(model.forward(x)), rtol=1e-12, atol=1e-12)
+
+
+def test_a_module_without_a_mirror_is_named():
+    with pytest.raises(TypeError, match="no torch.nn mirror for Softmax"):
+        torch_mirror(am.Sequential(am.Linear(3, 2), am.Softmax()))
+
+
+def test_one_step_of_the_torch_learner_is_one_step_of_arrayml_sgd():
+    model = am.MLP(5, [4], 3, rng=0, dtype="float64")
+    net = torch_mirror(model)
+    learner = TorchLearner(net, torch.optim.SGD(net.parameters(), lr=1.0, momentum=0.9), backend.placement("torch", None, "float64"))
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(8, 5)), rng.integers(0, 3, size=8)
+    loss_t, correct_t = learner.train_step(torch.from_numpy(x), torch.from_numpy(y), 0.05)  # the rate arrives per step
+    loss_fn = am.SoftmaxCrossEntropy()
+    logits = model.forward(x)
+    loss = loss_fn.forward(logits, y)
+    model.backward(loss_fn.backward())
+    am.SGD(0.05, momentum=0.9).step(model)
+    assert float(loss_t) == pytest.approx(float(loss), rel=1e-12)
+    assert int(correct_t) == int(np.sum(np.argmax(backend.to_numpy(logits), axis=1) == y))
+    np.testing.assert_allclose(net[0].weight.detach().numpy(), backend.to_numpy(model.parameters()["0.weight"]), rtol=1e-12)
+    np.testing.assert_allclose(net[2].bias.detach().numpy(), backend.to_numpy(model.parameters()["2.bias"])[0], rtol=1e-12, atol=1e-15)
