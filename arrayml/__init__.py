@@ -4,6 +4,9 @@ The same forward and backward code runs on NumPy, CuPy, PyTorch, JAX and array-a
 `compile_step` compiles a whole training step with jax.jit or torch.compile.
 """
 
+import importlib
+from typing import Any
+
 from . import backend, gradcheck
 from .compile import CompiledStep, compile_step
 from .modules import (
@@ -34,6 +37,22 @@ from .modules import (
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
+
+# Submodules reachable as attributes after `import arrayml` (`arrayml.training.fit`,
+# `help(arrayml.checkpoint)`), imported on first use: `import arrayml` stays light and never
+# imports torch, JAX, matplotlib or scikit-learn.
+_LAZY_SUBMODULES = ("checkpoint", "compat", "data", "datasets", "distributed", "learners", "metrics", "optim",
+                    "schedules", "step", "training", "validate")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
 
 __all__ = [
     "ACTIVATIONS",

@@ -6,8 +6,9 @@ Layout of the file (read with ``numpy.load(path, allow_pickle=False)``):
     optimizer/<key>    the optimizer's state, flat (`arrayml.optim.flatten_state`): one entry per
                        slot and parameter (``optimizer/momentum/0.weight``), or per scalar entry
     best/<name>        the best-validation model so far, if any
-    meta.json          UTF-8 JSON as a uint8 array: format version, run configuration,
-                       epochs done, history, best epoch and accuracy, divergence
+    meta.json          UTF-8 JSON as a uint8 array: format version, the model's architecture
+                       (``Module.config()`` and dtype, so `load_model` can rebuild it), run
+                       configuration, epochs done, history, best epoch and accuracy, divergence
 
 Files are written to a temporary name in the same folder and renamed into place, so a crash or a
 kill mid-write leaves the previous checkpoint intact under the real name. A killed write leaves
@@ -39,6 +40,7 @@ import numpy as np
 
 from . import backend
 from .fileio import atomic_write
+from .modules.architecture import build, differences
 from .modules.base import Module
 from .optim import Optimizer, flatten_state, unflatten_state
 
@@ -106,6 +108,8 @@ class Checkpoint:
     optimizer: dict[str, np.ndarray] = field(default_factory=dict)
     best: dict[str, np.ndarray] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The model `load_model` loaded the arrays into (given, or rebuilt from the architecture).
+    module: Module | None = None
 
 
 def save(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
@@ -195,8 +199,21 @@ def load(path: str | os.PathLike) -> Checkpoint:
 # --------------------------------------------------------------------------------------------
 
 
+def architecture(model: Module) -> dict[str, Any] | None:
+    """What a checkpoint records of `model`'s architecture: ``{"config": model.config(), "dtype":
+    ...}`` (None for a model whose layers cannot describe themselves: it then loads only into a
+    model given by hand)."""
+    where = model.placement()
+    try:
+        config = model.config()
+    except NotImplementedError:
+        return None
+    return {"config": config, "dtype": None if where is None else backend.dtype_name(where.dtype)}
+
+
 def save_model(path: str | os.PathLike, model: Module, optimizer: Any = None, meta: dict[str, Any] | None = None) -> Path:
-    """Save `model`'s parameters and buffers (and `optimizer`'s state) to `path`."""
+    """Save `model`'s parameters and buffers, its architecture (so that `load_model` can rebuild
+    it) and `optimizer`'s state to `path`."""
     if not isinstance(model, Module):
         raise TypeError(
             f"save_model expects an arrayml Module as model, got {type(model).__name__}; to save "
@@ -206,7 +223,8 @@ def save_model(path: str | os.PathLike, model: Module, optimizer: Any = None, me
     if meta is not None and not isinstance(meta, Mapping):
         raise TypeError(f"save_model meta must be a dict, got {type(meta).__name__}")
     state = flatten_state(optimizer.state) if optimizer is not None else {}
-    return save(path, Checkpoint(model=model.state(), optimizer=state, meta=dict(meta or {})))
+    meta = {**dict(meta or {}), "architecture": architecture(model)}
+    return save(path, Checkpoint(model=model.state(), optimizer=state, meta=meta))
 
 
 def _check_optimizer(optimizer: Any, what: str) -> None:
@@ -217,23 +235,46 @@ def _check_optimizer(optimizer: Any, what: str) -> None:
         )
 
 
-def load_model(path: str | os.PathLike, model: Module, optimizer: Any = None) -> Checkpoint:
+def load_model(
+    path: str | os.PathLike, model: Module | None = None, optimizer: Any = None, *, xp: Any = None,
+    device: Any = None,
+) -> Checkpoint:
     """Load `path` into `model` (any backend and device: arrays are converted to where the model
-    lives) and, if given, `optimizer`. Raises `CheckpointError` for a bad file and `ValueError`
-    naming every parameter or optimizer-state entry whose name, shape or dtype differs; nothing
-    is changed on error."""
-    if not isinstance(model, Module):
-        raise TypeError(f"load_model expects an arrayml Module as model, got {type(model).__name__}")
+    lives) and, if given, `optimizer`; with no `model`, rebuild the model from the architecture
+    the checkpoint records, on `xp` and `device` (default NumPy, CPU) in its recorded dtype. The
+    model is ``checkpoint.module`` of the returned `Checkpoint`:
+
+        model = checkpoint.load_model("model.npz").module
+
+    Raises `CheckpointError` for a bad file (or, with no `model`, one that records no
+    architecture), and `ValueError` naming every difference between the checkpoint's
+    architecture and `model`'s, and every parameter or optimizer-state entry whose name, shape
+    or dtype differs; nothing is changed on error. Checkpoints written before architectures
+    were recorded load into a model given by hand."""
+    if model is not None and not isinstance(model, Module):
+        raise TypeError(f"load_model expects an arrayml Module as model (or none, to rebuild it), got {type(model).__name__}")
     _check_optimizer(optimizer, "load_model")
     ckpt = load(path)
+    recorded = ckpt.meta.get("architecture")
+    if model is None:
+        if not recorded:
+            raise CheckpointError(
+                f"{path} records no architecture (written before arrayml recorded them, or by a model whose layers "
+                "cannot describe themselves): build the model by hand and pass it, load_model(path, model)"
+            )
+        model = build(recorded["config"], xp=xp, device=device, dtype=recorded["dtype"])
+    elif recorded and (mine := architecture(model)) is not None:
+        differ = differences(mine["config"], recorded["config"])
+        if differ:
+            raise ValueError(f"{path} holds another architecture than this model: " + "; ".join(differ))
     state = None
     if optimizer is not None:
-        params = model.parameters()
         try:
-            state = optimizer.fitted_state(unflatten_state(ckpt.optimizer), params)
+            state = optimizer.fitted_state(unflatten_state(ckpt.optimizer), model.parameters())
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{path}: its optimizer state does not fit: {exc}") from None
     model.load_state(ckpt.model)
     if optimizer is not None:
         optimizer.state = state
+    ckpt.module = model
     return ckpt

@@ -190,6 +190,8 @@ class MLP(Module):
         rng: Seed = None,
     ) -> None:
         super().__init__()
+        self._arguments = {"n_inputs": n_inputs, "n_hidden": list(hidden_sizes(n_hidden, "MLP")), "n_classes": n_classes,
+                           "activation": activation, "softmax": softmax}
         gen = backend.as_generator(_course_rng(rng))
         put = {"xp": xp, "device": device, "dtype": dtype, "rng": gen}
         activation_by_name(activation)  # an unknown name fails here, before any weight is drawn
@@ -200,6 +202,9 @@ class MLP(Module):
             activation=lambda: activation_by_name(activation),
         )
         self._set_children([*layers, *([Softmax()] if softmax else [])])
+
+    def arguments(self) -> dict[str, Any]:
+        return dict(self._arguments)
 
     def _set_children(self, children: list[Module]) -> None:
         self.network = Sequential(*children)

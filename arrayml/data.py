@@ -13,41 +13,97 @@ would, in the same order, whatever N is (so a checkpoint written by N processes 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from . import backend
+from . import backend, validate
 from .backend import Array, Namespace
+
+_FIELDS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 
 @dataclass
 class Splits:
-    """Train/validation/test features and labels, as arrays of one namespace and device."""
+    """Train/validation/test features and labels, as arrays of one namespace and device.
+
+    Features are (n, ...) arrays, labels 1-D integer arrays of the same length. The validation
+    and test pairs are optional (None: no validation, so no best-epoch selection; no test).
+    `n_classes`: the number of classes; by default the largest label plus one (read from the
+    labels once, here). Checked here, naming the field: every entry an array (a pandas object is
+    refused with what to pass instead), one namespace and device, matching lengths, integer
+    labels within [0, n_classes), no empty split.
+    """
 
     x_train: Array
     y_train: Array
-    x_val: Array
-    y_val: Array
-    x_test: Array
-    y_test: Array
-    n_classes: int = 10
+    x_val: Array | None = None
+    y_val: Array | None = None
+    x_test: Array | None = None
+    y_test: Array | None = None
+    n_classes: int | None = None
     class_names: tuple[str, ...] | None = None
+    #: Whether `n_classes` was given (True) or read from the labels (False).
+    n_classes_given: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        arrays = {}
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value is None and name not in ("x_train", "y_train"):
+                continue
+            backend.get_namespace(value, names=(f"Splits.{name}",))  # an array, or a clear error
+            arrays[name] = value
+        for part in ("val", "test"):
+            if (f"x_{part}" in arrays) != (f"y_{part}" in arrays):
+                given, missing = (f"x_{part}", f"y_{part}") if f"x_{part}" in arrays else (f"y_{part}", f"x_{part}")
+                raise ValueError(f"Splits.{given} is given but Splits.{missing} is None: give both, or neither")
+        xp = backend.get_namespace(*arrays.values(), names=[f"Splits.{n}" for n in arrays], what="Splits")
+        for part in ("train", "val", "test"):
+            if f"x_{part}" in arrays:
+                _check_pair(xp, part, arrays[f"x_{part}"], arrays[f"y_{part}"])
+        top = max(int(xp.max(arrays[f"y_{p}"])) for p in ("train", "val", "test") if f"y_{p}" in arrays)
+        low = min(int(xp.min(arrays[f"y_{p}"])) for p in ("train", "val", "test") if f"y_{p}" in arrays)
+        if low < 0:
+            raise ValueError(f"Splits labels must be class indices >= 0, got a label {low}")
+        self.n_classes_given = self.n_classes is not None
+        if self.n_classes is None:
+            self.n_classes = top + 1
+        else:
+            self.n_classes = validate.positive_int(self.n_classes, "Splits.n_classes")
+            if top >= self.n_classes:
+                raise ValueError(f"Splits labels must be in [0, n_classes={self.n_classes}), got a label {top}")
+        if self.class_names is not None and len(self.class_names) != self.n_classes:
+            raise ValueError(f"Splits.class_names must name the {self.n_classes} classes, got {len(self.class_names)} names")
 
     def to(self, xp: Namespace, device: Any, dtype: Any) -> Splits:
         """A copy on namespace `xp` and `device`, features as `dtype`: one transfer per array."""
         def move(a: Any, dt: Any) -> Any:
-            return backend.convert(a, xp, device, dt)
+            return None if a is None else backend.convert(a, xp, device, dt)
 
         return Splits(
             move(self.x_train, dtype), move(self.y_train, xp.int64),
             move(self.x_val, dtype), move(self.y_val, xp.int64),
-            move(self.x_test, dtype), move(self.y_test, xp.int64), self.n_classes, self.class_names,
+            move(self.x_test, dtype), move(self.y_test, xp.int64),
+            self.n_classes if self.n_classes_given else None, self.class_names,
         )
 
     def sizes(self) -> dict[str, int]:
-        return {"train": self.x_train.shape[0], "val": self.x_val.shape[0], "test": self.x_test.shape[0]}
+        return {part: 0 if getattr(self, f"x_{part}") is None else getattr(self, f"x_{part}").shape[0]
+                for part in ("train", "val", "test")}
+
+
+def _check_pair(xp: Namespace, part: str, x: Array, y: Array) -> None:
+    if not xp.isdtype(y.dtype, "integral") or y.ndim != 1:
+        raise TypeError(f"Splits.y_{part} must be a 1-D array of integer class indices, got "
+                        f"{backend.dtype_name(y.dtype)} of shape {tuple(y.shape)}")
+    if x.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"Splits.x_{part} and Splits.y_{part} must have one row per label, got shapes "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"Splits.x_{part} has no rows" + ("" if part == "train" else
+                         f": pass x_{part}=None, y_{part}=None for no {'validation' if part == 'val' else 'test'} set"))
 
 
 def holdout_split(n: int, val_size: int, *, seed: int, subset: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,14 +1,19 @@
-"""The training loop: epochs of shuffled mini-batches, SGD, an optional learning-rate schedule,
-per-step and per-epoch history, best-validation model kept and tested.
+"""The training loop: epochs of shuffled mini-batches, an optional learning-rate schedule,
+per-step and per-epoch history, the best-validation model kept and tested.
 
-The loop talks to a *learner* (`ArraymlLearner` here; the examples' torch mirror has one for
-plain ``torch.nn``), so that arrayml and PyTorch are trained on the same batches in the same order
-and evaluated by the same code, and their results compare point by point. It knows no data set:
-it takes `arrayml.data.Splits` of any data.
+The loop talks to a *learner* (`arrayml.learners`: `ArraymlLearner`; the examples' torch mirror
+has one for plain ``torch.nn``), so that arrayml and PyTorch are trained on the same batches in
+the same order and evaluated by the same code, and their results compare point by point. It
+knows no data set: it takes `arrayml.data.Splits` of any data.
 
-No step waits on the device: the per-step loss and accuracy stay on the device and are read back
-together once every ``log_every`` steps (and at the end of each epoch). That is also when a NaN or
-infinite loss is noticed; the run then stops cleanly and records where it diverged.
+Before the first step `fit` checks that the problem is the one the model can learn: its labels
+are class indices that the model's outputs can score (a 3-output model is refused 10-class
+labels, naming both numbers), and it takes the learning rate from one place (the optimizer's, or
+a schedule whose peak is the optimizer's). No step waits on the device: the per-step loss and
+accuracy stay on the device and are read back together once every ``log_every`` steps (and at
+the end of each epoch). That is also when a NaN or infinite loss is noticed; the run then stops
+cleanly and records where it diverged. After `fit` the model holds the weights of the best
+validation epoch (``restore_best=False`` keeps the last ones).
 
 A learner whose ``group`` is a process group (`arrayml.distributed.DataParallelLearner`) trains
 one shard of data-parallel training: the loop then gives it only its process's rows of each global
@@ -22,53 +27,19 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from . import backend, metrics, validate
+from . import backend, metrics
 from .backend import Array, Namespace
 from .data import Splits, eval_batches, steps_per_epoch, train_batches
-from .modules import Module, SoftmaxCrossEntropy
-from .optim import Optimizer, flatten_state, unflatten_state
+from .learners import ArraymlLearner, Learner, ProcessGroup, count_correct
+from .modules import SoftmaxCrossEntropy
 from .schedules import Constant, Schedule
-from .step import step_key, train_step
 
-
-class ProcessGroup(Protocol):
-    """The part of `arrayml.distributed.ProcessGroup` the loop uses."""
-
-    rank: int
-    world_size: int
-
-    def all_reduce_sum(self, arrays: Sequence[Array], *, what: str = ...) -> list[Array]: ...
-
-
-class Learner(Protocol):
-    """What the loop needs from a model and its optimizer."""
-
-    xp: Namespace
-    device: Any
-    #: None when training in one process; the process group of data-parallel training otherwise.
-    group: ProcessGroup | None
-
-    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
-        """One optimizer step at learning rate `lr`; returns the batch loss and the number of
-        correct predictions, both as 0-D device arrays (not read back). `step` is the step's
-        number in the run (0, 1, ...; what its random draws, e.g. dropout masks, derive from):
-        `fit` passes ``epoch · steps_per_epoch + i``; None: the learner counts its calls."""
-
-    def logits(self, x: Array) -> Array:
-        """Outputs in evaluation mode, without touching any training state."""
-
-    def snapshot(self) -> dict[str, Any]:
-        """The model's parameters and buffers (references are fine: nothing is written in place)."""
-
-    def restore(self, state: dict[str, Any]) -> None: ...
-
-    def optimizer_state(self) -> dict[str, Any]: ...
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None: ...
+__all__ = ["ArraymlLearner", "EpochSteps", "FitState", "Learner", "ProcessGroup", "check_labels", "count_correct",
+           "evaluate", "evaluate_best", "fit", "train_epoch"]
 
 
 def _shard(learner: Learner) -> tuple[ProcessGroup | None, tuple[int, int] | None]:
@@ -77,138 +48,41 @@ def _shard(learner: Learner) -> tuple[ProcessGroup | None, tuple[int, int] | Non
     return group, None if group is None else (group.rank, group.world_size)
 
 
-def count_correct(logits: Array, y: Array) -> Array:
-    """The number of correct predictions, as a 0-D integer device array (not read back)."""
-    xp = backend.get_namespace(logits, y)
-    return backend.count_true(xp.argmax(logits, axis=1) == y, xp=xp)
-
-
-class ArraymlLearner:
-    """An arrayml model, the fused softmax + cross-entropy loss and an optimizer, trained by
-    `arrayml.step.train_step`.
-
-    With ``compile=True`` the whole step (forward, loss, backward, update, the correct-count)
-    runs as one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
-    ``torch.compile`` on PyTorch; a `ValueError` on other backends), with the same layer code.
-
-    `seed` seeds the step's random draws (dropout masks): step n draws from
-    ``step_key(seed, n)`` (`arrayml.step.step_key`), eager or compiled.
-
-    The learner follows its model: after ``model.to(...)`` it trains where the model now lives
-    (the optimizer's state is moved along at the next step).
-    """
-
-    group = None  # one process (arrayml.distributed.DataParallelLearner has a group)
-
-    def __init__(self, model: Module, optimizer: Optimizer, *, compile: bool = False, seed: int = 0) -> None:
-        if not isinstance(model, Module):
-            raise TypeError(f"ArraymlLearner trains an arrayml Module, got {type(model).__name__}")
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"ArraymlLearner needs an arrayml optimizer (arrayml.optim.Optimizer), got "
-                            f"{type(optimizer).__name__}")
-        if model.placement() is None:
-            raise ValueError("the model has no parameters to train")
-        self.model = model
-        self.optimizer = optimizer
-        self.seed = validate.seed(seed, "ArraymlLearner seed")
-        #: The number of the next step when `train_step` is not given one.
-        self.next_step = 0
-        # labels are checked once, up front, by `fit`: no per-step host sync for validation
-        self.loss = SoftmaxCrossEntropy(validate=False)
-        self.compiled = None
-        if compile:
-            from .compile import compile_step
-
-            self.compiled = compile_step(model, self.loss, optimizer, metrics=count_correct, seed=self.seed)
-
-    @property
-    def placement(self) -> backend.Placement:
-        """Where the model lives now."""
-        where = self.model.placement()
-        if where is None:
-            raise ValueError("the model has no parameters to train")
-        return where
-
-    @property
-    def xp(self) -> Namespace:
-        return self.placement.xp
-
-    @property
-    def device(self) -> Any:
-        return self.placement.device
-
-    count_correct = staticmethod(count_correct)
-
-    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
-        step = self.next_step if step is None else step
-        self.next_step = step + 1
-        key = self.step_key(step) if self.model.draws_random_numbers() else None
-        if self.compiled is not None:
-            return self.compiled(x, y, lr, key=key)
-        params = self.model.parameters()
-        self.optimizer.state, loss, correct = train_step(
-            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, key=key,
-            metrics=count_correct)
-        return loss, correct
-
-    def step_key(self, step: int, rank: int | None = None) -> Any:
-        """The random key of step `step` (of process `rank` in data-parallel training), where the
-        model lives."""
-        where = self.placement
-        return step_key(self.seed, step, xp=where.xp, device=where.device, rank=rank)
-
-    def logits(self, x: Array) -> Array:
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self.model.forward(x)
-        finally:
-            self.model.clear_cache()
-            self.model.train(was_training)
-
-    def snapshot(self) -> dict[str, Any]:
-        # eager: references (nothing is written in place); compiled on JAX: copies, since the
-        # next step donates the model's arrays
-        return self.model.state() if self.compiled is None else self.compiled.snapshot()
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state(state)
-
-    def optimizer_state(self) -> dict[str, Any]:
-        """The optimizer's state, flat (``"momentum/0.weight"``: what a checkpoint holds)."""
-        return flatten_state(self.optimizer.state_for(self.model.parameters()))
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        """Set the optimizer's state from `optimizer_state`'s flat form, checked against the
-        model's parameters and moved to where they live."""
-        self.optimizer.state = self.optimizer.fitted_state(unflatten_state(state), self.model.parameters())
-
-
 # --------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------
 
 
 def evaluate(
-    learner: Learner, x: Array, y: Array, *, n_classes: int = 10, batch_size: int = 1000,
-    betas: Sequence[float] = (0.1, 1.0, 10.0), class_names: Sequence[str] | None = None,
+    learner: Learner, x: Array, y: Array, *, n_classes: int | None = None, batch_size: int = 1000,
+    betas: Sequence[float] = (0.1, 1.0, 10.0), class_names: Sequence[str] | None = None, check: bool = True,
 ) -> dict[str, Any]:
     """Loss, accuracy, confusion matrix, per-class precision/recall/F-beta of `learner` on
     (x, y), all computed on the device and read back once.
 
+    `n_classes` defaults to the model's number of outputs. With `check` (the default) the labels
+    are first checked to lie in [0, n_classes) (one more read-back); `fit` checks them once up
+    front and passes ``check=False``.
+
     A data-parallel learner scores its share of the batches (`eval_batches` with a shard); the
     loss sums and confusion matrices of all processes are then added up, so every process gets
     the exact figures of the whole of (x, y), each sample counted once."""
-    xp, dev = backend.get_namespace_and_device(x, y)
+    xp, dev = backend.get_namespace_and_device(x, y, names=("x", "y"), what="evaluate")
+    if x.shape[0] == 0:
+        raise ValueError("evaluate: x has no rows, so there is nothing to evaluate")
+    if n_classes is None:
+        n_classes = output_width(learner, x)
+    if check:
+        check_labels(y, n_classes, "evaluate")
     group, shard = _shard(learner)
     wide = backend.widest_float(xp)  # float64; float32 on JAX without x64
     cm = xp.zeros((n_classes, n_classes), dtype=backend.widest_int(xp), device=dev)
     loss_sum = xp.zeros((), dtype=wide, device=dev)
-    loss_fn = SoftmaxCrossEntropy(validate=False)  # labels were checked once, by the caller
+    loss_fn = SoftmaxCrossEntropy(validate=False)  # labels are checked above, or were by the caller
     for xb, yb in eval_batches(x, y, batch_size, shard=shard):
         logits = learner.logits(xb)
         loss_sum = loss_sum + xp.astype(loss_fn.forward(logits, yb), wide) * xb.shape[0]
-        # labels were checked once by the caller, and argmax predictions are always in range
+        # labels are in range (checked), and argmax predictions always are
         cm = cm + metrics.confusion_matrix(yb, xp.argmax(logits, axis=1), n_classes, xp=xp, validate=False)
     if group is not None:
         cm, loss_sum = group.all_reduce_sum([cm, loss_sum], what="the evaluation counts")
@@ -216,13 +90,60 @@ def evaluate(
     return metrics.summarize(cm, loss_sum=loss_sum, betas=betas, class_names=names)
 
 
+def output_width(learner: Learner, x: Array) -> int:
+    """The number of outputs (classes) of `learner`'s model: the width of its logits for the
+    first row of `x` (evaluation mode; a shape, nothing read back)."""
+    return int(learner.logits(x[:1, ...]).shape[1])
+
+
 def check_labels(y: Array, n_classes: int, what: str) -> None:
     """Validate a whole label array once (one host sync), so training steps need not."""
-    xp = backend.get_namespace(y)
+    xp = backend.get_namespace(y, names=(f"{what} labels",))
     if not xp.isdtype(y.dtype, "integral") or y.ndim != 1:
         raise TypeError(f"{what} labels must be a 1-D integer array, got {backend.dtype_name(y.dtype)} of shape {tuple(y.shape)}")
     if y.shape[0] and bool(xp.any((y < 0) | (y >= n_classes))):
         raise ValueError(f"{what} labels must be in [0, {n_classes}), got values from {int(xp.min(y))} to {int(xp.max(y))}")
+
+
+def check_problem(learner: Learner, data: Splits) -> int:
+    """The number of classes the model scores, after checking, once and up front, that it fits
+    `data`: every label in [0, outputs), and outputs equal to ``data.n_classes`` when the data
+    says how many classes there are. The error names both numbers."""
+    width = output_width(learner, data.x_train)
+    classes = data.n_classes
+    assert classes is not None  # Splits fills it in from the labels
+    if width < classes or (data.n_classes_given and width != classes):
+        said = "has" if data.n_classes_given else f"has labels up to {classes - 1}, so at least"
+        raise ValueError(
+            f"the model has {width} outputs but the data {said} {classes} classes: build the model with {classes} "
+            f"outputs (e.g. MLP(n_inputs, hidden, {classes}))"
+        )
+    for part in ("train", "val"):
+        y = getattr(data, f"y_{part}")
+        if y is not None:
+            check_labels(y, width, part)
+    return width
+
+
+def _rates(learner: Learner, schedule: Schedule | None, lr: float | None) -> Schedule:
+    """The rate of every step, from one source: `schedule`, else `lr`, else the optimizer's.
+    Two different rates (an optimizer built with one, fit or a schedule given another) are a
+    `ValueError` naming both."""
+    own = learner.lr
+    if schedule is not None:
+        if lr is not None:
+            raise ValueError("fit takes a learning rate or a schedule, not both: the schedule gives every step's rate")
+        if own is not None and not math.isclose(schedule.lr, own, rel_tol=1e-12):
+            raise ValueError(f"two learning rates: the optimizer's lr={own:g} and the schedule's peak lr={schedule.lr:g}; "
+                             "build both from one number")
+        return schedule
+    if lr is not None and own is not None and not math.isclose(lr, own, rel_tol=1e-12):
+        raise ValueError(f"two learning rates: the optimizer's lr={own:g} and fit's lr={lr:g}; give the rate once "
+                         "(to the optimizer, or as fit's schedule)")
+    rate = lr if lr is not None else own
+    if rate is None:
+        raise ValueError("fit needs a learning rate: the learner's optimizer has none, so give lr= or a schedule")
+    return Constant(rate)
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,29 +202,33 @@ def fit(
     schedule: Schedule | None = None, lr: float | None = None, progress: bool | None = None,
     log_every: int = 50, log: Callable[[str], None] | None = print,
     start: FitState | None = None, on_epoch_end: Callable[[FitState], None] | None = None,
+    restore_best: bool = True,
 ) -> FitState:
     """Train `learner` on ``data.x_train`` for `epochs`, validating after each epoch.
 
-    The learning rate is ``schedule(step / steps_per_epoch)`` (a constant `lr` if no schedule).
-    Batches are reshuffled each epoch by a generator derived from (`seed`, epoch), and the last
-    partial batch is dropped. The state after the best validation accuracy is kept in
-    ``FitState.best_state``. `start` continues an earlier run (resume); `on_epoch_end` is called
-    with the state after every epoch (checkpointing). `progress`: a progress bar per epoch
-    (None: only when stderr is a terminal).
+    The learning rate is ``schedule(step / steps_per_epoch)``, or a constant: `lr` if given (it
+    must be the optimizer's), else the optimizer's own. Batches are reshuffled each epoch by a
+    generator derived from (`seed`, epoch), and the last partial batch is dropped. Checked before
+    the first step: the labels against the model's outputs (`check_problem`), the sizes.
+
+    With a validation set, the state after the best validation accuracy is kept in
+    ``FitState.best_state`` and, with `restore_best` (the default), put back into the model when
+    `fit` returns; without one (``data.x_val`` None) there is no best-epoch selection and the
+    model keeps the last epoch's weights (said in the log). `start` continues an earlier run
+    (resume); `on_epoch_end` is called with the state after every epoch (checkpointing).
+    `progress`: a progress bar per epoch (None: only when stderr is a terminal).
     """
-    if schedule is None:
-        if lr is None:
-            raise ValueError("fit needs a learning rate or a schedule")
-        schedule = Constant(lr)
+    schedule = _rates(learner, schedule, lr)
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    for name in ("train", "val"):
-        check_labels(getattr(data, f"y_{name}"), data.n_classes, name)
     n_steps = steps_per_epoch(data.x_train.shape[0], batch_size)
     if n_steps == 0:
         raise ValueError(f"batch size {batch_size} exceeds the {data.x_train.shape[0]} training samples")
+    n_classes = check_problem(learner, data)
     state = start if start is not None else FitState()
     say = log if log is not None else (lambda _msg: None)
+    if data.x_val is None:
+        say("no validation set: no best-epoch selection, the model keeps the last epoch's weights")
     for epoch in range(state.epochs_done, epochs):
         if state.diverged is not None:
             break
@@ -317,9 +242,9 @@ def fit(
             say(f"epoch {epoch + 1}/{epochs}: loss became {state.diverged['loss']} at step {state.diverged['step']}: "
                 "diverged, stopping this run")
         else:
-            record = _validate(learner, data, steps, epoch=epoch, batch_size=batch_size, t0=t0)
+            record = _epoch_record(learner, data, steps, epoch=epoch, batch_size=batch_size, n_classes=n_classes, t0=t0)
             state.history["epochs"].append(record)
-            if record["val_accuracy"] > state.best_val_accuracy:
+            if record.get("val_accuracy") is not None and record["val_accuracy"] > state.best_val_accuracy:
                 state.best_val_accuracy = record["val_accuracy"]
                 state.best_epoch = epoch + 1
                 state.best_state = learner.snapshot()  # references: a snapshot, since nothing is written in place
@@ -327,6 +252,10 @@ def fit(
         state.epochs_done = epoch + 1
         if on_epoch_end is not None:
             on_epoch_end(state)
+    if restore_best and state.best_state is not None:
+        learner.restore(state.best_state)
+        say(f"the model now holds the weights of epoch {state.best_epoch}, the best on validation "
+            f"(accuracy {state.best_val_accuracy:.4f})")
     return state
 
 
@@ -379,10 +308,14 @@ def _record_steps(state: FitState, steps: EpochSteps, batch_size: int) -> None:
     history["lr"].extend(steps.lrs)
 
 
-def _validate(learner: Learner, data: Splits, steps: EpochSteps, *, epoch: int, batch_size: int, t0: float) -> dict[str, Any]:
-    """The epoch's record: its training figures and the validation loss and accuracy."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        val = evaluate(learner, data.x_val, data.y_val, n_classes=data.n_classes, betas=())
+def _epoch_record(learner: Learner, data: Splits, steps: EpochSteps, *, epoch: int, batch_size: int,
+                  n_classes: int, t0: float) -> dict[str, Any]:
+    """The epoch's record: its training figures and, with a validation set, the validation loss
+    and accuracy (None without)."""
+    val: dict[str, Any] = {"loss": None, "accuracy": None}
+    if data.x_val is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            val = evaluate(learner, data.x_val, data.y_val, n_classes=n_classes, betas=(), check=False)
     return {
         "epoch": epoch + 1,
         "lr": steps.lrs[-1],
@@ -395,17 +328,20 @@ def _validate(learner: Learner, data: Splits, steps: EpochSteps, *, epoch: int, 
 
 
 def _epoch_line(record: dict[str, Any], epochs: int) -> str:
-    return (
-        f"epoch {record['epoch']:>3}/{epochs}  lr {record['lr']:.4g}  train loss {record['train_loss']:.4f}  "
-        f"train acc {record['train_accuracy']:.4f}  val loss {record['val_loss']:.4f}  "
-        f"val acc {record['val_accuracy']:.4f}  ({record['seconds']:.1f}s)"
-    )
+    line = (f"epoch {record['epoch']:>3}/{epochs}  lr {record['lr']:.4g}  train loss {record['train_loss']:.4f}  "
+            f"train acc {record['train_accuracy']:.4f}")
+    if record["val_accuracy"] is not None:
+        line += f"  val loss {record['val_loss']:.4f}  val acc {record['val_accuracy']:.4f}"
+    return line + f"  ({record['seconds']:.1f}s)"
 
 
 def evaluate_best(learner: Learner, data: Splits, state: FitState) -> dict[str, Any] | None:
-    """Restore the best-validation state and evaluate it on the test set (None if no epoch
-    finished before a divergence)."""
-    if state.best_state is None:
+    """The best-validation model (restored) evaluated on the test set; without a validation set
+    the model as it is. None when there is no test set, or no epoch finished before a divergence."""
+    if data.x_test is None:
         return None
-    learner.restore(state.best_state)
-    return evaluate(learner, data.x_test, data.y_test, n_classes=data.n_classes, class_names=data.class_names)
+    if state.best_state is not None:
+        learner.restore(state.best_state)
+    elif data.x_val is not None or state.diverged is not None:
+        return None
+    return evaluate(learner, data.x_test, data.y_test, class_names=data.class_names, check=False)

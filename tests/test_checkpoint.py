@@ -54,12 +54,50 @@ def test_another_architecture_is_refused_naming_what_differs(tmp_path):
     path = checkpoint.save_model(tmp_path / "m.npz", model)
     other = am.MLP(6, [7], 3, batch_norm=True)
     before = {k: np.array(v) for k, v in other.state().items()}
-    with pytest.raises(ValueError, match=r"0.weight: shape \(5, 6\) where the model has \(7, 6\)"):
+    with pytest.raises(ValueError, match=r"holds another architecture than this model: n_hidden: \[7\] in the model, "
+                                         r"\[5\] in the checkpoint"):
         checkpoint.load_model(path, other)
     for k, v in other.state().items():  # nothing was changed
         np.testing.assert_array_equal(np.asarray(v), before[k])
+    with pytest.raises(ValueError, match="batch_norm: False in the model, True in the checkpoint"):
+        checkpoint.load_model(path, am.MLP(6, [5], 3))
+    with pytest.raises(ValueError, match="activation: 'tanh' in the model, 'relu' in the checkpoint"):
+        checkpoint.load_model(path, am.MLP(6, [5], 3, batch_norm=True, activation="tanh"))
+
+
+def test_a_checkpoint_without_an_architecture_is_checked_array_by_array(tmp_path):
+    """Files written before architectures were recorded (or by checkpoint.save with arrays only)
+    load into a model given by hand; names and shapes are still compared."""
+    model, _ = _trained({})
+    path = checkpoint.save(tmp_path / "m.npz", checkpoint.Checkpoint(model=model.state()))
+    with pytest.raises(ValueError, match=r"0.weight: shape \(5, 6\) where the model has \(7, 6\)"):
+        checkpoint.load_model(path, am.MLP(6, [7], 3, batch_norm=True))
     with pytest.raises(ValueError, match=r"missing \['2.bias', '2.weight'\]; unexpected \['1.beta', '1.gamma'"):
         checkpoint.load_model(path, am.MLP(6, [5], 3))
+    with pytest.raises(checkpoint.CheckpointError, match="records no architecture .* load_model\\(path, model\\)"):
+        checkpoint.load_model(path)
+    fresh = am.MLP(6, [5], 3, batch_norm=True, rng=7)
+    assert checkpoint.load_model(path, fresh).module is fresh
+    np.testing.assert_array_equal(backend.to_numpy(fresh.parameters()["0.weight"]), backend.to_numpy(model.parameters()["0.weight"]))
+
+
+@pytest.mark.parametrize("xp_name", ["numpy", "torch"])
+def test_load_model_with_no_model_rebuilds_it_from_the_recorded_architecture(tmp_path, xp_name):
+    if xp_name == "torch":
+        pytest.importorskip("torch", reason="torch is not installed")
+    model = am.MLP(6, [5, 4], 3, batch_norm=True, activation="elu", rng=1, dtype="float64")
+    path = checkpoint.save_model(tmp_path / "m.npz", model)
+    rebuilt = checkpoint.load_model(path, xp=xp_name).module
+    assert repr(rebuilt) == repr(model) and rebuilt.config() == model.config()
+    assert backend.namespace_name(rebuilt.placement().xp) == xp_name
+    assert backend.dtype_name(rebuilt.placement().dtype) == "float64"
+    x = np.random.default_rng(0).normal(size=(4, 6))
+    model.eval(), rebuilt.eval()
+    out = backend.to_numpy(rebuilt.forward(backend.convert(x, rebuilt.placement().xp, rebuilt.placement().device)))
+    np.testing.assert_allclose(out, model.forward(x), rtol=1e-12, atol=1e-14)  # the same weights (another BLAS)
+    nested = am.Sequential(am.Linear(4, 3, rng=0), am.LeakyReLU(0.2), am.Residual(am.Sequential(am.Linear(3, 3), am.Tanh())))
+    again = checkpoint.load_model(checkpoint.save_model(tmp_path / "s.npz", nested)).module
+    assert again.config() == nested.config() and again.layers[1].negative_slope == 0.2
 
 
 def test_wrong_dtype_is_refused_not_cast(tmp_path):

@@ -61,3 +61,52 @@ def test_every_python_block_runs_as_written(code, tmp_path):
     proc = subprocess.run([sys.executable, str(script), "readme_block.py"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"README block fails:\n{code}\n{proc.stderr}"
+
+
+_REPL = """
+import code
+
+
+class _Console(code.InteractiveConsole):
+    def showsyntaxerror(self, filename=None, **kwargs):
+        super().showsyntaxerror(filename, **kwargs)
+        sys.exit(3)
+
+    def showtraceback(self):
+        super().showtraceback()
+        sys.exit(4)
+
+
+def _displayhook(value):
+    # what a REPL would echo; an array printed on every step of a loop is the failure
+    if value is not None and hasattr(value, "shape") and hasattr(value, "dtype"):
+        print(f"ECHOED AN ARRAY of shape {tuple(value.shape)}", file=sys.stderr)
+        sys.exit(5)
+
+
+sys.displayhook = _displayhook
+console = _Console()
+for line in open(sys.argv[1]).read().splitlines():
+    console.push(line)
+console.push("")
+"""
+
+
+@pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i + 1}" for i in range(len(BLOCKS))])
+def test_every_python_block_pastes_into_a_repl_and_writes_nothing_where_it_runs(code, tmp_path):
+    """Pasted line by line into Python's interactive console: no syntax error (a blank line ends
+    every indented block before the code after it), no array echoed (a loop that prints an array
+    every step), and no file left in the folder it ran in (the checkout, for a reader)."""
+    needs = _needs(code)
+    for module in needs:
+        pytest.importorskip(module, reason=f"this README block needs {module}, which is not installed")
+    hidden = tuple(m for m in NOT_INSTALLED if m not in needs)
+    runner = tmp_path.parent / f"{tmp_path.name}-runner"
+    runner.mkdir()
+    (runner / "repl.py").write_text(_prelude(hidden) + _REPL)
+    (runner / "readme_block.py").write_text(code)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(runner), "ARRAYML_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(runner / "repl.py"), str(runner / "readme_block.py")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"README block fails when pasted into a REPL:\n{code}\n{proc.stderr}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "the block wrote into the folder it ran in"

@@ -94,7 +94,7 @@ def test_labels_are_checked_once_before_training():
     data = small_splits()
     data.y_train = np.where(data.y_train == 2, 7, data.y_train)
     with pytest.raises(ValueError, match=r"train labels must be in \[0, 3\), got values from 0 to 7"):
-        fit(learner(), data, epochs=1, batch_size=32, seed=0, lr=0.1, progress=False, log=None)
+        fit(learner(), data, epochs=1, batch_size=32, seed=0, lr=0.05, progress=False, log=None)
 
 
 def test_same_seed_same_run_different_seed_different_run():
@@ -124,7 +124,7 @@ def test_schedules_have_their_shapes():
 
 def test_schedule_is_applied_per_step():
     data = small_splits()
-    state = fit(learner(), data, epochs=2, batch_size=32, seed=0, schedule=WarmupCosine(0.1, epochs=2, warmup_epochs=1),
+    state = fit(learner(lr=0.1), data, epochs=2, batch_size=32, seed=0, schedule=WarmupCosine(0.1, epochs=2, warmup_epochs=1),
                 progress=False, log=None)
     lrs = state.history["steps"]["lr"]
     assert lrs[0] == 0.0 and lrs[6] == pytest.approx(0.1 * 6 / 7)
@@ -136,5 +136,16 @@ def test_evaluate_reads_back_once_per_evaluation(monkeypatch):
     real = backend.to_numpy
     monkeypatch.setattr(backend, "to_numpy", lambda x: calls.append(1) or real(x))
     data = small_splits()
-    evaluate(learner(), data.x_test, data.y_test, n_classes=3, batch_size=7)  # 9 batches
+    evaluate(learner(), data.x_test, data.y_test, n_classes=3, batch_size=7, check=False)  # 9 batches
     assert len(calls) == 1
+
+
+
+def test_evaluate_takes_the_class_count_from_the_model_and_checks_the_labels():
+    """Without n_classes, a 3-class model gets a 3 x 3 confusion matrix (never a default of 10);
+    labels the model cannot score are refused."""
+    data = small_splits()
+    result = evaluate(learner(), data.x_test, data.y_test)
+    assert len(result["confusion_matrix"]) == 3 and len(result["precision"]) == 3
+    with pytest.raises(ValueError, match=r"evaluate labels must be in \[0, 3\), got values from 0 to 5"):
+        evaluate(learner(), data.x_test, np.where(data.y_test == 2, 5, data.y_test))

@@ -23,6 +23,12 @@ def torch_kernels(standard: Kernels) -> Kernels:
         picked = torch.where(hot, logy, 0.0) if hot is not None else t * torch.where(t == 0, 0.0, logy)
         return torch.sum(picked) / -x.shape[0], torch.exp(logy)  # = −(Σ)/S exactly
 
+    def one_hot(labels: Array, n_classes: int, dtype: Any) -> tuple[Array, Array]:
+        # the standard form, with the tensor's own device (array_api_compat.device would first
+        # ask which of six libraries the array belongs to: Dynamo warns about each question)
+        hot = labels[:, None] == torch.arange(n_classes, dtype=labels.dtype, device=labels.device)
+        return hot.to(dtype), hot
+
     def count_true(mask: Array) -> Array:
         return torch.sum(mask, dtype=torch.int64)  # booleans summed natively
 
@@ -55,7 +61,7 @@ def torch_kernels(standard: Kernels) -> Kernels:
 
     return standard._replace(
         adam_update=adam_update,
-        logsumexp=logsumexp, softmax_cross_entropy=softmax_cross_entropy, count_true=count_true,
+        logsumexp=logsumexp, softmax_cross_entropy=softmax_cross_entropy, one_hot=one_hot, count_true=count_true,
         subtract_scaled=subtract_scaled, column_sums=column_sums, take_rows=take_rows, relu=torch.relu,
         relu_backward=relu_backward,
     )

@@ -204,6 +204,9 @@ def _inspect(arrays: tuple[Array, ...], label: Any) -> tuple[Namespace, Any]:
         try:
             a_xp = array_api_compat.array_namespace(a)
         except TypeError:
+            library = type(a).__module__.partition(".")[0]
+            if library in ("pandas", "polars") and hasattr(a, "to_numpy"):  # a table's column or frame
+                raise TypeError(f"{label(i)} is a {library} {type(a).__name__}, not an array: pass .to_numpy()") from None
             raise TypeError(
                 f"{label(i)}: expected an array (NumPy, PyTorch, CuPy, JAX or array-api-strict), "
                 f"got {type(a).__name__}"

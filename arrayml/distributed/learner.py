@@ -21,10 +21,10 @@ from typing import Any
 from .. import backend, validate
 from ..backend import Array
 from ..data import shard_bounds
+from ..learners import ArraymlLearner, count_correct
 from ..modules import Module
 from ..optim import flatten_state
 from ..step import train_step
-from ..training import ArraymlLearner, count_correct
 from .group import Pending, ProcessGroup
 
 
@@ -145,6 +145,10 @@ class DataParallelLearner:
     @property
     def device(self) -> Any:
         return self.learner.device
+
+    @property
+    def lr(self) -> float:
+        return self.learner.lr
 
     @property
     def weight(self) -> float:

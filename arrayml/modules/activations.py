@@ -14,7 +14,8 @@ import math
 
 from .. import backend, validate
 from ..backend import Array, Namespace
-from .base import Module, check_grad, namespace_of
+from .base import Module
+from .checks import check_grad, namespace_of
 
 
 class Activation(Module):
@@ -69,6 +70,9 @@ class LeakyReLU(Activation):
     def gradient(self, xp, x, y, dy):
         return xp.where(x > 0, dy, self.negative_slope * dy)
 
+    def arguments(self) -> dict[str, float]:
+        return {"negative_slope": self.negative_slope}
+
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
 
@@ -89,6 +93,9 @@ class ELU(Activation):
         # is tiny but exact. min(x, 0), written with `where` (traceable by torch.compile): no
         # overflow in the branch `where` discards.
         return xp.where(x > 0, dy, dy * (self.alpha * xp.exp(xp.where(x > 0, 0.0, x))))
+
+    def arguments(self) -> dict[str, float]:
+        return {"alpha": self.alpha}
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"

@@ -18,7 +18,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array, Seed
-from .base import RandomModule, check_grad, namespace_of
+from .checks import check_grad, namespace_of
+from .randomness import RandomModule
 
 
 class RandomFlip(RandomModule):
@@ -66,6 +67,9 @@ class RandomFlip(RandomModule):
         xp = namespace_of("RandomFlip.backward", ("dy",), dy)
         check_grad(dy, shape, module="RandomFlip", dtype=dtype)
         return self._flip(xp, dy, flipped) if input_grad else None
+
+    def arguments(self) -> dict[str, Any]:
+        return {"image_shape": list(self.image_shape)}
 
     def extra_repr(self) -> str:
         return f"image_shape={self.image_shape}"

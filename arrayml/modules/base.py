@@ -18,14 +18,28 @@ such tensors are refused rather than silently detached: pass ``x.detach()``.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
-
 from .. import backend
-from ..backend import Array, Namespace, Seed
+from ..backend import Array
+
+#: Every Module subclass by its config name (`Module.config`'s "type").
+_REGISTRY: dict[str, type[Module]] = {}
+
+#: Constructor arguments that say where or how a module is made, not what it is: a config
+#: leaves them out (the dtype is recorded beside it; a synchronisation function is a process's).
+_PLACEMENT_ARGUMENTS = ("xp", "device", "dtype", "rng", "sync", "batch_norm_sync")
+
+
+def registered_module(name: str) -> type[Module]:
+    """The Module subclass whose config type is `name` (a `ValueError` naming the known ones)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown module type {name!r} in the architecture; known: {', '.join(sorted(_REGISTRY))} "
+                         "(a layer of your own must be imported before its checkpoint is loaded)")
+    return _REGISTRY[name]
 
 
 class Module:
@@ -36,6 +50,10 @@ class Module:
     draws_random = False
     #: The key a random layer draws from next (None: its own stream); set by `set_random_key`.
     random_key: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.config_type()] = cls
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}
@@ -256,6 +274,40 @@ class Module:
             return backend.Placement(xp=xp, device=dev, dtype=p.dtype)
         return None
 
+    # -- architecture (what a checkpoint records; arrayml.modules.architecture) -----------------
+    @classmethod
+    def config_type(cls) -> str:
+        """The name `config` records: the class name for arrayml's modules, ``module.QualName``
+        for others (so that two classes of one name cannot be confused)."""
+        if cls.__module__.startswith("arrayml.modules"):
+            return cls.__name__
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def arguments(self) -> dict[str, Any]:
+        """The constructor's arguments that make this module what it is (JSON-able; not where it
+        lives). A module whose constructor takes such arguments must override this."""
+        taken = [p for p in inspect.signature(type(self).__init__).parameters
+                 if p not in ("self", *_PLACEMENT_ARGUMENTS)]
+        if taken:
+            raise NotImplementedError(
+                f"{type(self).__name__}.arguments() must return its constructor's arguments ({', '.join(taken)}) "
+                "for its architecture to be recorded"
+            )
+        return {}
+
+    def config(self) -> dict[str, Any]:
+        """This module's architecture as plain data: ``{"type": ..., **arguments()}``;
+        `arrayml.modules.architecture.build` makes a new module from it."""
+        return {"type": self.config_type(), **self.arguments()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
+        """A new module from `config` (see `config`); `placement` (xp, device, dtype) is passed to
+        constructors that take it."""
+        accepted = inspect.signature(cls.__init__).parameters
+        args = {k: v for k, v in config.items() if k != "type"}
+        return cls(**args, **{k: v for k, v in placement.items() if k in accepted})
+
     def extra_repr(self) -> str:
         return ""
 
@@ -265,36 +317,6 @@ class Module:
             return f"{type(self).__name__}({self.extra_repr()})"
         inner = "\n".join(f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in kids)
         return f"{type(self).__name__}(\n{inner}\n)"
-
-
-class RandomModule(Module):
-    """Base of the layers that draw random numbers in training mode (`Dropout`, `RandomFlip`).
-
-    A training step hands each its key (`Module.set_random_key`); a forward outside a step draws
-    from the layer's own stream, the key of its `seed` folded with the number of draws so far.
-    `rng`: a `numpy.random.Generator` (not advanced: the seed comes from a child of it,
-    ``Generator.spawn``, so adding such a layer changes no other layer's initial weights), an
-    int seed, or None (seed 0)."""
-
-    draws_random = True
-
-    def __init__(self, rng: Seed = None) -> None:
-        super().__init__()
-        backend.as_generator(rng)  # the same checks of `rng` as everywhere
-        if isinstance(rng, np.random.Generator):
-            self.seed = int(rng.spawn(1)[0].integers(0, 2**63))
-        else:
-            self.seed = 0 if rng is None else int(rng)
-        #: Keys drawn from the layer's own stream so far.
-        self.draws = 0
-
-    def next_key(self, xp: Namespace, device: Any) -> Any:
-        """The key to draw from now: the step's, or the next of the layer's own stream."""
-        key = self.random_key
-        if key is None:
-            key = backend.fold_in(backend.random_key(self.seed, xp=xp, device=device), self.draws)
-            self.draws += 1
-        return key
 
 
 def _walk(module: Module, prefix: str, found: list[tuple[str, Module]]) -> None:
@@ -349,55 +371,3 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-def namespace_of(where: str, names: tuple[str, ...], *arrays: Array) -> Namespace:
-    """The namespace of a call's arrays, with errors that name the call (``"Linear.forward"``)
-    and the arguments (`names`, one per array: ``("input x", "weight", "bias")``). The first
-    array is the caller's and may not be None."""
-    if arrays[0] is None:
-        raise TypeError(f"{where} expects {names[0]} as an array, got None")
-    return backend.get_namespace(*arrays, names=names, what=where)
-
-
-def check_input(
-    x: Array, *, module: str, ndim: int | None = None, features: int | None = None,
-    dtype: Any = None, xp: Any = None,
-) -> None:
-    """Validate a layer's input: floating dtype, number of dimensions, feature count, dtype equal
-    to the parameters' (no silent promotion). Raises with expected vs got in the message."""
-    backend.check_floating(x, module, xp=xp)
-    shape = tuple(x.shape)
-    if ndim is not None and len(shape) != ndim:
-        raise ValueError(
-            f"{module} expects a {ndim}-D input of shape (batch, features), got a "
-            f"{len(shape)}-D array of shape {shape}"
-        )
-    if features is not None and shape[-1] != features:
-        raise ValueError(
-            f"{module} expects {features} input features, i.e. shape (batch, {features}), "
-            f"got shape {shape}"
-        )
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(
-            f"{module} has {backend.dtype_name(dtype)} parameters but got a "
-            f"{backend.dtype_name(x.dtype)} input; convert the input (xp.astype) or the model "
-            f"(model.to(dtype=...)) so they match"
-        )
-
-
-def check_grad(dy: Array, like_shape: tuple[int, ...], *, module: str, dtype: Any = None) -> None:
-    """Validate an upstream gradient: it must have the shape and (if given) the dtype of the
-    forward output. A float64 `dy` into float32 layers would otherwise turn every gradient, and
-    after the next SGD step every parameter, into float64."""
-    if tuple(dy.shape) != tuple(like_shape):
-        raise ValueError(
-            f"{module}.backward expects a gradient of the forward output's shape "
-            f"{tuple(like_shape)}, got shape {tuple(dy.shape)}"
-        )
-    if dtype is not None and dy.dtype != dtype:
-        raise TypeError(
-            f"{module}.backward expects a gradient of the forward output's dtype "
-            f"{backend.dtype_name(dtype)}, got {backend.dtype_name(dy.dtype)}; convert it first "
-            f"(xp.astype(dy, {backend.dtype_name(dtype)}))"
-        )

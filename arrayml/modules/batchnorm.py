@@ -30,7 +30,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array
-from .base import Module, check_grad, check_input, namespace_of
+from .base import Module
+from .checks import check_grad, check_input, namespace_of
 
 
 class BatchNorm1d(Module):
@@ -127,6 +128,9 @@ class BatchNorm1d(Module):
             sum_dy, sum_dy_xhat = sync([dbeta, dgamma])
             return (gamma * inv_std / n) * (n * dy - sum_dy - xhat * sum_dy_xhat)
         return (gamma * inv_std / S) * (S * dy - dbeta - xhat * dgamma)
+
+    def arguments(self) -> dict[str, Any]:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
 
     def extra_repr(self) -> str:
         sync = ", synchronized" if self.sync is not None else ""

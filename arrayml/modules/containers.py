@@ -8,14 +8,15 @@ Residual adds the skip path's gradient: for ``y = x + f(x)``, ``dx = dy + f'(x)á
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import backend, validate
 from ..backend import Array, Seed
-from .activations import Activation, activation_by_name
-from .base import Module, check_grad, namespace_of
+from .activations import ACTIVATIONS, Activation, activation_by_name
+from .base import Module, registered_module
 from .batchnorm import BatchNorm1d
+from .checks import check_grad, namespace_of
 from .dropout import Dropout
 from .init import check_init
 from .layernorm import LayerNorm
@@ -56,6 +57,15 @@ class Sequential(Module):
 
     def _set_children(self, children: list[Module]) -> None:
         self.layers = list(children)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.config_type(), "layers": [m.config() for m in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
+        from .architecture import build
+
+        return cls(*[build(c, **placement) for c in config["layers"]])
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -100,6 +110,15 @@ class Residual(Module):
 
     def _set_children(self, children: list[Module]) -> None:
         (self.block,) = children
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.config_type(), "block": self.block.config()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
+        from .architecture import build
+
+        return cls(build(config["block"], **placement))
 
     def forward(self, x: Array) -> Array:
         y = self.block.forward(x)
@@ -223,3 +242,25 @@ class MLP(Sequential):
         self.n_inputs, self.n_hidden, self.n_classes = n_inputs, hidden, n_classes
         self.activation, self.batch_norm = activation, bool(batch_norm)
         self.layer_norm, self.dropout, self.init = layer_norm, dropout, init
+
+    def arguments(self) -> dict[str, Any]:
+        activation = self.activation
+        if not isinstance(activation, str):  # a class: its name among ACTIVATIONS, else its config type
+            names = [name for name, cls in ACTIVATIONS.items() if cls is activation]
+            activation = names[0] if names else activation.config_type()
+        args = {"n_inputs": self.n_inputs, "n_hidden": list(self.n_hidden), "n_classes": self.n_classes,
+                "activation": activation, "batch_norm": self.batch_norm}
+        # the options of issue 19, where they are not the defaults (earlier architectures stay as they were)
+        for key, default in (("layer_norm", False), ("dropout", 0.0), ("init", "kaiming")):
+            if getattr(self, key) != default:
+                args[key] = getattr(self, key)
+        return args
+
+    config = Module.config  # the arguments rebuild the layers: no need to list them
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
+        args = {k: v for k, v in config.items() if k != "type"}
+        if args.get("activation") not in ACTIVATIONS and isinstance(args.get("activation"), str):
+            args["activation"] = registered_module(args["activation"])
+        return cls(**args, **placement)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from .. import backend, validate
 from ..backend import Array, Seed
-from .base import RandomModule, check_grad, namespace_of
+from .checks import check_grad, namespace_of
+from .randomness import RandomModule
 
 
 class Dropout(RandomModule):
@@ -61,6 +62,9 @@ class Dropout(RandomModule):
         if not input_grad:
             return None
         return dy if mask is None else dy * mask
+
+    def arguments(self) -> dict[str, float]:
+        return {"p": self.p}
 
     @property
     def mask(self) -> Array | None:

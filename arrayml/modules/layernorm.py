@@ -18,7 +18,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array
-from .base import Module, check_grad, check_input, namespace_of
+from .base import Module
+from .checks import check_grad, check_input, namespace_of
 
 
 class LayerNorm(Module):
@@ -64,6 +65,9 @@ class LayerNorm(Module):
         sum_dxhat = xp.sum(dxhat, axis=1, keepdims=True)
         sum_dxhat_xhat = xp.sum(dxhat * xhat, axis=1, keepdims=True)
         return (inv_std / C) * (C * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+
+    def arguments(self) -> dict[str, Any]:
+        return {"features": self.features, "eps": self.eps}
 
     def extra_repr(self) -> str:
         return f"{self.features}, eps={self.eps}"

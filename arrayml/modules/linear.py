@@ -13,7 +13,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array, Seed
-from .base import Module, check_grad, check_input, namespace_of
+from .base import Module
+from .checks import check_grad, check_input, namespace_of
 from .init import check_init, linear_parameters
 
 
@@ -62,6 +63,12 @@ class Linear(Module):
         self.grads["weight"] = dy.T @ x
         self.grads["bias"] = backend.column_sums(dy, xp=xp)  # 1ᵀ dY
         return dy @ W if input_grad else None
+
+    def arguments(self) -> dict[str, Any]:
+        args = {"in_features": self.in_features, "out_features": self.out_features, "input_layer": self.input_layer}
+        if self.init != "kaiming":  # (earlier architectures stay as they were)
+            args["init"] = self.init
+        return args
 
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.out_features}" + (", input_layer=True" if self.input_layer else "")

@@ -38,7 +38,8 @@ from typing import Any
 from .. import backend
 from ..backend import Array, Namespace
 from ..validate import boolean
-from .base import Loss, Module, check_grad, namespace_of
+from .base import Loss, Module
+from .checks import check_grad, namespace_of
 
 # Tolerance on a probability row's sum, per class, by the dtype's size in bytes; 10·eps for
 # anything narrower than float32.

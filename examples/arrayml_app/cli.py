@@ -6,6 +6,7 @@ The flags come from the one definition in `arrayml_app.config`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 import time
@@ -70,6 +71,8 @@ def main(
     try:
         if config.resume:
             config = resume_config(config, given=explicit_flags(parser, argv))
+        # the folder this run writes to, numbered past earlier runs', so Ctrl-C names the right one
+        config = dataclasses.replace(config, out=str(config.fresh_out_dir()))
         results = run(config, make_learner=make_learner)
     except (ValueError, BackendUnavailableError, DataError, CheckpointError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -99,8 +102,6 @@ def interrupted_message(prog: str, config: RunConfig, started: float) -> str:
     path = checkpoint_path(config)
     ours = path.is_file() and (path.stat().st_mtime >= started or (config.resume and Path(config.resume) == path))
     if not ours:
-        hint = (" before its first checkpoint: nothing to resume" if config.checkpoint_every
-                else " (no checkpoint: --checkpoint-every N makes a run resumable)")
-        return f"{fresh}{prog}: interrupted{hint}"
+        return f"{fresh}{prog}: interrupted before the first epoch finished: nothing to resume"
     script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else prog
     return f"{fresh}{prog}: interrupted; continue with: python {shlex.quote(script)} --resume {shlex.quote(str(path))}"

@@ -24,10 +24,11 @@ from arrayml.schedules import SCHEDULES
 
 #: Settings a resumed run may change: where it runs, where it writes and how much it says.
 #: Everything else (the model, the data split, the optimisation) comes from the checkpoint.
-RESUME_OVERRIDABLE = ("xp", "device", "compile", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every")
+RESUME_OVERRIDABLE = ("xp", "device", "compile", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every",
+                      "overwrite")
 
 #: Settings that describe how a run is watched, not what it computes: not stored in checkpoints.
-NOT_SAVED = ("quiet", "resume")
+NOT_SAVED = ("quiet", "resume", "overwrite")
 
 
 def flag(help: str, **argparse_kwargs: Any) -> dict[str, Any]:
@@ -108,6 +109,9 @@ class RunConfig:
     log_every: int = field(default=50, metadata=flag("read the loss back from the device every N steps", type=int, metavar="N"))
     checkpoint_every: int = field(default=0, metadata=flag(
         "write a checkpoint to OUT/checkpoint.npz every N epochs (0: never)", type=int, metavar="N"))
+    overwrite: bool = field(default=False, metadata=flag(
+        "write into --out even if it holds another run's results (otherwise a default folder that holds a run is "
+        "numbered, -2, -3..., and a given --out that holds one is refused)", action="store_true"))
     resume: str | None = field(default=None, metadata=flag(
         "continue the run saved in this checkpoint with its settings; only --xp, --device, --compile, --data-dir, --out, "
         "--quiet and --checkpoint-every may be given; default: a new run", metavar="PATH"))
@@ -117,7 +121,8 @@ class RunConfig:
         parts = ["torchref" if self.reference else "mlp", "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
         if self.batch_norm:
             parts.append("syncbn" if self.sync_batch_norm else "bn")
-        parts += [self.xp + ("-compiled" if self.compile else ""), f"lr{self.lr:g}"]
+        place = self.xp + (f"-{self.device.replace(':', '')}" if self.device not in (None, "cpu") else "")
+        parts += [place + ("-compiled" if self.compile else ""), f"lr{self.lr:g}"]
         if self.schedule != "constant":
             parts.append(self.schedule)
         if self.layer_norm:
@@ -137,6 +142,9 @@ class RunConfig:
         parts += [f"e{self.epochs}", f"s{self.seed}"]
         if self.subset:
             parts.append(f"sub{self.subset}")
+        world = world_size()
+        if world > 1:
+            parts.append(f"np{world}")  # data-parallel on `world` processes
         return "-".join(parts)
 
     def optimizer_settings(self) -> dict[str, Any]:
@@ -158,6 +166,22 @@ class RunConfig:
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("results") / self.run_name()
+
+    def fresh_out_dir(self) -> Path:
+        """Where this run writes, never over another run's results: `out_dir`, or for a default
+        folder that already holds a run, the first free ``<name>-2``, ``<name>-3``... A given
+        ``--out`` that holds a run is refused (`ValueError`) unless ``--overwrite``; a resumed
+        run writes where its checkpoint lies."""
+        out = self.out_dir()
+        if self.resume or self.overwrite or not holds_a_run(out):
+            return out
+        if self.out:
+            raise ValueError(f"--out {out} already holds a run (results.json or checkpoint.npz): give another --out, "
+                             f"--resume {out / 'checkpoint.npz'} to continue it, or --overwrite to replace it")
+        n = 2
+        while holds_a_run(out.with_name(f"{out.name}-{n}")):
+            n += 1
+        return out.with_name(f"{out.name}-{n}")
 
     def saved(self) -> dict[str, Any]:
         """The settings that define the run (what a checkpoint and results.json record)."""
@@ -229,6 +253,19 @@ class RunConfig:
         n_train = left if self.subset is None else self.subset
         if self.batch_size > n_train:
             raise ValueError(f"--batch-size must be at most {n_train} (the training images), got {self.batch_size}")
+
+
+def world_size() -> int:
+    """The number of processes of this run: torchrun's ``WORLD_SIZE``, 1 without torchrun."""
+    try:
+        return max(int(os.environ.get("WORLD_SIZE", "1")), 1) if "RANK" in os.environ else 1
+    except ValueError:
+        return 1
+
+
+def holds_a_run(folder: Path) -> bool:
+    """Whether `folder` already holds a run's results or checkpoint."""
+    return (folder / "results.json").exists() or (folder / "checkpoint.npz").exists()
 
 
 def _unwritable(folder: Path) -> str | None:

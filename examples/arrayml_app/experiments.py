@@ -97,7 +97,8 @@ def base_config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
     """The assignment's defaults, on the chosen backend, with `overrides` (``--epochs``, if
     given, wins over an override: it is for quick checks)."""
     cfg = RunConfig(xp=args.xp, device=args.device, data_dir=getattr(args, "data_dir", None),
-                    subset=getattr(args, "subset", None), val_size=getattr(args, "val_size", 5000), quiet=args.quiet)
+                    subset=getattr(args, "subset", None), val_size=getattr(args, "val_size", 5000), quiet=args.quiet,
+                    overwrite=True)  # an experiment regenerates its results/<experiment>/ folders on purpose
     for key, value in overrides.items():
         setattr(cfg, key, value)
     if getattr(args, "epochs", None):

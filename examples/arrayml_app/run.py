@@ -12,6 +12,7 @@ and rank 0 alone prints, draws progress bars and writes results, figures and che
 from __future__ import annotations
 
 import atexit
+import copy
 import dataclasses
 import importlib.util
 import os
@@ -121,6 +122,7 @@ def run(
     Returns the results dictionary (the content of ``results.json``).
     """
     config.validate()
+    config = dataclasses.replace(config, out=str(config.fresh_out_dir()))  # never over another run
     if config.data_dir is not None:  # resolved, so that a checkpoint resumes from any working directory
         config = dataclasses.replace(config, data_dir=str(Path(config.data_dir).expanduser().resolve()))
     n_images, source = cifar10.training_images(config.data_dir)  # read from the file's header: no loading
@@ -154,11 +156,17 @@ def run(
             f"{', synchronized batch norm' if config.sync_batch_norm else ''}")
     first_epoch = start.epochs_done if start is not None else 0
     t_train = time.perf_counter()
-    state = fit(
-        learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-        schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
-        start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s, on_epoch_end, lead=lead),
-    )
+    last: list[checkpoint.Checkpoint] = []  # the latest finished epoch, for Ctrl-C
+    try:
+        state = fit(
+            learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
+            schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
+            start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s, on_epoch_end, lead=lead, last=last),
+        )
+    except KeyboardInterrupt:
+        if lead and last:  # a resumable checkpoint of the last finished epoch, whatever --checkpoint-every
+            checkpoint.save(checkpoint_path(config), last[0])
+        raise
     train_seconds = time.perf_counter() - t_train
     test = evaluate_best(learner, data, state)
     results = {
@@ -307,30 +315,43 @@ def checkpoint_path(config: RunConfig) -> Path:
 
 
 def _epoch_end(config: RunConfig, learner: Learner, state: FitState,
-               hook: Callable[[Learner, FitState], None] | None = None, *, lead: bool = True) -> None:
-    """After each epoch: the checkpoint (written by rank 0 alone), then the caller's hook."""
-    every = config.checkpoint_every
-    if lead and every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged):
-        save_run_checkpoint(checkpoint_path(config), learner, state, config)
+               hook: Callable[[Learner, FitState], None] | None = None, *, lead: bool = True,
+               last: list[checkpoint.Checkpoint] | None = None) -> None:
+    """After each epoch: the checkpoint (written by rank 0 alone, every ``--checkpoint-every``
+    epochs; kept in `last` in any case, for Ctrl-C), then the caller's hook."""
+    if lead:
+        ckpt = run_checkpoint(learner, state, config)
+        if last is not None:
+            last[:] = [ckpt]
+        every = config.checkpoint_every
+        if every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged):
+            checkpoint.save(checkpoint_path(config), ckpt)
     if hook is not None:
         hook(learner, state)
 
 
-def save_run_checkpoint(path: Path, learner: Learner, state: FitState, config: RunConfig) -> Path:
-    """Everything needed to continue the run: model, optimizer, best model, progress, config."""
+def run_checkpoint(learner: Learner, state: FitState, config: RunConfig) -> checkpoint.Checkpoint:
+    """Everything needed to continue the run, as it is now: model, optimizer, best model,
+    progress (copied: the loop goes on), config, and the model's architecture."""
+    model = getattr(learner, "model", None)
     meta = {
         "config": config.saved(),
-        "fit": {
+        "architecture": checkpoint.architecture(model) if isinstance(model, Module) else None,
+        "fit": copy.deepcopy({
             "epochs_done": state.epochs_done,
             "history": state.history,
             "best_epoch": state.best_epoch,
             "best_val_accuracy": state.best_val_accuracy,
             "diverged": state.diverged,
-        },
+        }),
     }
-    return checkpoint.save(path, checkpoint.Checkpoint(
-        model=learner.snapshot(), optimizer=learner.optimizer_state(), best=state.best_state, meta=meta,
-    ))
+    return checkpoint.Checkpoint(model=learner.snapshot(), optimizer=learner.optimizer_state(), best=state.best_state,
+                                 meta=meta)
+
+
+def save_run_checkpoint(path: Path, learner: Learner, state: FitState, config: RunConfig) -> Path:
+    """`run_checkpoint`, written to `path`."""
+    return checkpoint.save(path, run_checkpoint(learner, state, config))
 
 
 def resume_into(learner: Learner, path: str | Path) -> FitState:

@@ -98,11 +98,18 @@ class TorchLearner:
     def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, where: backend.Placement, *,
                  clip_grad_norm: float | None = None) -> None:
         self.net, self.optimizer, self.clip_grad_norm = net, optimizer, clip_grad_norm
+        self._lr = float(optimizer.param_groups[0]["lr"])
         self.loss = nn.CrossEntropyLoss()
         self.xp, self.device = where.xp, where.device
 
+    @property
+    def lr(self) -> float:
+        """The rate the torch optimizer was built with (its first group's; each step sets its own)."""
+        return self._lr
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float, step: int | None = None,
                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(`step` is for arrayml's random keys: torch.nn's dropout draws from torch's generator.)"""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)

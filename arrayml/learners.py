@@ -1,0 +1,175 @@
+"""Learners: what the training loop (`arrayml.training.fit`) trains. A learner holds a model
+and its optimizer and runs one step at a time; `ArraymlLearner` runs arrayml's own step
+(`arrayml.step.train_step`), eager or compiled. The examples' torch mirror implements the same
+protocol for plain ``torch.nn``, and `arrayml.distributed.DataParallelLearner` wraps an
+`ArraymlLearner` for data-parallel training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from . import backend, validate
+from .backend import Array, Namespace
+from .modules import Module, SoftmaxCrossEntropy
+from .optim import Optimizer, flatten_state, unflatten_state
+from .step import step_key, train_step
+
+
+class ProcessGroup(Protocol):
+    """The part of `arrayml.distributed.ProcessGroup` the loop uses."""
+
+    rank: int
+    world_size: int
+
+    def all_reduce_sum(self, arrays: Sequence[Array], *, what: str = ...) -> list[Array]: ...
+
+
+class Learner(Protocol):
+    """What the loop needs from a model and its optimizer."""
+
+    xp: Namespace
+    device: Any
+    #: None when training in one process; the process group of data-parallel training otherwise.
+    group: ProcessGroup | None
+
+    #: The learning rate its optimizer was built with (what `fit` uses when given none), or
+    #: None if it has none.
+    lr: float | None
+
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
+        """One step at learning rate `lr`; returns the batch loss and the number of correct
+        predictions, both as 0-D device arrays (not read back). `step` is the step's number in
+        the run (0, 1, ...: what its random draws, dropout masks, derive from); `fit` passes
+        ``epoch · steps_per_epoch + i``, so a resumed run draws what it would have drawn; None:
+        the learner counts its calls."""
+
+    def logits(self, x: Array) -> Array:
+        """Outputs in evaluation mode, without touching any training state."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """The model's parameters and buffers (references are fine: nothing is written in place)."""
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+    def optimizer_state(self) -> dict[str, Any]: ...
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None: ...
+
+
+def count_correct(logits: Array, y: Array) -> Array:
+    """The number of correct predictions, as a 0-D integer device array (not read back)."""
+    xp = backend.get_namespace(logits, y)
+    return backend.count_true(xp.argmax(logits, axis=1) == y, xp=xp)
+
+
+class ArraymlLearner:
+    """An arrayml model, the fused softmax + cross-entropy loss and an optimizer, trained by
+    `arrayml.step.train_step`.
+
+    With ``compile=True`` the whole step (forward, loss, backward, update, the correct-count)
+    runs as one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
+    ``torch.compile`` on PyTorch; a `ValueError` on other backends), with the same layer code.
+
+    `seed` seeds the step's random draws (dropout masks, random flips): step n draws from
+    ``step_key(seed, n)`` (`arrayml.step.step_key`), eager or compiled.
+
+    The learner follows its model: after ``model.to(...)`` it trains where the model now lives
+    (the optimizer's state is moved along at the next step).
+    """
+
+    group = None  # one process (arrayml.distributed.DataParallelLearner has a group)
+
+    def __init__(self, model: Module, optimizer: Optimizer, *, compile: bool = False, seed: int = 0) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(f"ArraymlLearner trains an arrayml Module, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"ArraymlLearner needs an arrayml optimizer (arrayml.optim.Optimizer), got "
+                            f"{type(optimizer).__name__}")
+        if model.placement() is None:
+            raise ValueError("the model has no parameters to train")
+        self.model = model
+        self.optimizer = optimizer
+        self.seed = validate.seed(seed, "ArraymlLearner seed")
+        #: The number of the next step when `train_step` is not given one.
+        self.next_step = 0
+        # labels are checked once, up front, by `fit`: no per-step host sync for validation
+        self.loss = SoftmaxCrossEntropy(validate=False)
+        self.compiled = None
+        if compile:
+            from .compile import compile_step
+
+            self.compiled = compile_step(model, self.loss, optimizer, metrics=count_correct, seed=self.seed)
+
+    @property
+    def placement(self) -> backend.Placement:
+        """Where the model lives now."""
+        where = self.model.placement()
+        if where is None:
+            raise ValueError("the model has no parameters to train")
+        return where
+
+    @property
+    def xp(self) -> Namespace:
+        return self.placement.xp
+
+    @property
+    def lr(self) -> float:
+        """The optimizer's learning rate."""
+        return self.optimizer.lr
+
+    @property
+    def device(self) -> Any:
+        return self.placement.device
+
+    count_correct = staticmethod(count_correct)
+
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
+        step = self.next_step if step is None else step
+        self.next_step = step + 1
+        key = self.step_key(step) if self.model.draws_random_numbers() else None
+        if self.compiled is not None:
+            return self.compiled(x, y, lr, key=key)
+        params = self.model.parameters()
+        self.optimizer.state, loss, correct = train_step(
+            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, key=key,
+            metrics=count_correct)
+        return loss, correct
+
+    def step_key(self, step: int, rank: int | None = None) -> Any:
+        """The random key of step `step` (of process `rank` in data-parallel training), where the
+        model lives."""
+        where = self.placement
+        return step_key(self.seed, step, xp=where.xp, device=where.device, rank=rank)
+
+    def logits(self, x: Array) -> Array:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.model.forward(x)
+        finally:
+            self.model.clear_cache()
+            self.model.train(was_training)
+
+    def snapshot(self) -> dict[str, Any]:
+        # eager: references (nothing is written in place); compiled on JAX: copies, since the
+        # next step donates the model's arrays
+        return self.model.state() if self.compiled is None else self.compiled.snapshot()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state(state)
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """The optimizer's state, flat (``"momentum/0.weight"``: what a checkpoint holds); copies
+        where the next compiled step would donate (and so delete) the arrays."""
+        state = flatten_state(self.optimizer.state_for(self.model.parameters()))
+        if self.compiled is not None and self.compiled.donate:
+            xp = self.xp
+            state = {k: xp.asarray(v, copy=True) for k, v in state.items()}
+        return state
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """Set the optimizer's state from `optimizer_state`'s flat form, checked against the
+        model's parameters and moved to where they live."""
+        self.optimizer.state = self.optimizer.fitted_state(unflatten_state(state), self.model.parameters())

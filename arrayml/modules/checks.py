@@ -1,0 +1,62 @@
+"""The checks every layer runs on its arguments, by attribute comparisons only (no device read):
+the namespace and device of a call's arrays, with errors that name the call and its arguments;
+a forward input's dtype, rank and feature count; an upstream gradient's shape and dtype."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import backend
+from ..backend import Array, Namespace
+
+
+def namespace_of(where: str, names: tuple[str, ...], *arrays: Array) -> Namespace:
+    """The namespace of a call's arrays, with errors that name the call (``"Linear.forward"``)
+    and the arguments (`names`, one per array: ``("input x", "weight", "bias")``). The first
+    array is the caller's and may not be None."""
+    if arrays[0] is None:
+        raise TypeError(f"{where} expects {names[0]} as an array, got None")
+    return backend.get_namespace(*arrays, names=names, what=where)
+
+
+def check_input(
+    x: Array, *, module: str, ndim: int | None = None, features: int | None = None,
+    dtype: Any = None, xp: Any = None,
+) -> None:
+    """Validate a layer's input: floating dtype, number of dimensions, feature count, dtype equal
+    to the parameters' (no silent promotion). Raises with expected vs got in the message."""
+    backend.check_floating(x, module, xp=xp)
+    shape = tuple(x.shape)
+    if ndim is not None and len(shape) != ndim:
+        raise ValueError(
+            f"{module} expects a {ndim}-D input of shape (batch, features), got a "
+            f"{len(shape)}-D array of shape {shape}"
+        )
+    if features is not None and shape[-1] != features:
+        raise ValueError(
+            f"{module} expects {features} input features, i.e. shape (batch, {features}), "
+            f"got shape {shape}"
+        )
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{module} has {backend.dtype_name(dtype)} parameters but got a "
+            f"{backend.dtype_name(x.dtype)} input; convert the input (xp.astype) or the model "
+            f"(model.to(dtype=...)) so they match"
+        )
+
+
+def check_grad(dy: Array, like_shape: tuple[int, ...], *, module: str, dtype: Any = None) -> None:
+    """Validate an upstream gradient: it must have the shape and (if given) the dtype of the
+    forward output. A float64 `dy` into float32 layers would otherwise turn every gradient, and
+    after the next SGD step every parameter, into float64."""
+    if tuple(dy.shape) != tuple(like_shape):
+        raise ValueError(
+            f"{module}.backward expects a gradient of the forward output's shape "
+            f"{tuple(like_shape)}, got shape {tuple(dy.shape)}"
+        )
+    if dtype is not None and dy.dtype != dtype:
+        raise TypeError(
+            f"{module}.backward expects a gradient of the forward output's dtype "
+            f"{backend.dtype_name(dtype)}, got {backend.dtype_name(dy.dtype)}; convert it first "
+            f"(xp.astype(dy, {backend.dtype_name(dtype)}))"
+        )
