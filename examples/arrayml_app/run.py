@@ -162,6 +162,7 @@ def run(
             learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
             schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
             start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s, on_epoch_end, lead=lead, last=last),
+            early_stopping=config.early_stopping,
         )
     except KeyboardInterrupt:
         if lead and last:  # a resumable checkpoint of the last finished epoch, whatever --checkpoint-every
@@ -183,6 +184,7 @@ def run(
         "best_epoch": state.best_epoch,
         "best_val_accuracy": None if state.best_epoch is None else state.best_val_accuracy,
         "diverged": state.diverged,
+        "stopped_early": state.stopped_early,
         "test": test,
         "test_accuracy": None if test is None else test["accuracy"],
         "timing": {
@@ -324,7 +326,8 @@ def _epoch_end(config: RunConfig, learner: Learner, state: FitState,
         if last is not None:
             last[:] = [ckpt]
         every = config.checkpoint_every
-        if every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged):
+        if every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged
+                      or state.stopped_early):
             checkpoint.save(checkpoint_path(config), ckpt)
     if hook is not None:
         hook(learner, state)
@@ -343,6 +346,7 @@ def run_checkpoint(learner: Learner, state: FitState, config: RunConfig) -> chec
             "best_epoch": state.best_epoch,
             "best_val_accuracy": state.best_val_accuracy,
             "diverged": state.diverged,
+            "stopped_early": state.stopped_early,
         }),
     }
     return checkpoint.Checkpoint(model=learner.snapshot(), optimizer=learner.optimizer_state(), best=state.best_state,
@@ -363,6 +367,7 @@ def resume_into(learner: Learner, path: str | Path) -> FitState:
     return FitState(
         epochs_done=fs["epochs_done"], history=fs["history"], best_epoch=fs["best_epoch"],
         best_val_accuracy=fs["best_val_accuracy"], best_state=ckpt.best, diverged=fs["diverged"],
+        stopped_early=fs.get("stopped_early"),  # (absent from checkpoints written before early stopping)
     )
 
 

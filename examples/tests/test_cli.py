@@ -385,3 +385,21 @@ def test_ctrl_c_starts_a_fresh_line_and_prints_the_resume_command(data_dir, tmp_
 def test_the_readme_states_the_accuracy_range_the_headline_test_checks():
     low, high = (round(100 * v) for v in HEADLINE_RANGE)
     assert f"{low}–{high}%" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_early_stopping_ends_the_run_and_says_where(data_dir, tmp_path):
+    from arrayml import checkpoint
+
+    out = tmp_path / "es"
+    args = [a for a in SMALL if a not in ("--epochs", "2")]
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", out, *args, "--epochs", "30", "--early-stopping", "2",
+               "--lr", "0.5", "--checkpoint-every", "5")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    stopped = results["stopped_early"]
+    epochs = results["history"]["epochs"]
+    assert stopped is not None and stopped["patience"] == 2 and len(epochs) == stopped["epoch"] < 30
+    assert stopped["epoch"] - results["best_epoch"] == 2
+    assert results["best_val_accuracy"] == max(e["val_accuracy"] for e in epochs)
+    saved = checkpoint.load(out / "checkpoint.npz")  # written when it stopped, whatever --checkpoint-every
+    assert saved.meta["fit"]["stopped_early"] == stopped and saved.meta["fit"]["epochs_done"] == stopped["epoch"]
