@@ -14,9 +14,8 @@ minutes of training.
    training: `BEST` (wider, batch norm, dropout, random horizontal flips of the training images,
    AdamW, a warm-up + cosine schedule), its time measured.
 
-By default every run uses JAX with the whole step compiled (``jax.jit``), the fastest backend on
-this CPU (about 5x NumPy on these networks), when JAX is installed; ``--xp`` chooses another
-(--compile then where it has a compiler). Writes results/beyond/beyond.json, a run folder per
+By default every run uses JAX with the whole step compiled (``jax.jit``) when JAX is installed
+(NumPy otherwise); ``--xp`` chooses another backend (compiled where it has a compiler). Writes results/beyond/beyond.json, a run folder per
 run, and beyond_optimizers.png, beyond_dropout.png, beyond_norms.png, beyond_best.png.
 """
 
