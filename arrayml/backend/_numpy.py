@@ -104,9 +104,10 @@ def _blocked_adam(p: np.ndarray, g: np.ndarray, m0: np.ndarray, v0: np.ndarray, 
                   beta1: float, beta2: float, eps: float, step_size: Any, bc2_sqrt: Any,
                   ) -> tuple[Array, Array, Array, Array | None]:
     """`kernels._adam_update`'s operations, in its order (so bit for bit its numbers), run block
-    by block: the thirteen passes over a (3072, 128) weight then read and write the cache, not
+    by block: the twelve passes over a (3072, 128) weight then read and write the cache, not
     memory, and only the four results and one block of scratch are allocated."""
     w = 1.0 - beta1
+    size_c, eps_c = step_size * bc2_sqrt, eps * bc2_sqrt  # the standard form's folded scalars, as it rounds them
     P, G, M0, V0 = p.reshape(-1), g.reshape(-1), m0.reshape(-1), v0.reshape(-1)
     VM0 = None if vmax0 is None else vmax0.reshape(-1)
     n = P.shape[0]
@@ -132,11 +133,10 @@ def _blocked_adam(p: np.ndarray, g: np.ndarray, m0: np.ndarray, v0: np.ndarray, 
         vb += t
         if vmax is not None and VM0 is not None:
             np.maximum(VM0[start:stop], vb, out=vmax[start:stop])
-        # denominator √v̂' / √(1 − β₂ᵗ) + ε, then p − (step_size · m') / denominator
+        # denominator √v̂' + ε·√(1 − β₂ᵗ), then p − (step_size·√(1 − β₂ᵗ) · m') / denominator
         np.sqrt(vb if vmax is None else vmax[start:stop], out=t)
-        t /= bc2_sqrt
-        t += eps
-        np.multiply(mb, step_size, out=ob)
+        t += eps_c
+        np.multiply(mb, size_c, out=ob)
         ob /= t
         np.subtract(P[start:stop], ob, out=ob)
     shape = p.shape

@@ -50,14 +50,14 @@ def torch_kernels(standard: Kernels) -> Kernels:
 
     def adam_update(p: Array, g: Array, m: Array, v: Array, v_max: Array | None, beta1: float, beta2: float,
                     eps: float, step_size: Any, bc2_sqrt: Any) -> tuple[Array, Array, Array, Array | None]:
-        # torch.optim.Adam's own kernels (lerp, addcmul), in its order; in place only on the
-        # temporaries made here
+        # torch.optim.Adam's own kernels for the moments (lerp, addcmul), the standard form's
+        # folded bias correction; in place only on the temporaries made here
         m = torch.lerp(m, g, 1.0 - beta1)
         v = torch.addcmul(torch.mul(v, beta2), g, g, value=1.0 - beta2)
         if v_max is not None:
             v_max = torch.maximum(v_max, v)
-        denom = torch.sqrt(v if v_max is None else v_max).div_(bc2_sqrt).add_(eps)
-        return torch.sub(p, torch.mul(m, step_size).div_(denom)), m, v, v_max
+        denom = torch.sqrt(v if v_max is None else v_max).add_(eps * bc2_sqrt)
+        return torch.sub(p, torch.mul(m, step_size * bc2_sqrt).div_(denom)), m, v, v_max
 
     return standard._replace(
         adam_update=adam_update,

@@ -105,13 +105,15 @@ def _adam_update(
     xp: Namespace, p: Array, g: Array, m: Array, v: Array, v_max: Array | None, beta1: float, beta2: float,
     eps: float, step_size: Any, bc2_sqrt: Any,
 ) -> tuple[Array, Array, Array, Array | None]:
-    # the Adam rule in torch.optim.Adam's order of operations (docs/derivations.md, "Adam")
+    # the Adam rule with torch.optim.Adam's moments (docs/derivations.md, "Adam"); the bias
+    # correction of the root folded into the two scalars: step_size·m / (√v̂/c + ε) is
+    # (step_size·c)·m / (√v̂ + ε·c), one division per entry fewer
     m = _lerp(m, g, 1.0 - beta1)
     v = beta2 * v + (1.0 - beta2) * g * g
     if v_max is not None:
         v_max = xp.maximum(v_max, v)
-    denom = xp.sqrt(v if v_max is None else v_max) / bc2_sqrt + eps
-    return p - (step_size * m) / denom, m, v, v_max
+    denom = xp.sqrt(v if v_max is None else v_max) + eps * bc2_sqrt
+    return p - ((step_size * bc2_sqrt) * m) / denom, m, v, v_max
 
 
 def standard_kernels(xp: Namespace) -> Kernels:
@@ -252,10 +254,11 @@ def adam_update(
 
         m' = m + (1 − β₁)(g − m),   v' = β₂ v + (1 − β₂) g²,   v̂' = max(v̂, v') (amsgrad, if given)
         p' = p − step_size · m' / (√v̂' / bc2_sqrt + eps)
+           = p − (step_size · bc2_sqrt) · m' / (√v̂' + eps · bc2_sqrt)      (as computed: one division fewer)
 
     with ``step_size = lr / (1 − β₁ᵗ)`` and ``bc2_sqrt = √(1 − β₂ᵗ)`` (numbers or 0-D arrays of
     p's dtype). Returns ``(p', m', v', v̂')`` (v̂' None without amsgrad). NumPy's fast path runs
     every operation on a block of each array while it is in the cache, into arrays only it
-    holds: the same numbers, in a fraction of the time of thirteen whole-array passes."""
+    holds: the same numbers, in a fraction of the time of twelve whole-array passes."""
     return kernels(get_namespace(p, g) if xp is None else xp).adam_update(
         p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
