@@ -65,7 +65,8 @@ class Linear(Module):
         return dy @ W if input_grad else None
 
     def arguments(self) -> dict[str, Any]:
-        args = {"in_features": self.in_features, "out_features": self.out_features, "input_layer": self.input_layer}
+        args: dict[str, Any] = {"in_features": self.in_features, "out_features": self.out_features,
+                                "input_layer": self.input_layer}
         if self.init != "kaiming":  # (earlier architectures stay as they were)
             args["init"] = self.init
         return args
