@@ -79,7 +79,7 @@ def train(group: distributed.ProcessGroup | None, xp_name: str, device: Any, nor
     learner: Any = ArraymlLearner(model, OPTIMIZERS[optimizer]())
     if group is not None:
         learner = distributed.DataParallelLearner(learner, group, batch_size=batch, overlap=overlap)
-    state = fit(learner, data, epochs=epochs, batch_size=batch, seed=3, lr=0.05, log=None, progress=False, log_every=4)
+    state = fit(learner, data, epochs=epochs, batch_size=batch, seed=3, log=None, progress=False, log_every=4)  # the optimizer's rate
     out = {"loss": np.asarray(state.history["steps"]["loss"]), "accuracy": np.asarray(state.history["steps"]["accuracy"]),
            "val": np.asarray([[e["val_loss"], e["val_accuracy"]] for e in state.history["epochs"]])}
     out.update({f"state/{k}": np.asarray(backend.to_numpy(v)) for k, v in model.state().items()})
