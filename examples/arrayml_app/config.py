@@ -71,11 +71,11 @@ class RunConfig:
     momentum: float = field(default=0.0, metadata=flag("momentum of sgd or rmsprop, in [0, 1)", type=float))
     nesterov: bool = field(default=False, metadata=flag("Nesterov momentum (sgd; needs --momentum > 0)", action="store_true"))
     beta1: float | None = field(default=None, metadata=flag(
-        "adam/adamw: decay of the first moment, in [0, 1); default 0.9", type=float))
+        "adam/adamw: decay of the first moment, in [0, 1); default: 0.9", type=float))
     beta2: float | None = field(default=None, metadata=flag(
-        "adam/adamw: decay of the second moment, in [0, 1); default 0.999", type=float))
+        "adam/adamw: decay of the second moment, in [0, 1); default: 0.999", type=float))
     eps: float | None = field(default=None, metadata=flag(
-        "adam/adamw/rmsprop: added to the denominator, positive; default 1e-8", type=float))
+        "adam/adamw/rmsprop: added to the denominator, positive; default: 1e-8", type=float))
     amsgrad: bool = field(default=False, metadata=flag("adam/adamw: the AMSGrad variant", action="store_true"))
     weight_decay: float | None = field(default=None, metadata=flag(
         "weight decay: L2 added to the gradient (sgd, adam, rmsprop), decoupled (adamw); default: the optimizer's, "
