@@ -1,4 +1,4 @@
-"""Sessions: `nox -s tests` (CPU: numpy, torch CPU, JAX CPU, array-api-strict), `nox -s tests_gpu`
+"""Sessions: `nox -s tests` (CPU: numpy, torch CPU, JAX CPU, array-api-strict, ndonnx/onnxruntime), `nox -s tests_gpu`
 (adds cupy, torch CUDA and JAX on the GPU, on a GPU machine), `nox -s lint`, `nox -s bench`, `nox -s experiments`."""
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ APP = ("-e", "examples/arrayml_app")
 @nox.session
 def tests(session: nox.Session) -> None:
     """Both suites, the library's (tests/) and the application's (examples/tests/), on the CPU, JAX
-    rows included (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
+    and ndonnx rows included (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
     session.install(*torch_requirement())
-    session.install("-e", ".[test,jax]", *APP)
+    session.install("-e", ".[test,jax,onnx]", *APP)
     session.run("pytest", *session.posargs)
 
 

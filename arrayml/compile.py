@@ -77,6 +77,9 @@ class CompiledStep:
     correct predictions). `lr` defaults to the optimizer's ``lr``. Build it with `compile_step`.
     """
 
+    #: What the step is called in error messages (a subclass that compiles otherwise renames it).
+    what = "compile_step"
+
     def __init__(
         self, model: Module, loss: Loss, optimizer: Optimizer, *,
         metrics: Callable[[Array, Array], Any] | None = None, donate: bool = True, fallback: str | None = None,
@@ -85,7 +88,7 @@ class CompiledStep:
         for value, kind, what in ((model, Module, "an arrayml Module"), (loss, Loss, "an arrayml Loss"),
                                   (optimizer, Optimizer, "an arrayml optimizer (arrayml.optim.Optimizer)")):
             if not isinstance(value, kind):
-                raise TypeError(f"compile_step needs {what}, got {type(value).__name__}")
+                raise TypeError(f"{self.what} needs {what}, got {type(value).__name__}")
         if fallback not in (None, "eager"):
             raise ValueError(f"fallback must be None (an error) or 'eager', got {fallback!r}")
         self.model, self.loss, self.optimizer, self.metrics = model, loss, optimizer, metrics
@@ -93,7 +96,7 @@ class CompiledStep:
         self.placement = self._placement()
         if self.compiler is not None and getattr(loss, "validate", False):
             raise ValueError(
-                f"compile_step: {type(loss).__name__}(validate=True) checks the labels by reading "
+                f"{self.what}: {type(loss).__name__}(validate=True) checks the labels by reading "
                 "them back from the device, which a compiled function cannot do; build it with "
                 "validate=False and check the labels once, up front, as the training loop does"
             )
@@ -108,20 +111,27 @@ class CompiledStep:
         """Where the model lives now; an error if its backend cannot compile and no fallback."""
         where = self.model.placement()
         if where is None:
-            raise ValueError("the model has no parameters to train")
-        if backend.compiler_name(where.xp) is None and self.fallback is None:
-            raise ValueError(
-                f"compile_step: the {backend.namespace_name(where.xp)} backend has no compiler "
-                "(jax and torch have: jax.jit, torch.compile); move the model with "
-                "model.to('jax') or model.to('torch'), or pass fallback='eager' to run the same "
-                "step uncompiled"
-            )
+            raise ValueError(f"{self.what}: the model has no parameters to train")
+        if self.compiler_for(where.xp) is None and self.fallback is None:
+            raise ValueError(self._no_compiler(where))
         return where
+
+    def _no_compiler(self, where: backend.Placement) -> str:
+        return (
+            f"compile_step: the {backend.namespace_name(where.xp)} backend has no compiler "
+            "(jax and torch have: jax.jit, torch.compile); move the model with "
+            "model.to('jax') or model.to('torch'), or pass fallback='eager' to run the same "
+            "step uncompiled"
+        )
+
+    def compiler_for(self, xp: backend.Namespace) -> str | None:
+        """The compiler of a model on namespace `xp`: ``backend.compiler_name`` (None: none)."""
+        return backend.compiler_name(xp)
 
     @property
     def compiler(self) -> str | None:
         """"jax.jit", "torch.compile", or None when running uncompiled (``fallback="eager"``)."""
-        return backend.compiler_name(self.placement.xp)
+        return self.compiler_for(self.placement.xp)
 
     @property
     def compiled(self) -> bool:
@@ -164,10 +174,14 @@ class CompiledStep:
                          key: Any = None) -> Any:
                     return self.pure_step(params, buffers, opt_state, x, y, lr, key)
 
-                fn = backend.compile_function(step, self.placement.xp,
-                                              donate_argnums=(0, 1, 2) if self.donate else (), options=self._options)
+                fn = self._compile(step)
             self._functions[key] = fn
         return fn
+
+    def _compile(self, step: Callable[..., Any]) -> Any:
+        """`step` (the pure step, a function of its own) compiled for the model's backend."""
+        return backend.compile_function(step, self.placement.xp, donate_argnums=(0, 1, 2) if self.donate else (),
+                                        options=self._options)
 
     def __call__(self, x: Array, y: Array, lr: float | None = None, *, key: Any = None) -> Any:
         rate = validate.learning_rate(self.optimizer.lr if lr is None else lr, "compile_step learning rate",
@@ -180,7 +194,7 @@ class CompiledStep:
         buffers = self.model.named_buffers()
         # the eager step's namespace/device error, before jax.jit would quietly move NumPy input
         backend.get_namespace_and_device(x, y, next(iter(params.values())),
-                                         names=("input x", "labels y", "the model's parameters"), what="compile_step")
+                                         names=("input x", "labels y", "the model's parameters"), what=self.what)
         if not self.model.draws_random_numbers():
             key = None
         elif key is None:

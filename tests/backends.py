@@ -1,5 +1,6 @@
 """The backends every test runs on, in one table (numpy, read-only numpy, torch CPU/CUDA,
-array-api-strict on its default and on a non-default device, cupy, JAX CPU/GPU).
+array-api-strict on its default and on a non-default device, cupy, JAX CPU/GPU), and the graph
+backend (ndonnx, whose graphs onnxruntime runs) that the gradient and export tests add.
 
 A backend that this machine cannot run is still listed, and its tests are skipped with the
 reason (e.g. "no CUDA device"), so the test report always shows what was not covered.
@@ -45,6 +46,18 @@ def _jax_reason(device_name: Any) -> str | None:
     return None
 
 
+def onnx_reason() -> str | None:
+    """Why the ndonnx rows cannot run here (the ``[onnx]`` extra is missing), or None."""
+    missing = [m for m in ("ndonnx", "onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed; install the [onnx] extra: {backend.ONNX_INSTALL}"
+    return None
+
+
+#: For the tests that export or build ONNX graphs: skipped, with the install command, without the extra.
+needs_onnx = pytest.mark.skipif(onnx_reason() is not None, reason=onnx_reason() or "")
+
+
 def _cupy_reason() -> str | None:
     if importlib.util.find_spec("cupy") is None:
         return "cupy is not installed (needs an NVIDIA GPU; run `nox -s tests_gpu` there)"
@@ -76,6 +89,8 @@ class Backend:
             return _jax_reason(self.device_name)
         if self.xp_name == "array-api-strict" and importlib.util.find_spec("array_api_strict") is None:
             return "array-api-strict is not installed"
+        if self.xp_name == "ndonnx":
+            return onnx_reason()
         return None
 
     @property
@@ -143,3 +158,6 @@ def backend_params(backends: list[Backend] = ALL_BACKENDS) -> list[Any]:
 
 
 BACKENDS = backend_params()
+
+#: The namespaces whose arrays are graph nodes: a test builds the graph and runs it in onnxruntime.
+GRAPH_BACKENDS = backend_params([Backend("ndonnx", "ndonnx")])

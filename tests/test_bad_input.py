@@ -309,7 +309,7 @@ def test_none_list_and_masked_inputs(module):
     name = type(module.layers[0] if isinstance(module, am.Sequential) else module).__name__
     with pytest.raises(TypeError, match=rf"{name}.forward expects input x as an array, got None"):
         module.forward(None)
-    with pytest.raises(TypeError, match=rf"{name}.forward: input x: expected an array \(NumPy, PyTorch, CuPy, JAX or array-api-strict\), got list"):
+    with pytest.raises(TypeError, match=rf"{name}.forward: input x: expected an array \(NumPy, PyTorch, CuPy, JAX, array-api-strict or ndonnx\), got list"):
         module.forward([[1.0, 2.0, 3.0]])
     masked = np.ma.masked_array(np.ones((2, 3), np.float32), mask=[[1, 0, 0], [0, 0, 0]])
     with pytest.raises(TypeError, match=rf"{name}.forward: input x is a masked array, which arrayml does not support"):
@@ -546,7 +546,7 @@ def test_a_dtype_that_parameters_cannot_have(bk, dtype, error, message):
 
 
 @pytest.mark.parametrize("xp,message", [
-    (42, r"xp must be a backend name \(numpy, torch, cupy, jax, array-api-strict\) or an array-API namespace module, got int 42"),
+    (42, r"xp must be a backend name \(numpy, torch, cupy, jax, array-api-strict, ndonnx\) or an array-API namespace module, got int 42"),
     (math, "got module <module 'math'"),
     (["numpy"], "got list"),
 ])

@@ -1,7 +1,10 @@
 """Every module's backward against two oracles, on the same drawn inputs, on every backend:
 central finite differences in float64 (with one Richardson step; ‖a − b‖ ≤ 1e-8 + 1e-6·(‖a‖ + ‖b‖))
 and PyTorch autograd; and, at exactly x = 0, where finite differences mean nothing, every
-activation with a kink (and an MLP whose zero biases put every unit on it) against autograd."""
+activation with a kink (and an MLP whose zero biases put every unit on it) against autograd.
+
+The ndonnx rows build each module's forward and backward (and each loss's) as one ONNX graph and
+run it in onnxruntime; their finite differences go through the same graph (`graph_runner`)."""
 
 from __future__ import annotations
 
@@ -14,11 +17,12 @@ from hypothesis.extra.numpy import arrays
 import arrayml as am
 from arrayml import SoftmaxCrossEntropy, backend, gradcheck
 from arrayml.modules import CrossEntropy
-from backends import BACKENDS, HAS_TORCH, needs_torch
+from backends import BACKENDS, GRAPH_BACKENDS, HAS_TORCH, needs_torch
 from module_table import MODULE_CASES, ModuleCase
 
 if HAS_TORCH:
     import torch_oracle
+import graph_runner
 
 #: The two oracles, as a test axis: the hypothesis profile of CI is derandomized, so both rows of
 #: a (backend, module) draw the same inputs; without torch only the autograd rows are skipped.
@@ -64,12 +68,36 @@ def test_module_backward_matches_the_oracle(bk, case, oracle, data):
     y = backend.to_numpy(module.forward(x))
     dx = backend.to_numpy(module.backward(dy))
     grads = {k: backend.to_numpy(v) for k, v in module.gradients().items()}
+    _assert_matches_torch(module, x_host, dy_host, y, dx, grads)
+
+
+def _assert_matches_torch(module, x_host, dy_host, y, dx, grads):
     y_t, grads_t, dx_t = torch_oracle.torch_module_gradients(module, x_host, dy_host)
     np.testing.assert_allclose(y, y_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
     np.testing.assert_allclose(dx, dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
     assert set(grads_t) == set(grads)
     for name, g in grads_t.items():
         np.testing.assert_allclose(grads[name], g, rtol=TORCH_RTOL, atol=TORCH_ATOL, err_msg=name)
+
+
+@pytest.mark.parametrize("bk", GRAPH_BACKENDS)
+@pytest.mark.parametrize("case", MODULE_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("oracle", ORACLES)
+@given(data=st.data())
+def test_module_backward_built_on_ndonnx_and_run_in_onnxruntime_matches_the_oracle(bk, case, oracle, data):
+    x_host, seed = data.draw(module_inputs(case))
+    module = case.make({"xp": backend.namespace_by_name("numpy"), "device": "cpu", "dtype": "float64"}, seed)  # values: graph inputs
+    module.train(case.training)
+    y_width = module.forward(x_host).shape[1]
+    dy_host = data.draw(arrays(np.float64, (x_host.shape[0], y_width), elements=st.floats(-2.0, 2.0)))
+    # batch statistics in training mode need the batch size fixed; every other graph takes any batch
+    graph = graph_runner.module_graph(case.id, module, x_host, y_width, fixed_batch=case.batch_stats and case.training)
+    if oracle == "finite-differences":
+        check = graph_runner.module_check(graph, module, x_host, dy_host)
+        assert not check.failures(rtol=FD_RTOL, atol=FD_ATOL), (check.failures(rtol=FD_RTOL, atol=FD_ATOL), check.errors())
+        return
+    y, dx, grads = graph(module.parameters(), module.named_buffers(), x_host, dy_host)
+    _assert_matches_torch(module, x_host, dy_host, y, dx, grads)
 
 
 @st.composite
@@ -106,6 +134,26 @@ def test_loss_backward_matches_the_oracle(bk, kind, oracle, data):
     dx = backend.to_numpy(loss.backward())
     value_t, dx_t = torch_oracle.torch_loss_gradient(kind, x_host, t_host)
     assert value == pytest.approx(value_t, rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(dx, dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
+
+
+@pytest.mark.parametrize("bk", GRAPH_BACKENDS)
+@pytest.mark.parametrize("kind", ["softmax_ce", "ce"])
+@pytest.mark.parametrize("oracle", ORACLES)
+@given(data=st.data())
+def test_loss_backward_built_on_ndonnx_and_run_in_onnxruntime_matches_the_oracle(bk, kind, oracle, data):
+    x_host, t_host = data.draw(loss_inputs(probabilities=(kind == "ce")))
+    loss = SoftmaxCrossEntropy(validate=False) if kind == "softmax_ce" else CrossEntropy(validate=False)
+    graph = graph_runner.loss_graph(loss, x_host, t_host)
+    value, dx = graph(x_host, t_host)
+
+    if oracle == "finite-differences":
+        numeric = gradcheck.numerical_gradient(lambda v: graph(v, t_host)[0], x_host, richardson=True)
+        check = gradcheck.GradientCheck(analytic={"input": dx}, numeric={"input": numeric})
+        assert not check.failures(rtol=FD_RTOL, atol=FD_ATOL), check.errors()
+        return
+    value_t, dx_t = torch_oracle.torch_loss_gradient(kind, x_host, t_host)
+    assert float(value) == pytest.approx(value_t, rel=1e-12, abs=1e-12)
     np.testing.assert_allclose(dx, dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
 
 

@@ -60,3 +60,11 @@ def test_the_sessions_that_run_the_application_install_it_and_tests_runs_both_su
         assert any(a == "." or a.startswith(".[") for a in args), name  # and the library, editable, beside it
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'testpaths = ["tests", "examples/tests"]' in pyproject  # `pytest` in the tests session collects both
+
+
+def test_tests_session_installs_the_onnx_extra_so_ci_runs_the_ndonnx_rows(noxfile, monkeypatch):
+    monkeypatch.delenv("ARRAYML_TORCH_REQUIREMENT", raising=False)
+    session = RecordingSession()
+    noxfile.tests(session)
+    extras = [a for call in session.installs for a in call if a.startswith(".[")]
+    assert len(extras) == 1 and "onnx" in extras[0][2:-1].split(","), session.installs

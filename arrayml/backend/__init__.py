@@ -12,12 +12,14 @@ call `kernels` for what the standard lacks. One small module per question:
 - `random`: seeded draws on the host;
 - `transfer`: host ↔ device copies, and waiting for a device (timing only);
 - `compiler`: ``jax.jit`` / ``torch.compile`` of a whole function;
+- `graph`: a whole function traced into one ONNX graph with ndonnx, run by onnxruntime;
 - `kernels`: the functions the standard lacks, with each library's fast path chosen once per
   namespace (`_numpy`, `_torch`).
 
 Namespaces are the ones `array_api_compat` returns (``array_api_compat.numpy``,
 ``array_api_compat.torch``, ``array_api_compat.cupy``), ``jax.numpy`` itself (JAX implements
-the standard natively) or ``array_api_strict``.
+the standard natively), ``array_api_strict``, or ``ndonnx`` (whose arrays are nodes of an ONNX
+graph: `GRAPH_BACKEND_NAMES`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .dtypes import (
     widest_int,
     x64_enabled,
 )
+from .graph import GraphInput, OnnxFunction, graph_input, onnx_modules, trace_onnx
 from .kernels import (
     Kernels,
     adam_update,
@@ -54,6 +57,8 @@ from .kernels import (
 )
 from .namespaces import (
     BACKEND_NAMES,
+    GRAPH_BACKEND_NAMES,
+    ONNX_INSTALL,
     Array,
     BackendUnavailableError,
     Namespace,
@@ -89,6 +94,13 @@ __all__ = [
     "Placement",
     "Kernels",
     "BACKEND_NAMES",
+    "GRAPH_BACKEND_NAMES",
+    "ONNX_INSTALL",
+    "GraphInput",
+    "OnnxFunction",
+    "graph_input",
+    "onnx_modules",
+    "trace_onnx",
     "DTYPE_NAMES",
     "JAX_X64_FIX",
     "PARAMETER_DTYPES",
@@ -139,9 +151,18 @@ __all__ = [
     "lerp",
     "adam_update",
     "prod",
+    "shapes_match",
 ]
 
 
 def prod(shape: tuple[int, ...]) -> int:
     """Number of elements of an array of `shape`."""
     return math.prod(shape)
+
+
+def shapes_match(shape: tuple[int | None, ...], expected: tuple[int | None, ...]) -> bool:
+    """Whether `shape` is `expected`, a None on either side matching any size: a graph being
+    built (ndonnx) may not know a dimension (a dynamic batch, and what a matrix product with
+    one gives), which onnxruntime then checks when it runs the graph."""
+    shape, expected = tuple(shape), tuple(expected)
+    return len(shape) == len(expected) and all(a is None or b is None or a == b for a, b in zip(shape, expected))

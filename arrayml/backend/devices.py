@@ -16,7 +16,14 @@ import array_api_compat
 import numpy as np
 
 from .dtypes import PARAMETER_DTYPES, dtype_name, jax_dtype, known_dtype_name
-from .namespaces import BACKEND_NAMES, BackendUnavailableError, Namespace, namespace_by_name, namespace_name
+from .namespaces import (
+    BACKEND_NAMES,
+    GRAPH_BACKEND_NAMES,
+    BackendUnavailableError,
+    Namespace,
+    namespace_by_name,
+    namespace_name,
+)
 
 
 @dataclass(frozen=True)
@@ -125,9 +132,21 @@ def _strict_device(xp: Namespace, spec: Any) -> Any:
         raise ValueError(f"array-api-strict has no device {spec!r}; it has {', '.join(known)}") from None
 
 
+def _ndonnx_device(xp: Namespace, spec: Any) -> Any:
+    """ndonnx has one device, a placeholder: where the graph runs is onnxruntime's choice (its
+    execution providers), made when a session is created, not when arrays are."""
+    only = xp.__array_namespace_info__().default_device()
+    if spec is None or spec is only or spec == "cpu":
+        return only
+    raise ValueError(
+        f"ndonnx arrays are nodes of an ONNX graph and have no device choice (onnxruntime picks one when "
+        f"it runs the graph); got device {spec!r}: give no device"
+    )
+
+
 _DEVICE_RESOLVERS: dict[str, Callable[[Namespace, Any], Any]] = {
     "numpy": _numpy_device, "torch": _torch_device, "cupy": _cupy_device, "jax": _jax_device,
-    "array-api-strict": _strict_device,
+    "array-api-strict": _strict_device, "ndonnx": _ndonnx_device,
 }
 
 
@@ -151,6 +170,7 @@ _DEVICE_HINTS = {
     "torch": "'cpu', 'cuda' or 'cuda:N'",
     "cupy": "'cuda' or 'cuda:N'",
     "array-api-strict": "'CPU_DEVICE', 'device1' or 'device2'",
+    "ndonnx": "no device",
 }
 
 
@@ -169,7 +189,7 @@ def as_namespace(xp: Any) -> Namespace:
                 or array_api_compat.is_jax_namespace(xp):
             return xp
     raise TypeError(
-        f"xp must be a backend name ({', '.join(BACKEND_NAMES)}) or an array-API namespace "
+        f"xp must be a backend name ({', '.join(BACKEND_NAMES + GRAPH_BACKEND_NAMES)}) or an array-API namespace "
         f"module, got {type(xp).__name__} {xp!r}"
     )
 
@@ -187,7 +207,7 @@ def _check_device_argument(xp: Namespace, device: Any) -> None:
         return
     if name in ("torch", "cupy") and isinstance(device, (int, np.integer)) and not isinstance(device, (bool, np.bool_)):
         return  # a CUDA device number
-    if owner in ("torch", "cupy", "array-api-strict", "jax"):
+    if owner in ("torch", "cupy", "array-api-strict", "jax", "ndonnx"):
         takes = "device='cpu' or no device" if name == "numpy" else f"a {name} device or a device name ({hint})"
         raise TypeError(
             f"device={device!r} is a {owner} device, but the arrays are to be {name} arrays; give {takes}"

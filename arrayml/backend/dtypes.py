@@ -38,7 +38,7 @@ def _learn_dtype_names() -> None:
         elif hasattr(np, name):
             _remember(np.dtype(name), name)
             _remember(getattr(np, name), name)
-        for module in ("torch", "array_api_strict", "jax.numpy", "ml_dtypes"):
+        for module in ("torch", "array_api_strict", "jax.numpy", "ml_dtypes", "ndonnx"):
             lib = sys.modules.get(module)
             obj = getattr(lib, name, None) if lib is not None else None
             if obj is not None:
@@ -62,7 +62,7 @@ def known_dtype_name(dtype: Any) -> str | None:
 
 def dtype_name(dtype: Any) -> str:
     """``"float32"`` for the float32 dtype of any library (``numpy.float32``,
-    ``numpy.dtype("float32")``, ``torch.float32``, ``array_api_strict.float32``, JAX's), and so
+    ``numpy.dtype("float32")``, ``torch.float32``, ``array_api_strict.float32``, JAX's, ndonnx's), and so
     on for every name in `DTYPE_NAMES`. A string comes back as it is, and anything else as its
     text, so that the function is safe inside error messages."""
     if isinstance(dtype, str):

@@ -151,6 +151,8 @@ def _resolve(xp: Namespace) -> Kernels:
             return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
 
         return standard._replace(logsumexp=jax_logsumexp)
+    # array-api-strict, and ndonnx: there every standard-only form above becomes a few ONNX
+    # operators (Where, ReduceMax, Exp, ...) of the graph being built
     return standard
 
 

@@ -18,8 +18,17 @@ import numpy as np
 Array = Any  # an array of any array-API namespace
 Namespace = Any  # an array-API namespace module
 
-#: The names accepted by `namespace_by_name` (and ``--xp`` on the command line).
+#: The array libraries that compute: the names ``--xp`` on the command line accepts.
 BACKEND_NAMES = ("numpy", "torch", "cupy", "jax", "array-api-strict")
+
+#: The namespaces whose arrays are nodes of a graph rather than values: ndonnx (an ONNX graph,
+#: built by ordinary array-API calls and run by onnxruntime; see `arrayml.backend.graph`). Also
+#: accepted by `namespace_by_name` and ``Module.to``; not for training loops, since a value is
+#: only there once onnxruntime runs the graph.
+GRAPH_BACKEND_NAMES = ("ndonnx",)
+
+#: The ONNX extra: ndonnx builds the graphs, onnxruntime runs them (both need Python 3.11+).
+ONNX_INSTALL = 'pip install "arrayml[onnx]"  (from a checkout: pip install -e ".[onnx]"; needs Python 3.11+)'
 
 _INSTALL_HINTS = {
     "numpy": "pip install numpy",
@@ -29,16 +38,19 @@ _INSTALL_HINTS = {
     "jax": 'pip install "jax[cpu]>=0.10,<0.11"  (GPU: "jax[cuda12]>=0.10,<0.11"; 0.10 is the '
     "newest for Python 3.11)",
     "array-api-strict": "pip install array-api-strict",
+    "ndonnx": ONNX_INSTALL,
 }
 
 # The module that provides each backend's namespace (JAX implements the standard itself:
 # array_api_compat hands back jax.numpy unwrapped).
 _MODULES = {
     "numpy": "array_api_compat.numpy", "torch": "array_api_compat.torch", "cupy": "array_api_compat.cupy",
-    "jax": "jax.numpy", "array-api-strict": "array_api_strict",
+    "jax": "jax.numpy", "array-api-strict": "array_api_strict", "ndonnx": "ndonnx",
 }
-# The library each of them needs, imported first so that a missing one is named.
-_LIBRARIES = {"numpy": "numpy", "torch": "torch", "cupy": "cupy", "jax": "jax", "array-api-strict": "array_api_strict"}
+# The libraries each of them needs, imported first so that a missing one is named (ndonnx runs
+# nothing itself: onnxruntime computes every value, including the constants it folds).
+_LIBRARIES = {"numpy": ("numpy",), "torch": ("torch",), "cupy": ("cupy",), "jax": ("jax",),
+              "array-api-strict": ("array_api_strict",), "ndonnx": ("onnxruntime", "ndonnx")}
 
 
 class BackendUnavailableError(RuntimeError):
@@ -59,9 +71,12 @@ def namespace_by_name(name: str) -> Namespace:
     key = name.lower().replace("_", "-")
     key = "array-api-strict" if key == "strict" else key
     if key not in _MODULES:
-        raise ValueError(f"unknown array backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}")
+        raise ValueError(
+            f"unknown array backend {name!r}; expected one of {', '.join(BACKEND_NAMES + GRAPH_BACKEND_NAMES)}"
+        )
     try:
-        importlib.import_module(_LIBRARIES[key])
+        for library in _LIBRARIES[key]:
+            importlib.import_module(library)
         xp = importlib.import_module(_MODULES[key])
     except ImportError as exc:
         raise BackendUnavailableError(
@@ -90,13 +105,13 @@ def _require_cuda_for_cupy() -> None:
 NAMESPACE_NAMES = {
     "array_api_compat.numpy": "numpy", "numpy": "numpy", "array_api_compat.torch": "torch",
     "torch": "torch", "array_api_compat.cupy": "cupy", "cupy": "cupy", "jax.numpy": "jax",
-    "array_api_strict": "array-api-strict",
+    "array_api_strict": "array-api-strict", "ndonnx": "ndonnx",
 }
 
 
 def namespace_name(xp: Namespace) -> str:
     """A short human name for a namespace: ``numpy``, ``torch``, ``cupy``, ``jax``,
-    ``array-api-strict``."""
+    ``array-api-strict``, ``ndonnx``."""
     name = NAMESPACE_NAMES.get(getattr(xp, "__name__", ""))
     if name is not None:
         return name
@@ -208,7 +223,7 @@ def _inspect(arrays: tuple[Array, ...], label: Any) -> tuple[Namespace, Any]:
             if library in ("pandas", "polars") and hasattr(a, "to_numpy"):  # a table's column or frame
                 raise TypeError(f"{label(i)} is a {library} {type(a).__name__}, not an array: pass .to_numpy()") from None
             raise TypeError(
-                f"{label(i)}: expected an array (NumPy, PyTorch, CuPy, JAX or array-api-strict), "
+                f"{label(i)}: expected an array (NumPy, PyTorch, CuPy, JAX, array-api-strict or ndonnx), "
                 f"got {type(a).__name__}"
             ) from None
         _refuse_unusable(a, label(i))
@@ -240,7 +255,7 @@ def _remember_type(a: Array, xp: Namespace) -> None:
     """Let the fast path answer for arrays of `a`'s type from now on (the types whose device
     attribute and dtype compare cheaply: NumPy, torch, CuPy, array-api-strict)."""
     if type(a) is np.ndarray or array_api_compat.is_torch_array(a) or array_api_compat.is_cupy_array(a) \
-            or array_api_compat.is_array_api_strict_namespace(xp):
+            or array_api_compat.is_array_api_strict_namespace(xp) or NAMESPACE_NAMES.get(xp.__name__) == "ndonnx":
         _NAMESPACE_OF_TYPE.setdefault(type(a), xp)
         if array_api_compat.is_torch_array(a):
             _TORCH_TYPES.add(type(a))

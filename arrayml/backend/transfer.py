@@ -45,9 +45,26 @@ def to_numpy(x: Array) -> np.ndarray:
     if array_api_compat.is_jax_array(x):
         return np.asarray(x)  # a tracer (inside jax.jit) raises JAX's TracerArrayConversionError
     xp = array_api_compat.array_namespace(x)
+    if namespace_name(xp) == "ndonnx":
+        return _ndonnx_value(x)
     if array_api_compat.is_array_api_strict_namespace(xp):
         x = array_api_compat.to_device(x, xp.Device("CPU_DEVICE"))
     return np.asarray(x)
+
+
+def _ndonnx_value(x: Array) -> np.ndarray:
+    """The value of an ndonnx array: known while building only for constants (and what is
+    computed from constants alone); a graph input, and anything computed from one, has a value
+    only once onnxruntime runs the built graph."""
+    try:
+        return np.asarray(x.unwrap_numpy())
+    except ValueError:
+        raise ValueError(
+            f"this ndonnx array (shape {tuple(x.shape)}, {dtype_name(x.dtype)}) is part of an ONNX graph that "
+            "has not run: it depends on a graph input, so it has no value yet (a host read such as float(x), "
+            "bool(x) or to_numpy(x) cannot be part of an exported function); build the graph "
+            "(arrayml.backend.trace_onnx) and run it"
+        ) from None
 
 
 def convert(x: Array, xp: Namespace, device: Any, dtype: Any = None) -> Array:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import backend
 from ..data import Splits, holdout_split
 from ..fileio import atomic_write, file_digest
 from ._base import DataError, candidate_dirs, download, file_in, offline
@@ -255,17 +256,35 @@ def _missing_message(looked: str, problems: list[str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+#: The images as the cache stores them, and as `normalize` (and an exported model) takes them.
+RAW_LAYOUT = "N x 32 x 32 x 3 uint8: RGB pixels 0..255, height, width, channel (as cifar10_uint8.npz stores them)"
+
+
+def normalize(images: Any, *, dtype: Any = None) -> Any:
+    """uint8 images (N, 32, 32, 3) of any array-API namespace -> (N, 3072) rows of `dtype` (a
+    dtype of that namespace; default float32): scaled to [0, 1], normalised per channel with
+    `MEAN` and `STD`, flattened channel-first (as torchvision's tensors are).
+
+    Array-API code only, so the same lines run on NumPy (`preprocess`) and inside an exported
+    ONNX graph (`arrayml.export.Preprocess`): ``(x/255 − mean)/std`` as ``x·scale − offset``."""
+    xp, dev = backend.get_namespace_and_device(images, names=("images",), what="cifar10.normalize")
+    if images.ndim != 4 or tuple(images.shape[1:]) != (32, 32, 3):
+        raise ValueError(f"expected images of shape (N, 32, 32, 3), got {tuple(images.shape)}")
+    dtype = xp.float32 if dtype is None else dtype
+    scale = xp.asarray(1.0 / (255.0 * np.asarray(STD)), dtype=dtype, device=dev)  # computed in float64
+    offset = xp.asarray(np.asarray(MEAN) / np.asarray(STD), dtype=dtype, device=dev)
+    block = xp.astype(images, dtype) * scale - offset
+    return xp.reshape(xp.permute_dims(block, (0, 3, 1, 2)), (-1, N_FEATURES))
+
+
 def preprocess(images: np.ndarray, *, dtype: Any = np.float32, chunk: int = 5000) -> np.ndarray:
-    """uint8 (N, 32, 32, 3) -> (N, 3072) float: scaled to [0, 1], normalised per channel with
-    `MEAN` and `STD`, flattened channel-first (as torchvision's tensors are)."""
+    """uint8 (N, 32, 32, 3) -> (N, 3072) float on the host: `normalize`, `chunk` images at a
+    time (the float copy of 50,000 images at once would need 600 MB more)."""
     if images.ndim != 4 or images.shape[1:] != (32, 32, 3):
         raise ValueError(f"expected images of shape (N, 32, 32, 3), got {images.shape}")
-    scale = np.asarray(1.0 / (255.0 * np.asarray(STD)), dtype=dtype)
-    offset = np.asarray(np.asarray(MEAN) / np.asarray(STD), dtype=dtype)
-    out = np.empty((images.shape[0], 3 * 32 * 32), dtype=dtype)
+    out = np.empty((images.shape[0], N_FEATURES), dtype=dtype)
     for start in range(0, images.shape[0], chunk):
-        block = np.asarray(images[start:start + chunk], dtype=dtype) * scale - offset  # (x/255 - mean)/std
-        out[start:start + chunk] = np.reshape(np.transpose(block, (0, 3, 1, 2)), (block.shape[0], -1))
+        out[start:start + chunk] = normalize(images[start:start + chunk], dtype=np.dtype(dtype))
     return out
 
 

@@ -72,6 +72,13 @@ class BatchNorm1d(Module):
         S = x.shape[0]
         synced = None
         if self.training:
+            if S is None:  # a dynamic dimension of a graph being built (ndonnx)
+                raise ValueError(
+                    "BatchNorm1d in training mode needs a fixed batch size (its running variance uses "
+                    "S/(S − 1)), but the input's batch dimension is dynamic; build the graph with a fixed "
+                    "batch (arrayml.export.train_step_to_onnx takes batch_size), or use eval() to "
+                    "normalise with the running statistics"
+                )
             if self.sync is not None:
                 mean, var, n = self._synchronized_moments(x, xp)
                 centred = x - mean

@@ -32,7 +32,7 @@ def check_input(
             f"{module} expects a {ndim}-D input of shape (batch, features), got a "
             f"{len(shape)}-D array of shape {shape}"
         )
-    if features is not None and shape[-1] != features:
+    if features is not None and shape[-1] != features and shape[-1] is not None:  # None: a graph's unknown size
         raise ValueError(
             f"{module} expects {features} input features, i.e. shape (batch, {features}), "
             f"got shape {shape}"
@@ -49,7 +49,7 @@ def check_grad(dy: Array, like_shape: tuple[int, ...], *, module: str, dtype: An
     """Validate an upstream gradient: it must have the shape and (if given) the dtype of the
     forward output. A float64 `dy` into float32 layers would otherwise turn every gradient, and
     after the next SGD step every parameter, into float64."""
-    if tuple(dy.shape) != tuple(like_shape):
+    if tuple(dy.shape) != tuple(like_shape) and not backend.shapes_match(dy.shape, like_shape):
         raise ValueError(
             f"{module}.backward expects a gradient of the forward output's shape "
             f"{tuple(like_shape)}, got shape {tuple(dy.shape)}"

@@ -122,7 +122,7 @@ class Residual(Module):
 
     def forward(self, x: Array) -> Array:
         y = self.block.forward(x)
-        if tuple(y.shape) != tuple(x.shape):
+        if tuple(y.shape) != tuple(x.shape) and not backend.shapes_match(y.shape, x.shape):
             raise ValueError(
                 f"Residual block must keep the shape of its input: got input shape "
                 f"{tuple(x.shape)} and block output shape {tuple(y.shape)}"

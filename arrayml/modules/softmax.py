@@ -87,7 +87,7 @@ def _target_rows(t: Array, like: Array, *, validate: bool, xp: Namespace, what: 
                 f"{what}: integer labels must be a 1-D array of shape ({S},), got shape "
                 f"{tuple(t.shape)}"
             )
-        if t.shape[0] != S:
+        if t.shape[0] != S and not backend.shapes_match(t.shape[:1], (S,)):
             raise ValueError(
                 f"{what}: got {t.shape[0]} labels for a batch of {S} samples; they must match"
             )
@@ -99,7 +99,7 @@ def _target_rows(t: Array, like: Array, *, validate: bool, xp: Namespace, what: 
             )
         return backend.one_hot(t, C, like.dtype, xp=xp)  # rows, and the mask they come from
     if xp.isdtype(t.dtype, "real floating"):
-        if tuple(t.shape) != (S, C):
+        if tuple(t.shape) != (S, C) and not backend.shapes_match(t.shape, (S, C)):
             if t.ndim == 1:
                 raise TypeError(
                     f"{what}: 1-D targets must be integer class labels, got dtype "
@@ -131,6 +131,11 @@ def _target_rows(t: Array, like: Array, *, validate: bool, xp: Namespace, what: 
 
 def _check_scores(x: Array, what: str, xp: Namespace) -> None:
     _check_scores_shape(x, what, xp)
+    if x.shape[0] is None:  # a dynamic dimension of a graph being built (ndonnx)
+        raise ValueError(
+            f"{what}: the batch dimension is dynamic, but the mean loss divides by the batch size; "
+            "build the graph with a fixed batch (arrayml.export.train_step_to_onnx takes batch_size)"
+        )
     if x.shape[0] == 0:
         raise ValueError(
             f"{what}: the batch is empty (shape {tuple(x.shape)}); the mean loss over no samples "

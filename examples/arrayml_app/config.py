@@ -25,10 +25,10 @@ from arrayml.schedules import SCHEDULES
 #: Settings a resumed run may change: where it runs, where it writes and how much it says.
 #: Everything else (the model, the data split, the optimisation) comes from the checkpoint.
 RESUME_OVERRIDABLE = ("xp", "device", "compile", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every",
-                      "overwrite")
+                      "overwrite", "export_onnx")
 
 #: Settings that describe how a run is watched, not what it computes: not stored in checkpoints.
-NOT_SAVED = ("quiet", "resume", "overwrite")
+NOT_SAVED = ("quiet", "resume", "overwrite", "export_onnx")
 
 
 def flag(help: str, **argparse_kwargs: Any) -> dict[str, Any]:
@@ -115,6 +115,10 @@ class RunConfig:
     resume: str | None = field(default=None, metadata=flag(
         "continue the run saved in this checkpoint with its settings; only --xp, --device, --compile, --data-dir, --out, "
         "--quiet and --checkpoint-every may be given; default: a new run", metavar="PATH"))
+    export_onnx: str | None = field(default=None, metadata=flag(
+        "write the best-validation model to PATH as an ONNX graph that takes the images as the data set stores them "
+        "(uint8, N x 32 x 32 x 3; the normalisation is inside the graph) and returns logits (N x 10); run it with "
+        "examples/predict_onnx.py. Needs the [onnx] extra; default: no export", metavar="PATH"))
     reference: bool = False  # set by examples/torch_reference.py: plain torch.nn instead of arrayml (no flag)
 
     def run_name(self) -> str:
@@ -239,6 +243,21 @@ class RunConfig:
         problem = _unwritable(self.out_dir())
         if problem:
             raise ValueError(f"--out must be a folder that can be written, got {self.out_dir()}: {problem}")
+        if self.export_onnx is not None:
+            self._validate_export(self.export_onnx)
+
+    def _validate_export(self, path: str) -> None:
+        """--export-onnx: an arrayml model, a path whose folder exists, the [onnx] extra (its
+        absence is a `BackendUnavailableError` naming the install command)."""
+        from arrayml import backend, export
+
+        if self.reference:
+            raise ValueError("--export-onnx exports an arrayml model; the torch.nn reference has none to export")
+        try:
+            export.check_path(path)
+        except export.ExportError as exc:
+            raise ValueError(f"--export-onnx {path}: {exc}") from None
+        backend.onnx_modules()
 
     def validate_sizes(self, n_images: int, source: str) -> None:
         """Check the sizes that depend on the data, given the `n_images` training images (before

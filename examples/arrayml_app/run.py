@@ -207,7 +207,43 @@ def run(
         out = write_results_or_elsewhere(results, config, learner, state, plots=plots)
         # the one line --quiet keeps
         print(f"results written to {out}/results.json" if not config.quiet else f"{outcome}; results written to {out}/results.json")
+        if config.export_onnx is not None:  # after the results: a failed export loses nothing
+            if test is None:
+                say("no ONNX model written: the run diverged before any epoch finished")
+            else:
+                path = export_onnx(learner, config, results)
+                say(f"ONNX model written to {path}: uint8 images (N x 32 x 32 x 3) in, logits (N x 10) out; "
+                    f"run it with: python examples/predict_onnx.py {path} --data-dir DIR")
     return results
+
+
+def export_onnx(learner: Learner, config: RunConfig, results: dict[str, Any]) -> Path:
+    """The best-validation model (the learner holds it after `evaluate_best`) as an ONNX graph
+    taking the test images as the data set stores them: `cifar10.normalize` inside the graph."""
+    from arrayml import export
+
+    model = getattr(learner, "model", None)
+    if not isinstance(model, arrayml.Module):
+        raise ValueError(f"--export-onnx exports an arrayml model; {type(learner).__name__} has none")
+    preprocess = export.Preprocess(cifar10.normalize, (32, 32, 3), "uint8", cifar10.RAW_LAYOUT)
+    settings = dict(preprocess=preprocess, class_names=cifar10.CLASSES, metadata={
+        "run": config.run_name(),
+        "best_epoch": str(results["best_epoch"]),
+        "test_accuracy": f"{results['test_accuracy']:.4f}",
+        "data_sha256": results["data"]["sha256"],
+    })
+    path = Path(str(config.export_onnx))
+    try:
+        export.to_onnx(model, path, **settings)
+        return path
+    except OSError as exc:  # a full disk, a folder gone: the trained model goes elsewhere, never lost
+        failure = f"could not write the ONNX model to {path} ({type(exc).__name__}: {exc})"
+    try:
+        elsewhere = Path(tempfile.mkdtemp(prefix=f"arrayml-{config.run_name()}-")) / path.name
+        export.to_onnx(model, elsewhere, **settings)
+    except OSError as exc:
+        raise ResultsNotWritten(f"{failure}, nor to a temporary folder ({exc})", None) from None
+    raise ResultsNotWritten(f"{failure}; wrote it to {elsewhere} instead", elsewhere.parent)
 
 
 def placement(config: RunConfig) -> backend.Placement:
