@@ -227,3 +227,12 @@ def test_dropout_does_not_change_an_mlps_initial_weights_and_its_options_compose
     ln = am.MLP(8, [6], 3, layer_norm=True, init="xavier")
     assert [type(m).__name__ for m in ln.layers] == ["Linear", "LayerNorm", "ReLU", "Linear"]
     assert ln.layers[0].init == "xavier"
+
+
+def test_random_numbers_of_a_size_unknown_until_a_graph_runs_are_refused_clearly():
+    """An ONNX graph's dynamic batch (ndonnx): a mask cannot be drawn while the graph is built."""
+    xp = backend.namespace_by_name("numpy")
+    with pytest.raises(ValueError, match=r"random numbers of shape \(None, 4\): a size that is not known until the graph "
+                                         r"runs .* give the graph a fixed batch size, or evaluate the model"):
+        backend.uniform_from_key(backend.random_key(1, xp=xp, device="cpu"), (None, 4), xp=xp, device="cpu",
+                                 dtype=xp.float32)

@@ -155,6 +155,10 @@ def fold_in(key: Key, data: Any) -> Key:
 def uniform_from_key(key: Key, shape: tuple[int, ...], *, xp: Namespace, device: Any, dtype: Any) -> Array:
     """Samples of U[0, 1) of `shape` and `dtype` on `device`, drawn by namespace `xp`'s library
     from `key` (see above)."""
+    if any(n is None for n in shape):
+        raise ValueError(f"random numbers of shape {tuple(shape)}: a size that is not known until the graph runs (an "
+                         "ONNX graph's dynamic batch) cannot have its numbers drawn while the graph is built; give "
+                         "the graph a fixed batch size, or evaluate the model (eval()) so that it draws nothing")
     shape = tuple(int(n) for n in shape)
     name = namespace_name(xp)
     if key is GLOBAL_GENERATOR:
