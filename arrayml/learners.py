@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from . import backend
+from . import backend, validate
 from .backend import Array, Namespace
 from .modules import Module, SoftmaxCrossEntropy
 from .optim import Optimizer, flatten_state, unflatten_state
-from .step import train_step
+from .step import step_key, train_step
 
 
 class ProcessGroup(Protocol):
@@ -38,9 +38,12 @@ class Learner(Protocol):
     #: None if it has none.
     lr: float | None
 
-    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
         """One step at learning rate `lr`; returns the batch loss and the number of correct
-        predictions, both as 0-D device arrays (not read back)."""
+        predictions, both as 0-D device arrays (not read back). `step` is the step's number in
+        the run (0, 1, ...: what its random draws, dropout masks, derive from); `fit` passes
+        ``epoch · steps_per_epoch + i``, so a resumed run draws what it would have drawn; None:
+        the learner counts its calls."""
 
     def logits(self, x: Array) -> Array:
         """Outputs in evaluation mode, without touching any training state."""
@@ -69,13 +72,16 @@ class ArraymlLearner:
     runs as one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
     ``torch.compile`` on PyTorch; a `ValueError` on other backends), with the same layer code.
 
+    `seed` seeds the step's random draws (dropout masks, random flips): step n draws from
+    ``step_key(seed, n)`` (`arrayml.step.step_key`), eager or compiled.
+
     The learner follows its model: after ``model.to(...)`` it trains where the model now lives
     (the optimizer's state is moved along at the next step).
     """
 
     group = None  # one process (arrayml.distributed.DataParallelLearner has a group)
 
-    def __init__(self, model: Module, optimizer: Optimizer, *, compile: bool = False) -> None:
+    def __init__(self, model: Module, optimizer: Optimizer, *, compile: bool = False, seed: int = 0) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"ArraymlLearner trains an arrayml Module, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
@@ -85,13 +91,16 @@ class ArraymlLearner:
             raise ValueError("the model has no parameters to train")
         self.model = model
         self.optimizer = optimizer
+        self.seed = validate.seed(seed, "ArraymlLearner seed")
+        #: The number of the next step when `train_step` is not given one.
+        self.next_step = 0
         # labels are checked once, up front, by `fit`: no per-step host sync for validation
         self.loss = SoftmaxCrossEntropy(validate=False)
         self.compiled = None
         if compile:
             from .compile import compile_step
 
-            self.compiled = compile_step(model, self.loss, optimizer, metrics=count_correct)
+            self.compiled = compile_step(model, self.loss, optimizer, metrics=count_correct, seed=self.seed)
 
     @property
     def placement(self) -> backend.Placement:
@@ -116,13 +125,23 @@ class ArraymlLearner:
 
     count_correct = staticmethod(count_correct)
 
-    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
+        step = self.next_step if step is None else step
+        self.next_step = step + 1
+        key = self.step_key(step) if self.model.draws_random_numbers() else None
         if self.compiled is not None:
-            return self.compiled(x, y, lr)
+            return self.compiled(x, y, lr, key=key)
         params = self.model.parameters()
         self.optimizer.state, loss, correct = train_step(
-            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, metrics=count_correct)
+            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, key=key,
+            metrics=count_correct)
         return loss, correct
+
+    def step_key(self, step: int, rank: int | None = None) -> Any:
+        """The random key of step `step` (of process `rank` in data-parallel training), where the
+        model lives."""
+        where = self.placement
+        return step_key(self.seed, step, xp=where.xp, device=where.device, rank=rank)
 
     def logits(self, x: Array) -> Array:
         was_training = self.model.training
