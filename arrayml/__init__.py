@@ -17,11 +17,14 @@ from .modules import (
     Activation,
     BatchNorm1d,
     CrossEntropy,
+    Dropout,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     Loss,
     Module,
+    RandomFlip,
     ReLU,
     Residual,
     Sequential,
@@ -32,7 +35,7 @@ from .modules import (
     Tanh,
     activation_by_name,
 )
-from .optim import SGD, Optimizer
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
@@ -55,18 +58,24 @@ def __dir__() -> list[str]:
 __all__ = [
     "ACTIVATIONS",
     "Activation",
+    "Adam",
+    "AdamW",
     "BatchNorm1d",
     "CompiledStep",
     "CrossEntropy",
+    "Dropout",
     "ELU",
     "GELU",
     "Identity",
+    "LayerNorm",
     "LeakyReLU",
     "Loss",
     "Linear",
     "MLP",
     "Module",
     "Optimizer",
+    "RMSprop",
+    "RandomFlip",
     "ReLU",
     "Residual",
     "SGD",

@@ -39,6 +39,14 @@ What a compiled step assumes, and what it does about it:
   copy them first: `CompiledStep.snapshot` does. PyTorch has no donation and its old arrays
   stay valid.
 
+Random draws (dropout): the step's random key is an argument too (``step(x, y, lr, key=...)``,
+or the step's own ``step_key(seed, n)`` for its n-th call). JAX takes the key array as a traced
+argument and draws inside the compiled function with ``jax.random``: the very masks of the eager
+step, and no host random numbers. ``torch.compile`` cannot trace a generator object: its draws
+come from torch's default generator of the device, seeded from the step's key around the call
+and restored after it (`arrayml.backend.seeded_globally`): reproducible, but other masks than
+the eager torch step's.
+
 Namespaces without a tracing compiler (NumPy, CuPy, array-api-strict) get a `ValueError` that
 says which ones compile, unless ``fallback="eager"`` is passed: then the same pure step runs
 uncompiled (it gives the eager loop's numbers bit for bit), and ``step.compiled`` is False.
@@ -53,7 +61,7 @@ from . import backend, validate
 from .backend import Array
 from .modules.base import Loss, Module
 from .optim.base import Optimizer, State
-from .step import train_step
+from .step import step_key, train_step
 
 __all__ = ["CompiledStep", "compile_step"]
 
@@ -61,7 +69,8 @@ Arrays = dict[str, Array]
 
 
 class CompiledStep:
-    """``step(x, y, lr=None)``: one optimizer step of `model` on the batch (x, y), compiled.
+    """``step(x, y, lr=None, key=None)``: one optimizer step of `model` on the batch (x, y),
+    compiled.
 
     Returns the batch loss as a 0-D device array, or ``(loss, metrics(logits, y))`` when a
     `metrics` function was given (it runs inside the compiled function; e.g. the number of
@@ -74,7 +83,7 @@ class CompiledStep:
     def __init__(
         self, model: Module, loss: Loss, optimizer: Optimizer, *,
         metrics: Callable[[Array, Array], Any] | None = None, donate: bool = True, fallback: str | None = None,
-        options: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None, seed: int = 0,
     ) -> None:
         for value, kind, what in ((model, Module, "an arrayml Module"), (loss, Loss, "an arrayml Loss"),
                                   (optimizer, Optimizer, "an arrayml optimizer (arrayml.optim.Optimizer)")):
@@ -93,6 +102,9 @@ class CompiledStep:
             )
         self._donate = bool(donate)
         self._options = options
+        self.seed = validate.seed(seed, "compile_step seed")
+        #: The number of the next call without a key (its key: ``step_key(seed, next_step)``).
+        self.next_step = 0
         self._functions: dict[tuple[Any, ...], Any] = {}
 
     def _placement(self) -> backend.Placement:
@@ -133,13 +145,18 @@ class CompiledStep:
 
     # -- the pure step: state in, state out ----------------------------------------------------
     def pure_step(self, params: Arrays, buffers: Arrays, opt_state: State, x: Array, y: Array, lr: Any,
-                  ) -> tuple[tuple[Arrays, Arrays, State], Array, Any]:
+                  key: Any = None) -> tuple[tuple[Arrays, Arrays, State], Array, Any]:
         """`arrayml.step.train_step` as a function of its state (this is what gets traced), on
-        a clone of the model and of the loss that hold the given arrays."""
+        a clone of the model and of the loss that hold the given arrays. `key`: the step's random
+        key (a traced array on JAX); None inside ``torch.compile`` for a model that draws, whose
+        draws then use the seeded default generator (`backend.GLOBAL_GENERATOR`)."""
         model, loss_fn = self.model.clone(), self.loss.clone()
         model.set_parameters(params)
         model.set_buffers(buffers)
-        opt_state, loss, extra = train_step(model, loss_fn, self.optimizer, opt_state, x, y, lr, metrics=self.metrics)
+        if key is None and self.compiler == "torch.compile" and model.draws_random_numbers():
+            key = backend.GLOBAL_GENERATOR
+        opt_state, loss, extra = train_step(model, loss_fn, self.optimizer, opt_state, x, y, lr, key=key,
+                                            metrics=self.metrics)
         return (model.parameters(), model.named_buffers(), opt_state), loss, extra
 
     def _function(self) -> Any:
@@ -153,8 +170,9 @@ class CompiledStep:
                 # A function object of its own for each key: JAX caches traces by function (and
                 # two bound methods of one object compare equal), so compiling the method itself
                 # again would hand back the trace made in the other mode.
-                def step(params: Arrays, buffers: Arrays, opt_state: State, x: Array, y: Array, lr: Any) -> Any:
-                    return self.pure_step(params, buffers, opt_state, x, y, lr)
+                def step(params: Arrays, buffers: Arrays, opt_state: State, x: Array, y: Array, lr: Any,
+                         key: Any = None) -> Any:
+                    return self.pure_step(params, buffers, opt_state, x, y, lr, key)
 
                 fn = self._compile(step)
             self._functions[key] = fn
@@ -165,7 +183,7 @@ class CompiledStep:
         return backend.compile_function(step, self.placement.xp, donate_argnums=(0, 1, 2) if self.donate else (),
                                         options=self._options)
 
-    def __call__(self, x: Array, y: Array, lr: float | None = None) -> Any:
+    def __call__(self, x: Array, y: Array, lr: float | None = None, *, key: Any = None) -> Any:
         rate = validate.learning_rate(self.optimizer.lr if lr is None else lr, "compile_step learning rate",
                                       zero_ok=lr is not None)  # on the host, before tracing
         params = self.model.parameters()
@@ -177,9 +195,18 @@ class CompiledStep:
         # the eager step's namespace/device error, before jax.jit would quietly move NumPy input
         backend.get_namespace_and_device(x, y, next(iter(params.values())),
                                          names=("input x", "labels y", "the model's parameters"), what=self.what)
-        new_state, loss, extra = self._function()(
-            params, buffers, opt_state, x, y, backend.traced_scalar(rate, xp=where.xp, device=where.device, dtype=where.dtype)
-        )
+        if not self.model.draws_random_numbers():
+            key = None
+        elif key is None:
+            key = step_key(self.seed, self.next_step, xp=where.xp, device=where.device)
+            self.next_step += 1
+        # torch.compile draws from the default generator, seeded from the key around the call
+        traced_key = None if self.compiler == "torch.compile" else key
+        with backend.seeded_globally(key if self.compiler == "torch.compile" else None, xp=where.xp,
+                                     device=where.device):
+            new_state, loss, extra = self._function()(
+                params, buffers, opt_state, x, y,
+                backend.traced_scalar(rate, xp=where.xp, device=where.device, dtype=where.dtype), traced_key)
         new_params, new_buffers, self.optimizer.state = new_state
         self.model.set_parameters(new_params)
         self.model.set_buffers(new_buffers)
@@ -211,7 +238,7 @@ def _same_place(p: Array, where: backend.Placement) -> bool:
 
 def compile_step(
     model: Module, loss: Loss, optimizer: Optimizer, *, metrics: Callable[[Array, Array], Any] | None = None,
-    donate: bool = True, fallback: str | None = None, options: dict[str, Any] | None = None,
+    donate: bool = True, fallback: str | None = None, options: dict[str, Any] | None = None, seed: int = 0,
 ) -> CompiledStep:
     """A `CompiledStep` for `model`, `loss` and `optimizer`: ``step(x, y, lr)`` runs forward,
     loss, backward and the optimizer's update as one compiled function (``jax.jit`` with the
@@ -226,5 +253,8 @@ def compile_step(
         fallback: ``None`` (default) raises `ValueError` for a backend without a compiler;
             ``"eager"`` runs the same pure step uncompiled there.
         options: passed to ``jax.jit`` or ``torch.compile`` (e.g. ``{"mode": "max-autotune"}``).
+        seed: seeds the random draws (dropout) of the calls given no key: the n-th such call
+            draws from ``arrayml.step.step_key(seed, n)``.
     """
-    return CompiledStep(model, loss, optimizer, metrics=metrics, donate=donate, fallback=fallback, options=options)
+    return CompiledStep(model, loss, optimizer, metrics=metrics, donate=donate, fallback=fallback, options=options,
+                        seed=seed)

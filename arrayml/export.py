@@ -400,7 +400,7 @@ class OnnxTrainStep(CompiledStep):
         """The traced graph for the model's current modes and the optimizer's settings."""
         return self._function().graph
 
-    def __call__(self, x: Array, y: Array, lr: float | None = None) -> Any:
+    def __call__(self, x: Array, y: Array, lr: float | None = None, *, key: Any = None) -> Any:
         for value, name, ndim in ((x, "input x", 2), (y, "labels y", 1)):
             shape = tuple(getattr(value, "shape", ()))
             if len(shape) != ndim or shape[0] != self.batch_size:
@@ -412,7 +412,7 @@ class OnnxTrainStep(CompiledStep):
         if backend.is_array(y) and backend.get_namespace(y).isdtype(y.dtype, "integral") \
                 and backend.dtype_name(y.dtype) != "int64":
             y = np.asarray(backend.to_numpy(y), dtype=np.int64)  # any integer labels: exactly the same values
-        return super().__call__(x, y, lr)
+        return super().__call__(x, y, lr, key=key)  # a step that draws (dropout) gets a key: the graph refuses it
 
     def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
         """Write the training step's graph to `path` (its folder must exist), with metadata."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from . import backend
+from . import backend, validate
 from .backend import Array, Namespace
 from .modules import Loss, Module, SoftmaxCrossEntropy
 from .optim import Optimizer, flatten_state, unflatten_state
-from .step import train_step
+from .step import step_key, train_step
 
 
 class ProcessGroup(Protocol):
@@ -38,10 +38,13 @@ class Learner(Protocol):
     #: None if it has none.
     lr: float | None
 
-    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array | None]:
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array | None]:
         """One step at learning rate `lr`; returns the batch loss and the number of correct
         predictions, both as 0-D device arrays (not read back); None for the count when the
-        learner counts none (a regression loss)."""
+        learner counts none (a regression loss). `step` is the step's number in the run (0, 1,
+        ...: what its random draws, dropout masks, derive from); `fit` passes
+        ``epoch · steps_per_epoch + i``, so a resumed run draws what it would have drawn; None:
+        the learner counts its calls."""
 
     def logits(self, x: Array) -> Array:
         """Outputs in evaluation mode, without touching any training state."""
@@ -74,6 +77,9 @@ class ArraymlLearner:
     one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
     ``torch.compile`` on PyTorch; a `ValueError` on other backends), with the same layer code.
 
+    `seed` seeds the step's random draws (dropout masks, random flips): step n draws from
+    ``step_key(seed, n)`` (`arrayml.step.step_key`), eager or compiled.
+
     The learner follows its model: after ``model.to(...)`` it trains where the model now lives
     (the optimizer's state is moved along at the next step).
     """
@@ -82,7 +88,7 @@ class ArraymlLearner:
 
     def __init__(
         self, model: Module, optimizer: Optimizer, *, loss: Loss | None = None,
-        metrics: Callable[[Array, Array], Any] | None = count_correct, compile: bool = False,
+        metrics: Callable[[Array, Array], Any] | None = count_correct, compile: bool = False, seed: int = 0,
     ) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"ArraymlLearner trains an arrayml Module, got {type(model).__name__}")
@@ -95,6 +101,9 @@ class ArraymlLearner:
             raise ValueError("the model has no parameters to train")
         self.model = model
         self.optimizer = optimizer
+        self.seed = validate.seed(seed, "ArraymlLearner seed")
+        #: The number of the next step when `train_step` is not given one.
+        self.next_step = 0
         # labels are checked once, up front, by `fit`: no per-step host sync for validation
         self.loss = SoftmaxCrossEntropy(validate=False) if loss is None else loss
         self.metrics = metrics
@@ -102,7 +111,7 @@ class ArraymlLearner:
         if compile:
             from .compile import compile_step
 
-            self.compiled = compile_step(model, self.loss, optimizer, metrics=metrics)
+            self.compiled = compile_step(model, self.loss, optimizer, metrics=metrics, seed=self.seed)
 
     @property
     def placement(self) -> backend.Placement:
@@ -127,14 +136,24 @@ class ArraymlLearner:
 
     count_correct = staticmethod(count_correct)
 
-    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array | None]:
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array | None]:
+        step = self.next_step if step is None else step
+        self.next_step = step + 1
+        key = self.step_key(step) if self.model.draws_random_numbers() else None
         if self.compiled is not None:
-            out = self.compiled(x, y, lr)
+            out = self.compiled(x, y, lr, key=key)
             return out if self.metrics is not None else (out, None)
         params = self.model.parameters()
         self.optimizer.state, loss, correct = train_step(
-            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, metrics=self.metrics)
+            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, key=key,
+            metrics=self.metrics)
         return loss, correct
+
+    def step_key(self, step: int, rank: int | None = None) -> Any:
+        """The random key of step `step` (of process `rank` in data-parallel training), where the
+        model lives."""
+        where = self.placement
+        return step_key(self.seed, step, xp=where.xp, device=where.device, rank=rank)
 
     def logits(self, x: Array) -> Array:
         was_training = self.model.training

@@ -13,7 +13,11 @@ Every way arrayml trains is this function:
   ``Sequential.backward`` has computed it.
 
 It reassigns the model's parameters (and, through forward, its buffers) and fills its ``grads``;
-the optimizer's state goes in and comes out, as in optax.
+the optimizer's state goes in and comes out, as in optax. A step that draws random numbers
+(dropout) takes the step's random `key` as an input too, like the rate: each caller derives it
+from its seed and the step number (`arrayml.backend.random_key`, `fold_in`; data-parallel
+processes fold in their rank), so masks are reproducible, and a compiled step takes it as a
+traced argument.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .backend import Array
+from . import backend
+from .backend import Array, Namespace
 from .modules.base import Loss, Module
 from .modules.containers import Sequential
 from .optim.base import Optimizer, State
@@ -45,11 +50,21 @@ class GradientReducer(Protocol):
 
 def train_step(
     model: Module, loss_fn: Loss, optimizer: Optimizer, opt_state: State, x: Array, y: Array, lr: Any, *,
-    metrics: Callable[[Array, Array], Any] | None = None, reducer: GradientReducer | None = None,
+    key: Any = None, metrics: Callable[[Array, Array], Any] | None = None, reducer: GradientReducer | None = None,
 ) -> tuple[State, Array, Any]:
     """One step on the batch (x, y) at rate `lr`: returns the new optimizer state, the batch's
-    mean loss (a 0-D device array, not read back) and ``metrics(logits, y)`` (None without)."""
-    logits = model.forward(x)
+    mean loss (a 0-D device array, not read back) and ``metrics(logits, y)`` (None without).
+
+    `key`: this step's random key, from which every layer that draws (dropout) gets its own
+    (`Module.set_random_key`); None leaves such layers to their own streams."""
+    if key is not None:
+        model.set_random_key(key)
+        try:
+            logits = model.forward(x)
+        finally:
+            model.set_random_key(None)  # the key was this step's; a later forward draws anew
+    else:
+        logits = model.forward(x)
     loss = loss_fn.forward(logits, y)
     extra = metrics(logits, y) if metrics is not None else None
     if reducer is None:
@@ -67,3 +82,14 @@ def train_step(
     params, opt_state = optimizer.update(grads, opt_state, model.parameters(), lr)
     model.set_parameters(params)
     return opt_state, loss, extra
+
+
+def step_key(seed: int, step: int, *, xp: Namespace, device: Any, rank: int | None = None) -> Any:
+    """The random key of training step `step` (0, 1, ...) of a run seeded with `seed`: the
+    seed's key folded with the process's `rank` (data-parallel training: every process draws its
+    own masks) and then with the step, on namespace `xp`'s `device` (`arrayml.backend.random`).
+    The same (seed, rank, step), the same key: a resumed run draws what it would have drawn."""
+    key = backend.random_key(seed, xp=xp, device=device)
+    if rank is not None:
+        key = backend.fold_in(key, rank)
+    return backend.fold_in(key, step)

@@ -13,7 +13,9 @@ a schedule whose peak is the optimizer's). No step waits on the device: the per-
 accuracy stay on the device and are read back together once every ``log_every`` steps (and at
 the end of each epoch). That is also when a NaN or infinite loss is noticed; the run then stops
 cleanly and records where it diverged. After `fit` the model holds the weights of the best
-validation epoch (``restore_best=False`` keeps the last ones).
+validation epoch (``restore_best=False`` keeps the last ones). With ``early_stopping=N`` the loop
+stops once N epochs in a row have not beaten the best validation accuracy (patience N, as Keras'
+``EarlyStopping(patience=N)``), and records where.
 
 A learner whose ``group`` is a process group (`arrayml.distributed.DataParallelLearner`) trains
 one shard of data-parallel training: the loop then gives it only its process's rows of each global
@@ -31,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backend, metrics
+from . import backend, metrics, validate
 from .backend import Array, Namespace
 from .data import Splits, eval_batches, steps_per_epoch, train_batches
 from .learners import ArraymlLearner, Learner, ProcessGroup, count_correct
@@ -161,6 +163,8 @@ class FitState:
     best_val_accuracy: float = -math.inf
     best_state: dict[str, Any] | None = None
     diverged: dict[str, Any] | None = None
+    #: Where early stopping ended the run (``{"epoch", "best_epoch", "patience"}``), or None.
+    stopped_early: dict[str, Any] | None = None
 
 
 class _StepLog:
@@ -206,7 +210,7 @@ def fit(
     schedule: Schedule | None = None, lr: float | None = None, progress: bool | None = None,
     log_every: int = 50, log: Callable[[str], None] | None = print,
     start: FitState | None = None, on_epoch_end: Callable[[FitState], None] | None = None,
-    restore_best: bool = True,
+    restore_best: bool = True, early_stopping: int | None = None,
 ) -> FitState:
     """Train `learner` on ``data.x_train`` for `epochs`, validating after each epoch.
 
@@ -221,10 +225,20 @@ def fit(
     model keeps the last epoch's weights (said in the log). `start` continues an earlier run
     (resume); `on_epoch_end` is called with the state after every epoch (checkpointing).
     `progress`: a progress bar per epoch (None: only when stderr is a terminal).
+
+    `early_stopping`: None, or a patience N (a positive integer): training stops after the first
+    epoch that ends N epochs after the best validation accuracy so far (N epochs without a new
+    best), recorded in ``FitState.stopped_early``; the best model is kept and, with
+    `restore_best`, put back, as for a run that trained every epoch. It needs a validation set.
     """
     schedule = _rates(learner, schedule, lr)
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if early_stopping is not None:
+        early_stopping = validate.positive_int(early_stopping, "fit early_stopping (the patience, in epochs)")
+        if data.x_val is None:
+            raise ValueError("fit early_stopping watches the validation accuracy, but the data have no validation set "
+                             "(data.x_val is None): give one, or train without early_stopping")
     n_steps = steps_per_epoch(data.x_train.shape[0], batch_size)
     if n_steps == 0:
         raise ValueError(f"batch size {batch_size} exceeds the {data.x_train.shape[0]} training samples")
@@ -234,7 +248,7 @@ def fit(
     if data.x_val is None:
         say("no validation set: no best-epoch selection, the model keeps the last epoch's weights")
     for epoch in range(state.epochs_done, epochs):
-        if state.diverged is not None:
+        if state.diverged is not None or state.stopped_early is not None:
             break
         t0 = time.perf_counter()
         steps = train_epoch(learner, data.x_train, data.y_train, epoch=epoch, epochs=epochs, batch_size=batch_size, seed=seed,
@@ -254,8 +268,15 @@ def fit(
                 state.best_state = learner.snapshot()  # references: a snapshot, since nothing is written in place
             say(_epoch_line(record, epochs))
         state.epochs_done = epoch + 1
+        if (early_stopping is not None and state.diverged is None and state.best_epoch is not None
+                and state.epochs_done - state.best_epoch >= early_stopping and state.epochs_done < epochs):
+            state.stopped_early = {"epoch": state.epochs_done, "best_epoch": state.best_epoch, "patience": early_stopping}
+            say(f"early stopping after epoch {state.epochs_done}: no better validation accuracy than epoch "
+                f"{state.best_epoch}'s in {early_stopping} epoch{'s' if early_stopping > 1 else ''}")
         if on_epoch_end is not None:
             on_epoch_end(state)
+        if state.stopped_early is not None:
+            break
     if restore_best and state.best_state is not None:
         learner.restore(state.best_state)
         say(f"the model now holds the weights of epoch {state.best_epoch}, the best on validation "
@@ -298,7 +319,7 @@ def train_epoch(
         for step, (xb, yb) in enumerate(train_batches(x, y, batch_size, seed=seed, epoch=epoch, shard=shard,
                                                       shuffle=shuffle, drop_last=drop_last)):
             rate = float(schedule(epoch + step / n_steps))
-            loss, correct = learner.train_step(xb, yb, rate)
+            loss, correct = learner.train_step(xb, yb, rate, epoch * n_steps + step)
             log.add(loss, correct, rate)
             bar.update(1)
             if (step + 1) % log_every == 0 or step + 1 == n_steps:

@@ -21,6 +21,16 @@ def positive_int(value: Any, what: str) -> int:
     return int(value)
 
 
+def seed(value: Any, what: str) -> int:
+    """`value` as a Python int if it is a non-negative integer (a random seed; NumPy integers
+    too, not bools); otherwise a `TypeError` or `ValueError` naming `what`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be a non-negative integer, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
 def real_number(
     value: Any, what: str, *, low: float | None = None, high: float | None = None,
     low_open: bool = False, high_open: bool = False,

@@ -12,6 +12,9 @@ Variants (same data, same batches, batch 128, float32, 45000 samples, last parti
                                torch.compile on torch, jax.jit with donated buffers on jax)
   torch.nn                     the same network in plain PyTorch: torch.nn + autograd + torch.optim.SGD
   numpy loop                   a plain hand-written NumPy loop (the assignment's style, in-place updates)
+  ... adam                     the same variant with Adam (lr 1e-3) instead of SGD: arrayml's on NumPy,
+                               PyTorch and compiled JAX, and torch.optim.Adam; its "vs SGD" column is
+                               its epoch over the same variant's SGD epoch of the same round
 and the machine's float32 matrix-multiply rate on the network's own matmul shapes (NumPy, PyTorch
 and JAX: the best is "the machine's"), so that the effective fraction of it is printed.
 
@@ -28,7 +31,8 @@ machines.
 
 The data are random (the timing does not depend on the pixels), so no data set is needed.
 Every variant starts from the same weights, and after the same 10 steps all must hold the same
-weights (relative 1e-4; float32 rounding apart), or the script stops.
+weights as the others with the same optimizer (relative 1e-4; float32 rounding apart), or the
+script stops.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ from arrayml.data import train_batches
 from arrayml.training import ArraymlLearner
 
 N_TRAIN, N_IN, N_CLASSES, BATCH, LR = 45000, 3072, 10, 128, 0.01
+ADAM_LR = 1e-3
+#: The suffix of an Adam variant's label.
+ADAM = " adam"
 #: The variant every other is compared with, and the one each library's own variant is compared with.
 TORCH_REF, NUMPY_REF = "torch.nn (cpu)", "numpy loop"
 
@@ -180,12 +187,14 @@ def initial_weights(hidden: list[int]) -> list[np.ndarray]:
     return [np.reshape(np.asarray(v), (-1,)) if k.endswith("bias") else np.asarray(v) for k, v in model.parameters().items()]
 
 
-def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host, y_host, *, compile: bool = False) -> Variant:
+def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host, y_host, *, compile: bool = False,
+                    optimizer: str = "sgd") -> Variant:
     where = backend.placement(xp_name, device, "float32")
     x = backend.convert(x_host, where.xp, where.device, where.dtype)
     y = backend.convert(y_host, where.xp, where.device, backend.widest_int(where.xp))
     model = am.MLP(N_IN, hidden, N_CLASSES, rng=0, xp=where.xp, device=where.device, dtype=where.dtype)
-    learner = ArraymlLearner(model, am.SGD(LR), compile=compile)
+    opt, rate = (am.Adam(ADAM_LR), ADAM_LR) if optimizer == "adam" else (am.SGD(LR), LR)
+    learner = ArraymlLearner(model, opt, compile=compile)
 
     def epoch(seed: int, steps: int | None = None) -> None:
         loss = None
@@ -196,11 +205,11 @@ def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host,
                 t = time.perf_counter()
                 with warnings.catch_warnings():  # torch.compile's notes on tracing array-api-compat
                     warnings.simplefilter("ignore")
-                    loss, _ = learner.train_step(xb, yb, LR)
+                    loss, _ = learner.train_step(xb, yb, rate)
                 backend.synchronize(where.xp, where.device, loss)
                 variant.first_call = time.perf_counter() - t
                 continue
-            loss, _ = learner.train_step(xb, yb, LR)
+            loss, _ = learner.train_step(xb, yb, rate)
         backend.synchronize(where.xp, where.device, loss)
         assert np.isfinite(float(loss))
 
@@ -212,7 +221,7 @@ def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host,
     return variant
 
 
-def torch_variant(device: str, hidden: list[int], x_host, y_host) -> Variant:
+def torch_variant(device: str, hidden: list[int], x_host, y_host, *, optimizer: str = "sgd") -> Variant:
     import torch
     from torch import nn
 
@@ -221,7 +230,7 @@ def torch_variant(device: str, hidden: list[int], x_host, y_host) -> Variant:
     x = torch.from_numpy(x_host).to(device)
     y = torch.from_numpy(y_host).to(device)
     net = torch_mirror(am.MLP(N_IN, hidden, N_CLASSES, rng=0), device=device)
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    opt = torch.optim.Adam(net.parameters(), lr=ADAM_LR) if optimizer == "adam" else torch.optim.SGD(net.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
 
     def epoch(seed: int, steps: int | None = None) -> None:
@@ -316,15 +325,25 @@ def available_variants(include_gpu: bool) -> list[tuple[str, str, str | None, bo
     for dev in devices:
         out.append((f"torch.nn ({dev})", "torch.nn", dev, False))
     out.append((NUMPY_REF, "numpy loop", None, False))
+    # Adam beside SGD: arrayml's eager NumPy and PyTorch steps, JAX's compiled one, torch.optim's
+    sgd = {label for label, *_ in out}
+    for label in ("arrayml/numpy", "arrayml/torch (cpu)", "arrayml/jax (cpu) compiled", "torch.nn (cpu)"):
+        if label in sgd:
+            kind, dev, compiled = next(row[1:] for row in out if row[0] == label)
+            out.append((label + ADAM, kind, dev, compiled))
     return out
 
 
-def build_variant(kind: str, device: str | None, compiled: bool, hidden: list[int], x, y) -> Variant:
+def build_variant(kind: str, device: str | None, compiled: bool, hidden: list[int], x, y, *, optimizer: str = "sgd") -> Variant:
     if kind == "torch.nn":
-        return torch_variant(device or "cpu", hidden, x, y)
+        return torch_variant(device or "cpu", hidden, x, y, optimizer=optimizer)
     if kind == "numpy loop":
         return numpy_loop_variant(hidden, x, y)
-    return arrayml_variant(kind, device, hidden, x, y, compile=compiled)
+    return arrayml_variant(kind, device, hidden, x, y, compile=compiled, optimizer=optimizer)
+
+
+def optimizer_of(label: str) -> str:
+    return "adam" if label.endswith(ADAM) else "sgd"
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -379,15 +398,22 @@ def main(argv: list[str] | None = None) -> int:
             if kinds & used_by:
                 rates[lib] = matmul_rate(hidden, repeats=5, lib=lib)
         peak = max(rates.values())  # the machine's float32 matmul rate: the best library's
-        variants = {label: build_variant(kind, dev, compiled, hidden, x, y) for label, kind, dev, compiled in plan}
+        variants = {label: build_variant(kind, dev, compiled, hidden, x, y, optimizer=optimizer_of(label))
+                    for label, kind, dev, compiled in plan}
         # the same 10 steps from the same weights must leave every variant with the same weights
-        # (float32 rounding apart; over a whole epoch rounding differences grow chaotically);
-        # these are also every variant's first calls, where the compiled ones compile
+        # as the others with its optimizer (float32 rounding apart; over a whole epoch rounding
+        # differences grow chaotically); these are also every variant's first calls, where the
+        # compiled ones compile
         for v in variants.values():
             v.epoch(0, steps=10)
-        reference = "arrayml/numpy" if "arrayml/numpy" in variants else next(iter(variants))
-        ref_params = variants[reference].params()
-        agreement = {name: relative_difference(v.params(), ref_params) for name, v in variants.items()}
+        agreement = {}
+        for opt in ("sgd", "adam"):
+            group = [name for name in variants if optimizer_of(name) == opt]
+            if not group:
+                continue
+            reference = "arrayml/numpy" + (ADAM if opt == "adam" else "")
+            ref_params = variants[reference if reference in group else group[0]].params()
+            agreement.update({name: relative_difference(variants[name].params(), ref_params) for name in group})
         worst = max(agreement.values())
         if worst > 1e-4:
             raise SystemExit(f"variants disagree after 10 steps: relative parameter differences {agreement}")
@@ -418,22 +444,27 @@ def main(argv: list[str] | None = None) -> int:
             }
             for key, ref in (("ratio_to_torch_nn", TORCH_REF), ("ratio_to_numpy_loop", NUMPY_REF)):
                 row[key] = spread([a / b for a, b in zip(ts, times[ref])]) if ref in times else None
+            twin = name[: -len(ADAM)] if name.endswith(ADAM) else None  # an Adam row against its SGD row
+            row["ratio_to_sgd"] = spread([a / b for a, b in zip(ts, times[twin])]) if twin in times else None
             rows.append(row)
         report["networks"].append({"hidden": hidden, "epoch_gflop": flops / 1e9, "matmul_gflops": peak / 1e9,
                                    "relative_parameter_difference_after_10_steps": agreement,
                                    "matmul_gflops_by_library": {k: v / 1e9 for k, v in rates.items()}, "rows": rows})
         print(f"\nMLP 3072-{'-'.join(map(str, hidden))}-10, {n_steps} steps of {BATCH}, float32: {flops / 1e9:.1f} GFLOP/epoch; "
               f"float32 matmul rate on these shapes " + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in rates.items()) + " GFLOP/s")
-        print(f"{'variant':<30}{'epoch s: median (min-max)':>27}{'vs torch.nn: median (spread)':>30}"
-              f"{'vs numpy loop':>24}{'of matmul rate: best / own':>28}{'first call s':>14}{'faults/step':>13}")
+        print(f"{'variant':<35}{'epoch s: median (min-max)':>27}{'vs torch.nn: median (spread)':>30}"
+              f"{'vs numpy loop':>24}{'adam vs sgd':>24}{'of matmul rate: best / own':>28}{'first call s':>14}"
+              f"{'faults/step':>13}")
         for row in rows:
             own = row["fraction_of_own_library_matmul_rate"]
             first = "" if row["first_call_seconds"] is None else f"{row['first_call_seconds']:.3f}"
-            print(f"{row['variant']:<30}{row['median_seconds']:>10.3f} ({row['min_seconds']:.3f}-{row['max_seconds']:.3f})"
+            print(f"{row['variant']:<35}{row['median_seconds']:>10.3f} ({row['min_seconds']:.3f}-{row['max_seconds']:.3f})"
                   f"{_ratio_text(row['ratio_to_torch_nn']):>30}{_ratio_text(row['ratio_to_numpy_loop']):>24}"
+                  f"{_ratio_text(row['ratio_to_sgd']):>24}"
                   f"{row['fraction_of_matmul_rate']:>17.0%} / {'' if own is None else f'{own:.0%}':<8}"
                   f"{first:>14}{row['page_faults_per_step']:>13.1f}")
-        print(f"after the same 10 steps all variants hold the same weights to a relative {worst:.1e}")
+        print(f"after the same 10 steps all variants hold the same weights as the others with their optimizer, to a "
+              f"relative {worst:.1e}")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,17 +29,27 @@ from arrayml.training import ArraymlLearner, evaluate, fit
 
 N_FEATURES, N_CLASSES, HIDDEN = 24, 4, [16]
 
-#: (name, backend, device, batch norm: None / "sync", global batch, overlap): 22 steps each.
-#: overlap: each layer's all-reduce starts during backward (the default); False: one bucket after it.
+#: (name, backend, device, batch norm: None / "sync", global batch, overlap, optimizer): 22 steps
+#: each. overlap: each layer's all-reduce starts during backward (the default); False: one bucket
+#: after it. optimizer: a key of OPTIMIZERS.
 EQUIVALENCE_CASES = [
-    ("numpy", "numpy", None, None, 128, True),
-    ("torch", "torch", None, None, 128, True),
-    ("numpy-syncbn", "numpy", None, "sync", 128, True),
-    ("torch-syncbn", "torch", None, "sync", 128, True),
-    ("numpy-syncbn-uneven", "numpy", None, "sync", 127, True),
-    ("numpy-after-backward", "numpy", None, None, 128, False),
-    ("numpy-syncbn-uneven-after-backward", "numpy", None, "sync", 127, False),
+    ("numpy", "numpy", None, None, 128, True, "sgd"),
+    ("torch", "torch", None, None, 128, True, "sgd"),
+    ("numpy-syncbn", "numpy", None, "sync", 128, True, "sgd"),
+    ("torch-syncbn", "torch", None, "sync", 128, True, "sgd"),
+    ("numpy-syncbn-uneven", "numpy", None, "sync", 127, True, "sgd"),
+    ("numpy-after-backward", "numpy", None, None, 128, False, "sgd"),
+    ("numpy-syncbn-uneven-after-backward", "numpy", None, "sync", 127, False, "sgd"),
+    ("numpy-adam-clip-uneven", "numpy", None, None, 127, True, "adam-clip"),
 ]
+
+#: The optimizers of the cases. The clip norm 0.1 is below the gradient norm of most steps here:
+#: clipping each process's own gradient instead of the averaged one would give other steps.
+OPTIMIZERS = {
+    "sgd": lambda: am.SGD(0.05, momentum=0.9),
+    "adam-clip": lambda: am.Adam(0.01, clip_grad_norm=0.1),
+    "adam": lambda: am.Adam(0.01),
+}
 
 
 def make_data(xp_name: str, device: Any = None, dtype: str = "float32", *, n_train: int = 128 * 11 + 40,
@@ -59,17 +69,17 @@ def make_data(xp_name: str, device: Any = None, dtype: str = "float32", *, n_tra
 
 
 def train(group: distributed.ProcessGroup | None, xp_name: str, device: Any, norm: str | None,
-          batch: int, overlap: bool = True, *, epochs: int = 2) -> dict[str, np.ndarray]:
-    """22 SGD steps (2 epochs of 11) with momentum, validated after each epoch; the per-step
-    losses, the validation figures and the final parameters and buffers."""
+          batch: int, overlap: bool = True, optimizer: str = "sgd", *, epochs: int = 2) -> dict[str, np.ndarray]:
+    """22 steps (2 epochs of 11; SGD with momentum by default), validated after each epoch; the
+    per-step losses, the validation figures and the final parameters and buffers."""
     data = make_data(xp_name, device)
     sync = group.batch_norm_sync() if group is not None and norm == "sync" else None
     model = am.MLP(N_FEATURES, HIDDEN, N_CLASSES, batch_norm=norm is not None, batch_norm_sync=sync, xp=xp_name,
                    device=device, rng=0)
-    learner: Any = ArraymlLearner(model, am.SGD(0.05, momentum=0.9))
+    learner: Any = ArraymlLearner(model, OPTIMIZERS[optimizer]())
     if group is not None:
         learner = distributed.DataParallelLearner(learner, group, batch_size=batch, overlap=overlap)
-    state = fit(learner, data, epochs=epochs, batch_size=batch, seed=3, lr=0.05, log=None, progress=False, log_every=4)
+    state = fit(learner, data, epochs=epochs, batch_size=batch, seed=3, log=None, progress=False, log_every=4)  # the optimizer's rate
     out = {"loss": np.asarray(state.history["steps"]["loss"]), "accuracy": np.asarray(state.history["steps"]["accuracy"]),
            "val": np.asarray([[e["val_loss"], e["val_accuracy"]] for e in state.history["epochs"]])}
     out.update({f"state/{k}": np.asarray(backend.to_numpy(v)) for k, v in model.state().items()})
@@ -142,10 +152,31 @@ def evaluation(group: distributed.ProcessGroup | None, xp_name: str) -> dict[str
             "n": np.asarray(summary["n"])}
 
 
+def dropout_masks(group: distributed.ProcessGroup | None, seed: int = 4) -> dict[str, np.ndarray]:
+    """Three data-parallel steps of an MLP with dropout: this process's masks of each step (the
+    dropout layer's scaled mask), and the final parameters."""
+    data = make_data("numpy")
+    model = am.MLP(N_FEATURES, HIDDEN, N_CLASSES, dropout=0.5, rng=0)
+    learner: Any = ArraymlLearner(model, am.SGD(0.05), seed=seed)
+    if group is not None:
+        learner = distributed.DataParallelLearner(learner, group, batch_size=64)
+    lo, hi = (0, 64) if group is None else (32 * group.rank, 32 * group.rank + 32)
+    masks = []
+    for step in range(3):
+        rows = slice(64 * step + lo, 64 * step + hi)
+        learner.train_step(data.x_train[rows], data.y_train[rows], 0.05, step)
+        masks.append(np.asarray(model.layers[2].mask))
+    out = {"masks": np.stack(masks)}
+    out.update({f"state/{k}": np.asarray(v) for k, v in model.state().items()})
+    return out
+
+
 def library(group: distributed.ProcessGroup) -> dict[str, np.ndarray]:
     out = {}
-    for name, xp_name, device, norm, batch, overlap in EQUIVALENCE_CASES:
-        out.update({f"{name}/{k}": v for k, v in train(group, xp_name, device, norm, batch, overlap).items()})
+    for name, xp_name, device, norm, batch, overlap, optimizer in EQUIVALENCE_CASES:
+        out.update({f"{name}/{k}": v for k, v in train(group, xp_name, device, norm, batch, overlap, optimizer).items()})
+    for run in ("a", "b"):  # twice: the same masks again
+        out.update({f"dropout-{run}/{k}": v for k, v in dropout_masks(group).items()})
     out.update({f"fd/{k}": v for k, v in sync_bn_gradients(group).items()})
     for xp_name in ("numpy", "torch", "array-api-strict"):
         out.update({f"eval-{xp_name}/{k}": v for k, v in evaluation(group, xp_name).items()})

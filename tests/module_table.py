@@ -2,7 +2,8 @@
 
 Each entry says how to build the module on a backend, how wide its input is, whether it is in
 training or evaluation mode, and whether its derivative has a kink at 0 (then drawn inputs keep
-away from 0, where central differences are meaningless).
+away from 0, where central differences are meaningless). Layers that draw random numbers
+(dropout, random flips) get a fixed key, so that every forward of the check draws the same mask.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import arrayml as am
+from arrayml import backend
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class ModuleCase:
     training: bool = True
     min_batch: int = 1
     batch_stats: bool = False  # output depends on batch statistics (needs spread-out inputs)
+    row_stats: bool = False  # output depends on each row's statistics (layer norm: spread-out rows)
 
 
 def _act(cls: type, **kw: Any) -> Callable[[dict[str, Any], int], am.Module]:
@@ -40,6 +43,29 @@ def _bn_trained(where: dict[str, Any], seed: int) -> am.Module:
     return bn.eval()
 
 
+#: How many different keys (so masks, per shape) the drawn seeds of a random layer's case give:
+#: few, so that the ndonnx rows, whose graphs hold the mask, build few graphs.
+MASK_KEYS = 4
+
+
+def _fixed_key(module: am.Module, where: dict[str, Any], seed: int) -> am.Module:
+    """`module` with a fixed random key: every forward draws the same masks (a seeded key)."""
+    module.set_random_key(backend.random_key(seed % MASK_KEYS, xp=where["xp"], device=where["device"]))
+    return module
+
+
+def _layer_norm(where: dict[str, Any], seed: int) -> am.Module:
+    """Layer norm with a drawn scale and shift, so that their gradients and dx̂ = γ ⊙ dy matter."""
+    import numpy as np
+
+    ln = am.LayerNorm(5, **where)
+    rng = np.random.default_rng(seed)
+    xp, dtype = where["xp"], getattr(where["xp"], where["dtype"])
+    ln.params["gamma"] = xp.asarray(rng.uniform(0.5, 1.5, size=5), dtype=dtype, device=where["device"])
+    ln.params["beta"] = xp.asarray(rng.normal(size=5), dtype=dtype, device=where["device"])
+    return ln
+
+
 MODULE_CASES = [
     ModuleCase("linear", lambda w, s: am.Linear(4, 3, rng=s, **w), 4),
     ModuleCase("linear-input-layer", lambda w, s: am.Linear(5, 2, input_layer=True, rng=s, **w), 5),
@@ -53,6 +79,8 @@ MODULE_CASES = [
     ModuleCase("softmax", _act(am.Softmax), 4),
     ModuleCase("batchnorm-train", lambda w, s: am.BatchNorm1d(4, **w), 4, min_batch=3, batch_stats=True),
     ModuleCase("batchnorm-eval", _bn_trained, 4, training=False),
+    ModuleCase("dropout-train", lambda w, s: _fixed_key(am.Dropout(0.4), w, s), 4),
+    ModuleCase("layernorm", _layer_norm, 5, row_stats=True),
     ModuleCase(
         "residual",
         lambda w, s: am.Residual(am.Sequential(am.Linear(4, 5, rng=s, **w), am.Tanh(), am.Linear(5, 4, rng=s + 1, **w))),
@@ -63,6 +91,12 @@ MODULE_CASES = [
         lambda w, s: am.MLP(4, [5, 3], 3, activation="elu", rng=s, **w),
         4,
         kink_at_zero=True,  # x = 0 puts every pre-activation on ELU's kink (biases start at 0)
+    ),
+    ModuleCase(
+        "mlp-layernorm-dropout-tanh",
+        lambda w, s: _fixed_key(am.MLP(4, [6, 5], 3, activation="tanh", layer_norm=True, dropout=0.3, rng=s, **w), w, s),
+        4,
+        row_stats=True,  # a row of zeros (the biases start at 0) has zero variance in the first layer norm
     ),
     ModuleCase(
         "mlp-batchnorm-tanh",

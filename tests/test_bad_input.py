@@ -765,3 +765,66 @@ def test_a_checkpoint_momentum_entry_of_the_wrong_shape_is_refused(tmp_path):
     assert fresh_opt.velocity == {}
     for k, v in fresh.state().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+# --------------------------------------------------------------------------------------------
+# Adam, AdamW, RMSprop, clipping, dropout, layer norm, random flips, initialisers (issue 19)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: am.Adam(lr=-1), ValueError, "Adam learning rate must be a positive finite number, got int -1"),
+    (lambda: am.Adam(betas=(1.0, 0.999)), ValueError, r"Adam betas\[0\] \(beta1\) must be a finite number in \[0, 1\), got 1.0"),
+    (lambda: am.AdamW(betas=(0.9, float("nan"))), ValueError, r"AdamW betas\[1\] \(beta2\) must be a finite number in \[0, 1\), got nan"),
+    (lambda: am.Adam(betas=0.9), TypeError, r"Adam betas must be a pair of numbers in \[0, 1\) such as \(0.9, 0.999\), got float 0.9"),
+    (lambda: am.Adam(betas=(0.9, 0.99, 0.9)), TypeError, "Adam betas must be a pair of numbers"),
+    (lambda: am.Adam(eps=0), ValueError, r"Adam eps must be a finite number in \(0, inf\), got 0"),
+    (lambda: am.Adam(weight_decay=-1e-3), ValueError, r"Adam weight_decay must be a finite number in \[0, inf\), got -0.001"),
+    (lambda: am.Adam(amsgrad="yes"), TypeError, "Adam amsgrad must be True or False, got str 'yes'"),
+    (lambda: am.RMSprop(alpha=1.0), ValueError, r"RMSprop alpha must be a finite number in \[0, 1\), got 1.0"),
+    (lambda: am.RMSprop(eps=0.0), ValueError, r"RMSprop eps must be a finite number in \(0, inf\), got 0.0"),
+    (lambda: am.RMSprop(momentum=1.5), ValueError, r"RMSprop momentum must be a finite number in \[0, 1\), got 1.5"),
+    (lambda: am.Adam(clip_grad_norm=0), ValueError, r"Adam clip_grad_norm must be a finite number in \(0, inf\), got 0"),
+    (lambda: am.SGD(0.1, clip_grad_norm=-1.0), ValueError, r"SGD clip_grad_norm must be a finite number in \(0, inf\), got -1.0"),
+    (lambda: am.SGD(0.1, clip_grad_norm=float("inf")), ValueError, "SGD clip_grad_norm must be a finite number"),
+    (lambda: am.Dropout(p=1.0), ValueError, r"Dropout p must be a finite number in \[0, 1\), got 1.0"),
+    (lambda: am.Dropout(p=float("nan")), ValueError, r"Dropout p must be a finite number in \[0, 1\), got nan"),
+    (lambda: am.Dropout(p="0.5"), TypeError, r"Dropout p must be a finite number in \[0, 1\), got str '0.5'"),
+    (lambda: am.Dropout(0.5, rng=-3), ValueError, "rng must be a numpy.random.Generator or a non-negative int seed, got -3"),
+    (lambda: am.LayerNorm(0), ValueError, "LayerNorm features must be a positive integer, got 0"),
+    (lambda: am.LayerNorm(4, eps=float("nan")), ValueError, "LayerNorm eps must be a finite number"),
+    (lambda: am.RandomFlip((3, 32)), TypeError, r"RandomFlip image_shape must be \(channels, height, width\), got \(3, 32\)"),
+    (lambda: am.Linear(4, 3, init="he"), ValueError, "unknown Linear init 'he'; expected one of kaiming, xavier, torch"),
+    (lambda: am.MLP(4, [5], 3, init=None), TypeError, r"MLP init must be the name of an initialiser \(kaiming, xavier, torch\), got NoneType None"),
+    (lambda: am.MLP(4, [5], 3, dropout=1.0), ValueError, r"MLP dropout must be a finite number in \[0, 1\), got 1.0"),
+    (lambda: am.MLP(4, [5], 3, batch_norm=True, layer_norm=True), ValueError, "MLP takes batch_norm=True or layer_norm=True, not both"),
+    (lambda: am.Adam().init({}), ValueError, "Adam.init needs at least one parameter"),
+])
+def test_issue_19_settings_are_refused_by_name(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_a_clip_norm_reassigned_later_is_checked_too():
+    opt = am.Adam()
+    with pytest.raises(ValueError, match=r"Adam clip_grad_norm must be a finite number in \(0, inf\), got -2"):
+        opt.clip_grad_norm = -2
+    opt.clip_grad_norm = None  # off again
+    assert opt.clip_grad_norm is None
+
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_dropout_layer_norm_and_flips_refuse_what_other_layers_refuse(bk):
+    x = bk.asarray(np.ones((3, 4)), "float32")
+    with pytest.raises(TypeError, match=r"Dropout expects a real floating-point array \(float32 or float64\), got dtype int64"):
+        am.Dropout(0.5).forward(bk.asarray(np.ones((3, 4), dtype=np.int64)))
+    with pytest.raises(ValueError, match=r"LayerNorm expects 5 input features, i.e. shape \(batch, 5\), got shape \(3, 4\)"):
+        am.LayerNorm(5, **bk.placement("float32")).forward(x)
+    with pytest.raises(ValueError, match=r"RandomFlip expects images flattened to 6 features \(\(1, 2, 3\)\), i.e. shape \(batch, 6\), got shape \(3, 4\)"):
+        am.RandomFlip((1, 2, 3)).forward(x)
+    with pytest.raises(RuntimeError, match=r"Dropout.backward\(\) called before forward\(\)"):
+        am.Dropout(0.5).backward(x)
+    drop = am.Dropout(0.5)
+    drop.forward(x)
+    with pytest.raises(ValueError, match=r"Dropout.backward expects a gradient of the forward output's shape \(3, 4\), got shape \(2, 4\)"):
+        drop.backward(bk.asarray(np.ones((2, 4)), "float32"))

@@ -187,8 +187,8 @@ def test_two_processes_train_like_one_process_on_the_whole_batch(library_job, ca
     synchronized batch norm against one process's BatchNorm1d on the whole batch."""
     import dist_worker
 
-    name, xp_name, device, norm, batch, _ = case
-    one = dist_worker.train(None, xp_name, device, None if norm is None else "local", batch)
+    name, xp_name, device, norm, batch, _, optimizer = case
+    one = dist_worker.train(None, xp_name, device, None if norm is None else "local", batch, optimizer=optimizer)
     two = [_case(r, name) for r in library_job]
     for key in one:  # every process holds exactly the same model
         np.testing.assert_array_equal(two[0][key], two[1][key], err_msg=key)
@@ -216,6 +216,36 @@ def test_overlapping_the_all_reduce_with_backward_changes_no_bit(library_job, ov
     assert set(a) == set(b)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_clipping_acts_on_the_averaged_gradient(library_job):
+    """Adam with clip_grad_norm 0.1 on 2 processes (uneven shares, 63 + 64 rows) gave one
+    process's steps on the whole batch (test above); here: the clipping acted in those steps, so
+    clipping each process's own gradient before the average would not have given them."""
+    import dist_worker
+
+    unclipped = dist_worker.train(None, "numpy", None, None, 127, optimizer="adam")
+    clipped = _case(library_job[0], "numpy-adam-clip-uneven")
+    assert np.max(np.abs(clipped["state/0.weight"] - unclipped["state/0.weight"])) > 1e-3
+
+
+def test_each_process_draws_its_own_dropout_masks_reproducibly(library_job):
+    runs = [[_case(r, f"dropout-{run}") for r in library_job] for run in "ab"]
+    for rank in range(2):  # the same seed, rank and steps: the same masks
+        np.testing.assert_array_equal(runs[0][rank]["masks"], runs[1][rank]["masks"])
+    first, second = runs[0][0]["masks"], runs[0][1]["masks"]
+    assert first.shape == second.shape == (3, 32, dist_worker_hidden())
+    assert not np.array_equal(first, second)  # each process its own masks
+    assert not np.array_equal(first[0], first[1])  # a new mask every step
+    for key in runs[0][0]:  # and still one model: every process holds the same parameters
+        if key.startswith("state/"):
+            np.testing.assert_array_equal(runs[0][0][key], runs[0][1][key], err_msg=key)
+
+
+def dist_worker_hidden() -> int:
+    import dist_worker
+
+    return dist_worker.HIDDEN[0]
 
 
 def test_synchronized_batch_norm_gradient_matches_finite_differences(library_job):

@@ -166,3 +166,39 @@ def test_one_hot_equals_the_fallback_out_of_range_labels_included(bk):
     np.testing.assert_array_equal(backend.to_numpy(rows), (labels[:, None] == np.arange(4)).astype(np.float32))
     assert backend.dtype_name(rows.dtype) == "float32" and backend.dtype_name(hot.dtype) == "bool"
     np.testing.assert_array_equal(backend.to_numpy(a), labels)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
+@pytest.mark.parametrize("beta1", [0.9, 0.3], ids=["lerp-low", "lerp-high"])  # torch.lerp's two forms
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_adam_update_equals_the_fallback(bk, dtype, beta1, amsgrad):
+    """NumPy's blocked kernel gives the standard form's bits, for an array of several blocks and a
+    partial last one; torch's native kernels (lerp, addcmul) its numbers to rounding."""
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    from arrayml.backend import _numpy
+
+    rng = np.random.default_rng(6)
+    shape = (3, _numpy.ADAM_BLOCK // 2 + 5)  # 1.5 blocks and a bit
+    p, g, m = (rng.normal(size=shape) for _ in range(3))
+    v, v_max = np.abs(rng.normal(size=shape)), np.abs(rng.normal(size=shape)) * 1.5
+    size, corr = 0.01 / (1 - beta1**3), np.sqrt(1 - 0.999**3)
+
+    def fn(p, g, m, v, v_max):
+        xp = backend.get_namespace(p)
+        scalars = {k: xp.asarray(val, dtype=p.dtype, device=backend.device(p)) for k, val in (("s", size), ("c", corr))}
+        out = backend.adam_update(p, g, m, v, v_max if amsgrad else None, beta1=beta1, beta2=0.999, eps=1e-8,
+                                  step_size=scalars["s"], bc2_sqrt=scalars["c"])
+        return tuple(o for o in out if o is not None)
+
+    got = _run(bk, fn, [p, g, m, v, v_max], dtype)
+    want = _fallback(fn, [p, g, m, v, v_max], dtype)
+    assert len(got) == (4 if amsgrad else 3)
+    for a, b, what in zip(got, want, ("p", "m", "v", "v_max")):
+        if bk.xp_name == "numpy":
+            np.testing.assert_array_equal(a, b, err_msg=what)
+        else:
+            # p − update cancels where p is near 0: an absolute tolerance of the entries' scale (about 1)
+            tol = 2e-6 if dtype == "float32" else 1e-14
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=what)

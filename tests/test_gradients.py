@@ -18,7 +18,7 @@ import arrayml as am
 from arrayml import SoftmaxCrossEntropy, backend, gradcheck
 from arrayml.modules import CrossEntropy
 from backends import BACKENDS, GRAPH_BACKENDS, HAS_TORCH, needs_torch
-from module_table import MODULE_CASES, ModuleCase
+from module_table import MASK_KEYS, MODULE_CASES, ModuleCase
 
 if HAS_TORCH:
     import torch_oracle
@@ -43,6 +43,8 @@ def module_inputs(draw: st.DrawFn, case: ModuleCase) -> tuple[np.ndarray, np.nda
     x = draw(arrays(np.float64, (batch, case.features), elements=_values(case.kink_at_zero)))
     if case.batch_stats:  # batch statistics: keep each feature's spread well away from 0
         assume(bool(np.all(np.std(x, axis=0) > 0.3)))
+    if case.row_stats:  # each sample's statistics (layer norm): keep each row's spread away from 0
+        assume(bool(np.all(np.std(x, axis=1) > 0.3)))
     seed = draw(st.integers(0, 2**31 - 1))
     return x, seed
 
@@ -88,8 +90,13 @@ def test_module_backward_built_on_ndonnx_and_run_in_onnxruntime_matches_the_orac
     module.train(case.training)
     y_width = module.forward(x_host).shape[1]
     dy_host = data.draw(arrays(np.float64, (x_host.shape[0], y_width), elements=st.floats(-2.0, 2.0)))
-    # batch statistics in training mode need the batch size fixed; every other graph takes any batch
-    graph = graph_runner.module_graph(case.id, module, x_host, y_width, fixed_batch=case.batch_stats and case.training)
+    # batch statistics in training mode need the batch size fixed, and so do the masks a fixed key
+    # draws (dropout: drawn while the graph is built, a constant of it); every other graph takes any batch
+    # (graphs are cached by case; a mask is part of its graph, so a drawn seed's key gets its own)
+    random = module.draws_random_numbers()
+    fixed = (case.batch_stats and case.training) or random
+    graph = graph_runner.module_graph(f"{case.id}-key{seed % MASK_KEYS}" if random else case.id, module, x_host,
+                                      y_width, fixed_batch=fixed)
     if oracle == "finite-differences":
         check = graph_runner.module_check(graph, module, x_host, dy_host)
         assert not check.failures(rtol=FD_RTOL, atol=FD_ATOL), (check.failures(rtol=FD_RTOL, atol=FD_ATOL), check.errors())

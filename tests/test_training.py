@@ -185,3 +185,59 @@ def test_evaluate_takes_the_class_count_from_the_model_and_checks_the_labels():
     assert len(result["confusion_matrix"]) == 3 and len(result["precision"]) == 3
     with pytest.raises(ValueError, match=r"evaluate labels must be in \[0, 3\), got values from 0 to 5"):
         evaluate(learner(), data.x_test, np.where(data.y_test == 2, 5, data.y_test))
+
+
+# --------------------------------------------------------------------------------------------
+# Early stopping
+# --------------------------------------------------------------------------------------------
+
+
+def _expected_stop(val: list[float], patience: int) -> int | None:
+    """The epoch (1-based) after which patience `patience` stops a run with these validation
+    accuracies: the first that ends `patience` epochs after the best so far."""
+    best, best_epoch = -math.inf, None
+    for epoch, v in enumerate(val, 1):
+        if v > best:
+            best, best_epoch = v, epoch
+        if epoch - best_epoch >= patience and epoch < len(val):
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_early_stopping_stops_where_the_full_run_stopped_improving_and_keeps_the_best(patience):
+    data = small_splits()
+    full = fit(learner(lr=0.5), data, epochs=12, batch_size=32, seed=5, progress=False, log=None)
+    val = [e["val_accuracy"] for e in full.history["epochs"]]
+    stop = _expected_stop(val, patience)
+    assert stop is not None, val  # the settings make validation stall: the test means something
+    lrn = learner(lr=0.5)
+    lines = []
+    state = fit(lrn, data, epochs=12, batch_size=32, seed=5, progress=False, log=lines.append, early_stopping=patience)
+    assert state.epochs_done == stop and len(state.history["epochs"]) == stop
+    assert state.history["epochs"] == [{**e, "seconds": state.history["epochs"][i]["seconds"]}
+                                       for i, e in enumerate(full.history["epochs"][:stop])]  # the same epochs
+    assert state.stopped_early == {"epoch": stop, "best_epoch": state.best_epoch, "patience": patience}
+    assert stop - state.best_epoch == patience and state.best_val_accuracy == max(val[:stop])
+    assert any(line.startswith(f"early stopping after epoch {stop}") for line in lines)
+    again = evaluate(lrn, data.x_val, data.y_val, n_classes=3)  # the model holds the best epoch's weights
+    assert again["accuracy"] == pytest.approx(state.best_val_accuracy)
+    # resumed from where it stopped: nothing more to do
+    assert fit(lrn, data, epochs=12, batch_size=32, seed=5, progress=False, log=None, early_stopping=patience,
+               start=state).epochs_done == stop
+
+
+def test_early_stopping_is_refused_without_a_patience_or_a_validation_set():
+    data = small_splits()
+    lrn = learner()
+    before = {k: np.asarray(v).copy() for k, v in lrn.model.parameters().items()}
+    for bad, error, message in ((0, ValueError, r"fit early_stopping \(the patience, in epochs\) must be a positive integer, got 0"),
+                                (2.5, TypeError, "must be a positive integer, got float 2.5")):
+        with pytest.raises(error, match=message):
+            fit(lrn, data, epochs=3, batch_size=32, seed=5, progress=False, log=None, early_stopping=bad)
+    no_val = Splits(data.x_train, data.y_train, None, None, data.x_test, data.y_test, n_classes=3)
+    with pytest.raises(ValueError, match="fit early_stopping watches the validation accuracy, but the data have no "
+                                         "validation set"):
+        fit(lrn, no_val, epochs=3, batch_size=32, seed=5, progress=False, log=None, early_stopping=2)
+    for k, v in lrn.model.parameters().items():  # refused before any step
+        np.testing.assert_array_equal(np.asarray(v), before[k])

@@ -41,6 +41,17 @@ def torch_forward(module: am.Module, x: torch.Tensor, params: dict[str, torch.Te
         rm = to_torch(module.buffers["running_mean"])
         rv = to_torch(module.buffers["running_var"])
         return F.batch_norm(x, rm, rv, p("gamma"), p("beta"), training=False, eps=module.eps)
+    if isinstance(module, am.LayerNorm):
+        return F.layer_norm(x, (module.features,), p("gamma"), p("beta"), eps=module.eps)
+    if isinstance(module, am.Dropout):  # the mask of the module's own last forward: a fixed mask
+        return x if module.mask is None else x * to_torch(module.mask)
+    if isinstance(module, am.RandomFlip):  # the flips of the module's own last forward
+        flipped = module._saved()[0]
+        if flipped is None:
+            return x
+        images = x.reshape(x.shape[0], *module.image_shape)
+        chosen = torch.from_numpy(np.asarray(backend.to_numpy(flipped))).reshape(-1, 1, 1, 1)
+        return torch.where(chosen, images.flip(3), images).reshape(x.shape)
     if isinstance(module, am.Residual):
         return x + torch_forward(module.block, x, params, f"{prefix}block.", buffers)
     if isinstance(module, am.Sequential):

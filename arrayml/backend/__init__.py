@@ -41,9 +41,11 @@ from .dtypes import (
 from .graph import GraphInput, OnnxFunction, graph_input, onnx_modules, trace_onnx
 from .kernels import (
     Kernels,
+    adam_update,
     column_sums,
     count_true,
     kernels,
+    lerp,
     log_softmax,
     logsumexp,
     one_hot,
@@ -67,7 +69,21 @@ from .namespaces import (
     namespace_by_name,
     namespace_name,
 )
-from .random import Seed, as_generator, global_seed_generator, normal, permutation, uniform
+from .random import (
+    GLOBAL_GENERATOR,
+    HostKey,
+    Key,
+    Seed,
+    as_generator,
+    fold_in,
+    global_seed_generator,
+    normal,
+    permutation,
+    random_key,
+    seeded_globally,
+    uniform,
+    uniform_from_key,
+)
 from .transfer import asarray, convert, synchronize, to_numpy
 
 __all__ = [
@@ -107,6 +123,13 @@ __all__ = [
     "normal",
     "uniform",
     "permutation",
+    "Key",
+    "HostKey",
+    "GLOBAL_GENERATOR",
+    "random_key",
+    "fold_in",
+    "uniform_from_key",
+    "seeded_globally",
     "asarray",
     "to_numpy",
     "convert",
@@ -125,6 +148,8 @@ __all__ = [
     "take_rows",
     "relu",
     "relu_backward",
+    "lerp",
+    "adam_update",
     "prod",
     "shapes_match",
 ]

@@ -80,11 +80,68 @@ def numpy_kernels(standard: Kernels) -> Kernels:
         keep -= 1
         return np.bitwise_and(dy.view(ints), keep, out=keep).view(dy.dtype)
 
+    def adam_update(p: Array, g: Array, m: Array, v: Array, v_max: Array | None, beta1: float, beta2: float,
+                    eps: float, step_size: Any, bc2_sqrt: Any) -> tuple[Array, Array, Array, Array | None]:
+        arrays = (p, g, m, v) if v_max is None else (p, g, m, v, v_max)
+        if any(type(a) is not np.ndarray or a.dtype != p.dtype or a.shape != p.shape or not a.flags.c_contiguous
+               for a in arrays) or p.dtype not in _SAME_WIDTH_INT:
+            return standard.adam_update(p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
+        return _blocked_adam(p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
+
     return standard._replace(
         softmax_cross_entropy=softmax_cross_entropy, one_hot=one_hot, count_true=count_true,
         subtract_scaled=_scaled_difference(np, standard), column_sums=column_sums, take_rows=take_rows,
-        relu=relu, relu_backward=relu_backward,
+        relu=relu, relu_backward=relu_backward, adam_update=adam_update,
     )
+
+
+#: Elements per block of `_blocked_adam`: the block of each of its five arrays (128 KiB in
+#: float32) together stay in a core's L2 cache.
+ADAM_BLOCK = 32768
+
+
+def _blocked_adam(p: np.ndarray, g: np.ndarray, m0: np.ndarray, v0: np.ndarray, vmax0: np.ndarray | None,
+                  beta1: float, beta2: float, eps: float, step_size: Any, bc2_sqrt: Any,
+                  ) -> tuple[Array, Array, Array, Array | None]:
+    """`kernels._adam_update`'s operations, in its order (so bit for bit its numbers), run block
+    by block: the twelve passes over a (3072, 128) weight then read and write the cache, not
+    memory, and only the four results and one block of scratch are allocated."""
+    w = 1.0 - beta1
+    size_c, eps_c = step_size * bc2_sqrt, eps * bc2_sqrt  # the standard form's folded scalars, as it rounds them
+    P, G, M0, V0 = p.reshape(-1), g.reshape(-1), m0.reshape(-1), v0.reshape(-1)
+    VM0 = None if vmax0 is None else vmax0.reshape(-1)
+    n = P.shape[0]
+    m, v, out = np.empty_like(P), np.empty_like(P), np.empty_like(P)
+    vmax = None if VM0 is None else np.empty_like(P)
+    scratch = np.empty(min(ADAM_BLOCK, n), dtype=P.dtype)
+    for start in range(0, n, ADAM_BLOCK):
+        stop = min(start + ADAM_BLOCK, n)
+        mb, vb, ob, t, gb, m0b = m[start:stop], v[start:stop], out[start:stop], scratch[: stop - start], G[start:stop], M0[start:stop]
+        # m' = lerp(m, g, 1 − β₁)
+        if w < 0.5:
+            np.subtract(gb, m0b, out=mb)
+            mb *= w
+            mb += m0b
+        else:
+            np.subtract(gb, m0b, out=t)
+            t *= 1.0 - w
+            np.subtract(gb, t, out=mb)
+        # v' = β₂ v + ((1 − β₂) g) g
+        np.multiply(V0[start:stop], beta2, out=vb)
+        np.multiply(gb, 1.0 - beta2, out=t)
+        t *= gb
+        vb += t
+        if vmax is not None and VM0 is not None:
+            np.maximum(VM0[start:stop], vb, out=vmax[start:stop])
+        # denominator √v̂' + ε·√(1 − β₂ᵗ), then p − (step_size·√(1 − β₂ᵗ) · m') / denominator
+        np.sqrt(vb if vmax is None else vmax[start:stop], out=t)
+        t += eps_c
+        np.multiply(mb, size_c, out=ob)
+        ob /= t
+        np.subtract(P[start:stop], ob, out=ob)
+    shape = p.shape
+    return (out.reshape(shape), m.reshape(shape), v.reshape(shape),
+            None if vmax is None else vmax.reshape(shape))
 
 
 def cupy_kernels(standard: Kernels) -> Kernels:

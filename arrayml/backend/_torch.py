@@ -48,7 +48,19 @@ def torch_kernels(standard: Kernels) -> Kernels:
     def relu_backward(x: Array, dy: Array) -> Array:
         return torch.ops.aten.threshold_backward(dy, x, 0)  # where(x <= 0, 0, dy), one kernel
 
+    def adam_update(p: Array, g: Array, m: Array, v: Array, v_max: Array | None, beta1: float, beta2: float,
+                    eps: float, step_size: Any, bc2_sqrt: Any) -> tuple[Array, Array, Array, Array | None]:
+        # torch.optim.Adam's own kernels for the moments (lerp, addcmul), the standard form's
+        # folded bias correction; in place only on the temporaries made here
+        m = torch.lerp(m, g, 1.0 - beta1)
+        v = torch.addcmul(torch.mul(v, beta2), g, g, value=1.0 - beta2)
+        if v_max is not None:
+            v_max = torch.maximum(v_max, v)
+        denom = torch.sqrt(v if v_max is None else v_max).add_(eps * bc2_sqrt)
+        return torch.sub(p, torch.mul(m, step_size * bc2_sqrt).div_(denom)), m, v, v_max
+
     return standard._replace(
+        adam_update=adam_update,
         logsumexp=logsumexp, softmax_cross_entropy=softmax_cross_entropy, one_hot=one_hot, count_true=count_true,
         subtract_scaled=subtract_scaled, column_sums=column_sums, take_rows=take_rows, relu=torch.relu,
         relu_backward=relu_backward,

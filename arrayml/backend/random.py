@@ -1,17 +1,24 @@
-"""Random numbers: an explicit seeded generator, drawn on the host, moved to the device once.
+"""Random numbers, always from an explicit seed.
 
-Every draw goes through a `numpy.random.Generator` that the caller passes in (or a seed it is made
-from), so a run repeats exactly on every backend and device, and no library's global state is
-touched.
+Initial weights and batch orders: a `numpy.random.Generator` that the caller passes in (or a
+seed it is made from), drawn on the host in float64 and moved to the device once, so a run
+repeats exactly on every backend and device, and no library's global state is touched.
+
+Random numbers inside the training step (dropout masks): a *key* per step, drawn from by each
+library's own generator on the arrays' own device (`random_key`, `fold_in`, `uniform_from_key`;
+see the section below).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .dtypes import jax_dtype
+from .dtypes import dtype_name, jax_dtype
 from .namespaces import Array, Namespace, namespace_name
 
 #: What a seed argument (``rng=``) accepts: a generator, an integer seed, or None (seed 0).
@@ -69,3 +76,126 @@ def permutation(rng: np.random.Generator, n: int, *, xp: Namespace, device: Any)
     if namespace_name(xp) == "jax":
         dtype = jax_dtype(dtype, "permutation")  # int32 without x64: n < 2**31 indices
     return xp.asarray(host, dtype=dtype, device=device)
+
+
+# --------------------------------------------------------------------------------------------
+# Keys: random numbers drawn on the arrays' own device, inside the step (dropout masks)
+# --------------------------------------------------------------------------------------------
+#
+# A training step that draws random numbers (a dropout mask) takes a *key*, derives one per
+# layer (`fold_in`), and draws from it with the library's own generator on the arrays' device
+# (`uniform_from_key`). The same key gives the same numbers; a new step a new key. What a key
+# is depends on the library:
+#
+# - JAX: a ``jax.random`` key array (uint32[2], ``jax.random.PRNGKey``) on the device. It is an
+#   array like any other, so a compiled step takes it as a traced argument and ``fold_in`` and
+#   ``jax.random.uniform`` run inside the compiled function: no host random numbers.
+# - everything else: a `HostKey`, a path of non-negative integers (seed, step, layer...) on the
+#   host. Drawing seeds the library's own generator from it (NumPy's ``Generator``, a
+#   ``torch.Generator`` on the tensor's device, CuPy's ``Generator``) and draws on the device;
+#   array-api-strict (a test backend) draws with NumPy and copies, so it gets NumPy's numbers.
+# - inside ``torch.compile``, which cannot trace a generator object: `GLOBAL_GENERATOR`; the
+#   draw uses torch's default generator of the device, which `seeded_globally` seeds from the
+#   step's `HostKey` around the compiled call and then restores, so the run stays reproducible
+#   and the caller's global random state is left as it was.
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """A key held on the host: a path of non-negative integers, from the seed down."""
+
+    path: tuple[int, ...]
+
+    def seed64(self) -> int:
+        """The path hashed to a 64-bit seed (NumPy's `SeedSequence`), for generators that take
+        one integer."""
+        words = np.random.SeedSequence(self.path).generate_state(2, np.uint32)
+        return int(words[0]) | (int(words[1]) << 32)
+
+
+class _GlobalGenerator:
+    """The key of draws from the device's default generator (inside ``torch.compile``)."""
+
+    def __repr__(self) -> str:
+        return "GLOBAL_GENERATOR"
+
+
+#: The key that a ``torch.compile``d step draws with: see `seeded_globally`.
+GLOBAL_GENERATOR = _GlobalGenerator()
+
+#: What `random_key` returns and `fold_in` and `uniform_from_key` take.
+Key = Any
+
+
+def random_key(seed: int, *, xp: Namespace, device: Any) -> Key:
+    """The key of `seed` (a non-negative integer) for arrays of namespace `xp` on `device`:
+    a ``jax.random.PRNGKey`` on the device for JAX, a `HostKey` otherwise."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"a random seed must be a non-negative integer, got {type(seed).__name__} {seed!r}")
+    if namespace_name(xp) == "jax":
+        import jax
+
+        return jax.device_put(jax.random.PRNGKey(int(seed)), device)
+    return HostKey((int(seed),))
+
+
+def fold_in(key: Key, data: Any) -> Key:
+    """A new key from `key` and a non-negative integer `data` (a step number, a layer's index,
+    a process's rank); different `data`, independent numbers. On JAX `data` may be a traced
+    integer (``jax.random.fold_in``)."""
+    if isinstance(key, HostKey):
+        return HostKey((*key.path, int(data)))
+    if key is GLOBAL_GENERATOR:
+        return key  # the draws of one compiled call follow each other in one seeded stream
+    import jax
+
+    return jax.random.fold_in(key, data)
+
+
+def uniform_from_key(key: Key, shape: tuple[int, ...], *, xp: Namespace, device: Any, dtype: Any) -> Array:
+    """Samples of U[0, 1) of `shape` and `dtype` on `device`, drawn by namespace `xp`'s library
+    from `key` (see above)."""
+    if any(n is None for n in shape):
+        raise ValueError(f"random numbers of shape {tuple(shape)}: a size that is not known until the graph runs (an "
+                         "ONNX graph's dynamic batch) cannot have its numbers drawn while the graph is built; give "
+                         "the graph a fixed batch size, or evaluate the model (eval()) so that it draws nothing")
+    shape = tuple(int(n) for n in shape)
+    name = namespace_name(xp)
+    if key is GLOBAL_GENERATOR:
+        import torch
+
+        return torch.rand(shape, dtype=dtype, device=device)
+    if not isinstance(key, HostKey):
+        import jax
+
+        return jax.random.uniform(key, shape, dtype=dtype)
+    if name == "torch":
+        import torch
+
+        gen = torch.Generator(device=device)
+        gen.manual_seed(key.seed64())
+        return torch.rand(shape, generator=gen, dtype=dtype, device=device)
+    if name == "cupy":
+        import cupy
+
+        with cupy.cuda.Device(device.id if hasattr(device, "id") else device):
+            return cupy.random.default_rng(key.seed64()).random(shape, dtype=dtype)
+    host = np.random.default_rng(key.path).random(shape, dtype=np.dtype(dtype_name(dtype)))
+    return host if name == "numpy" else xp.asarray(host, dtype=dtype, device=device)
+
+
+@contextmanager
+def seeded_globally(key: Key, *, xp: Namespace, device: Any) -> Iterator[None]:
+    """Around a ``torch.compile``d call that draws with `GLOBAL_GENERATOR`: the default
+    generator of `device` seeded from the step's `HostKey`, and restored afterwards (as if
+    nothing had drawn from it). Nothing to do for other keys and namespaces."""
+    if not isinstance(key, HostKey) or namespace_name(xp) != "torch":
+        yield
+        return
+    import torch
+
+    cuda = [device] if getattr(device, "type", None) == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        generator = torch.cuda.default_generators[device.index or 0] if cuda else torch.default_generator
+        generator.manual_seed(key.seed64())
+        yield

@@ -42,6 +42,8 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CACHE_NAME = "cifar10_uint8.npz"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+#: (channels, height, width): the order of each image's 3072 features after `preprocess`.
+IMAGE_SHAPE = (3, 32, 32)
 N_FEATURES = 3 * 32 * 32
 MEAN = (0.491, 0.482, 0.447)
 STD = (0.247, 0.243, 0.262)

@@ -166,17 +166,24 @@ class DataParallelLearner:
         self.model.set_buffers({name: next(received) for name in buffers})
         self.learner.load_optimizer_state({name: next(received) for name in state})
 
-    def train_step(self, x: Array, y: Array, lr: float) -> tuple[Array, Array]:
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
         """One step of the global batch from this process's rows (x, y); returns the global
-        batch's mean loss and number of correct predictions, as device arrays."""
+        batch's mean loss and number of correct predictions, as device arrays. Random draws
+        (dropout masks) come from ``step_key(seed, step, rank=rank)``: every process draws its
+        own, and the same again when the run is repeated."""
         if x.shape[0] != self.local_batch:
             raise ValueError(
                 f"rank {self.group.rank} of {self.group.world_size} expects its {self.local_batch} rows of a global batch "
                 f"of {self.batch_size}, got {x.shape[0]}: give fit the batch size the DataParallelLearner was built with"
             )
+        learner = self.learner
+        step = learner.next_step if step is None else step
+        learner.next_step = step + 1
+        key = learner.step_key(step, rank=self.group.rank) if self.model.draws_random_numbers() else None
         state = self.optimizer.state_for(self.model.parameters())
         self.optimizer.state, loss, correct = train_step(
-            self.model, self.loss, self.optimizer, state, x, y, lr, metrics=count_correct, reducer=self.reducer)
+            self.model, self.loss, self.optimizer, state, x, y, lr, key=key, metrics=count_correct,
+            reducer=self.reducer)
         return loss, correct
 
     # -- the rest is the wrapped learner's ---------------------------------------------------

@@ -12,9 +12,13 @@ from .activations import (
     Tanh,
     activation_by_name,
 )
+from .augment import RandomFlip
 from .base import Loss, Module
 from .batchnorm import BatchNorm1d
 from .containers import MLP, Residual, Sequential
+from .dropout import Dropout
+from .init import INITIALIZERS
+from .layernorm import LayerNorm
 from .linear import Linear
 from .softmax import CrossEntropy, Softmax, SoftmaxCrossEntropy, target_matrix
 from .squared_error import SquaredError
@@ -24,14 +28,18 @@ __all__ = [
     "Activation",
     "BatchNorm1d",
     "CrossEntropy",
+    "Dropout",
     "ELU",
     "GELU",
+    "INITIALIZERS",
     "Identity",
+    "LayerNorm",
     "LeakyReLU",
     "Loss",
     "Linear",
     "MLP",
     "Module",
+    "RandomFlip",
     "ReLU",
     "Residual",
     "Sequential",

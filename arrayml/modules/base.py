@@ -45,6 +45,12 @@ def registered_module(name: str) -> type[Module]:
 class Module:
     """Base class of every layer. Subclasses implement ``forward`` and ``backward``."""
 
+    #: Whether the layer itself draws random numbers in training mode (`Dropout`): it then
+    #: takes a key from `set_random_key` (see `arrayml.backend.random`).
+    draws_random = False
+    #: The key a random layer draws from next (None: its own stream); set by `set_random_key`.
+    random_key: Any = None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.config_type()] = cls
@@ -209,6 +215,22 @@ class Module:
         self.clear_cache()
         for _, module in self.named_modules():
             module.grads = {}
+
+    # -- random numbers ------------------------------------------------------------------------
+    def set_random_key(self, key: Any) -> None:
+        """Give every layer of the tree that draws random numbers (`Dropout`) its key: `key`
+        (a `arrayml.backend.random_key`) folded with the layer's index among those layers, so
+        that no two draw the same numbers; None gives each back its own stream. A training step
+        calls this with the step's key before forward; a key set and left fixes the masks."""
+        index = 0
+        for _, module in self.named_modules():
+            if module.draws_random:
+                module.random_key = None if key is None else backend.fold_in(key, index)
+                index += 1
+
+    def draws_random_numbers(self) -> bool:
+        """Whether any layer of the tree draws random numbers in its current mode."""
+        return any(m.draws_random and m.training for _, m in self.named_modules())
 
     # -- modes, size, placement ----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:

@@ -17,6 +17,9 @@ from .activations import ACTIVATIONS, Activation, activation_by_name
 from .base import Module, registered_module
 from .batchnorm import BatchNorm1d
 from .checks import check_grad, namespace_of
+from .dropout import Dropout
+from .init import check_init
+from .layernorm import LayerNorm
 from .linear import Linear
 
 
@@ -157,16 +160,20 @@ def hidden_sizes(n_hidden: Iterable[int] | int, what: str) -> list[int]:
 def mlp_layers(
     sizes: Sequence[int], n_classes: int, *, linear: Callable[[int, int, bool], Module],
     activation: Callable[[], Module], norm: Callable[[int], Module] | None = None,
+    dropout: Callable[[], Module] | None = None,
 ) -> list[Module]:
     """The layers of a multi-layer perceptron: for each pair of consecutive `sizes`,
     ``linear(fan_in, fan_out, input_layer)``, then ``norm(fan_out)`` if given, then
-    ``activation()``; last a ``linear`` to `n_classes`. The first linear is the input layer."""
+    ``activation()``, then ``dropout()`` if given; last a ``linear`` to `n_classes`. The first
+    linear is the input layer."""
     layers: list[Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(linear(fan_in, fan_out, i == 0))
         if norm is not None:
             layers.append(norm(fan_out))
         layers.append(activation())
+        if dropout is not None:
+            layers.append(dropout())
     layers.append(linear(sizes[-1], n_classes, len(sizes) == 1))
     return layers
 
@@ -174,9 +181,10 @@ def mlp_layers(
 class MLP(Sequential):
     """Multi-layer perceptron returning logits (pair it with `SoftmaxCrossEntropy`).
 
-    ``Linear → [BatchNorm1d] → activation`` for each hidden size, then a final ``Linear``;
-    ``n_hidden=[]`` is multinomial logistic regression. The first Linear gets the input layer's
-    initialisation N(0, 1/in); later ones N(0, 2/in).
+    ``Linear → [BatchNorm1d | LayerNorm] → activation → [Dropout]`` for each hidden size, then a
+    final ``Linear``; ``n_hidden=[]`` is multinomial logistic regression. With the default
+    ``init="kaiming"`` the first Linear gets the input layer's initialisation N(0, 1/in), later
+    ones N(0, 2/in).
 
     Args:
         n_inputs: input features (3072 for CIFAR-10).
@@ -188,14 +196,20 @@ class MLP(Sequential):
         batch_norm_sync: for data-parallel training, the function that sums a list of arrays
             over the processes (`arrayml.distributed.ProcessGroup.batch_norm_sync`): every
             batch norm then normalises with the statistics of the whole global batch.
+        layer_norm: put a `LayerNorm` there instead (not with batch_norm).
+        dropout: put a `Dropout` of this probability after each hidden activation (0: none).
+        init: the Linear layers' initialiser, ``"kaiming"``, ``"xavier"`` or ``"torch"``
+            (`arrayml.modules.init`).
         xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
-        rng: generator or int seed for the initial weights (default seed 0).
+        rng: generator or int seed for the initial weights (default seed 0); the dropout layers'
+            own streams are seeded from it without changing the weights.
     """
 
     def __init__(
         self, n_inputs: int, n_hidden: Iterable[int] | int, n_classes: int, *,
         activation: str | type[Activation] = "relu", batch_norm: bool = False,
-        batch_norm_sync: Callable[[list[Array]], list[Array]] | None = None,
+        batch_norm_sync: Callable[[list[Array]], list[Array]] | None = None, layer_norm: bool = False,
+        dropout: float = 0.0, init: str = "kaiming",
         xp: Any = None, device: Any = None, dtype: Any = None, rng: Seed = None,
     ) -> None:
         n_inputs = validate.positive_int(n_inputs, "MLP n_inputs")
@@ -203,27 +217,44 @@ class MLP(Sequential):
         hidden = hidden_sizes(n_hidden, "MLP")
         activation_by_name(activation)  # an unknown name fails here, before any weight is drawn
         batch_norm = validate.boolean(batch_norm, "MLP batch_norm")
+        layer_norm = validate.boolean(layer_norm, "MLP layer_norm")
+        dropout = validate.real_number(dropout, "MLP dropout", low=0.0, high=1.0, high_open=True)
+        init = check_init(init, "MLP init")
         if batch_norm_sync is not None and not batch_norm:
             raise ValueError("MLP batch_norm_sync synchronizes batch norm layers: it needs batch_norm=True")
+        if batch_norm and layer_norm:
+            raise ValueError("MLP takes batch_norm=True or layer_norm=True, not both: each hidden Linear is "
+                             "followed by one normalisation")
         where = backend.placement(xp, device, dtype)
         gen = backend.as_generator(rng)
         put = {"xp": where.xp, "device": where.device, "dtype": where.dtype}
+        norm: Callable[[int], Module] | None = None
+        if batch_norm:
+            norm = lambda n: BatchNorm1d(n, sync=batch_norm_sync, **put)  # noqa: E731
+        elif layer_norm:
+            norm = lambda n: LayerNorm(n, **put)  # noqa: E731
         super().__init__(*mlp_layers(
             [n_inputs, *hidden], n_classes,
-            linear=lambda fan_in, fan_out, first: Linear(fan_in, fan_out, input_layer=first, rng=gen, **put),
-            activation=lambda: activation_by_name(activation),
-            norm=(lambda n: BatchNorm1d(n, sync=batch_norm_sync, **put)) if batch_norm else None,
+            linear=lambda fan_in, fan_out, first: Linear(fan_in, fan_out, input_layer=first, init=init, rng=gen, **put),
+            activation=lambda: activation_by_name(activation), norm=norm,
+            dropout=(lambda: Dropout(dropout, rng=gen)) if dropout else None,
         ))
         self.n_inputs, self.n_hidden, self.n_classes = n_inputs, hidden, n_classes
         self.activation, self.batch_norm = activation, bool(batch_norm)
+        self.layer_norm, self.dropout, self.init = layer_norm, dropout, init
 
     def arguments(self) -> dict[str, Any]:
         activation = self.activation
         if not isinstance(activation, str):  # a class: its name among ACTIVATIONS, else its config type
             names = [name for name, cls in ACTIVATIONS.items() if cls is activation]
             activation = names[0] if names else activation.config_type()
-        return {"n_inputs": self.n_inputs, "n_hidden": list(self.n_hidden), "n_classes": self.n_classes,
+        args = {"n_inputs": self.n_inputs, "n_hidden": list(self.n_hidden), "n_classes": self.n_classes,
                 "activation": activation, "batch_norm": self.batch_norm}
+        # the options of issue 19, where they are not the defaults (earlier architectures stay as they were)
+        for key, default in (("layer_norm", False), ("dropout", 0.0), ("init", "kaiming")):
+            if getattr(self, key) != default:
+                args[key] = getattr(self, key)
+        return args
 
     config = Module.config  # the arguments rebuild the layers: no need to list them
 

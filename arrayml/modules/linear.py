@@ -9,31 +9,33 @@ Backward (see docs/derivations.md, "Linear"), for an upstream gradient ``dY`` of
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .. import backend, validate
 from ..backend import Array, Seed
 from .base import Module
 from .checks import check_grad, check_input, namespace_of
+from .init import check_init, linear_parameters
 
 
 class Linear(Module):
     """Fully connected layer ``Y = X Wᵀ + b``.
 
-    Weights are Kaiming-initialised as in the course: N(0, 1/in) for the input layer (raw pixels,
-    no activation before it, ``input_layer=True``), N(0, 2/in) for every later layer (after a
-    ReLU-like activation); biases start at zero.
+    By default weights are Kaiming-initialised as in the course: N(0, 1/in) for the input layer
+    (raw pixels, no activation before it, ``input_layer=True``), N(0, 2/in) for every later layer
+    (after a ReLU-like activation); biases start at zero. ``init="xavier"`` and ``init="torch"``
+    (PyTorch's ``nn.Linear`` default) are the others (`arrayml.modules.init`).
 
     Args:
         in_features, out_features: sizes of the input and output.
-        input_layer: use the input layer's variance 1/in instead of 2/in.
+        input_layer: use the input layer's variance 1/in instead of 2/in (``"kaiming"`` only).
+        init: ``"kaiming"`` (default), ``"xavier"`` or ``"torch"``.
         xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
         rng: a `numpy.random.Generator` or int seed for the initial weights (default seed 0).
     """
 
     def __init__(
-        self, in_features: int, out_features: int, *, input_layer: bool = False,
+        self, in_features: int, out_features: int, *, input_layer: bool = False, init: str = "kaiming",
         xp: Any = None, device: Any = None, dtype: Any = None,
         rng: Seed = None,
     ) -> None:
@@ -41,13 +43,11 @@ class Linear(Module):
         self.in_features = validate.positive_int(in_features, "Linear in_features")
         self.out_features = validate.positive_int(out_features, "Linear out_features")
         self.input_layer = validate.boolean(input_layer, "Linear input_layer")
+        self.init = check_init(init, "Linear init")
         where = backend.placement(xp, device, dtype)
-        std = math.sqrt((1.0 if input_layer else 2.0) / self.in_features)
-        self.params["weight"] = backend.normal(
-            backend.as_generator(rng), (self.out_features, self.in_features), std=std,
-            xp=where.xp, device=where.device, dtype=where.dtype,
-        )
-        self.params["bias"] = where.xp.zeros((1, self.out_features), dtype=where.dtype, device=where.device)
+        self.params["weight"], self.params["bias"] = linear_parameters(
+            self.init, backend.as_generator(rng), self.in_features, self.out_features,
+            input_layer=self.input_layer, where=where)
 
     def forward(self, x: Array) -> Array:
         W, b = self.params["weight"], self.params["bias"]
@@ -65,7 +65,12 @@ class Linear(Module):
         return dy @ W if input_grad else None
 
     def arguments(self) -> dict[str, Any]:
-        return {"in_features": self.in_features, "out_features": self.out_features, "input_layer": self.input_layer}
+        args: dict[str, Any] = {"in_features": self.in_features, "out_features": self.out_features,
+                                "input_layer": self.input_layer}
+        if self.init != "kaiming":  # (earlier architectures stay as they were)
+            args["init"] = self.init
+        return args
 
     def extra_repr(self) -> str:
-        return f"{self.in_features}, {self.out_features}" + (", input_layer=True" if self.input_layer else "")
+        return (f"{self.in_features}, {self.out_features}" + (", input_layer=True" if self.input_layer else "")
+                + (f", init={self.init!r}" if self.init != "kaiming" else ""))

@@ -12,6 +12,13 @@ is what a checkpoint saves (`flatten_state`) and what a compiled step takes and 
 ``opt.step(model, lr)`` is the eager convenience on top: it checks the model's gradients (every
 one, before any parameter changes), keeps the state in ``opt.state``, moves it along when the
 model moved (``model.to``), and reassigns the model's parameters with `update`'s result.
+
+Gradient clipping is a transformation of the gradients, written once, here: with
+``clip_grad_norm=c`` every optimizer's `update` first scales the gradients by
+``min(1, c / (‖g‖ + 1e-6))``, ``‖g‖`` the norm over all parameters together
+(`clip_by_global_norm`, ``torch.nn.utils.clip_grad_norm_``'s semantics), then applies its rule
+(`Optimizer.apply_gradients`). Since the eager, compiled and data-parallel steps all call
+`update` (the data-parallel one with the averaged gradients), each clips the same way.
 """
 
 from __future__ import annotations
@@ -28,15 +35,27 @@ State = dict[str, Any]
 
 
 class Optimizer:
-    """Base class: subclasses implement `init`, `update` and `hyperparameters`.
+    """Base class: subclasses implement `init`, `apply_gradients` (the rule) and `settings`.
 
     ``lr`` is the rate `step` uses when it is given none; ``state`` is the eager state (None until
-    the first `step`, or set by a checkpoint).
+    the first `step`, or set by a checkpoint); ``clip_grad_norm`` (None, or a positive number)
+    clips the gradients by their global norm before the rule sees them.
     """
 
-    def __init__(self, lr: float) -> None:
+    def __init__(self, lr: float, *, clip_grad_norm: float | None = None) -> None:
         self.lr = validate.learning_rate(lr, f"{type(self).__name__} learning rate")
+        self.clip_grad_norm = clip_grad_norm
         self.state: State | None = None
+
+    @property
+    def clip_grad_norm(self) -> float | None:
+        """The largest global gradient norm `update` lets through (None: no clipping)."""
+        return self._clip_grad_norm
+
+    @clip_grad_norm.setter
+    def clip_grad_norm(self, value: float | None) -> None:
+        self._clip_grad_norm = None if value is None else validate.real_number(
+            value, f"{type(self).__name__} clip_grad_norm", low=0.0, low_open=True)
 
     # -- the pure interface ----------------------------------------------------------------------
     def init(self, params: Mapping[str, Array]) -> State:  # pragma: no cover - abstract
@@ -45,15 +64,26 @@ class Optimizer:
 
     def update(
         self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
-    ) -> tuple[dict[str, Array], State]:  # pragma: no cover - abstract
+    ) -> tuple[dict[str, Array], State]:
         """New parameters and new state after one step at rate `lr` (a number, or a 0-D array
-        inside a compiled step). Pure: nothing given is modified."""
+        inside a compiled step): the gradients clipped by their global norm if
+        ``clip_grad_norm`` is set, then the optimizer's rule (`apply_gradients`). Pure: nothing
+        given is modified."""
+        if self._clip_grad_norm is not None:
+            grads = clip_by_global_norm(grads, self._clip_grad_norm)
+        return self.apply_gradients(grads, state, params, lr)
+
+    def apply_gradients(
+        self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
+    ) -> tuple[dict[str, Array], State]:  # pragma: no cover - abstract
+        """The optimizer's rule: new parameters and state from (already transformed) `grads`.
+        Pure: builds new arrays and dicts only."""
         raise NotImplementedError
 
-    def hyperparameters(self) -> tuple[Any, ...]:  # pragma: no cover - abstract
+    def hyperparameters(self) -> tuple[Any, ...]:
         """The settings `update` reads, besides the rate (a compiled step recompiles when they
-        change)."""
-        raise NotImplementedError
+        change): every setting but ``lr``."""
+        return tuple((k, v) for k, v in self.settings().items() if k != "lr")
 
     # -- the eager convenience -------------------------------------------------------------------
     def step(self, model: Module, lr: float | None = None) -> None:
@@ -166,12 +196,20 @@ class Optimizer:
         return slot
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v}" for k, v in self.settings().items())
+        items = sorted(self.settings().items(), key=lambda kv: kv[0] == "clip_grad_norm")  # clipping last
+        settings = ", ".join(f"{k}={v}" for k, v in items)
         return f"{type(self).__name__}({settings})"
 
     def settings(self) -> dict[str, Any]:
-        """The constructor's arguments, by name (``repr`` and run records show them)."""
-        return {"lr": self.lr}
+        """The constructor's arguments, by name (``repr`` and run records show them;
+        ``type(opt)(**opt.settings())`` is an equal optimizer). Subclasses add theirs."""
+        return {"lr": self.lr, "clip_grad_norm": self.clip_grad_norm}
+
+
+def zeros_like(p: Array) -> Array:
+    """Zeros of `p`'s shape, dtype, namespace and device (an optimizer's fresh slot)."""
+    xp, dev = backend.get_namespace_and_device(p)
+    return xp.zeros(tuple(p.shape), dtype=p.dtype, device=dev)
 
 
 def _check_pair(what: str, p: Array, other: Array, names: tuple[str, str]) -> None:
@@ -180,9 +218,14 @@ def _check_pair(what: str, p: Array, other: Array, names: tuple[str, str]) -> No
 
 def _fits(state: Mapping[str, Any], params: Mapping[str, Array]) -> bool:
     """Whether every slot of `state` holds, for every parameter, an array of its type, shape,
-    dtype and device (attribute comparisons only: this runs every eager step)."""
+    dtype and device, and every single entry (a step count) an array of the parameters' type
+    and device (attribute comparisons only: this runs every eager step)."""
+    first = next(iter(params.values()), None)
     for entry in state.values():
         if not isinstance(entry, dict):
+            if first is not None and (type(entry) is not type(first)
+                                      or getattr(entry, "device", None) != getattr(first, "device", None)):
+                return False
             continue
         if len(entry) != len(params):
             return False
@@ -216,3 +259,30 @@ def unflatten_state(flat: Mapping[str, Array]) -> State:
         else:
             state[key] = value
     return state
+
+
+def global_norm(grads: Mapping[str, Array]) -> Array:
+    """The 2-norm of all the arrays of `grads` together, ``sqrt(Σ_p Σ g_p²)``, as a 0-D device
+    array (not read back)."""
+    total = None
+    for g in grads.values():
+        xp = backend.get_namespace(g)
+        s = xp.sum(g * g)
+        total = s if total is None else total + s
+    if total is None:
+        raise ValueError("global_norm needs at least one gradient")
+    return xp.sqrt(total)
+
+
+def clip_by_global_norm(grads: Mapping[str, Array], max_norm: Any) -> dict[str, Array]:
+    """`grads` scaled so that their global norm (`global_norm`) is at most `max_norm`:
+    every gradient times ``min(1, max_norm / (norm + 1e-6))``, exactly as
+    ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` does (the same 1e-6, the same scale for
+    every parameter, a multiplication by 1 below the threshold). The factor stays on the device:
+    no host read, so the step can be compiled and never waits; a NaN norm makes every gradient
+    NaN, as in PyTorch, and the training loop then reports the divergence."""
+    norm = global_norm(grads)
+    xp = backend.get_namespace(norm)
+    coef = max_norm / (norm + 1e-6)
+    coef = xp.where(coef > 1.0, 1.0, coef)  # clamp(max=1) that keeps a NaN (`minimum` with a constant cannot be traced by torch.compile)
+    return {name: g * xp.astype(coef, g.dtype) for name, g in grads.items()}

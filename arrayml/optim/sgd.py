@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array
-from .base import Optimizer, State
+from .base import Optimizer, State, zeros_like
 
 
 class SGD(Optimizer):
@@ -35,12 +35,14 @@ class SGD(Optimizer):
         momentum: a finite number in [0, 1).
         nesterov: True or False; True needs momentum > 0.
         weight_decay: L2 penalty, a finite number >= 0.
+        clip_grad_norm: None, or clip the gradients to this global norm first (`Optimizer`).
     """
 
     def __init__(
-        self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0
+        self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0, *,
+        clip_grad_norm: float | None = None,
     ) -> None:
-        super().__init__(lr)
+        super().__init__(lr, clip_grad_norm=clip_grad_norm)
         self.momentum = validate.real_number(momentum, "SGD momentum", low=0.0, high=1.0, high_open=True)
         self.nesterov = validate.boolean(nesterov, "SGD nesterov")
         self.weight_decay = validate.real_number(weight_decay, "SGD weight_decay", low=0.0)
@@ -50,9 +52,9 @@ class SGD(Optimizer):
     def init(self, params: Mapping[str, Array]) -> State:
         if not self.momentum:
             return {}
-        return {"momentum": {name: _zeros_like(p) for name, p in params.items()}}
+        return {"momentum": {name: zeros_like(p) for name, p in params.items()}}
 
-    def update(
+    def apply_gradients(
         self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
     ) -> tuple[dict[str, Array], State]:
         mu, wd = self.momentum, self.weight_decay
@@ -76,11 +78,9 @@ class SGD(Optimizer):
             new_params[name] = backend.subtract_scaled(p, g, lr, xp=xp)  # p − lr·d, a new array
         return new_params, ({"momentum": new_velocity} if velocity is not None else {})
 
-    def hyperparameters(self) -> tuple[Any, ...]:
-        return (self.momentum, self.nesterov, self.weight_decay)
-
     def settings(self) -> dict[str, Any]:
-        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+        return {**super().settings(), "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
 
     @property
     def velocity(self) -> dict[str, Array]:
@@ -96,7 +96,3 @@ class SGD(Optimizer):
     def velocity(self, value: Mapping[str, Array]) -> None:
         self.state = {"momentum": dict(value)} if self.momentum else {}
 
-
-def _zeros_like(p: Array) -> Array:
-    xp, dev = backend.get_namespace_and_device(p)
-    return xp.zeros(tuple(p.shape), dtype=p.dtype, device=dev)

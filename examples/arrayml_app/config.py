@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from arrayml.backend import BACKEND_NAMES
-from arrayml.modules import ACTIVATIONS
+from arrayml.modules import ACTIVATIONS, INITIALIZERS
+from arrayml.optim import OPTIMIZERS
 from arrayml.schedules import SCHEDULES
 
 #: Settings a resumed run may change: where it runs, where it writes and how much it says.
@@ -55,9 +56,36 @@ class RunConfig:
     sync_batch_norm: bool = field(default=False, metadata=flag(
         "with --batch-norm under torchrun: normalise with the statistics of the whole global batch (summed over the "
         "processes), as one process would, instead of each process's rows", action="store_true"))
-    momentum: float = field(default=0.0, metadata=flag("SGD momentum, in [0, 1)", type=float))
-    nesterov: bool = field(default=False, metadata=flag("Nesterov momentum (needs --momentum > 0)", action="store_true"))
-    weight_decay: float = field(default=0.0, metadata=flag("L2 weight decay", type=float))
+    layer_norm: bool = field(default=False, metadata=flag(
+        "layer norm between each hidden Linear and its activation (instead of --batch-norm)", action="store_true"))
+    dropout: float = field(default=0.0, metadata=flag(
+        "dropout probability after each hidden activation, in [0, 1) (0: no dropout)", type=float, metavar="P"))
+    flip: bool = field(default=False, metadata=flag(
+        "data augmentation: mirror each training image left-right with probability 1/2 (a RandomFlip layer before "
+        "the MLP, on the arrays' own device; evaluation sees the images as they are)", action="store_true"))
+    init: str = field(default="kaiming", metadata=flag(
+        "initialiser of the Linear layers: kaiming (the course's), xavier (Glorot uniform), torch (PyTorch's nn.Linear "
+        "default)", choices=list(INITIALIZERS)))
+    optimizer: str = field(default="sgd", metadata=flag("optimizer (PyTorch's semantics and defaults)",
+                                                        choices=list(OPTIMIZERS)))
+    momentum: float = field(default=0.0, metadata=flag("momentum of sgd or rmsprop, in [0, 1)", type=float))
+    nesterov: bool = field(default=False, metadata=flag("Nesterov momentum (sgd; needs --momentum > 0)", action="store_true"))
+    beta1: float | None = field(default=None, metadata=flag(
+        "adam/adamw: decay of the first moment, in [0, 1); default: 0.9", type=float))
+    beta2: float | None = field(default=None, metadata=flag(
+        "adam/adamw: decay of the second moment, in [0, 1); default: 0.999", type=float))
+    eps: float | None = field(default=None, metadata=flag(
+        "adam/adamw/rmsprop: added to the denominator, positive; default: 1e-8", type=float))
+    amsgrad: bool = field(default=False, metadata=flag("adam/adamw: the AMSGrad variant", action="store_true"))
+    weight_decay: float | None = field(default=None, metadata=flag(
+        "weight decay: L2 added to the gradient (sgd, adam, rmsprop), decoupled (adamw); default: the optimizer's, "
+        "0 (adamw: 0.01)", type=float))
+    clip_grad_norm: float | None = field(default=None, metadata=flag(
+        "clip the gradients to this global norm before each update (torch's clip_grad_norm_; data-parallel: the "
+        "averaged gradient); default: no clipping", type=float, metavar="X"))
+    early_stopping: int | None = field(default=None, metadata=flag(
+        "stop after N epochs without a better validation accuracy (the best model is kept and tested); default: "
+        "train every epoch", type=int, metavar="N"))
     compile: bool = field(default=False, metadata=flag(
         "trace the whole training step into one compiled function (jax.jit on --xp jax, torch.compile on --xp torch)",
         action="store_true"))
@@ -101,8 +129,20 @@ class RunConfig:
         parts += [place + ("-compiled" if self.compile else ""), f"lr{self.lr:g}"]
         if self.schedule != "constant":
             parts.append(self.schedule)
+        if self.layer_norm:
+            parts.append("ln")
+        if self.dropout:
+            parts.append(f"drop{self.dropout:g}")
+        if self.flip:
+            parts.append("flip")
+        if self.init != "kaiming":
+            parts.append(self.init)
+        if self.optimizer != "sgd":
+            parts.append(self.optimizer)
         if self.momentum:
             parts.append(f"mom{self.momentum:g}")
+        if self.clip_grad_norm is not None:
+            parts.append(f"clip{self.clip_grad_norm:g}")
         parts += [f"e{self.epochs}", f"s{self.seed}"]
         if self.subset:
             parts.append(f"sub{self.subset}")
@@ -110,6 +150,23 @@ class RunConfig:
         if world > 1:
             parts.append(f"np{world}")  # data-parallel on `world` processes
         return "-".join(parts)
+
+    def optimizer_settings(self) -> dict[str, Any]:
+        """The keyword arguments of the optimizer ``OPTIMIZERS[self.optimizer]`` that these
+        settings give (the rate, and what was set; the optimizer's defaults for the rest)."""
+        out: dict[str, Any] = {"lr": self.lr, "clip_grad_norm": self.clip_grad_norm}
+        if self.weight_decay is not None:
+            out["weight_decay"] = self.weight_decay
+        if self.optimizer == "sgd":
+            out.update(momentum=self.momentum, nesterov=self.nesterov)
+        elif self.optimizer in ("adam", "adamw"):
+            out.update(betas=(0.9 if self.beta1 is None else self.beta1, 0.999 if self.beta2 is None else self.beta2),
+                       amsgrad=self.amsgrad)
+        else:
+            out["momentum"] = self.momentum
+        if self.eps is not None:
+            out["eps"] = self.eps
+        return out
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("results") / self.run_name()
@@ -147,9 +204,27 @@ class RunConfig:
         need(self.seed >= 0, "seed", "a non-negative integer")
         need(all(h >= 1 for h in self.hidden_dims), "hidden_dims", "positive sizes")
         need(not self.sync_batch_norm or self.batch_norm, "sync_batch_norm", "used with --batch-norm")
-        need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
+        need(not (self.layer_norm and self.batch_norm), "layer_norm", "used without --batch-norm (one normalisation)")
+        need(math.isfinite(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")
+        need(self.init in INITIALIZERS, "init", f"one of {', '.join(INITIALIZERS)}")
+        need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}")
+        need(math.isfinite(self.momentum) and 0 <= self.momentum < 1, "momentum", "in [0, 1)")
+        need(self.momentum == 0 or self.optimizer in ("sgd", "rmsprop"), "momentum",
+             f"0 with --optimizer {self.optimizer} (momentum is a setting of sgd and rmsprop; adam's is --beta1)")
+        need(not self.nesterov or self.optimizer == "sgd", "nesterov", "used with --optimizer sgd")
         need(not self.nesterov or self.momentum > 0, "nesterov", "used with --momentum > 0")
-        need(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a non-negative number")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            need(value is None or self.optimizer in ("adam", "adamw"), name, "used with --optimizer adam or adamw")
+            need(value is None or (math.isfinite(value) and 0 <= value < 1), name, "in [0, 1)")
+        need(not self.amsgrad or self.optimizer in ("adam", "adamw"), "amsgrad", "used with --optimizer adam or adamw")
+        need(self.eps is None or self.optimizer != "sgd", "eps", "used with --optimizer adam, adamw or rmsprop")
+        need(self.eps is None or (math.isfinite(self.eps) and self.eps > 0), "eps", "a positive number")
+        need(self.weight_decay is None or (math.isfinite(self.weight_decay) and self.weight_decay >= 0), "weight_decay",
+             "a non-negative number")
+        need(self.clip_grad_norm is None or (math.isfinite(self.clip_grad_norm) and self.clip_grad_norm > 0),
+             "clip_grad_norm", "a positive number")
+        need(self.early_stopping is None or self.early_stopping >= 1, "early_stopping", "at least 1 epoch")
         need(self.dtype in ("float32", "float64"), "dtype", "float32 or float64")
         need(self.subset is None or self.subset >= self.batch_size, "subset", f"at least one batch ({self.batch_size})")
         need(self.val_size >= 1, "val_size", "at least 1")

@@ -54,6 +54,8 @@ REGISTRY: tuple[Experiment, ...] = (
     Experiment("residual", "Residual blocks and gradient norms", "residual.json", False),
     Experiment("saddle", "Saddle points", "saddle.json", False),
     Experiment("param_count", "Parameter count", "param_count.json", False),
+    Experiment("beyond", "Beyond the assignment: optimizers, dropout, layer norm, the best MLP in ten minutes",
+               "beyond.json", True),
 )
 
 

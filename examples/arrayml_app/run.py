@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 
 import arrayml
-from arrayml import MLP, SGD, Module, backend, checkpoint, distributed
+from arrayml import MLP, Module, RandomFlip, Sequential, backend, checkpoint, distributed
 from arrayml.data import Splits, shard_bounds
 from arrayml.datasets import cifar10
 from arrayml.fileio import file_digest, write_json
+from arrayml.optim import OPTIMIZERS, Optimizer
 from arrayml.schedules import make_schedule
 from arrayml.training import ArraymlLearner, FitState, Learner, evaluate_best, fit
 
@@ -73,23 +74,32 @@ def load_splits(config: RunConfig) -> tuple[Splits, dict[str, Any]]:
 
 
 def build_model(config: RunConfig, where: backend.Placement | None = None,
-                group: distributed.ProcessGroup | None = None) -> MLP:
+                group: distributed.ProcessGroup | None = None) -> Module:
     """The arrayml MLP that `config` describes, initialised from its seed (NumPy float32 if no
     placement is given); with ``--sync-batch-norm`` and a data-parallel `group`, its batch norm
-    layers normalise with the statistics of the whole global batch."""
+    layers normalise with the statistics of the whole global batch; with ``--flip``, a
+    `RandomFlip` of the images before it (``Sequential(RandomFlip, MLP)``)."""
     put = {} if where is None else {"xp": where.xp, "device": where.device, "dtype": where.dtype}
     sync = group.batch_norm_sync() if group is not None and config.sync_batch_norm else None
-    return MLP(cifar10.N_FEATURES, config.hidden_dims, len(cifar10.CLASSES), activation=config.activation,
-               batch_norm=config.batch_norm, batch_norm_sync=sync, rng=np.random.default_rng(config.seed), **put)
+    rng = np.random.default_rng(config.seed)
+    mlp = MLP(cifar10.N_FEATURES, config.hidden_dims, len(cifar10.CLASSES), activation=config.activation,
+              batch_norm=config.batch_norm, batch_norm_sync=sync, layer_norm=config.layer_norm, dropout=config.dropout,
+              init=config.init, rng=rng, **put)
+    return Sequential(RandomFlip(cifar10.IMAGE_SHAPE, rng=rng), mlp) if config.flip else mlp
+
+
+def build_optimizer(config: RunConfig) -> Optimizer:
+    """The arrayml optimizer that `config` describes (``--optimizer`` and its settings)."""
+    return OPTIMIZERS[config.optimizer](**config.optimizer_settings())
 
 
 def arrayml_learner(config: RunConfig, where: backend.Placement) -> tuple[Learner, dict[str, Any]]:
-    """The arrayml MLP and SGD for `config`, on `where` (and, under torchrun, for this process's
-    group: see `build_model`)."""
+    """The arrayml MLP and optimizer for `config`, on `where` (and, under torchrun, for this
+    process's group: see `build_model`); dropout masks are seeded by ``--seed``."""
     model = build_model(config, where, _GROUP[0] if _GROUP else None)
-    opt = SGD(config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay)
-    learner = ArraymlLearner(model, opt, compile=config.compile)
-    info = {"implementation": "arrayml", "parameters": model.num_parameters(), "architecture": repr(model)}
+    learner = ArraymlLearner(model, build_optimizer(config), compile=config.compile, seed=config.seed)
+    info = {"implementation": "arrayml", "parameters": model.num_parameters(), "architecture": repr(model),
+            "optimizer": repr(learner.optimizer)}
     if learner.compiled is not None:
         info["compiled"] = learner.compiled.compiler
     return learner, info
@@ -152,6 +162,7 @@ def run(
             learner, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
             schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
             start=start, on_epoch_end=lambda s: _epoch_end(config, learner, s, on_epoch_end, lead=lead, last=last),
+            early_stopping=config.early_stopping,
         )
     except KeyboardInterrupt:
         if lead and last:  # a resumable checkpoint of the last finished epoch, whatever --checkpoint-every
@@ -173,6 +184,7 @@ def run(
         "best_epoch": state.best_epoch,
         "best_val_accuracy": None if state.best_epoch is None else state.best_val_accuracy,
         "diverged": state.diverged,
+        "stopped_early": state.stopped_early,
         "test": test,
         "test_accuracy": None if test is None else test["accuracy"],
         "timing": {
@@ -350,7 +362,8 @@ def _epoch_end(config: RunConfig, learner: Learner, state: FitState,
         if last is not None:
             last[:] = [ckpt]
         every = config.checkpoint_every
-        if every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged):
+        if every and (state.epochs_done % every == 0 or state.epochs_done == config.epochs or state.diverged
+                      or state.stopped_early):
             checkpoint.save(checkpoint_path(config), ckpt)
     if hook is not None:
         hook(learner, state)
@@ -369,6 +382,7 @@ def run_checkpoint(learner: Learner, state: FitState, config: RunConfig) -> chec
             "best_epoch": state.best_epoch,
             "best_val_accuracy": state.best_val_accuracy,
             "diverged": state.diverged,
+            "stopped_early": state.stopped_early,
         }),
     }
     return checkpoint.Checkpoint(model=learner.snapshot(), optimizer=learner.optimizer_state(), best=state.best_state,
@@ -389,6 +403,7 @@ def resume_into(learner: Learner, path: str | Path) -> FitState:
     return FitState(
         epochs_done=fs["epochs_done"], history=fs["history"], best_epoch=fs["best_epoch"],
         best_val_accuracy=fs["best_val_accuracy"], best_state=ckpt.best, diverged=fs["diverged"],
+        stopped_early=fs.get("stopped_early"),  # (absent from checkpoints written before early stopping)
     )
 
 

@@ -1,6 +1,6 @@
 """Plain PyTorch mirrors of arrayml networks: the same layers as ``torch.nn`` modules holding the
-very same weights, trained with autograd and ``torch.optim.SGD``. The one place the examples,
-benchmarks and tests build the torch.nn reference.
+very same weights, trained with autograd and the same ``torch.optim`` optimizer. The one place
+the examples, benchmarks and tests build the torch.nn reference.
 """
 
 from __future__ import annotations
@@ -30,6 +30,22 @@ def _tensor(a: Any) -> torch.Tensor:
     return torch.from_numpy(np.array(backend.to_numpy(a)))  # copy_ then converts dtype and device
 
 
+class TorchRandomFlip(nn.Module):
+    """`arrayml.RandomFlip` in torch.nn: each image of a training batch mirrored left-right with
+    probability 1/2 (torch's own random numbers); the identity in evaluation mode."""
+
+    def __init__(self, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.image_shape = image_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        images = x.reshape(x.shape[0], *self.image_shape)
+        flipped = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
+        return torch.where(flipped, images.flip(3), images).reshape(x.shape)
+
+
 def torch_mirror(model: am.Sequential, *, device: Any = "cpu", dtype: torch.dtype | None = None) -> nn.Sequential:
     """A ``torch.nn.Sequential`` computing what `model` computes, from its current parameters and
     batch-norm statistics (copied, so the two then train independently). `dtype` defaults to the
@@ -40,7 +56,11 @@ def torch_mirror(model: am.Sequential, *, device: Any = "cpu", dtype: torch.dtyp
     put = {"device": device, "dtype": dtype}  # built in `dtype`: float64 weights copied without rounding
     layers: list[nn.Module] = []
     for module in model.layers:
-        if isinstance(module, am.Linear):
+        if isinstance(module, am.Sequential):
+            layers.append(torch_mirror(module, device=device, dtype=dtype))
+        elif isinstance(module, am.RandomFlip):
+            layers.append(TorchRandomFlip(module.image_shape))
+        elif isinstance(module, am.Linear):
             lin = nn.Linear(module.in_features, module.out_features, **put)
             with torch.no_grad():
                 lin.weight.copy_(_tensor(module.params["weight"]))
@@ -54,6 +74,14 @@ def torch_mirror(model: am.Sequential, *, device: Any = "cpu", dtype: torch.dtyp
                 bn.running_mean.copy_(_tensor(module.buffers["running_mean"]))
                 bn.running_var.copy_(_tensor(module.buffers["running_var"]))
             layers.append(bn)
+        elif isinstance(module, am.LayerNorm):
+            ln = nn.LayerNorm(module.features, eps=module.eps, **put)
+            with torch.no_grad():
+                ln.weight.copy_(_tensor(module.params["gamma"]))
+                ln.bias.copy_(_tensor(module.params["beta"]))
+            layers.append(ln)
+        elif isinstance(module, am.Dropout):
+            layers.append(nn.Dropout(module.p))  # its own masks, from torch's generator
         elif type(module) in TORCH_ACTIVATIONS:
             layers.append(TORCH_ACTIVATIONS[type(module)](module))
         else:
@@ -67,8 +95,9 @@ class TorchLearner:
 
     group = None  # one process: the reference does not train data-parallel
 
-    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, where: backend.Placement) -> None:
-        self.net, self.optimizer = net, optimizer
+    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, where: backend.Placement, *,
+                 clip_grad_norm: float | None = None) -> None:
+        self.net, self.optimizer, self.clip_grad_norm = net, optimizer, clip_grad_norm
         self._lr = float(optimizer.param_groups[0]["lr"])
         self.loss = nn.CrossEntropyLoss()
         self.xp, self.device = where.xp, where.device
@@ -78,13 +107,17 @@ class TorchLearner:
         """The rate the torch optimizer was built with (its first group's; each step sets its own)."""
         return self._lr
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float, step: int | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(`step` is for arrayml's random keys: torch.nn's dropout draws from torch's generator.)"""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.net(x)
         loss = self.loss(logits, y)
         loss.backward()
+        if self.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.clip_grad_norm)
         self.optimizer.step()
         return loss.detach(), (logits.detach().argmax(dim=1) == y).sum()
 
@@ -104,17 +137,37 @@ class TorchLearner:
         self.net.load_state_dict({k: torch.as_tensor(backend.to_numpy(v)) for k, v in state.items()})
 
     def optimizer_state(self) -> dict[str, Any]:
+        """Every tensor of the optimizer's per-parameter state (momentum buffers, Adam's moments
+        and step counts), flat: ``"<entry>/<parameter index>"``."""
         out = {}
         for i, p in enumerate(self.net.parameters()):
-            buf = self.optimizer.state.get(p, {}).get("momentum_buffer")
-            if buf is not None:
-                out[str(i)] = buf.detach().clone()
+            for key, value in self.optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor):
+                    out[f"{key}/{i}"] = value.detach().clone()
         return out
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        for i, p in enumerate(self.net.parameters()):
-            if str(i) in state:
-                self.optimizer.state[p]["momentum_buffer"] = backend.convert(state[str(i)], self.xp, self.device, p.dtype)
+        params = list(self.net.parameters())
+        for name, value in state.items():
+            key, _, index = name.rpartition("/")
+            if not key:  # a checkpoint of the earlier layout: SGD's momentum buffer by index alone
+                key, index = "momentum_buffer", name
+            p = params[int(index)]
+            dtype = p.dtype if value.ndim else getattr(torch, backend.dtype_name(value.dtype))
+            self.optimizer.state[p][key] = backend.convert(value, self.xp, "cpu" if not value.ndim else self.device, dtype)
+
+
+#: ``--optimizer`` -> its torch.optim class.
+TORCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                    "rmsprop": torch.optim.RMSprop}
+
+
+def torch_optimizer(config: Any, params: Any) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimizer of `config`, with the very settings of arrayml's; gradient
+    clipping is `TorchLearner`'s (``clip_grad_norm_``), as PyTorch does it."""
+    settings = dict(config.optimizer_settings())
+    settings.pop("clip_grad_norm")
+    return TORCH_OPTIMIZERS[config.optimizer](params, **settings)
 
 
 def torch_learner(config: Any, where: backend.Placement) -> tuple[TorchLearner, dict[str, Any]]:
@@ -124,8 +177,7 @@ def torch_learner(config: Any, where: backend.Placement) -> tuple[TorchLearner, 
 
     template = build_model(config, backend.placement("numpy", None, "float64"))
     net = torch_mirror(template, device=where.device, dtype=getattr(torch, config.dtype))
-    opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-                          weight_decay=config.weight_decay)
+    opt = torch_optimizer(config, net.parameters())
     info = {"implementation": "torch.nn reference", "parameters": sum(p.numel() for p in net.parameters()),
             "architecture": repr(net)}
-    return TorchLearner(net, opt, where), info
+    return TorchLearner(net, opt, where, clip_grad_norm=config.clip_grad_norm), info

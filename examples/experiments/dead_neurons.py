@@ -188,7 +188,7 @@ def train(args, hidden: list[int], bn: bool, lr: float, out: Path) -> dict[str, 
     epochs = [e for e in r["history"]["epochs"] if not e.get("diverged")]
     return {
         "name": name, "hidden_dims": hidden, "batch_norm": bn, "lr": lr, "epochs": cfg.epochs,
-        "sgd": {"momentum": cfg.momentum, "weight_decay": cfg.weight_decay},
+        "sgd": {"momentum": cfg.momentum, "weight_decay": cfg.optimizer_settings().get("weight_decay", 0.0)},
         **probe.summary(),
         "val_accuracy": [e["val_accuracy"] for e in epochs],
         "train_loss": [e["train_loss"] for e in epochs],

@@ -26,12 +26,13 @@ from arrayml_app.experiments import REGISTRY, RESULTS, run_order, save_json
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_flags(p, ("xp", "device", "data_dir"))
+    add_flags(p, ("xp", "device", "data_dir"), xp=None)
     p.add_argument("--only", nargs="*", default=None, choices=[e.name for e in REGISTRY], metavar="NAME",
                    help="run only these experiments: " + ", ".join(e.name for e in REGISTRY))
     p.add_argument("--no-report", action="store_true", help="do not rewrite docs/results.md")
     args = p.parse_args(argv)
-    common = ["--xp", args.xp, "--quiet"] + (["--device", args.device] if args.device else [])
+    # each experiment on its own default backend (NumPy; JAX compiled for `beyond`) unless --xp says
+    common = ["--quiet"] + (["--xp", args.xp] if args.xp else []) + (["--device", args.device] if args.device else [])
     log_path = RESULTS / "experiments.json"
     timings: dict = {}
     if log_path.is_file():

@@ -135,6 +135,36 @@ def test_train_throughput_prints_libraries_and_ratio_spreads_and_writes_them(tmp
         tt.main(["--variants", "arrayml/fortran"])
 
 
+def test_train_throughput_adam_rows_agree_with_torch_optim_and_are_timed_against_their_sgd_rows(tmp_path, monkeypatch):
+    """The Adam row of issue 19: arrayml's Adam step (eager NumPy, eager torch) holds torch.optim.Adam's
+    weights after the same steps, and each Adam row's time is divided by its SGD row's, round by round."""
+    pytest.importorskip("torch")
+    tt = _load("train_throughput")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, size=384)
+    x = (rng.normal(size=(10, 3072))[y] + rng.normal(size=(384, 3072))).astype(np.float32)
+    rows = {"numpy": tt.arrayml_variant("numpy", None, [16], x, y, optimizer="adam"),
+            "torch": tt.arrayml_variant("torch", "cpu", [16], x, y, optimizer="adam"),
+            "torch.nn": tt.torch_variant("cpu", [16], x, y, optimizer="adam")}
+    sgd = tt.arrayml_variant("numpy", None, [16], x, y)
+    for v in [*rows.values(), sgd]:
+        v.epoch(0)
+    for name, v in rows.items():
+        assert tt.relative_difference(v.params(), rows["torch.nn"].params()) < 1e-5, name
+    assert tt.relative_difference(rows["numpy"].params(), sgd.params()) > 1e-3  # Adam is not SGD
+    assert [label for label, *_ in tt.available_variants(False) if label.endswith(tt.ADAM)][:2] == \
+        ["arrayml/numpy adam", "arrayml/torch (cpu) adam"]
+    monkeypatch.setattr(tt, "N_TRAIN", 10 * tt.BATCH)
+    monkeypatch.setattr(tt, "matmul_rate", lambda hidden, repeats, lib="numpy": 1e9)
+    out = tmp_path / "t.json"
+    assert tt.main(["--repeats", "2", "--hidden", "8", "--settle", "0", "--json", str(out),
+                    "--variants", "arrayml/numpy,arrayml/numpy adam"]) == 0
+    rows_out = {r["variant"]: r for r in json.loads(out.read_text())["networks"][0]["rows"]}
+    ratios = [a / b for a, b in zip(rows_out["arrayml/numpy adam"]["all_seconds"], rows_out["arrayml/numpy"]["all_seconds"])]
+    assert rows_out["arrayml/numpy adam"]["ratio_to_sgd"]["median"] == pytest.approx(np.median(ratios))
+    assert rows_out["arrayml/numpy"]["ratio_to_sgd"] is None
+
+
 def test_data_parallel_model_is_compute_over_n_plus_the_ring_all_reduce():
     dp = _load("data_parallel")
     rows = {(r["machines"], r["gbit_per_s"]): r for r in dp.model_table(0.004, 1_000_000)}

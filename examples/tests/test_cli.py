@@ -45,6 +45,10 @@ def run(script, *args, cwd=None):
     (["--xp", "cupy"], "backend 'cupy' is not installed"),
     (["--xp", "array-api-strict", "--device", "gpu0"], "array-api-strict has no device 'gpu0'"),
     (["--compile"], "--compile needs --xp jax (jax.jit) or --xp torch (torch.compile), got --xp numpy"),
+    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
+    (["--init", "he"], "argument --init: invalid choice: 'he'"),
+    (["--early-stopping", "0"], "--early-stopping must be at least 1 epoch, got 0"),
+    (["--clip-grad-norm", "0"], "--clip-grad-norm must be a positive number, got 0.0"),
 ])
 def test_bad_flags_give_one_line_errors(data_dir, tmp_path, args, message):
     if "cupy" in args and importlib.util.find_spec("cupy") is not None:
@@ -100,7 +104,8 @@ def test_quiet_keeps_only_the_final_line_and_default_out_is_named_after_the_run(
                            f"results written to results/{outs[0].name}/results.json\n")
 
 
-@pytest.mark.parametrize("extra", [[], ["--batch-norm"]], ids=["plain", "batchnorm"])
+@pytest.mark.parametrize("extra", [[], ["--batch-norm"], ["--optimizer", "adamw", "--lr", "0.003", "--layer-norm", "--init",
+                                   "torch", "--clip-grad-norm", "0.5"]], ids=["plain", "batchnorm", "adamw-layernorm"])
 def test_torch_reference_matches_arrayml_step_by_step_at_first(data_dir, tmp_path, extra):
     pytest.importorskip("torch")
     a = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "a", *SMALL, "--xp", "torch", *extra)
@@ -190,6 +195,57 @@ def test_every_flag_is_checked_before_the_data_is_loaded_and_named_as_typed(data
     assert message.replace("TMP", str(tmp_path)) in line
     assert NOT_LOADED not in proc.stderr  # refused from the file's header, without reading the images
     assert not (tmp_path / "dta").exists()  # a mistyped --data-dir is never created
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"optimizer": "adam", "momentum": 0.9}, "--momentum must be 0 with --optimizer adam"),
+    ({"beta1": 0.5}, "--beta1 must be used with --optimizer adam or adamw, got 0.5"),
+    ({"optimizer": "adam", "beta1": 1.0}, "--beta1 must be in [0, 1), got 1.0"),
+    ({"optimizer": "adamw", "beta2": float("nan")}, "--beta2 must be in [0, 1), got nan"),
+    ({"optimizer": "adam", "eps": 0.0}, "--eps must be a positive number, got 0.0"),
+    ({"eps": 1e-8}, "--eps must be used with --optimizer adam, adamw or rmsprop, got 1e-08"),
+    ({"amsgrad": True, "optimizer": "rmsprop"}, "--amsgrad must be used with --optimizer adam or adamw"),
+    ({"nesterov": True, "momentum": 0.9, "optimizer": "rmsprop"}, "--nesterov must be used with --optimizer sgd"),
+    ({"dropout": 1.0}, "--dropout must be in [0, 1), got 1.0"),
+    ({"dropout": float("nan")}, "--dropout must be in [0, 1), got nan"),
+    ({"layer_norm": True, "batch_norm": True}, "--layer-norm must be used without --batch-norm"),
+    ({"clip_grad_norm": -1.0}, "--clip-grad-norm must be a positive number, got -1.0"),
+    ({"early_stopping": 0}, "--early-stopping must be at least 1 epoch, got 0"),
+    ({"optimizer": "lbfgs"}, "--optimizer must be one of sgd, adam, adamw, rmsprop, got lbfgs"),
+    ({"init": "he"}, "--init must be one of kaiming, xavier, torch, got he"),
+    ({"weight_decay": -0.1, "optimizer": "adamw"}, "--weight-decay must be a non-negative number, got -0.1"),
+])
+def test_the_new_settings_are_checked_with_the_others(tmp_path, settings, message):
+    from arrayml_app.config import RunConfig
+
+    with pytest.raises(ValueError) as info:
+        RunConfig(out=str(tmp_path / "o"), **settings).validate()
+    assert str(info.value).startswith(message)
+
+
+def test_the_optimizer_flags_build_pytorchs_defaults_or_what_was_given(tmp_path):
+    from arrayml_app.config import RunConfig
+    from arrayml_app.run import build_optimizer
+
+    assert repr(build_optimizer(RunConfig(optimizer="adamw", lr=0.002))) == repr(__import__("arrayml").AdamW(0.002))
+    opt = build_optimizer(RunConfig(optimizer="adam", lr=0.01, beta2=0.99, eps=1e-6, amsgrad=True, weight_decay=0.1,
+                                    clip_grad_norm=2.0))
+    assert opt.settings() == {"lr": 0.01, "clip_grad_norm": 2.0, "betas": (0.9, 0.99), "eps": 1e-6, "weight_decay": 0.1,
+                              "amsgrad": True}
+    opt = build_optimizer(RunConfig(optimizer="rmsprop", momentum=0.5))
+    assert type(opt).__name__ == "RMSprop" and opt.momentum == 0.5 and opt.alpha == 0.99
+    assert build_optimizer(RunConfig()).settings()["weight_decay"] == 0.0  # SGD as before
+
+
+def test_the_issues_adam_and_dropout_command_runs_and_reports(data_dir, tmp_path):
+    out = tmp_path / "adam"
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", out, *SMALL, "--optimizer", "adam", "--lr", "0.001",
+               "--dropout", "0.2")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"]["optimizer"].startswith("Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08")
+    assert "Dropout(p=0.2)" in results["model"]["architecture"] and results["test_accuracy"] is not None
+    assert "test accuracy" in proc.stdout
 
 
 def test_out_naming_an_existing_file_is_refused_before_training(data_dir, tmp_path):
@@ -329,3 +385,21 @@ def test_ctrl_c_starts_a_fresh_line_and_prints_the_resume_command(data_dir, tmp_
 def test_the_readme_states_the_accuracy_range_the_headline_test_checks():
     low, high = (round(100 * v) for v in HEADLINE_RANGE)
     assert f"{low}–{high}%" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_early_stopping_ends_the_run_and_says_where(data_dir, tmp_path):
+    from arrayml import checkpoint
+
+    out = tmp_path / "es"
+    args = [a for a in SMALL if a not in ("--epochs", "2")]
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", out, *args, "--epochs", "30", "--early-stopping", "2",
+               "--lr", "0.5", "--checkpoint-every", "5")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    stopped = results["stopped_early"]
+    epochs = results["history"]["epochs"]
+    assert stopped is not None and stopped["patience"] == 2 and len(epochs) == stopped["epoch"] < 30
+    assert stopped["epoch"] - results["best_epoch"] == 2
+    assert results["best_val_accuracy"] == max(e["val_accuracy"] for e in epochs)
+    saved = checkpoint.load(out / "checkpoint.npz")  # written when it stopped, whatever --checkpoint-every
+    assert saved.meta["fit"]["stopped_early"] == stopped and saved.meta["fit"]["epochs_done"] == stopped["epoch"]

@@ -24,6 +24,10 @@ from cifar_fixtures import make_cache
 
 ARGS = ["--hidden-dims", "64", "--batch-size", "32", "--val-size", "100", "--lr", "0.05",
         "--momentum", "0.9", "--batch-norm", "--quiet"]
+#: Adam (its moments and step count in the checkpoint), dropout (masks from the seed and the step
+#: number), clipping, random flips of the fixture's images.
+ADAM_ARGS = ["--hidden-dims", "64", "--batch-size", "32", "--val-size", "100", "--optimizer", "adam", "--lr", "0.002",
+             "--amsgrad", "--dropout", "0.3", "--clip-grad-norm", "1", "--flip", "--layer-norm", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +37,8 @@ def data_dir(tmp_path_factory):
     return folder
 
 
-def _train(data_dir, out, *extra, check=True):
-    cmd = [sys.executable, str(TRAIN), "--data-dir", str(data_dir), "--out", str(out), *ARGS, *extra]
+def _train(data_dir, out, *extra, check=True, args=ARGS):
+    cmd = [sys.executable, str(TRAIN), "--data-dir", str(data_dir), "--out", str(out), *args, *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -51,13 +55,13 @@ def _final(out):
     return results, ckpt
 
 
-def test_killed_run_resumed_from_its_last_checkpoint_matches_an_uninterrupted_run(data_dir, tmp_path):
-    epochs = "60"
-    _train(data_dir, tmp_path / "straight", "--epochs", epochs, "--checkpoint-every", "1")
+@pytest.mark.parametrize("args,epochs", [(ARGS, "60"), (ADAM_ARGS, "40")], ids=["sgd-momentum", "adam-dropout-flip"])
+def test_killed_run_resumed_from_its_last_checkpoint_matches_an_uninterrupted_run(data_dir, tmp_path, args, epochs):
+    _train(data_dir, tmp_path / "straight", "--epochs", epochs, "--checkpoint-every", "1", args=args)
     ref_results, ref_ckpt = _final(tmp_path / "straight")
 
     out = tmp_path / "killed"
-    cmd = [sys.executable, str(TRAIN), "--data-dir", str(data_dir), "--out", str(out), *ARGS,
+    cmd = [sys.executable, str(TRAIN), "--data-dir", str(data_dir), "--out", str(out), *args,
            "--epochs", epochs, "--checkpoint-every", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -72,7 +76,7 @@ def test_killed_run_resumed_from_its_last_checkpoint_matches_an_uninterrupted_ru
     done = checkpoint.load(out / "checkpoint.npz").meta["fit"]["epochs_done"]  # the last one is whole
     assert 1 <= done < int(epochs)
 
-    _train(data_dir, out, "--resume", str(out / "checkpoint.npz"))  # same flags again: allowed, as saved
+    _train(data_dir, out, "--resume", str(out / "checkpoint.npz"), args=args)  # same flags again: allowed, as saved
     resumed_results, resumed_ckpt = _final(out)
     assert resumed_results["timing"]["resumed_from_epoch"] == done
     assert _strip_times(resumed_results["history"]) == _strip_times(ref_results["history"])
@@ -80,8 +84,11 @@ def test_killed_run_resumed_from_its_last_checkpoint_matches_an_uninterrupted_ru
     assert resumed_results["best_epoch"] == ref_results["best_epoch"]
     for name, value in ref_ckpt.model.items():  # bit for bit on NumPy
         np.testing.assert_array_equal(resumed_ckpt.model[name], value, err_msg=name)
+    assert set(resumed_ckpt.optimizer) == set(ref_ckpt.optimizer) != set()
     for name, value in ref_ckpt.optimizer.items():
         np.testing.assert_array_equal(resumed_ckpt.optimizer[name], value, err_msg=name)
+    if args is ADAM_ARGS:
+        assert int(ref_ckpt.optimizer["step"]) == int(epochs) * (800 // 32)  # Adam's step count, saved
 
 
 def test_resume_onto_another_backend_is_allclose(data_dir, tmp_path):
@@ -119,6 +126,23 @@ def test_resume_refuses_to_change_the_run(data_dir, tmp_path):
     _train(data_dir, tmp_path / "a", "--epochs", "1", "--checkpoint-every", "1")
     proc = _train(data_dir, tmp_path / "a", "--resume", str(tmp_path / "a" / "checkpoint.npz"), "--lr", "0.5", check=False)
     assert proc.returncode == 2 and "cannot change --lr when resuming" in proc.stderr
+
+
+def test_an_adam_checkpoint_resumed_with_another_optimizer_is_refused(data_dir, tmp_path):
+    _train(data_dir, tmp_path / "a", "--epochs", "1", "--checkpoint-every", "1", args=ADAM_ARGS)
+    ckpt = tmp_path / "a" / "checkpoint.npz"
+    assert {"step", "exp_avg/1.0.weight", "max_exp_avg_sq/1.0.weight"} <= set(checkpoint.load(ckpt).optimizer)
+    proc = _train(data_dir, tmp_path / "a", "--resume", str(ckpt), "--optimizer", "sgd", check=False, args=["--quiet"])
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "cannot change --optimizer when resuming" in proc.stderr
+    # a checkpoint whose configuration was edited to say SGD: its Adam state is refused, by name
+    saved = checkpoint.load(ckpt)
+    saved.meta["config"].update(optimizer="sgd", amsgrad=False)
+    checkpoint.save(ckpt, saved)
+    proc = _train(data_dir, tmp_path / "a", "--resume", str(ckpt), check=False, args=["--quiet"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "SGD state has entries ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'step'] that this optimizer does not keep" \
+        in proc.stderr
 
 
 def test_resume_with_a_bad_checkpoint_is_a_one_line_error(data_dir, tmp_path):

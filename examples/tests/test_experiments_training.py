@@ -76,6 +76,34 @@ def test_batchnorm(quick, tmp_path):
     assert {"batchnorm_train_accuracy.png", "batchnorm_val_accuracy.png"} <= _pngs(tmp_path)
 
 
+def test_beyond_runs_every_part_and_writes_its_section(quick, tmp_path):
+    """Issue 19's experiment, one epoch each on the look-alike (NumPy, so without JAX too): the
+    four parts, their figures, and a report section that quotes their numbers."""
+    from arrayml_app.report import Report
+
+    args = [a if a != "1" else "2" for a in quick]  # two epochs: a warm-up + cosine schedule needs a second
+    script = load_script(EXPERIMENTS / "beyond.py")
+    summary = script.main([*args, "--xp", "numpy", "--out", str(tmp_path / "beyond")])
+    names = [r["name"] for r in summary["runs"]]
+    assert names[:8] == ["128-sgd", "128-sgd-momentum", "128-adam", "128-adamw", "512-256-128-sgd",
+                         "512-256-128-sgd-momentum", "512-256-128-adam", "512-256-128-adamw"]
+    parts = {p: [r for r in summary["runs"] if r["part"] == p] for p in (1, 2, 3, 4)}
+    assert [r["settings"]["dropout"] for r in parts[2]] == [0.0, 0.2, 0.5]
+    assert [(r["settings"]["batch_norm"], r["settings"]["layer_norm"]) for r in parts[3]] == [
+        (False, False), (True, False), (False, True)]
+    assert parts[2][0]["name"] == parts[3][0]["name"] == "512-256-128-adam"  # one run, shared
+    best = parts[4][0]
+    assert best["settings"]["flip"] and best["hidden_dims"] == [1024, 512, 256] and best["train_seconds"] > 0
+    assert "--flip" in summary["best_command"] and "--optimizer adamw" in summary["best_command"]
+    assert {"beyond_optimizers.png", "beyond_dropout.png", "beyond_norms.png", "beyond_best.png"} <= _pngs(tmp_path / "beyond")
+    rep = Report(tmp_path, tmp_path / "results.md")
+    script.report(rep, json.loads((tmp_path / "beyond" / "beyond.json").read_text()))
+    text = rep.text()
+    assert summary["best_command"] in text and "**data augmentation**" in text and "shared" in text
+    for r in summary["runs"]:
+        assert f"{100 * r['test_accuracy']:.2f}%" in text, r["name"]  # every run's test accuracy, quoted
+
+
 def test_param_count(quick, tmp_path):
     assert _main("param_count")(["--out", str(tmp_path)])["total"] == 920
 

@@ -1,0 +1,121 @@
+"""Adam (Kingma & Ba, 2015), with PyTorch's conventions, so that a trajectory compares point by
+point with ``torch.optim.Adam``.
+
+For each parameter p with gradient g, at step t = 1, 2, ... (docs/derivations.md, "Adam"):
+
+    g ← g + weight_decay · p                              (L2, coupled: Adam; AdamW decays p instead)
+    m ← m + (1 − β₁)(g − m)                               (= β₁ m + (1 − β₁) g, written as torch's lerp)
+    v ← β₂ v + (1 − β₂) g²
+    v̂ ← max(v̂, v) with amsgrad, else v̂ = v
+    p ← p − (lr / (1 − β₁ᵗ)) · m / (√v̂ / √(1 − β₂ᵗ) + ε)
+
+m, v (and v̂) start at 0. ε is added to √v̂ after the bias correction, as PyTorch places it (not
+inside the root, not before the correction). The step count t is a 0-D array in the state, so a
+compiled step traces it rather than baking in a constant, and the bias corrections are computed
+from it on the device, in the widest float the namespace has (PyTorch computes them in Python's
+float64), then cast to each parameter's dtype.
+
+State: ``{"step": t (0-D), "exp_avg": {name: m}, "exp_avg_sq": {name: v}}`` and, with amsgrad,
+``"max_exp_avg_sq": {name: v̂}`` (PyTorch's names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import backend, validate
+from ..backend import Array
+from .base import Optimizer, State, zeros_like
+
+
+def check_betas(betas: Any, what: str) -> tuple[float, float]:
+    """`betas` as two floats in [0, 1), or a `TypeError`/`ValueError` naming `what`."""
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
+        raise TypeError(f"{what} must be a pair of numbers in [0, 1) such as (0.9, 0.999), got "
+                        f"{type(betas).__name__} {betas!r}")
+    return (validate.real_number(betas[0], f"{what}[0] (beta1)", low=0.0, high=1.0, high_open=True),
+            validate.real_number(betas[1], f"{what}[1] (beta2)", low=0.0, high=1.0, high_open=True))
+
+
+class Adam(Optimizer):
+    """Adam with optional L2 weight decay and AMSGrad; ``torch.optim.Adam``'s defaults.
+
+    Args:
+        lr: learning rate, a positive finite number (default 1e-3).
+        betas: decay rates (β₁, β₂) of the first and second moments, each in [0, 1).
+        eps: added to the denominator, a positive finite number.
+        weight_decay: L2 penalty added to the gradient, a finite number >= 0.
+        amsgrad: divide by the running maximum of the second moment (Reddi et al., 2018).
+        clip_grad_norm: None, or clip the gradients to this global norm first (`Optimizer`).
+    """
+
+    #: AdamW sets this: the decay multiplies the parameters instead of adding to the gradient.
+    decoupled_weight_decay = False
+
+    def __init__(
+        self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+        weight_decay: float = 0.0, amsgrad: bool = False, *, clip_grad_norm: float | None = None,
+    ) -> None:
+        super().__init__(lr, clip_grad_norm=clip_grad_norm)
+        name = type(self).__name__
+        self.betas = check_betas(betas, f"{name} betas")
+        self.eps = validate.real_number(eps, f"{name} eps", low=0.0, low_open=True)
+        self.weight_decay = validate.real_number(weight_decay, f"{name} weight_decay", low=0.0)
+        self.amsgrad = validate.boolean(amsgrad, f"{name} amsgrad")
+
+    def init(self, params: Mapping[str, Array]) -> State:
+        first = next(iter(params.values()), None)
+        if first is None:
+            raise ValueError(f"{type(self).__name__}.init needs at least one parameter")
+        xp, dev = backend.get_namespace_and_device(first)
+        state: State = {
+            "step": xp.zeros((), dtype=backend.widest_float(xp), device=dev),
+            "exp_avg": {name: zeros_like(p) for name, p in params.items()},
+            "exp_avg_sq": {name: zeros_like(p) for name, p in params.items()},
+        }
+        if self.amsgrad:
+            state["max_exp_avg_sq"] = {name: zeros_like(p) for name, p in params.items()}
+        return state
+
+    def apply_gradients(
+        self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
+    ) -> tuple[dict[str, Array], State]:
+        b1, b2 = self.betas
+        eps, wd = self.eps, self.weight_decay
+        xp = backend.get_namespace(state["step"])
+        # t and the bias corrections on the device, in the widest float (no host read: a
+        # compiled step traces them); a 0-D array again where NumPy returns a scalar
+        t = xp.asarray(state["step"] + 1.0)
+        step_size = lr / (1.0 - b1 ** t)
+        bc2_sqrt = xp.sqrt(1.0 - b2 ** t)
+        scalars: dict[Any, tuple[Array, Array]] = {}  # per parameter dtype: the two factors, cast
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        max_sq = state.get("max_exp_avg_sq") if self.amsgrad else None
+        new_params: dict[str, Array] = {}
+        new_m: dict[str, Array] = {}
+        new_v: dict[str, Array] = {}
+        new_max: dict[str, Array] = {}
+        for name, p in params.items():
+            g = grads[name]
+            if p.dtype not in scalars:
+                scalars[p.dtype] = (xp.astype(step_size, p.dtype), xp.astype(bc2_sqrt, p.dtype))
+            size, corr = scalars[p.dtype]
+            if wd:
+                if self.decoupled_weight_decay:
+                    p = p * (1.0 - lr * wd)  # AdamW: p ← p(1 − lr·λ), before the Adam step
+                else:
+                    g = g + wd * p
+            new_params[name], new_m[name], new_v[name], v_max = backend.adam_update(
+                p, g, exp_avg[name], exp_avg_sq[name], None if max_sq is None else max_sq[name],
+                beta1=b1, beta2=b2, eps=eps, step_size=size, bc2_sqrt=corr, xp=xp)
+            if v_max is not None:
+                new_max[name] = v_max
+        out: State = {"step": t, "exp_avg": new_m, "exp_avg_sq": new_v}
+        if max_sq is not None:
+            out["max_exp_avg_sq"] = new_max
+        return new_params, out
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay,
+                "amsgrad": self.amsgrad}
