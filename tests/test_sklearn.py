@@ -63,8 +63,9 @@ def blobs(n=120, classes=3, seed=0):
 
 
 def small(cls=MLPClassifier, **kw):
-    """A small, fast network for the tests."""
-    settings = {"hidden_layer_sizes": (8,), "learning_rate_init": 0.05, "max_iter": 30, "random_state": 0}
+    """A small, fast network for the tests (SGD, whose steps these tests reason about)."""
+    settings = {"hidden_layer_sizes": (8,), "solver": "sgd", "learning_rate_init": 0.05, "max_iter": 30,
+                "random_state": 0}
     return cls(**{**settings, **kw})
 
 
@@ -74,8 +75,10 @@ def small(cls=MLPClassifier, **kw):
 
 
 @parametrize_with_checks([
-    MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.05, max_iter=100, random_state=0),
+    MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=100, random_state=0),  # Adam
     MLPRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=100, random_state=0),
+    MLPClassifier(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.05, max_iter=100, random_state=0),
+    MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.01, max_iter=100, random_state=0),
 ])
 def test_scikit_learns_estimator_checks(estimator, check):
     check(estimator)
@@ -263,11 +266,12 @@ def test_a_compiled_step_predicts_as_the_eager_one():
 
 def test_stopping_on_the_training_loss_stops_when_scikit_learns_does():
     X, y = blobs()
-    settings = {"hidden_layer_sizes": (8,), "solver": "sgd", "learning_rate_init": 0.05, "max_iter": 200,
-                "tol": 10.0, "n_iter_no_change": 3, "random_state": 0}
-    ours, theirs = MLPClassifier(**settings).fit(X, y), SkMLPClassifier(**settings).fit(X, y)
-    assert ours.n_iter_ == theirs.n_iter_ == 5  # the first epoch sets the best; 4 more without a gain of tol
-    assert ours.best_loss_ == min(ours.loss_curve_) and ours.validation_scores_ is None
+    for solver in ("sgd", "adam"):
+        settings = {"hidden_layer_sizes": (8,), "solver": solver, "learning_rate_init": 0.05, "max_iter": 200,
+                    "tol": 10.0, "n_iter_no_change": 3, "random_state": 0}
+        ours, theirs = MLPClassifier(**settings).fit(X, y), SkMLPClassifier(**settings).fit(X, y)
+        assert ours.n_iter_ == theirs.n_iter_ == 5  # the first epoch sets the best; 4 more without a gain of tol
+        assert ours.best_loss_ == min(ours.loss_curve_) and ours.validation_scores_ is None
 
 
 def test_the_loss_curve_holds_scikit_learns_loss_with_its_l2_term():
@@ -337,6 +341,19 @@ def test_a_diverging_run_raises_and_keeps_the_last_finite_weights():
         np.testing.assert_array_equal(v, before[k])
 
 
+def test_adam_is_the_default_solver_and_keeps_its_moments_across_partial_fit():
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=100, random_state=0).fit(X, y)
+    assert isinstance(clf._optimizer, am.Adam) and clf._optimizer.betas == (0.9, 0.999) and clf._optimizer.eps == 1e-8
+    assert clf.score(X, y) > 0.9
+    part = MLPClassifier(hidden_layer_sizes=(8,), random_state=0, beta_1=0.8, epsilon=1e-7)
+    part.partial_fit(X, y, classes=[0, 1, 2]).partial_fit(X, y)
+    state = part._optimizer.state
+    assert int(backend.to_numpy(state["step"])) == 2 and set(state) >= {"exp_avg", "exp_avg_sq"}  # one step an epoch
+    assert part._optimizer.betas == (0.8, 0.999) and part._optimizer.eps == 1e-7
+    assert part._optimizer.weight_decay == pytest.approx(1e-4 / 120)  # scikit-learn's alpha, over the batch
+
+
 def test_coefs_and_intercepts_in_scikit_learns_layout():
     X, y = blobs()
     clf = small(hidden_layer_sizes=(8, 5), batch_norm=True).fit(X, y)
@@ -357,7 +374,9 @@ def test_coefs_and_intercepts_in_scikit_learns_layout():
     ({"hidden_layer_sizes": 0}, ValueError, r"hidden_layer_sizes must be a positive integer, got 0"),
     ({"hidden_layer_sizes": (10.5,)}, TypeError, r"hidden_layer_sizes\[0\] must be a positive integer, got float 10\.5"),
     ({"hidden_layer_sizes": "100"}, TypeError, r"hidden_layer_sizes must be a tuple of positive integers"),
-    ({"solver": "adamw"}, ValueError, r"solver must be one of 'sgd', got 'adamw'"),
+    ({"solver": "adamw"}, ValueError, r"solver must be one of 'adam', 'sgd', got 'adamw'"),
+    ({"beta_1": 1.0}, ValueError, r"beta_1 must be a finite number in \[0, 1\), got 1\.0"),
+    ({"epsilon": 0.0}, ValueError, r"epsilon must be a finite number in \(0, inf\), got 0\.0"),
     ({"solver": "lbfgs"}, ValueError, r"got 'lbfgs' \(arrayml trains with stochastic solvers only\)"),
     ({"activation": "softplus"}, ValueError, r"activation must be one of 'identity', 'logistic', 'tanh', 'relu', .*got "
                                              r"'softplus'"),

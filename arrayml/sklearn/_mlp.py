@@ -41,16 +41,16 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from .. import backend, validate
 from ..backend import Array, Namespace
 from ..modules import MLP, Loss, SoftmaxCrossEntropy, SquaredError
-from ..optim import SGD
+from ..optim import SGD, Adam
 from ..schedules import Constant
 from ..training import ArraymlLearner, Learner, train_epoch
 
 #: scikit-learn's activation names, and arrayml's own: the module each one builds.
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                "elu": "elu", "leaky_relu": "leaky_relu", "sigmoid": "sigmoid", "gelu": "gelu"}
-#: The solvers there are. scikit-learn's "adam" comes with arrayml's Adam; "lbfgs" is not a
-#: stochastic solver (it needs the whole batch's loss and gradient as one function).
-SOLVERS = ("sgd",)
+#: The solvers: arrayml's `SGD` and `Adam`. scikit-learn's "lbfgs" is not a stochastic solver (it
+#: needs the whole data's loss and gradient as one function), so it is not among them.
+SOLVERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,15 @@ class _Settings:
 
     hidden: tuple[int, ...]
     activation: str
+    solver: str
     learning_rate: float
     alpha: float
     batch_size: int | None  # None: "auto", min(200, n_samples)
     max_iter: int
     momentum: float
     nesterov: bool
+    betas: tuple[float, float]
+    epsilon: float
     tol: float
     n_iter_no_change: int
     early_stopping: bool
@@ -96,11 +99,12 @@ class _BaseMLP(BaseEstimator):
     _loss_name = ""  # "log-loss" / "squared error": for messages
 
     def __init__(
-        self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "sgd",
+        self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
         alpha: float = 0.0001, batch_size: Any = "auto", learning_rate_init: float = 0.001, max_iter: int = 200,
         shuffle: bool = True, random_state: Any = None, tol: float = 1e-4, verbose: Any = False,
         warm_start: bool = False, momentum: float = 0.9, nesterovs_momentum: bool = True,
-        early_stopping: bool = False, validation_fraction: float = 0.1, n_iter_no_change: int = 10,
+        early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+        epsilon: float = 1e-8, n_iter_no_change: int = 10,
         xp: Any = None, device: Any = None, dtype: Any = None, batch_norm: bool = False, compile: bool = False,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -119,6 +123,9 @@ class _BaseMLP(BaseEstimator):
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.xp = xp
         self.device = device
@@ -137,9 +144,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"{what('activation')} must be one of {', '.join(map(repr, ACTIVATIONS))}, "
                              f"got {self.activation!r}")
         if self.solver not in SOLVERS:
-            why = {"adam": "arrayml has no Adam yet", "lbfgs": "arrayml trains with stochastic solvers only"}
-            raise ValueError(f"{what('solver')} must be one of {', '.join(map(repr, SOLVERS))}, got {self.solver!r}"
-                             + (f" ({why[self.solver]})" if isinstance(self.solver, str) and self.solver in why else ""))
+            why = " (arrayml trains with stochastic solvers only)" if self.solver == "lbfgs" else ""
+            raise ValueError(f"{what('solver')} must be one of {', '.join(map(repr, SOLVERS))}, got {self.solver!r}{why}")
         if isinstance(self.batch_size, str):
             if self.batch_size != "auto":
                 raise ValueError(f"{what('batch_size')} must be 'auto' or a positive integer, got {self.batch_size!r}")
@@ -157,12 +163,16 @@ class _BaseMLP(BaseEstimator):
         return _Settings(
             hidden=_hidden_sizes(self.hidden_layer_sizes, what("hidden_layer_sizes")),
             activation=ACTIVATIONS[self.activation.lower()],
+            solver=self.solver,
             learning_rate=validate.learning_rate(self.learning_rate_init, what("learning_rate_init")),
             alpha=validate.real_number(self.alpha, what("alpha"), low=0.0),
             batch_size=batch_size,
             max_iter=validate.positive_int(self.max_iter, what("max_iter")),
             momentum=validate.real_number(self.momentum, what("momentum"), low=0.0, high=1.0, high_open=True),
             nesterov=validate.boolean(self.nesterovs_momentum, what("nesterovs_momentum")),
+            betas=(validate.real_number(self.beta_1, what("beta_1"), low=0.0, high=1.0, high_open=True),
+                   validate.real_number(self.beta_2, what("beta_2"), low=0.0, high=1.0, high_open=True)),
+            epsilon=validate.real_number(self.epsilon, what("epsilon"), low=0.0, low_open=True),
             tol=validate.real_number(self.tol, what("tol"), low=0.0),
             n_iter_no_change=validate.positive_int(self.n_iter_no_change, what("n_iter_no_change")),
             early_stopping=validate.boolean(self.early_stopping, what("early_stopping")),
@@ -290,9 +300,12 @@ class _BaseMLP(BaseEstimator):
         if not s.early_stopping and self.best_loss_ is None:  # ... or off
             self.best_loss_ = np.inf
 
-    def _new_optimizer(self, s: _Settings) -> SGD:
+    def _new_optimizer(self, s: _Settings) -> SGD | Adam:
         # scikit-learn's L2 term is alpha/(2·batch)·‖W‖² per batch, so its gradient adds alpha/batch·W;
-        # arrayml's SGD adds weight_decay·p. The batch size is known in _train: set there.
+        # arrayml's SGD and Adam add weight_decay·p to the gradient (Adam's coupled decay, as
+        # scikit-learn's). The batch size is known in _train: set there.
+        if s.solver == "adam":
+            return Adam(s.learning_rate, betas=s.betas, eps=s.epsilon)
         return SGD(s.learning_rate, momentum=s.momentum, nesterov=s.nesterov and s.momentum > 0)
 
     def _get_learner(self, s: _Settings) -> ArraymlLearner:
@@ -514,12 +527,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     scikit-learn's `~sklearn.neural_network.MLPClassifier`, where the two coincide:
     ``hidden_layer_sizes``, ``activation`` (``"identity"``, ``"logistic"``, ``"tanh"``,
-    ``"relu"``, and arrayml's ``"elu"``, ``"leaky_relu"``, ``"gelu"``), ``solver`` (``"sgd"``;
-    ``"adam"`` when arrayml has Adam), ``alpha`` (L2 penalty, divided by the batch size as
-    scikit-learn divides it), ``batch_size`` (``"auto"`` = min(200, n_samples)),
-    ``learning_rate_init`` (a constant rate), ``max_iter`` (epochs), ``shuffle``,
-    ``random_state``, ``tol``, ``verbose``, ``warm_start``, ``momentum``,
-    ``nesterovs_momentum``, ``early_stopping``, ``validation_fraction``, ``n_iter_no_change``.
+    ``"relu"``, and arrayml's ``"elu"``, ``"leaky_relu"``, ``"gelu"``), ``solver``
+    (``"adam"``, the default: `arrayml.Adam` with ``beta_1``, ``beta_2``, ``epsilon``; or
+    ``"sgd"``: `arrayml.SGD` with ``momentum``, ``nesterovs_momentum``), ``alpha`` (L2 penalty,
+    divided by the batch size as scikit-learn divides it), ``batch_size`` (``"auto"`` =
+    min(200, n_samples)), ``learning_rate_init`` (a constant rate), ``max_iter`` (epochs),
+    ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``warm_start``, ``early_stopping``,
+    ``validation_fraction``, ``n_iter_no_change``.
     arrayml's own: ``xp`` and ``device`` (where to train; default: where the data lives under
     ``array_api_dispatch``, else NumPy), ``dtype`` (default: the input's float dtype, float64 for
     integers), ``batch_norm``, ``compile`` (the whole step as one ``jax.jit`` /
@@ -528,7 +542,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Differences from scikit-learn's: the output is a softmax over every class, two classes
     included (scikit-learn uses one logistic unit for two); weights start from arrayml's
     initialisation (N(0, 1/fan_in) for the first layer, N(0, 2/fan_in) after), not Glorot's;
-    ``alpha`` decays the biases too (scikit-learn's only the weights); there is no ``lbfgs``, no
+    ``alpha`` decays the biases too (scikit-learn's only the weights); Adam puts ``epsilon`` where
+    PyTorch does (after the bias correction of the second moment); there is no ``lbfgs``, no
     ``learning_rate`` schedule and no ``sample_weight``; multilabel targets are refused; a
     single class is refused (there is nothing to learn); a diverging run raises.
 
