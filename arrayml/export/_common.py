@@ -1,0 +1,197 @@
+"""What both exports share: the outputs an inference graph can return, `Preprocess`, the checks of
+paths and models, writing an ``.onnx`` file with its metadata, and naming the layer that failed."""
+
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import backend, validate
+from ..backend import Array
+from ..fileio import atomic_write
+from ..modules.base import Loss, Module
+from ..optim.base import Optimizer
+
+#: What an inference graph returns: the model's output, its softmax, or the index of its maximum.
+OUTPUTS = ("logits", "probabilities", "label")
+
+
+class ExportError(ValueError):
+    """A model, a setting or a path that cannot be exported; raised before anything is written."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Preprocessing that becomes part of an inference graph.
+
+    Attributes:
+        fn: ``fn(raw, dtype=...)``: array-API code from a batch of raw inputs (shape
+            ``(N, *shape)``, dtype `dtype`) to the model's input of the given floating dtype; it
+            receives ndonnx arrays while the graph is built (e.g.
+            `arrayml.datasets.cifar10.normalize`).
+        shape: one raw sample's shape, e.g. ``(32, 32, 3)``.
+        dtype: the raw inputs' dtype by name, e.g. ``"uint8"``.
+        description: what the raw input is, for the model's metadata.
+    """
+
+    fn: Callable[..., Array]
+    shape: tuple[int, ...]
+    dtype: str = "uint8"
+    description: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Paths and files
+# --------------------------------------------------------------------------------------------
+
+
+def check_path(path: str | os.PathLike) -> Path:
+    """`path` as a `Path`, if an ONNX file can be written there: its folder must exist (and be a
+    folder) and `path` must not be a folder. Raises `ExportError` saying which."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ExportError(f"the ONNX path must be a file name (str or os.PathLike), got {type(path).__name__}")
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise ExportError(f"cannot write the ONNX model to {out}: it is a folder; name a file, e.g. {out / 'model.onnx'}")
+    folder = out.parent
+    if not folder.exists():
+        raise ExportError(f"cannot write the ONNX model to {out}: the folder {folder} does not exist (create it first)")
+    if not folder.is_dir():
+        raise ExportError(f"cannot write the ONNX model to {out}: {folder} is a file, not a folder")
+    return out
+
+
+def _metadata_props(model: Any, metadata: Mapping[str, Any]) -> None:
+    """Add `metadata` (values as text; lists and dicts as JSON) to the model's metadata_props,
+    keeping what is there (ndonnx's schema)."""
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _architecture(model: Module) -> dict[str, Any]:
+    """``{"architecture": model.config()}`` (JSON in the metadata: what rebuilds the model with
+    `arrayml.modules.architecture.build`), or nothing for a module that cannot record its own."""
+    try:
+        return {"architecture": model.config()}
+    except NotImplementedError:
+        return {}
+
+
+def write_onnx(model: Any, path: str | os.PathLike, metadata: Mapping[str, Any]) -> Path:
+    """Write the ONNX `model` with `metadata` to `path` (checked first), through a temporary
+    file renamed into place, so that a failed write leaves no file."""
+    from .. import __version__
+
+    out = check_path(path)
+    model.producer_name, model.producer_version = "arrayml", __version__
+    _metadata_props(model, {"arrayml_version": __version__, **metadata})
+    data = model.SerializeToString()
+    with atomic_write(out) as f:
+        f.write(data)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Which layer failed
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _attributed(what: str) -> Iterator[None]:
+    """Turn an error raised while a graph is traced into an `ExportError` that names the layer
+    (or the loss, or the optimizer) whose code raised it."""
+    try:
+        yield
+    except (ExportError, backend.BackendUnavailableError):
+        raise
+    except Exception as exc:
+        raise ExportError(
+            f"{what}: {_culprit(exc)} cannot be exported to ONNX: {type(exc).__name__}: {exc}. (Exporting runs the "
+            "layers' own array-API code on ndonnx arrays: code that calls a library directly (NumPy, torch) "
+            "instead of the namespace of its input, reads a value on the host (float(), bool(), to_numpy) "
+            "or branches on one cannot be part of a graph)"
+        ) from exc
+
+
+def _culprit(exc: BaseException) -> str:
+    """The innermost layer, loss or optimizer whose method was running when `exc` was raised,
+    named by its path in the model (found by walking down from the outermost module among the
+    traceback's frames)."""
+    owners: list[Any] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, (Module, Loss, Optimizer)) and (not owners or owners[-1] is not owner):
+            owners.append(owner)
+        tb = tb.tb_next
+    if not owners:
+        return "the model"
+    last = owners[-1]
+    if isinstance(last, Loss):
+        return f"the loss {type(last).__name__}"
+    if isinstance(last, Optimizer):
+        return f"the optimizer {type(last).__name__}"
+    modules = [o for o in owners if isinstance(o, Module)]
+    path: list[str] = []
+    current = modules[0]
+    for module in modules[1:]:
+        for name, node in current.named_modules():
+            if node is module and name:
+                path.append(name)
+                current = module
+                break
+    name = ".".join(path)
+    return f"layer {name!r} ({type(last).__name__})" if name else f"the model ({type(last).__name__})"
+
+
+# --------------------------------------------------------------------------------------------
+# What can be exported
+# --------------------------------------------------------------------------------------------
+
+
+def _exportable(model: Any, dtype: Any, what: str) -> backend.Placement:
+    """Where `model`'s parameters live, if it can be exported as a graph of `dtype` (None: its own)."""
+    if not isinstance(model, Module):
+        raise ExportError(f"{what} needs an arrayml Module, got {type(model).__name__}")
+    where = model.placement()
+    if where is None:
+        raise ExportError(f"{what}: the model has no parameters, so there is nothing to export "
+                          f"({type(model).__name__}); export a model with at least one layer that learns")
+    if dtype is not None:
+        asked = backend.dtype_name(dtype) if not isinstance(dtype, str) else dtype
+        have = backend.dtype_name(where.dtype)
+        if asked not in backend.PARAMETER_DTYPES:
+            raise ExportError(f"{what}: dtype must be 'float32' or 'float64', got {dtype!r}")
+        if asked != have:
+            raise ExportError(
+                f"{what}: a {asked} graph was asked for, but the model's parameters are {have}; the export "
+                f"does not convert silently: export a {asked} copy (copy.deepcopy(model).to(dtype={asked!r})), "
+                f"or leave dtype out"
+            )
+    return where
+
+
+def _features(model: Module, features: int | None, what: str) -> int:
+    if features is not None:
+        return _positive(features, f"{what} features")
+    found = getattr(model, "in_features", None)
+    if found is None:
+        raise ExportError(f"{what}: cannot tell how many input features {type(model).__name__} takes; pass features=N")
+    return int(found)
+
+
+def _positive(value: Any, what: str) -> int:
+    try:
+        return validate.positive_int(value, what)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(str(exc)) from None

@@ -1,0 +1,147 @@
+"""`train_step_to_onnx`: the whole training step as one ONNX graph, run by onnxruntime."""
+
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..backend import Array, OnnxFunction
+from ..compile import CompiledStep
+from ..modules.base import Loss, Module
+from ..optim.base import Optimizer
+from ._common import (
+    ExportError,
+    _architecture,
+    _attributed,
+    _exportable,
+    _features,
+    _positive,
+    check_path,
+    write_onnx,
+)
+
+
+class _StepGraph:
+    """The traced training step, called as `CompiledStep` calls its compiled function:
+    ``(params, buffers, opt_state), loss, metrics`` out."""
+
+    def __init__(self, graph: OnnxFunction) -> None:
+        self.graph = graph
+
+    def __call__(self, params: Any, buffers: Any, opt_state: Any, x: Any, y: Any, lr: Any,
+                 key: Any = None) -> tuple[tuple[Any, Any, Any], Any, Any]:
+        if key is not None:  # a step that draws random numbers (dropout in training mode)
+            raise ExportError(
+                "train_step_to_onnx: the model draws random numbers in training mode (dropout), and the exported "
+                "step has no random input: every step would use the one mask drawn while the graph was built; "
+                "export a model without dropout, or in eval() mode"
+            )
+        new_params, new_buffers, new_state, loss, extra = self.graph(params, buffers, opt_state, x, y, lr)
+        return (new_params, new_buffers, new_state), loss, extra
+
+
+class OnnxTrainStep(CompiledStep):
+    """``step(x, y, lr=None)``: one training step run by onnxruntime, as one ONNX graph of the
+    forward pass, the loss, the hand-written backward and the optimizer's update, for batches of
+    exactly `batch_size`. Behaves as `arrayml.compile.CompiledStep` (whose pure step it traces):
+    returns the batch loss (a 0-D NumPy array), or ``(loss, metrics)``, and updates the model's
+    parameters and buffers and ``optimizer.state``. ``save(path)`` writes the graph. Build it with
+    `train_step_to_onnx`."""
+
+    what = "train_step_to_onnx"
+
+    def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int, *,
+                 metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None) -> None:
+        if not isinstance(model, Module):
+            raise ExportError(f"{self.what} needs an arrayml Module, got {type(model).__name__}")
+        _exportable(model, None, self.what)
+        self.batch_size = _positive(batch_size, f"{self.what} batch_size")
+        self.features = _features(model, features, self.what)
+        backend.onnx_modules()  # the install command, before anything else
+        super().__init__(model, loss, optimizer, metrics=metrics, donate=False)
+        self._function()  # traced now: a layer that cannot be exported fails here, not at the first step
+
+    # -- CompiledStep with onnxruntime as the compiler -----------------------------------------
+    def compiler_for(self, xp: backend.Namespace) -> str | None:
+        return "onnxruntime" if backend.namespace_name(xp) == "numpy" else None
+
+    def _no_compiler(self, where: backend.Placement) -> str:
+        return (f"{self.what}: the model lives on {backend.namespace_name(where.xp)}, but onnxruntime takes and "
+                "returns NumPy arrays; move it first: model.to('numpy')")
+
+    def _compile(self, step: Callable[..., Any]) -> Any:
+        params = self.model.parameters()
+        dtype = backend.dtype_name(self.placement.dtype)
+        args = (params, self.model.named_buffers(), self.optimizer.state_for(params),
+                backend.graph_input((self.batch_size, self.features), dtype),
+                backend.graph_input((self.batch_size,), "int64"), 0.0)
+
+        def flat(*arrays: Any) -> tuple[Any, ...]:
+            (new_params, new_buffers, new_state), loss, extra = step(*arrays)
+            return new_params, new_buffers, new_state, loss, extra
+
+        with _attributed(self.what):
+            return _StepGraph(backend.trace_onnx(
+                flat, args, names=("params", "buffers", "opt_state", "x", "y", "lr"),
+                output_names=("new_params", "new_buffers", "new_opt_state", "loss", "metrics"), scalar_dtype=dtype,
+            ))
+
+    @property
+    def function(self) -> OnnxFunction:
+        """The traced graph for the model's current modes and the optimizer's settings."""
+        return self._function().graph
+
+    def __call__(self, x: Array, y: Array, lr: float | None = None, *, key: Any = None) -> Any:
+        for value, name, ndim in ((x, "input x", 2), (y, "labels y", 1)):
+            shape = tuple(getattr(value, "shape", ()))
+            if len(shape) != ndim or shape[0] != self.batch_size:
+                raise ValueError(
+                    f"{self.what}: the exported step takes batches of exactly {self.batch_size} (fixed when it was "
+                    f"built), but {name} has shape {shape}; build a step for that batch size (the last, smaller "
+                    "batch of an epoch: drop it, or export a second step)"
+                )
+        if backend.is_array(y) and backend.get_namespace(y).isdtype(y.dtype, "integral") \
+                and backend.dtype_name(y.dtype) != "int64":
+            y = np.asarray(backend.to_numpy(y), dtype=np.int64)  # any integer labels: exactly the same values
+        return super().__call__(x, y, lr, key=key)  # a step that draws (dropout) gets a key: the graph refuses it
+
+    def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
+        """Write the training step's graph to `path` (its folder must exist), with metadata."""
+        check_path(path)
+        info = {
+            "kind": "training step",
+            "model": repr(self.model),
+            **_architecture(self.model),
+            "loss": repr(self.loss),
+            "optimizer": repr(self.optimizer),
+            "dtype": backend.dtype_name(self.placement.dtype),
+            "batch_size": str(self.batch_size),
+            "inputs": "params/<name>, buffers/<name>, opt_state/<slot>/<name>, x, y (int64 labels), lr",
+            "outputs": "new_params/<name>, new_buffers/<name>, new_opt_state/<slot>/<name>, loss",
+            **(metadata or {}),
+        }
+        return write_onnx(self.function.model, path, info)
+
+    def __repr__(self) -> str:
+        return f"OnnxTrainStep(batch_size={self.batch_size}, {self.placement})"
+
+
+def train_step_to_onnx(
+    model: Module, loss_fn: Loss, optimizer: Optimizer, batch_size: int, *,
+    metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None,
+) -> OnnxTrainStep:
+    """The whole training step of `model` — forward, loss, backward, the optimizer's update — as
+    one ONNX graph for batches of `batch_size`, run by onnxruntime: an `OnnxTrainStep`.
+
+    The model must live on NumPy (onnxruntime's arrays); `loss_fn` built with ``validate=False``
+    (as for `arrayml.compile.compile_step`); `optimizer` any `arrayml.optim.Optimizer` (its pure
+    ``update`` is traced); labels are integer class labels. The graph is traced here, so a layer
+    that cannot be exported is an `ExportError` (naming it) now, not at the first step.
+    """
+    return OnnxTrainStep(model, loss_fn, optimizer, batch_size, metrics=metrics, features=features)
