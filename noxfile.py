@@ -38,7 +38,7 @@ def tests(session: nox.Session) -> None:
     """Both suites, the library's (tests/) and the application's (examples/tests/), on the CPU, JAX
     and ndonnx rows included (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
     session.install(*torch_requirement())
-    session.install("-e", ".[test,jax,onnx]", *APP)
+    session.install("-e", ".[test,jax,onnx,sklearn]", *APP)
     session.run("pytest", *session.posargs)
 
 
@@ -46,7 +46,7 @@ def tests(session: nox.Session) -> None:
 def tests_gpu(session: nox.Session) -> None:
     """The suite with cupy, torch CUDA and JAX on the GPU (on a machine with an NVIDIA GPU and CUDA 12)."""
     session.install("torch")  # the CUDA build from PyPI
-    session.install("-e", ".[test,cupy]", JAX_CUDA, *APP)
+    session.install("-e", ".[test,cupy,sklearn]", JAX_CUDA, *APP)
     session.run("python", "-c", "import torch, cupy; assert torch.cuda.is_available(); print(cupy.cuda.runtime.getDeviceCount(), 'CUDA device(s)')")
     session.run("pytest", *session.posargs)
 
@@ -64,12 +64,14 @@ SHARED_DATA = "../shared/data/cifar10"
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Both benchmarks; their JSON lands in scratch/bench/ (git-ignored: the published numbers in
-    results/bench/ change only when copied there on purpose)."""
+    """The benchmarks that need no data set (the scikit-learn side by side on the digits; its CIFAR-10
+    rows need --data-dir, see the README); their JSON lands in scratch/bench/ (git-ignored: the
+    published numbers in results/bench/ change only when copied there on purpose)."""
     session.install(*torch_requirement())
-    session.install("-e", ".[bench,jax]", *APP)  # threadpoolctl for the BLAS report; JAX for its rows; the torch.nn mirror
+    session.install("-e", ".[bench,jax,sklearn]", *APP)  # threadpoolctl for the BLAS report; JAX for its rows; the torch.nn mirror; sklearn_mlp.py
     session.run("python", "benchmarks/matmul_vs_loop.py", "--json", "scratch/bench/matmul_vs_loop-numpy.json")
     session.run("python", "benchmarks/train_throughput.py", "--json", "scratch/bench/train_throughput.json", *session.posargs)
+    session.run("python", "benchmarks/sklearn_mlp.py", "--datasets", "digits", "--json", "scratch/bench/sklearn_mlp-digits.json")
 
 
 @nox.session

@@ -31,6 +31,7 @@ from .modules import (
     Sigmoid,
     Softmax,
     SoftmaxCrossEntropy,
+    SquaredError,
     Tanh,
     activation_by_name,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "SquaredError",
     "Tanh",
     "activation_by_name",
     "backend",

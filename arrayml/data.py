@@ -142,22 +142,32 @@ def shard_bounds(batch_size: int, rank: int, world_size: int) -> tuple[int, int]
 
 def train_batches(
     x: Array, y: Array, batch_size: int, *, seed: int, epoch: int, shard: tuple[int, int] | None = None,
+    shuffle: bool = True, drop_last: bool = True,
 ) -> Iterator[tuple[Array, Array]]:
     """Shuffled training batches of exactly `batch_size` (the last partial batch is dropped).
 
     The permutation is drawn on the host and moved to the device once per epoch; each batch is
     gathered on the device with ``take``. With ``shard=(rank, world_size)`` only that process's
     rows of each global batch are gathered (`shard_bounds`): the global batches are the same.
+
+    ``shuffle=False`` takes the rows in order (slices, no gather). ``drop_last=False`` also
+    yields the last, smaller batch, so that every sample is seen every epoch (what
+    scikit-learn's stochastic solvers do; a compiled step compiles once more for its shape).
     """
     xp, dev = backend.get_namespace_and_device(x, y)
     n = x.shape[0]
     if batch_size < 1 or batch_size > n:
         raise ValueError(f"batch size must be between 1 and the {n} training samples, got {batch_size}")
     lo, hi = (0, batch_size) if shard is None else shard_bounds(batch_size, *shard)
-    order = backend.permutation(epoch_generator(seed, epoch), n, xp=xp, device=dev)
-    for start in range(0, n - batch_size + 1, batch_size):
-        idx = order[start + lo:start + hi]
-        yield backend.take_rows(x, idx, xp=xp), backend.take_rows(y, idx, xp=xp)
+    order = backend.permutation(epoch_generator(seed, epoch), n, xp=xp, device=dev) if shuffle else None
+    for start in range(0, n - batch_size + 1 if drop_last else n, batch_size):
+        if start + batch_size > n:  # the last, smaller batch (drop_last=False)
+            lo, hi = (0, n - start) if shard is None else shard_bounds(n - start, *shard)
+        if order is None:
+            yield x[start + lo:start + hi, ...], y[start + lo:start + hi, ...]
+        else:
+            idx = order[start + lo:start + hi]
+            yield backend.take_rows(x, idx, xp=xp), backend.take_rows(y, idx, xp=xp)
 
 
 def eval_batches(
@@ -178,5 +188,6 @@ def eval_batches(
         yield x[start:stop, ...], y[start:stop]
 
 
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    return n_train // batch_size
+def steps_per_epoch(n_train: int, batch_size: int, *, drop_last: bool = True) -> int:
+    """Batches in an epoch of `train_batches`: full ones only, or with the last partial one."""
+    return n_train // batch_size if drop_last else -(-n_train // batch_size)

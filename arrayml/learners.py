@@ -7,12 +7,12 @@ protocol for plain ``torch.nn``, and `arrayml.distributed.DataParallelLearner` w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from . import backend, validate
 from .backend import Array, Namespace
-from .modules import Module, SoftmaxCrossEntropy
+from .modules import Loss, Module, SoftmaxCrossEntropy
 from .optim import Optimizer, flatten_state, unflatten_state
 from .step import step_key, train_step
 
@@ -38,10 +38,11 @@ class Learner(Protocol):
     #: None if it has none.
     lr: float | None
 
-    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array | None]:
         """One step at learning rate `lr`; returns the batch loss and the number of correct
-        predictions, both as 0-D device arrays (not read back). `step` is the step's number in
-        the run (0, 1, ...: what its random draws, dropout masks, derive from); `fit` passes
+        predictions, both as 0-D device arrays (not read back); None for the count when the
+        learner counts none (a regression loss). `step` is the step's number in the run (0, 1,
+        ...: what its random draws, dropout masks, derive from); `fit` passes
         ``epoch · steps_per_epoch + i``, so a resumed run draws what it would have drawn; None:
         the learner counts its calls."""
 
@@ -65,11 +66,15 @@ def count_correct(logits: Array, y: Array) -> Array:
 
 
 class ArraymlLearner:
-    """An arrayml model, the fused softmax + cross-entropy loss and an optimizer, trained by
-    `arrayml.step.train_step`.
+    """An arrayml model, a loss and an optimizer, trained by `arrayml.step.train_step`.
 
-    With ``compile=True`` the whole step (forward, loss, backward, update, the correct-count)
-    runs as one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
+    The loss is the fused softmax + cross-entropy unless another is given (`SquaredError` for
+    regression; build it with ``validate=False`` where it has the option: the loop checks labels
+    once, up front). `metrics(logits, y)` is what each step counts besides the loss (default:
+    the number of correct predictions, which `fit` logs; None for none, e.g. in regression).
+
+    With ``compile=True`` the whole step (forward, loss, backward, update, the metrics) runs as
+    one compiled function (`arrayml.compile.compile_step`: ``jax.jit`` on JAX,
     ``torch.compile`` on PyTorch; a `ValueError` on other backends), with the same layer code.
 
     `seed` seeds the step's random draws (dropout masks, random flips): step n draws from
@@ -81,12 +86,17 @@ class ArraymlLearner:
 
     group = None  # one process (arrayml.distributed.DataParallelLearner has a group)
 
-    def __init__(self, model: Module, optimizer: Optimizer, *, compile: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self, model: Module, optimizer: Optimizer, *, loss: Loss | None = None,
+        metrics: Callable[[Array, Array], Any] | None = count_correct, compile: bool = False, seed: int = 0,
+    ) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"ArraymlLearner trains an arrayml Module, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"ArraymlLearner needs an arrayml optimizer (arrayml.optim.Optimizer), got "
                             f"{type(optimizer).__name__}")
+        if loss is not None and not isinstance(loss, Loss):
+            raise TypeError(f"ArraymlLearner needs an arrayml Loss (arrayml.Loss), got {type(loss).__name__}")
         if model.placement() is None:
             raise ValueError("the model has no parameters to train")
         self.model = model
@@ -95,12 +105,13 @@ class ArraymlLearner:
         #: The number of the next step when `train_step` is not given one.
         self.next_step = 0
         # labels are checked once, up front, by `fit`: no per-step host sync for validation
-        self.loss = SoftmaxCrossEntropy(validate=False)
+        self.loss = SoftmaxCrossEntropy(validate=False) if loss is None else loss
+        self.metrics = metrics
         self.compiled = None
         if compile:
             from .compile import compile_step
 
-            self.compiled = compile_step(model, self.loss, optimizer, metrics=count_correct, seed=self.seed)
+            self.compiled = compile_step(model, self.loss, optimizer, metrics=metrics, seed=self.seed)
 
     @property
     def placement(self) -> backend.Placement:
@@ -125,16 +136,17 @@ class ArraymlLearner:
 
     count_correct = staticmethod(count_correct)
 
-    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array | None]:
         step = self.next_step if step is None else step
         self.next_step = step + 1
         key = self.step_key(step) if self.model.draws_random_numbers() else None
         if self.compiled is not None:
-            return self.compiled(x, y, lr, key=key)
+            out = self.compiled(x, y, lr, key=key)
+            return out if self.metrics is not None else (out, None)
         params = self.model.parameters()
         self.optimizer.state, loss, correct = train_step(
             self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, key=key,
-            metrics=count_correct)
+            metrics=self.metrics)
         return loss, correct
 
     def step_key(self, step: int, rank: int | None = None) -> Any:

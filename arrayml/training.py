@@ -179,9 +179,10 @@ class _StepLog:
         self.corrects: list[float] = []
         self.lrs: list[float] = []
 
-    def add(self, loss: Array, correct: Array, lr: float) -> None:
+    def add(self, loss: Array, correct: Array | None, lr: float) -> None:
         self.pending_loss.append(loss)
-        self.pending_correct.append(correct)
+        if correct is not None:  # a learner that counts nothing (regression) leaves `corrects` empty
+            self.pending_correct.append(correct)
         self.lrs.append(lr)
 
     def flush(self) -> int | None:
@@ -189,7 +190,10 @@ class _StepLog:
         if not self.pending_loss:
             return None
         xp = self.xp
-        packed = xp.concat([xp.stack(self.pending_loss), xp.astype(xp.stack(self.pending_correct), self.pending_loss[0].dtype)])
+        parts = [xp.stack(self.pending_loss)]
+        if self.pending_correct:
+            parts.append(xp.astype(xp.stack(self.pending_correct), self.pending_loss[0].dtype))
+        packed = xp.concat(parts)
         host = np.asarray(backend.to_numpy(packed), dtype=np.float64)
         k = len(self.pending_loss)
         first = len(self.losses)
@@ -247,7 +251,7 @@ def fit(
         if state.diverged is not None or state.stopped_early is not None:
             break
         t0 = time.perf_counter()
-        steps = train_epoch(learner, data, epoch=epoch, epochs=epochs, batch_size=batch_size, seed=seed,
+        steps = train_epoch(learner, data.x_train, data.y_train, epoch=epoch, epochs=epochs, batch_size=batch_size, seed=seed,
                             schedule=schedule, progress=progress, log_every=log_every)
         _record_steps(state, steps, batch_size)
         if steps.diverged_at is not None:
@@ -282,8 +286,9 @@ def fit(
 
 @dataclass
 class EpochSteps:
-    """What one epoch of steps left: host losses, correct counts and rates, and the 0-based step
-    whose loss was first not finite (None if the epoch finished)."""
+    """What one epoch of steps left: host losses, correct counts (empty when the learner counts
+    none) and rates, and the 0-based step whose loss was first not finite (None if the epoch
+    finished)."""
 
     losses: list[float]
     corrects: list[float]
@@ -292,14 +297,17 @@ class EpochSteps:
 
 
 def train_epoch(
-    learner: Learner, data: Splits, *, epoch: int, epochs: int, batch_size: int, seed: int,
-    schedule: Schedule, progress: bool | None = None, log_every: int = 50,
+    learner: Learner, x: Array, y: Array, *, epoch: int, epochs: int, batch_size: int, seed: int,
+    schedule: Schedule, progress: bool | None = None, log_every: int = 50, shuffle: bool = True,
+    drop_last: bool = True,
 ) -> EpochSteps:
-    """One epoch of SGD steps on shuffled batches; losses read back every `log_every` steps. Stops
-    at the first read-back that holds a non-finite loss."""
+    """One epoch of steps on batches of (x, y) (`arrayml.data.train_batches`: shuffled from
+    (`seed`, `epoch`) unless ``shuffle=False``; the last partial batch dropped unless
+    ``drop_last=False``); losses read back every `log_every` steps and at the end. Stops at the
+    first read-back that holds a non-finite loss."""
     from tqdm.auto import tqdm
 
-    n_steps = steps_per_epoch(data.x_train.shape[0], batch_size)
+    n_steps = steps_per_epoch(x.shape[0], batch_size, drop_last=drop_last)
     _, shard = _shard(learner)  # data-parallel: this process's rows of each global batch
     log = _StepLog(learner.xp)
     diverged_at = None
@@ -308,8 +316,8 @@ def train_epoch(
     # A diverging run overflows before its loss is read back; that is reported as a
     # divergence, so NumPy's floating-point warnings would only be noise here.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), bar:
-        for step, (xb, yb) in enumerate(train_batches(data.x_train, data.y_train, batch_size, seed=seed, epoch=epoch,
-                                                             shard=shard)):
+        for step, (xb, yb) in enumerate(train_batches(x, y, batch_size, seed=seed, epoch=epoch, shard=shard,
+                                                      shuffle=shuffle, drop_last=drop_last)):
             rate = float(schedule(epoch + step / n_steps))
             loss, correct = learner.train_step(xb, yb, rate, epoch * n_steps + step)
             log.add(loss, correct, rate)

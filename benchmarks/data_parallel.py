@@ -97,7 +97,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             group.all_reduce_sum([np.zeros(1)], what="the start line")  # start together
         comm.clear()
         t0 = time.perf_counter()
-        train_epoch(learner, data, epoch=epoch, **epoch_kwargs)
+        train_epoch(learner, data.x_train, data.y_train, epoch=epoch, **epoch_kwargs)
         times.append(time.perf_counter() - t0)
     out: dict[str, Any] = {"epoch_seconds": times[1:], "steps": args.steps}
     if comm:

@@ -15,6 +15,10 @@ if "jax" in sys.modules:
 else:
     os.environ["JAX_ENABLE_X64"] = "1"
 
+# scikit-learn's array API dispatch (tests/test_sklearn.py) needs scipy's own array API support,
+# which scipy reads from this variable when it is first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import pytest
 from hypothesis import HealthCheck, settings
 

@@ -42,7 +42,7 @@ def _torch():
 def _setup(xp_name, dtype, batch_norm, momentum, *, steps=STEPS, batch=16, seed=0):
     model = am.MLP(12, [10, 8], 4, batch_norm=batch_norm, activation="elu", rng=3, xp=xp_name,
                    device="cpu", dtype=dtype)
-    opt = am.SGD(0.1, momentum=momentum, nesterov=momentum > 0, weight_decay=1e-3 if momentum else 0.0)
+    opt = am.SGD(0.1, momentum=momentum, nesterov=momentum > 0, weight_decay=1e-3)  # without momentum: the folded decay
     where = model.placement()
     rng = np.random.default_rng(seed)
     batches = [

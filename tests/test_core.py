@@ -144,7 +144,8 @@ def _torch_sgd_reference(torch, momentum, nesterov, weight_decay):
     return model, params
 
 
-@pytest.mark.parametrize("momentum,nesterov,weight_decay", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.01), (0.5, False, 0.1)])
+@pytest.mark.parametrize("momentum,nesterov,weight_decay", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.01), (0.5, False, 0.1),
+                                                           (0.0, False, 0.1)])
 def test_sgd_matches_torch_optim(torch, momentum, nesterov, weight_decay):
     model, params = _torch_sgd_reference(torch, momentum, nesterov, weight_decay)
     for name, value in model.parameters().items():

@@ -206,6 +206,32 @@ def test_training_batches_are_seeded_reshuffled_and_drop_the_last_partial_batch(
     assert backend.device(xb) == bk.device
 
 
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_training_batches_can_keep_the_last_batch_and_the_order(bk):
+    n, bs = 50, 8
+    x = bk.asarray(np.arange(n * 2, dtype=np.float32).reshape(n, 2))
+    y = bk.asarray(np.stack([np.arange(n), -np.arange(n)], axis=1))  # 2-D targets (regression)
+
+    def batches(**kw):
+        return [(backend.to_numpy(xb), backend.to_numpy(yb)) for xb, yb in data.train_batches(x, y, bs, seed=3, epoch=0, **kw)]
+
+    kept = batches(drop_last=False)
+    assert [len(b[1]) for b in kept] == [8] * 6 + [2]
+    assert data.steps_per_epoch(n, bs, drop_last=False) == 7 and data.steps_per_epoch(n, bs) == 6
+    assert sorted(np.concatenate([b[1][:, 0] for b in kept]).tolist()) == list(range(n))  # every sample once
+    assert [b[1].tolist() for b in kept[:6]] == [b[1].tolist() for b in batches()]  # the same permutation
+    in_order = batches(shuffle=False, drop_last=False)
+    assert np.concatenate([b[1][:, 0] for b in in_order]).tolist() == list(range(n))
+    assert all(np.array_equal(xb[:, 0], 2 * yb[:, 0]) and np.array_equal(yb[:, 1], -yb[:, 0]) for xb, yb in in_order)
+
+
+def test_the_last_batch_of_data_parallel_training_is_shared_too():
+    x, y = np.zeros((10, 1), np.float32), np.arange(10)
+    shares = [[b[1].tolist() for b in data.train_batches(x, y, 4, seed=0, epoch=0, shard=(r, 2), shuffle=False,
+                                                          drop_last=False)] for r in (0, 1)]
+    assert shares == [[[0, 1], [4, 5], [8]], [[2, 3], [6, 7], [9]]]
+
+
 def test_evaluation_batches_cover_every_sample_once():
     x, y = np.zeros((25, 3), np.float32), np.arange(25)
     sizes = [int(b[1].shape[0]) for b in data.eval_batches(x, y, 10)]

@@ -54,6 +54,28 @@ def test_bad_labels(loss, labels, message):
         loss.forward(p, labels)
 
 
+@pytest.mark.parametrize("x,t,error,message", [
+    (np.zeros((3, 1)), np.zeros(3), ValueError,
+     r"targets must have the outputs' shape \(3, 1\), got shape \(3,\) \(never broadcast\); reshape them"),
+    (np.zeros((3, 2)), np.zeros((3, 1)), ValueError, r"targets must have the outputs' shape \(3, 2\), got shape \(3, 1\)"),
+    (np.zeros((3, 2)), np.zeros((3, 2), dtype=np.int64), TypeError, r"targets must be real floating numbers, got dtype int64"),
+    (np.zeros((3, 2), dtype=np.int64), np.zeros((3, 2)), TypeError, r"SquaredError expects a real floating-point array"),
+    (np.zeros(3), np.zeros(3), ValueError, r"expects 2-D outputs of shape \(batch, outputs\), got shape \(3,\)"),
+    (np.zeros((0, 2)), np.zeros((0, 2)), ValueError, r"the batch is empty \(shape \(0, 2\)\)"),
+    (np.zeros((3, 2)), None, TypeError, r"expects targets t as an array, got None"),
+], ids=["1-D-targets", "other-width", "integer-targets", "integer-outputs", "1-D-outputs", "empty", "none"])
+def test_squared_error_refuses(x, t, error, message):
+    with pytest.raises(error, match=message):
+        am.SquaredError().forward(x, t)
+
+
+def test_squared_error_casts_float_targets_to_the_outputs_dtype():
+    loss = am.SquaredError()
+    value = loss.forward(np.ones((2, 1), dtype=np.float32), np.zeros((2, 1), dtype=np.float64))
+    assert value.dtype == np.float32 and float(value) == 0.5
+    assert loss.backward().dtype == np.float32
+
+
 def test_probability_targets_must_sum_to_one():
     t = np.array([[0.5, 0.4, 0.0], [0.0, 0.0, 1.0]])
     with pytest.raises(ValueError, match=r"rows of non-negative numbers that sum to 1 \(within 3\.0e-10\); 1 of 2 rows are not, e\.g\. row 0 = \[0\.5, 0\.4, 0\] sums to 0\.9"):
@@ -67,7 +89,7 @@ def test_probability_targets_must_match_the_logits_shape():
 
 @pytest.mark.parametrize(
     "module", [am.Linear(3, 2), am.ReLU(), am.Softmax(), am.BatchNorm1d(3), am.Residual(am.Linear(3, 3)),
-               am.MLP(3, [4], 2), am.SoftmaxCrossEntropy(), am.CrossEntropy()],
+               am.MLP(3, [4], 2), am.SoftmaxCrossEntropy(), am.CrossEntropy(), am.SquaredError()],
     ids=lambda m: type(m).__name__,
 )
 def test_backward_before_forward(module):

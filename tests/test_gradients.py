@@ -106,11 +106,16 @@ def test_module_backward_built_on_ndonnx_and_run_in_onnxruntime_matches_the_orac
 
 
 @st.composite
-def loss_inputs(draw: st.DrawFn, probabilities: bool) -> tuple[np.ndarray, np.ndarray]:
+def loss_inputs(draw: st.DrawFn, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and targets for a loss: logits or probabilities with integer labels or probability
+    rows (the classification losses), real outputs with real targets of their shape (squared
+    error)."""
     batch = draw(st.integers(1, 5))
-    classes = draw(st.integers(2, 5))
-    lo, hi = (0.05, 1.0) if probabilities else (-5.0, 5.0)
+    classes = draw(st.integers(1 if kind == "squared_error" else 2, 5))
+    lo, hi = (0.05, 1.0) if kind == "ce" else (-5.0, 5.0)
     x = draw(arrays(np.float64, (batch, classes), elements=st.floats(lo, hi)))
+    if kind == "squared_error":
+        return x, draw(arrays(np.float64, (batch, classes), elements=st.floats(-5.0, 5.0)))
     if draw(st.booleans()):
         t = draw(arrays(np.int64, (batch,), elements=st.integers(0, classes - 1)))
     else:
@@ -120,15 +125,23 @@ def loss_inputs(draw: st.DrawFn, probabilities: bool) -> tuple[np.ndarray, np.nd
     return x, t
 
 
+#: Every loss, by the name the torch oracle knows it by. CrossEntropy's formula on any positive P
+#: (rows need not sum to 1, and finite differences move them off 1): validate=False, which only
+#: skips the checks that read the device.
+LOSSES = {
+    "softmax_ce": SoftmaxCrossEntropy,
+    "ce": lambda: CrossEntropy(validate=False),
+    "squared_error": am.SquaredError,
+}
+
+
 @pytest.mark.parametrize("bk", BACKENDS)
-@pytest.mark.parametrize("kind", ["softmax_ce", "ce"])
+@pytest.mark.parametrize("kind", list(LOSSES))
 @pytest.mark.parametrize("oracle", ORACLES)
 @given(data=st.data())
 def test_loss_backward_matches_the_oracle(bk, kind, oracle, data):
-    x_host, t_host = data.draw(loss_inputs(probabilities=(kind == "ce")))
-    # CrossEntropy's formula on any positive P (rows need not sum to 1, and finite differences
-    # move them off 1): validate=False, which only skips the checks that read the device
-    loss = SoftmaxCrossEntropy() if kind == "softmax_ce" else CrossEntropy(validate=False)
+    x_host, t_host = data.draw(loss_inputs(kind))
+    loss = LOSSES[kind]()
     x, t = bk.asarray(x_host), bk.asarray(t_host)
 
     if oracle == "finite-differences":
@@ -142,13 +155,21 @@ def test_loss_backward_matches_the_oracle(bk, kind, oracle, data):
     np.testing.assert_allclose(dx, dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
 
 
+#: The losses as a traced graph takes them: no check that reads values (validate=False).
+TRACEABLE_LOSSES = {
+    "softmax_ce": lambda: SoftmaxCrossEntropy(validate=False),
+    "ce": lambda: CrossEntropy(validate=False),
+    "squared_error": am.SquaredError,
+}
+
+
 @pytest.mark.parametrize("bk", GRAPH_BACKENDS)
-@pytest.mark.parametrize("kind", ["softmax_ce", "ce"])
+@pytest.mark.parametrize("kind", list(TRACEABLE_LOSSES))
 @pytest.mark.parametrize("oracle", ORACLES)
 @given(data=st.data())
 def test_loss_backward_built_on_ndonnx_and_run_in_onnxruntime_matches_the_oracle(bk, kind, oracle, data):
-    x_host, t_host = data.draw(loss_inputs(probabilities=(kind == "ce")))
-    loss = SoftmaxCrossEntropy(validate=False) if kind == "softmax_ce" else CrossEntropy(validate=False)
+    x_host, t_host = data.draw(loss_inputs(kind))
+    loss = TRACEABLE_LOSSES[kind]()
     graph = graph_runner.loss_graph(loss, x_host, t_host)
     value, dx = graph(x_host, t_host)
 

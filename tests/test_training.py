@@ -11,7 +11,7 @@ import arrayml as am
 from arrayml import backend
 from arrayml.data import Splits
 from arrayml.schedules import Constant, Cosine, StepDecay, WarmupCosine, make_schedule
-from arrayml.training import ArraymlLearner, evaluate, evaluate_best, fit
+from arrayml.training import ArraymlLearner, evaluate, evaluate_best, fit, train_epoch
 from backends import BACKENDS
 
 
@@ -139,6 +139,42 @@ def test_evaluate_reads_back_once_per_evaluation(monkeypatch):
     evaluate(learner(), data.x_test, data.y_test, n_classes=3, batch_size=7, check=False)  # 9 batches
     assert len(calls) == 1
 
+
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_a_regression_learner_trains_on_squared_error_and_counts_nothing(bk):
+    rng = np.random.default_rng(0)
+    x_host = rng.normal(size=(50, 3))
+    y_host = x_host @ np.array([[1.0, -2.0], [0.5, 0.0], [0.0, 3.0]]) + 0.25
+    x, y = bk.asarray(x_host.astype(np.float32)), bk.asarray(y_host.astype(np.float32))
+    model = am.MLP(3, [], 2, rng=0, **bk.placement("float32"))  # linear regression
+    lrn = ArraymlLearner(model, am.SGD(0.1), loss=am.SquaredError(), metrics=None)
+    epochs = [train_epoch(lrn, x, y, epoch=e, epochs=30, batch_size=16, seed=1, schedule=Constant(0.1),
+                          progress=False, drop_last=False) for e in range(30)]
+    assert all(len(s.losses) == 4 and s.corrects == [] and s.diverged_at is None for s in epochs)  # 16+16+16+2
+    assert epochs[-1].losses[-1] < 1e-4 < epochs[0].losses[0]
+    np.testing.assert_allclose(backend.to_numpy(model.forward(x)), y_host, atol=0.02)
+
+
+def test_a_learner_refuses_a_loss_that_is_not_one():
+    with pytest.raises(TypeError, match=r"needs an arrayml Loss \(arrayml.Loss\), got function"):
+        ArraymlLearner(am.MLP(3, [], 2), am.SGD(0.1), loss=lambda x, t: x)
+
+
+def test_a_compiled_regression_learner_takes_the_eager_steps():
+    pytest.importorskip("jax", reason='jax is not installed (pip install -e ".[jax]")')
+    rng = np.random.default_rng(1)
+    x_host, y_host = rng.normal(size=(40, 3)).astype(np.float32), rng.normal(size=(40, 1)).astype(np.float32)
+    losses = {}
+    for compile in (False, True):
+        model = am.MLP(3, [4], 1, rng=0, xp="jax")
+        lrn = ArraymlLearner(model, am.SGD(0.05, momentum=0.9), loss=am.SquaredError(), metrics=None, compile=compile)
+        xp = model.placement().xp
+        x, y = xp.asarray(x_host), xp.asarray(y_host)
+        steps = [train_epoch(lrn, x, y, epoch=e, epochs=3, batch_size=16, seed=0, schedule=Constant(0.05),
+                             progress=False, drop_last=False) for e in range(3)]
+        assert all(s.corrects == [] for s in steps)
+        losses[compile] = [v for s in steps for v in s.losses]
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
 
 
 def test_evaluate_takes_the_class_count_from_the_model_and_checks_the_labels():

@@ -98,10 +98,15 @@ def torch_module_gradients(module: am.Module, x: Any, dy: Any) -> tuple[np.ndarr
 
 
 def torch_loss_gradient(kind: str, x: Any, t: Any) -> tuple[float, np.ndarray]:
-    """Loss and dL/dx from torch for ``"softmax_ce"`` (logits) or ``"ce"`` (probabilities)."""
+    """Loss and dL/dx from torch for ``"softmax_ce"`` (logits), ``"ce"`` (probabilities) or
+    ``"squared_error"`` (real outputs: half the summed squared error, averaged over samples)."""
     xt = to_torch(x, requires_grad=True)
     t_host = backend.to_numpy(t)
     S, C = xt.shape
+    if kind == "squared_error":
+        loss = F.mse_loss(xt, torch.from_numpy(t_host.astype(np.float64)), reduction="sum") / (2 * S)
+        (g,) = torch.autograd.grad(loss, [xt])
+        return float(loss.detach()), g.numpy()
     if np.issubdtype(t_host.dtype, np.integer):
         T = F.one_hot(torch.from_numpy(t_host.astype(np.int64)), C).double()
     else:

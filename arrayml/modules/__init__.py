@@ -21,6 +21,7 @@ from .init import INITIALIZERS
 from .layernorm import LayerNorm
 from .linear import Linear
 from .softmax import CrossEntropy, Softmax, SoftmaxCrossEntropy, target_matrix
+from .squared_error import SquaredError
 
 __all__ = [
     "ACTIVATIONS",
@@ -45,6 +46,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "SquaredError",
     "Tanh",
     "activation_by_name",
     "target_matrix",

@@ -7,6 +7,9 @@ For each parameter p with gradient g (PyTorch's conventions, so results compare 
     d ← g + momentum · v   if nesterov,   else   d ← v      (d = g when momentum is 0)
     p ← p − lr · d
 
+Without momentum the decay is folded into the update, p ← p·(1 − lr·weight_decay) − lr·g: the
+same step, one pass over p fewer (what the L2 term of scikit-learn's estimators costs).
+
 State: ``{"momentum": {name: v}}`` with momentum, ``{}`` without.
 """
 
@@ -64,6 +67,9 @@ class SGD(Optimizer):
             if xp is None:
                 xp = backend.get_namespace(p, g)
             if wd:
+                if velocity is None:  # p − lr·(g + wd·p) as p·(1 − lr·wd) − lr·g: one pass over p fewer
+                    new_params[name] = backend.subtract_scaled(p * (1 - lr * wd), g, lr, xp=xp)
+                    continue
                 g = g + wd * p
             if velocity is not None:
                 v = mu * velocity[name] + g

@@ -188,5 +188,20 @@ def test_data_parallel_benchmark_runs_every_variant(tmp_path, capsys):
     assert "A MODEL, not a measurement" in capsys.readouterr().out
 
 
+def test_sklearn_benchmark_trains_the_estimator_exactly_as_the_librarys_epoch(tmp_path, capsys):
+    pytest.importorskip("sklearn", reason='scikit-learn is not installed (pip install -e ".[sklearn]")')
+    sm = _load("sklearn_mlp")
+    out = tmp_path / "s.json"
+    assert sm.main(["--datasets", "digits", "--rounds", "2", "--epochs", "digits=3", "--settle", "0",
+                    "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["datasets"]["digits"]["variants"]
+    assert set(rows) == {"arrayml.sklearn", "arrayml epoch", "scikit-learn"}
+    # the estimator is the library's epoch and nothing else: the same weights, so the same predictions
+    assert rows["arrayml.sklearn"]["accuracies"] == rows["arrayml epoch"]["accuracies"]
+    assert all(r["epochs"] == 3 and r["dtype"] == "float32" for r in rows.values())
+    assert all(a > 0.8 for r in rows.values() for a in r["accuracies"])
+    assert "| arrayml.sklearn |" in capsys.readouterr().out
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
