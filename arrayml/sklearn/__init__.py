@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - the tests run with scikit-learn
         f'arrayml.sklearn needs scikit-learn ({exc}); install it with: pip install "arrayml[sklearn]"'
     ) from None
 
-from ._mlp import MLPClassifier, MLPRegressor
+from ._classifier import MLPClassifier
+from ._regressor import MLPRegressor
 
 __all__ = ["MLPClassifier", "MLPRegressor"]

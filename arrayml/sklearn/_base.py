@@ -23,74 +23,25 @@ with ``alpha`` the weights' squared norm), one more per epoch with ``early_stopp
 
 from __future__ import annotations
 
-import numbers
 import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 from sklearn import get_config
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .. import backend, validate
+from .. import backend
 from ..backend import Array, Namespace
-from ..modules import MLP, Loss, SoftmaxCrossEntropy, SquaredError
+from ..modules import MLP, Loss
 from ..optim import SGD, Adam
 from ..schedules import Constant
 from ..training import ArraymlLearner, Learner, train_epoch
-
-#: scikit-learn's activation names, and arrayml's own: the module each one builds.
-ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-               "elu": "elu", "leaky_relu": "leaky_relu", "sigmoid": "sigmoid", "gelu": "gelu"}
-#: The solvers: arrayml's `SGD` and `Adam`. scikit-learn's "lbfgs" is not a stochastic solver (it
-#: needs the whole data's loss and gradient as one function), so it is not among them.
-SOLVERS = ("adam", "sgd")
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """The hyperparameters, checked (each error names the estimator and the setting)."""
-
-    hidden: tuple[int, ...]
-    activation: str
-    solver: str
-    learning_rate: float
-    alpha: float
-    batch_size: int | None  # None: "auto", min(200, n_samples)
-    max_iter: int
-    momentum: float
-    nesterov: bool
-    betas: tuple[float, float]
-    epsilon: float
-    tol: float
-    n_iter_no_change: int
-    early_stopping: bool
-    validation_fraction: float
-    shuffle: bool
-    warm_start: bool
-    verbose: int
-    batch_norm: bool
-    compile: bool
-
-
-def _hidden_sizes(value: Any, what: str) -> tuple[int, ...]:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return (validate.positive_int(value, what),)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"{what} must be a tuple of positive integers (e.g. (100,)), got {type(value).__name__} {value!r}")
-    sizes = tuple(validate.positive_int(h, f"{what}[{i}]") for i, h in enumerate(value))
-    if not sizes:
-        raise ValueError(
-            f"{what}=() has no hidden layer; an MLP needs at least one, e.g. (100,) (for a linear model use "
-            "sklearn.linear_model.LogisticRegression or Ridge)"
-        )
-    return sizes
+from ._settings import _Settings, settings_of
+from ._stopping import _Progress
 
 
 class _BaseMLP(BaseEstimator):
@@ -135,55 +86,7 @@ class _BaseMLP(BaseEstimator):
 
     # -- settings --------------------------------------------------------------------------------
     def _settings(self) -> _Settings:
-        name = type(self).__name__
-
-        def what(param: str) -> str:
-            return f"{name} {param}"
-
-        if not isinstance(self.activation, str) or self.activation.lower() not in ACTIVATIONS:
-            raise ValueError(f"{what('activation')} must be one of {', '.join(map(repr, ACTIVATIONS))}, "
-                             f"got {self.activation!r}")
-        if self.solver not in SOLVERS:
-            why = " (arrayml trains with stochastic solvers only)" if self.solver == "lbfgs" else ""
-            raise ValueError(f"{what('solver')} must be one of {', '.join(map(repr, SOLVERS))}, got {self.solver!r}{why}")
-        if isinstance(self.batch_size, str):
-            if self.batch_size != "auto":
-                raise ValueError(f"{what('batch_size')} must be 'auto' or a positive integer, got {self.batch_size!r}")
-            batch_size = None
-        else:
-            batch_size = validate.positive_int(self.batch_size, what("batch_size"))
-        verbose = self.verbose
-        if isinstance(verbose, (bool, np.bool_)):
-            verbose = int(verbose)
-        elif not isinstance(verbose, numbers.Integral) or verbose < 0:
-            raise TypeError(f"{what('verbose')} must be True, False or an integer >= 0, got {type(verbose).__name__} {verbose!r}")
-        check_random_state(self.random_state)  # None, an int or a RandomState; anything else is refused here
-        if self.xp is not None:
-            backend.as_namespace(self.xp)  # a backend name or namespace; not installed: says how to install it
-        return _Settings(
-            hidden=_hidden_sizes(self.hidden_layer_sizes, what("hidden_layer_sizes")),
-            activation=ACTIVATIONS[self.activation.lower()],
-            solver=self.solver,
-            learning_rate=validate.learning_rate(self.learning_rate_init, what("learning_rate_init")),
-            alpha=validate.real_number(self.alpha, what("alpha"), low=0.0),
-            batch_size=batch_size,
-            max_iter=validate.positive_int(self.max_iter, what("max_iter")),
-            momentum=validate.real_number(self.momentum, what("momentum"), low=0.0, high=1.0, high_open=True),
-            nesterov=validate.boolean(self.nesterovs_momentum, what("nesterovs_momentum")),
-            betas=(validate.real_number(self.beta_1, what("beta_1"), low=0.0, high=1.0, high_open=True),
-                   validate.real_number(self.beta_2, what("beta_2"), low=0.0, high=1.0, high_open=True)),
-            epsilon=validate.real_number(self.epsilon, what("epsilon"), low=0.0, low_open=True),
-            tol=validate.real_number(self.tol, what("tol"), low=0.0),
-            n_iter_no_change=validate.positive_int(self.n_iter_no_change, what("n_iter_no_change")),
-            early_stopping=validate.boolean(self.early_stopping, what("early_stopping")),
-            validation_fraction=validate.real_number(self.validation_fraction, what("validation_fraction"),
-                                                     low=0.0, high=1.0, low_open=True, high_open=True),
-            shuffle=validate.boolean(self.shuffle, what("shuffle")),
-            warm_start=validate.boolean(self.warm_start, what("warm_start")),
-            verbose=int(verbose),
-            batch_norm=validate.boolean(self.batch_norm, what("batch_norm")),
-            compile=validate.boolean(self.compile, what("compile")),
-        )
+        return settings_of(self)
 
     # -- data ------------------------------------------------------------------------------------
     @staticmethod
@@ -479,223 +382,3 @@ class _BaseMLP(BaseEstimator):
 
     def _score_outputs(self, out: Array, targets: Array) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-class _Progress:
-    """scikit-learn's stopping rule for its stochastic solvers, once: without early stopping,
-    the training loss must fall by more than ``tol`` below its best within ``n_iter_no_change``
-    epochs; with it, the held-out score must rise by more than ``tol`` above its best, whose
-    weights are kept and put back at the end."""
-
-    def __init__(self, est: _BaseMLP, s: _Settings) -> None:
-        self.est, self.s = est, s
-        self.best_state: dict[str, Any] | None = None
-
-    def update(self, loss: float, learner: ArraymlLearner, x_val: Array | None, t_val: Array | None) -> bool:
-        """Record the epoch; True when training should stop."""
-        est, s = self.est, self.s
-        if s.early_stopping:
-            score = est._score_outputs(learner.logits(x_val), t_val)
-            assert est.validation_scores_ is not None and est.best_validation_score_ is not None
-            est.validation_scores_.append(score)
-            if s.verbose:
-                print(f"Validation score: {score:f}")
-            est._no_improvement = est._no_improvement + 1 if score < est.best_validation_score_ + s.tol else 0
-            if score > est.best_validation_score_:
-                est.best_validation_score_ = score
-                self.best_state = learner.snapshot()
-        else:
-            assert est.best_loss_ is not None
-            est._no_improvement = est._no_improvement + 1 if loss > est.best_loss_ - s.tol else 0
-            est.best_loss_ = min(est.best_loss_, loss)
-        if est._no_improvement > s.n_iter_no_change:
-            if s.verbose:
-                what = "Validation score" if s.early_stopping else "Training loss"
-                print(f"{what} did not improve more than tol={s.tol:f} for {s.n_iter_no_change} consecutive epochs. "
-                      "Stopping.")
-            return True
-        return False
-
-    def finish(self, learner: ArraymlLearner) -> None:
-        if self.best_state is not None:
-            learner.restore(self.best_state)
-
-
-class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """A multi-layer perceptron classifier trained with arrayml's hand-written backpropagation,
-    on NumPy, PyTorch, CuPy, JAX or array-api-strict arrays.
-
-    scikit-learn's `~sklearn.neural_network.MLPClassifier`, where the two coincide:
-    ``hidden_layer_sizes``, ``activation`` (``"identity"``, ``"logistic"``, ``"tanh"``,
-    ``"relu"``, and arrayml's ``"elu"``, ``"leaky_relu"``, ``"gelu"``), ``solver``
-    (``"adam"``, the default: `arrayml.Adam` with ``beta_1``, ``beta_2``, ``epsilon``; or
-    ``"sgd"``: `arrayml.SGD` with ``momentum``, ``nesterovs_momentum``), ``alpha`` (L2 penalty,
-    divided by the batch size as scikit-learn divides it), ``batch_size`` (``"auto"`` =
-    min(200, n_samples)), ``learning_rate_init`` (a constant rate), ``max_iter`` (epochs),
-    ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``warm_start``, ``early_stopping``,
-    ``validation_fraction``, ``n_iter_no_change``.
-    arrayml's own: ``xp`` and ``device`` (where to train; default: where the data lives under
-    ``array_api_dispatch``, else NumPy), ``dtype`` (default: the input's float dtype, float64 for
-    integers), ``batch_norm``, ``compile`` (the whole step as one ``jax.jit`` /
-    ``torch.compile`` function).
-
-    Differences from scikit-learn's: the output is a softmax over every class, two classes
-    included (scikit-learn uses one logistic unit for two); weights start from arrayml's
-    initialisation (N(0, 1/fan_in) for the first layer, N(0, 2/fan_in) after), not Glorot's;
-    ``alpha`` decays the biases too (scikit-learn's only the weights); Adam puts ``epsilon`` where
-    PyTorch does (after the bias correction of the second moment); there is no ``lbfgs``, no
-    ``learning_rate`` schedule and no ``sample_weight``; multilabel targets are refused; a
-    single class is refused (there is nothing to learn); a diverging run raises.
-
-    Fitted attributes: ``classes_``, ``n_features_in_``, ``feature_names_in_`` (from a
-    DataFrame), ``model_`` (the `arrayml.MLP`), ``coefs_``, ``intercepts_``, ``loss_``,
-    ``loss_curve_``, ``best_loss_``, ``validation_scores_``, ``best_validation_score_``,
-    ``n_iter_``, ``t_``, ``n_layers_``, ``n_outputs_``, ``out_activation_``.
-    """
-
-    _loss_name = "log-loss"
-    _out_activation = "softmax"
-
-    def fit(self, X: Any, y: Any) -> MLPClassifier:
-        """Train on (X, y) for up to ``max_iter`` epochs (from where the last fit left off with
-        ``warm_start``). Labels may be of any type; ``classes_`` holds them, sorted."""
-        self._fit(X, y, incremental=False)
-        return self
-
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
-        """One epoch over (X, y). The first call must name every class (``classes=``); later
-        calls may leave it out, and their labels must be among them."""
-        self._fit(X, y, incremental=True, classes=classes)
-        return self
-
-    def predict(self, X: Any) -> Any:
-        """The most probable class of each row, from ``classes_``: in X's namespace under
-        dispatch when the classes are numbers (NumPy when they are strings or objects)."""
-        out, xp, dev = self._outputs(X, "predict")
-        where = self._where
-        idx = where.xp.argmax(out, axis=1)
-        classes = self.classes_
-        if classes.dtype.kind in "biuf":
-            on_device = backend.asarray(classes, xp=where.xp, device=where.device)
-            return self._to_caller(where.xp.take(on_device, idx), xp, dev)
-        return classes[backend.to_numpy(idx)]
-
-    def predict_proba(self, X: Any) -> Any:
-        """Class probabilities, columns in the order of ``classes_``."""
-        out, xp, dev = self._outputs(X, "predict_proba")
-        where = self._where
-        return self._to_caller(where.xp.exp(backend.log_softmax(out, xp=where.xp)), xp, dev)
-
-    def predict_log_proba(self, X: Any) -> Any:
-        """The logarithms of `predict_proba`, computed stably (log-softmax)."""
-        out, xp, dev = self._outputs(X, "predict_log_proba")
-        return self._to_caller(backend.log_softmax(out, xp=self._where.xp), xp, dev)
-
-    # -- labels ----------------------------------------------------------------------------------
-    def _y_checks(self) -> dict[str, Any]:
-        return {}
-
-    def _targets(self, y: Any, *, first: bool, incremental: bool, classes: Any, where: backend.Placement) -> Array:
-        labels = np.asarray(backend.to_numpy(y)) if backend.is_array(y) else np.asarray(y)
-        check_classification_targets(labels)
-        known = getattr(self, "classes_", None) if not first or incremental else None
-        if incremental:
-            if classes is not None:
-                given = unique_labels(np.asarray(backend.to_numpy(classes)) if backend.is_array(classes) else classes)
-                if known is not None and not np.array_equal(known, given):
-                    raise ValueError(f"`classes={given!r}` is not the same as on last call to partial_fit, was: {known!r}")
-                known = given
-            elif known is None:
-                raise ValueError("classes must be passed on the first call to partial_fit.")
-        elif first:
-            known = unique_labels(labels)
-        elif known is None or set(unique_labels(labels)) != set(known):  # warm_start: the network's outputs are these classes
-            raise ValueError("warm_start can only be used where `y` has the same classes as in the previous call to "
-                             f"fit. Previously got {known}, `y` has {unique_labels(labels)}")
-        assert known is not None
-        if len(known) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 classes to tell apart; got 1 class: {known.tolist()}")
-        unknown = np.setdiff1d(unique_labels(labels), known)
-        if len(unknown):
-            raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {known}. 'y' has "
-                             f"{unique_labels(labels)}; not among them: {unknown}")
-        self.classes_ = known
-        codes = np.searchsorted(known, labels).astype(np.int64)
-        return backend.asarray(codes, xp=where.xp, device=where.device)
-
-    def _n_outputs(self, targets: Array) -> int:
-        return len(self.classes_)
-
-    def _loss(self) -> Loss:
-        return SoftmaxCrossEntropy(validate=False)  # the class indices are in range: encoded here
-
-    def _stratify(self, targets: Array) -> np.ndarray | None:
-        return backend.to_numpy(targets)
-
-    def _score_outputs(self, out: Array, targets: Array) -> float:
-        """Accuracy (what `score` gives), on the device, read back once."""
-        xp = backend.get_namespace(out, targets)
-        hits = backend.count_true(xp.argmax(out, axis=1) == targets, xp=xp)
-        return float(backend.to_numpy(hits)) / out.shape[0]
-
-
-class MLPRegressor(RegressorMixin, _BaseMLP):
-    """A multi-layer perceptron regressor (identity output, `arrayml.SquaredError` loss: half
-    the squared error, scikit-learn's ``squared_error``), trained with arrayml's hand-written
-    backpropagation on NumPy, PyTorch, CuPy, JAX or array-api-strict arrays. One or several
-    outputs (y of shape (n,) or (n, n_outputs)).
-
-    The settings, the fitted attributes and the differences from scikit-learn's
-    `~sklearn.neural_network.MLPRegressor` are `MLPClassifier`'s (without ``classes_``); its
-    ``loss_curve_`` holds half the squared error summed over the outputs (scikit-learn's divides
-    by the number of outputs as well; the two agree for one output), and with
-    ``early_stopping`` its held-out score is R², as `score` gives.
-    """
-
-    _loss_name = "squared error"
-    _out_activation = "identity"
-
-    def fit(self, X: Any, y: Any) -> MLPRegressor:
-        """Train on (X, y) for up to ``max_iter`` epochs (from where the last fit left off with
-        ``warm_start``)."""
-        self._fit(X, y, incremental=False)
-        return self
-
-    def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
-        """One epoch over (X, y)."""
-        self._fit(X, y, incremental=True)
-        return self
-
-    def predict(self, X: Any) -> Any:
-        """Predicted values, shape (n,) for one output, (n, n_outputs) for several."""
-        out, xp, dev = self._outputs(X, "predict")
-        if self.n_outputs_ == 1:
-            out = self._where.xp.reshape(out, (-1,))
-        return self._to_caller(out, xp, dev)
-
-    def _y_checks(self) -> dict[str, Any]:
-        return {"multi_output": True, "y_numeric": True}
-
-    def _targets(self, y: Any, *, first: bool, incremental: bool, classes: Any, where: backend.Placement) -> Array:
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        t = backend.convert(y, where.xp, where.device, where.dtype)
-        return where.xp.reshape(t, (-1, 1)) if t.ndim == 1 else t
-
-    def _n_outputs(self, targets: Array) -> int:
-        return int(targets.shape[1])
-
-    def _loss(self) -> Loss:
-        return SquaredError()
-
-    def _score_outputs(self, out: Array, targets: Array) -> float:
-        """R² averaged over the outputs (what `score` gives, `sklearn.metrics.r2_score`), from
-        two sums per output on the device, read back once."""
-        xp = backend.get_namespace(out, targets)
-        residual = xp.sum((targets - out) ** 2, axis=0)
-        spread = xp.sum((targets - xp.mean(targets, axis=0)) ** 2, axis=0)
-        ss_res, ss_tot = (np.asarray(backend.to_numpy(a), dtype=np.float64) for a in (residual, spread))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), np.where(ss_res == 0, 1.0, 0.0))
-        return float(np.mean(r2))
