@@ -174,31 +174,39 @@ def test_one_hot_equals_the_fallback_out_of_range_labels_included(bk):
 @pytest.mark.parametrize("bk", BACKENDS)
 def test_adam_update_equals_the_fallback(bk, dtype, beta1, amsgrad):
     """NumPy's blocked kernel gives the standard form's bits, for an array of several blocks and a
-    partial last one; torch's native kernels (lerp, addcmul) its numbers to rounding."""
+    partial last one (and a small second parameter); torch's fused kernel its numbers to rounding."""
     if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
         pytest.skip("float64 on JAX needs x64")
     from arrayml.backend import _numpy
 
     rng = np.random.default_rng(6)
-    shape = (3, _numpy.ADAM_BLOCK // 2 + 5)  # 1.5 blocks and a bit
-    p, g, m = (rng.normal(size=shape) for _ in range(3))
-    v, v_max = np.abs(rng.normal(size=shape)), np.abs(rng.normal(size=shape)) * 1.5
-    size, corr = 0.01 / (1 - beta1**3), np.sqrt(1 - 0.999**3)
+    shapes = [(3, _numpy.ADAM_BLOCK // 2 + 5), (7,)]  # 1.5 blocks and a bit; a bias-like vector
+    hosts = []
+    for shape in shapes:
+        hosts += [rng.normal(size=shape) for _ in range(3)]  # p, g, m
+        hosts += [np.abs(rng.normal(size=shape)), np.abs(rng.normal(size=shape)) * 1.5]  # v, v_max
 
-    def fn(p, g, m, v, v_max):
-        xp = backend.get_namespace(p)
-        scalars = {k: xp.asarray(val, dtype=p.dtype, device=backend.device(p)) for k, val in (("s", size), ("c", corr))}
-        out = backend.adam_update(p, g, m, v, v_max if amsgrad else None, beta1=beta1, beta2=0.999, eps=1e-8,
-                                  step_size=scalars["s"], bc2_sqrt=scalars["c"])
-        return tuple(o for o in out if o is not None)
+    def fn(*arrays):
+        xp = backend.get_namespace(arrays[0])
+        step = xp.asarray(3.0, dtype=backend.widest_float(xp), device=backend.device(arrays[0]))
+        groups = [arrays[i::5] for i in range(5)]  # p's, g's, m's, v's, v_max's
+        out = backend.adam_update(*groups[:4], groups[4] if amsgrad else None, beta1=beta1, beta2=0.999,
+                                  eps=1e-8, lr=0.01, step=step)
+        return tuple(a for lst in out if lst is not None for a in lst)
 
-    got = _run(bk, fn, [p, g, m, v, v_max], dtype)
-    want = _fallback(fn, [p, g, m, v, v_max], dtype)
-    assert len(got) == (4 if amsgrad else 3)
-    for a, b, what in zip(got, want, ("p", "m", "v", "v_max")):
+    got = _run(bk, fn, hosts, dtype)
+    want = _fallback(fn, hosts, dtype)
+    assert len(got) == (8 if amsgrad else 6)
+    # the bias corrections the inputs imply, checked on the small parameter against the formula
+    p, g, m, v, v_max = hosts[5:]
+    m1, v1 = m + (1 - beta1) * (g - m), 0.999 * v + 0.001 * g * g
+    denom = np.sqrt(np.maximum(v_max, v1) if amsgrad else v1) / np.sqrt(1 - 0.999**3) + 1e-8
+    formula = p - 0.01 / (1 - beta1**3) * m1 / denom
+    np.testing.assert_allclose(want[1], formula, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-6)
+    for a, b in zip(got, want):
         if bk.xp_name == "numpy":
-            np.testing.assert_array_equal(a, b, err_msg=what)
+            np.testing.assert_array_equal(a, b)
         else:
             # p − update cancels where p is near 0: an absolute tolerance of the entries' scale (about 1)
             tol = 2e-6 if dtype == "float32" else 1e-14
-            np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=what)
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import array_api_compat.numpy as np_compat
 import numpy as np
 
-from .kernels import Kernels
+from .kernels import AdamLists, Kernels, adam_each, standard_adam_one
 from .namespaces import Array
 
 # float dtype -> the integer dtype of its width, for `relu_backward`'s bit mask
@@ -80,13 +81,19 @@ def numpy_kernels(standard: Kernels) -> Kernels:
         keep -= 1
         return np.bitwise_and(dy.view(ints), keep, out=keep).view(dy.dtype)
 
-    def adam_update(p: Array, g: Array, m: Array, v: Array, v_max: Array | None, beta1: float, beta2: float,
-                    eps: float, step_size: Any, bc2_sqrt: Any) -> tuple[Array, Array, Array, Array | None]:
+    def adam_one(p: Array, g: Array, m: Array, v: Array, v_max: Array | None, beta1: float, beta2: float,
+                 eps: float, step_size: Any, bc2_sqrt: Any) -> tuple[Array, Array, Array, Array | None]:
         arrays = (p, g, m, v) if v_max is None else (p, g, m, v, v_max)
         if any(type(a) is not np.ndarray or a.dtype != p.dtype or a.shape != p.shape or not a.flags.c_contiguous
                for a in arrays) or p.dtype not in _SAME_WIDTH_INT:
-            return standard.adam_update(p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
+            return standard_adam_one(np_compat, p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
         return _blocked_adam(p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
+
+    def adam_update(params: list[Array], grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array],
+                    max_exp_avg_sqs: list[Array] | None, beta1: float, beta2: float, eps: float, lr: Any,
+                    step: Array) -> AdamLists:
+        return adam_each(np_compat, adam_one, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                                 beta1, beta2, eps, lr, step)
 
     return standard._replace(
         softmax_cross_entropy=softmax_cross_entropy, one_hot=one_hot, count_true=count_true,
@@ -103,7 +110,7 @@ ADAM_BLOCK = 32768
 def _blocked_adam(p: np.ndarray, g: np.ndarray, m0: np.ndarray, v0: np.ndarray, vmax0: np.ndarray | None,
                   beta1: float, beta2: float, eps: float, step_size: Any, bc2_sqrt: Any,
                   ) -> tuple[Array, Array, Array, Array | None]:
-    """`kernels._adam_update`'s operations, in its order (so bit for bit its numbers), run block
+    """`standard_adam_one`'s operations, in its order (so bit for bit its numbers), run block
     by block: the twelve passes over a (3072, 128) weight then read and write the cache, not
     memory, and only the four results and one block of scratch are allocated."""
     w = 1.0 - beta1

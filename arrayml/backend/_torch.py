@@ -8,8 +8,13 @@ from typing import Any
 
 import torch
 
-from .kernels import Kernels
+from .kernels import AdamLists, Kernels
 from .namespaces import Array
+
+#: Whether this PyTorch has the fused Adam kernel (``torch.optim.Adam(fused=True)``'s; on CPU
+#: since PyTorch 2.4), and the dtypes it takes.
+FUSED_ADAM = hasattr(torch, "_fused_adam_")
+_FUSED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 def torch_kernels(standard: Kernels) -> Kernels:
@@ -48,16 +53,31 @@ def torch_kernels(standard: Kernels) -> Kernels:
     def relu_backward(x: Array, dy: Array) -> Array:
         return torch.ops.aten.threshold_backward(dy, x, 0)  # where(x <= 0, 0, dy), one kernel
 
-    def adam_update(p: Array, g: Array, m: Array, v: Array, v_max: Array | None, beta1: float, beta2: float,
-                    eps: float, step_size: Any, bc2_sqrt: Any) -> tuple[Array, Array, Array, Array | None]:
-        # torch.optim.Adam's own kernels for the moments (lerp, addcmul), the standard form's
-        # folded bias correction; in place only on the temporaries made here
-        m = torch.lerp(m, g, 1.0 - beta1)
-        v = torch.addcmul(torch.mul(v, beta2), g, g, value=1.0 - beta2)
-        if v_max is not None:
-            v_max = torch.maximum(v_max, v)
-        denom = torch.sqrt(v if v_max is None else v_max).add_(eps * bc2_sqrt)
-        return torch.sub(p, torch.mul(m, step_size * bc2_sqrt).div_(denom)), m, v, v_max
+    def adam_update(params: list[Array], grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array],
+                    max_exp_avg_sqs: list[Array] | None, beta1: float, beta2: float, eps: float, lr: Any,
+                    step: Array) -> AdamLists:
+        every = [*params, *grads, *exp_avgs, *exp_avg_sqs, *(max_exp_avg_sqs or [])]
+        first = params[0]
+        # a compiled step keeps the standard form, which Inductor fuses (the fused kernel has no
+        # implementation for tracing)
+        if (not FUSED_ADAM or torch.compiler.is_compiling() or first.dtype not in _FUSED_DTYPES
+                or any(a.dtype != first.dtype or a.device != first.device for a in every)):
+            return standard.adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                                        beta1, beta2, eps, lr, step)
+        # torch.optim.Adam(fused=True)'s kernel: one pass over each parameter instead of about
+        # twelve, on copies (it writes in place); it computes the bias corrections from a float32
+        # step count, t itself (torch.optim.Adam counts its steps up just before)
+        with torch.no_grad():
+            new_p = [torch.clone(p) for p in params]
+            new_m = [torch.clone(m) for m in exp_avgs]
+            new_v = [torch.clone(v) for v in exp_avg_sqs]
+            new_max = None if max_exp_avg_sqs is None else [torch.clone(v) for v in max_exp_avg_sqs]
+            t = step.to(dtype=torch.float32)
+            torch._fused_adam_(
+                new_p, list(grads), new_m, new_v, [] if new_max is None else new_max, [t] * len(params),
+                lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=new_max is not None,
+                maximize=False)
+        return new_p, new_m, new_v, new_max
 
     return standard._replace(
         adam_update=adam_update,

@@ -35,7 +35,7 @@ class Kernels(NamedTuple):
     take_rows: Callable[[Array, Array], Array]
     relu: Callable[[Array], Array]
     relu_backward: Callable[[Array, Array], Array]
-    adam_update: Callable[..., tuple[Array, Array, Array, Array | None]]
+    adam_update: Callable[..., AdamLists]
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,19 +101,61 @@ def _lerp(start: Array, end: Array, weight: float) -> Array:
     return end - (end - start) * (1.0 - weight)
 
 
-def _adam_update(
+def standard_adam_one(
     xp: Namespace, p: Array, g: Array, m: Array, v: Array, v_max: Array | None, beta1: float, beta2: float,
     eps: float, step_size: Any, bc2_sqrt: Any,
 ) -> tuple[Array, Array, Array, Array | None]:
-    # the Adam rule with torch.optim.Adam's moments (docs/derivations.md, "Adam"); the bias
-    # correction of the root folded into the two scalars: step_size·m / (√v̂/c + ε) is
-    # (step_size·c)·m / (√v̂ + ε·c), one division per entry fewer
+    # the Adam rule of one parameter with torch.optim.Adam's moments (docs/derivations.md,
+    # "Adam"); the bias correction of the root folded into the two scalars:
+    # step_size·m / (√v̂/c + ε) is (step_size·c)·m / (√v̂ + ε·c), one division per entry fewer
     m = _lerp(m, g, 1.0 - beta1)
     v = beta2 * v + (1.0 - beta2) * g * g
     if v_max is not None:
         v_max = xp.maximum(v_max, v)
     denom = xp.sqrt(v if v_max is None else v_max) + eps * bc2_sqrt
     return p - ((step_size * bc2_sqrt) * m) / denom, m, v, v_max
+
+
+#: The lists `adam_update` returns: new parameters, first moments, second moments, and the
+#: running maxima of the second moments (None without amsgrad).
+AdamLists = tuple[list[Array], list[Array], list[Array], "list[Array] | None"]
+
+
+def adam_each(
+    xp: Namespace, one: Callable[..., tuple[Array, Array, Array, Array | None]], params: list[Array],
+    grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array], max_exp_avg_sqs: list[Array] | None,
+    beta1: float, beta2: float, eps: float, lr: Any, step: Array,
+) -> AdamLists:
+    """Runs `one` (the update of one parameter, `standard_adam_one`'s arguments without `xp`) over the
+    lists. The bias corrections ``lr / (1 − β₁ᵗ)`` and ``√(1 − β₂ᵗ)`` are computed once from the
+    step count t, a 0-D array of the widest float (on the device, no host read: a compiled step
+    traces them; PyTorch computes them in Python's float64), then cast once per parameter dtype."""
+    step_size, bc2_sqrt = lr / (1.0 - beta1 ** step), xp.sqrt(1.0 - beta2 ** step)
+    scalars: dict[Any, tuple[Array, Array]] = {}
+    new_p: list[Array] = []
+    new_m: list[Array] = []
+    new_v: list[Array] = []
+    new_max: list[Array] | None = None if max_exp_avg_sqs is None else []
+    for i, p in enumerate(params):
+        if p.dtype not in scalars:
+            scalars[p.dtype] = (xp.astype(step_size, p.dtype), xp.astype(bc2_sqrt, p.dtype))
+        size, corr = scalars[p.dtype]
+        v_max = None if max_exp_avg_sqs is None else max_exp_avg_sqs[i]
+        out = one(p, grads[i], exp_avgs[i], exp_avg_sqs[i], v_max, beta1, beta2, eps, size, corr)
+        new_p.append(out[0])
+        new_m.append(out[1])
+        new_v.append(out[2])
+        if new_max is not None:
+            new_max.append(out[3])
+    return new_p, new_m, new_v, new_max
+
+
+def _adam_update(
+    xp: Namespace, params: list[Array], grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array],
+    max_exp_avg_sqs: list[Array] | None, beta1: float, beta2: float, eps: float, lr: Any, step: Array,
+) -> AdamLists:
+    return adam_each(xp, functools.partial(standard_adam_one, xp), params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                     beta1, beta2, eps, lr, step)
 
 
 def standard_kernels(xp: Namespace) -> Kernels:
@@ -249,18 +291,24 @@ def lerp(start: Array, end: Array, weight: float) -> Array:
 
 
 def adam_update(
-    p: Array, g: Array, m: Array, v: Array, v_max: Array | None = None, *, beta1: float, beta2: float, eps: float,
-    step_size: Any, bc2_sqrt: Any, xp: Namespace | None = None,
-) -> tuple[Array, Array, Array, Array | None]:
-    """One Adam step of one parameter, as new arrays (the inputs are left alone):
+    params: list[Array], grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array],
+    max_exp_avg_sqs: list[Array] | None = None, *, beta1: float, beta2: float, eps: float, lr: Any, step: Array,
+    xp: Namespace | None = None,
+) -> AdamLists:
+    """One Adam step of a list of parameters, as new arrays (the inputs are left alone). For each
+    parameter p, with t the new step count `step` (a 0-D array of the widest float; 1 on the
+    first step) and `lr` a number or 0-D array:
 
         m' = m + (1 − β₁)(g − m),   v' = β₂ v + (1 − β₂) g²,   v̂' = max(v̂, v') (amsgrad, if given)
-        p' = p − step_size · m' / (√v̂' / bc2_sqrt + eps)
-           = p − (step_size · bc2_sqrt) · m' / (√v̂' + eps · bc2_sqrt)      (as computed: one division fewer)
+        p' = p − (lr / (1 − β₁ᵗ)) · m' / (√v̂' / √(1 − β₂ᵗ) + eps)
 
-    with ``step_size = lr / (1 − β₁ᵗ)`` and ``bc2_sqrt = √(1 − β₂ᵗ)`` (numbers or 0-D arrays of
-    p's dtype). Returns ``(p', m', v', v̂')`` (v̂' None without amsgrad). NumPy's fast path runs
-    every operation on a block of each array while it is in the cache, into arrays only it
-    holds: the same numbers, in a fraction of the time of twelve whole-array passes."""
-    return kernels(get_namespace(p, g) if xp is None else xp).adam_update(
-        p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
+    computed as ``p − (step_size · c) · m' / (√v̂' + eps · c)`` with c = √(1 − β₂ᵗ) (one
+    division fewer). Returns the lists ``(p', m', v', v̂')`` (v̂' None without amsgrad). NumPy's
+    fast path runs every operation on a block of each array while it is in the cache, into
+    arrays only it holds: the same numbers, in a fraction of the time of twelve whole-array
+    passes; PyTorch's (eager) is its fused Adam kernel on copies, one pass: the same numbers to
+    rounding."""
+    if not params:
+        return [], [], [], None if max_exp_avg_sqs is None else []
+    return kernels(get_namespace(params[0]) if xp is None else xp).adam_update(
+        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, beta1, beta2, eps, lr, step)

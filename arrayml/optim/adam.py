@@ -11,9 +11,9 @@ For each parameter p with gradient g, at step t = 1, 2, ... (docs/derivations.md
 
 m, v (and v̂) start at 0. ε is added to √v̂ after the bias correction, as PyTorch places it (not
 inside the root, not before the correction). The step count t is a 0-D array in the state, so a
-compiled step traces it rather than baking in a constant, and the bias corrections are computed
-from it on the device, in the widest float the namespace has (PyTorch computes them in Python's
-float64), then cast to each parameter's dtype.
+compiled step traces it rather than baking in a constant; `backend.adam_update` computes the bias
+corrections from it on the device, in the widest float the namespace has (PyTorch computes them
+in Python's float64), and updates all parameters in one call (on PyTorch, eager: its fused kernel).
 
 State: ``{"step": t (0-D), "exp_avg": {name: m}, "exp_avg_sq": {name: v}}`` and, with amsgrad,
 ``"max_exp_avg_sq": {name: v̂}`` (PyTorch's names).
@@ -81,40 +81,29 @@ class Adam(Optimizer):
     def apply_gradients(
         self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
     ) -> tuple[dict[str, Array], State]:
-        b1, b2 = self.betas
-        eps, wd = self.eps, self.weight_decay
+        wd = self.weight_decay
         xp = backend.get_namespace(state["step"])
-        # t and the bias corrections on the device, in the widest float (no host read: a
-        # compiled step traces them); a 0-D array again where NumPy returns a scalar
-        t = xp.asarray(state["step"] + 1.0)
-        step_size = lr / (1.0 - b1 ** t)
-        bc2_sqrt = xp.sqrt(1.0 - b2 ** t)
-        scalars: dict[Any, tuple[Array, Array]] = {}  # per parameter dtype: the two factors, cast
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        max_sq = state.get("max_exp_avg_sq") if self.amsgrad else None
-        new_params: dict[str, Array] = {}
-        new_m: dict[str, Array] = {}
-        new_v: dict[str, Array] = {}
-        new_max: dict[str, Array] = {}
-        for name, p in params.items():
-            g = grads[name]
-            if p.dtype not in scalars:
-                scalars[p.dtype] = (xp.astype(step_size, p.dtype), xp.astype(bc2_sqrt, p.dtype))
-            size, corr = scalars[p.dtype]
+        t = xp.asarray(state["step"] + 1.0)  # a 0-D array again where NumPy returns a scalar
+        names = list(params)
+        ps, gs = [], []
+        for name in names:
+            p, g = params[name], grads[name]
             if wd:
                 if self.decoupled_weight_decay:
                     p = p * (1.0 - lr * wd)  # AdamW: p ← p(1 − lr·λ), before the Adam step
                 else:
                     g = g + wd * p
-            new_params[name], new_m[name], new_v[name], v_max = backend.adam_update(
-                p, g, exp_avg[name], exp_avg_sq[name], None if max_sq is None else max_sq[name],
-                beta1=b1, beta2=b2, eps=eps, step_size=size, bc2_sqrt=corr, xp=xp)
-            if v_max is not None:
-                new_max[name] = v_max
-        out: State = {"step": t, "exp_avg": new_m, "exp_avg_sq": new_v}
-        if max_sq is not None:
-            out["max_exp_avg_sq"] = new_max
-        return new_params, out
+            ps.append(p)
+            gs.append(g)
+        max_sq = state.get("max_exp_avg_sq") if self.amsgrad else None
+        new_p, new_m, new_v, new_max = backend.adam_update(
+            ps, gs, [state["exp_avg"][n] for n in names], [state["exp_avg_sq"][n] for n in names],
+            None if max_sq is None else [max_sq[n] for n in names],
+            beta1=self.betas[0], beta2=self.betas[1], eps=self.eps, lr=lr, step=t, xp=xp)
+        out: State = {"step": t, "exp_avg": dict(zip(names, new_m)), "exp_avg_sq": dict(zip(names, new_v))}
+        if new_max is not None:
+            out["max_exp_avg_sq"] = dict(zip(names, new_max))
+        return dict(zip(names, new_p)), out
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay,
