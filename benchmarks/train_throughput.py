@@ -13,7 +13,7 @@ Variants (same data, same batches, batch 128, float32, 45000 samples, last parti
   torch.nn                     the same network in plain PyTorch: torch.nn + autograd + torch.optim.SGD
   numpy loop                   a plain hand-written NumPy loop (the assignment's style, in-place updates)
   ... adam                     the same variant with Adam (lr 1e-3) instead of SGD: arrayml's on NumPy,
-                               PyTorch and compiled JAX, and torch.optim.Adam; its "vs SGD" column is
+                               PyTorch, compiled PyTorch and JAX, and torch.optim.Adam; its "vs SGD" column is
                                its epoch over the same variant's SGD epoch of the same round
 and the machine's float32 matrix-multiply rate on the network's own matmul shapes (NumPy, PyTorch
 and JAX: the best is "the machine's"), so that the effective fraction of it is printed.
@@ -30,9 +30,10 @@ not part of any epoch. The BLAS libraries and thread counts are printed (threadp
 machines.
 
 The data are random (the timing does not depend on the pixels), so no data set is needed.
-Every variant starts from the same weights, and after the same 10 steps all must hold the same
-weights as the others with the same optimizer (relative 1e-4; float32 rounding apart), or the
-script stops.
+Every variant starts from the same weights, and after the same first step all must hold the same
+weights as the others with the same optimizer (relative 1e-4; float32 rounding apart), after 10
+steps too with SGD, and within ADAM_DRIFT with Adam (which magnifies rounding differences), or
+the script stops.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ from arrayml.training import ArraymlLearner
 
 N_TRAIN, N_IN, N_CLASSES, BATCH, LR = 45000, 3072, 10, 128, 0.01
 ADAM_LR = 1e-3
+#: how far apart (relative) Adam variants may drift in 10 steps by rounding alone (see main)
+ADAM_DRIFT = 5e-2
 #: The suffix of an Adam variant's label.
 ADAM = " adam"
 #: The variant every other is compared with, and the one each library's own variant is compared with.
@@ -325,9 +328,10 @@ def available_variants(include_gpu: bool) -> list[tuple[str, str, str | None, bo
     for dev in devices:
         out.append((f"torch.nn ({dev})", "torch.nn", dev, False))
     out.append((NUMPY_REF, "numpy loop", None, False))
-    # Adam beside SGD: arrayml's eager NumPy and PyTorch steps, JAX's compiled one, torch.optim's
+    # Adam beside SGD: arrayml's eager NumPy and PyTorch steps, compiled PyTorch and JAX, torch.optim's
     sgd = {label for label, *_ in out}
-    for label in ("arrayml/numpy", "arrayml/torch (cpu)", "arrayml/jax (cpu) compiled", "torch.nn (cpu)"):
+    for label in ("arrayml/numpy", "arrayml/torch (cpu)", "arrayml/torch (cpu) compiled", "arrayml/jax (cpu) compiled",
+                  "torch.nn (cpu)"):
         if label in sgd:
             kind, dev, compiled = next(row[1:] for row in out if row[0] == label)
             out.append((label + ADAM, kind, dev, compiled))
@@ -400,23 +404,37 @@ def main(argv: list[str] | None = None) -> int:
         peak = max(rates.values())  # the machine's float32 matmul rate: the best library's
         variants = {label: build_variant(kind, dev, compiled, hidden, x, y, optimizer=optimizer_of(label))
                     for label, kind, dev, compiled in plan}
-        # the same 10 steps from the same weights must leave every variant with the same weights
-        # as the others with its optimizer (float32 rounding apart; over a whole epoch rounding
-        # differences grow chaotically); these are also every variant's first calls, where the
-        # compiled ones compile
+        # the same steps from the same weights must leave every variant with the same weights as
+        # the others with its optimizer, float32 rounding apart (these are also every variant's
+        # first calls, where the compiled ones compile). After 1 step every variant must agree
+        # to 1e-4; after 10, the SGD variants still must, but Adam divides each gradient entry
+        # by its own running root mean square, so a rounding difference in an entry whose
+        # gradient is near 0 becomes a step of up to lr: on the deep net a 1e-7 relative change
+        # of the inputs moves NumPy's own Adam weights 1e-3 apart in 10 steps (SGD: 2e-8), and
+        # variants that round differently (JAX, MKL) end ~1e-2 apart. Adam is held to 1e-4 after
+        # 1 step and to ADAM_DRIFT after 10 (a wrong formula is off by far more).
+        def agreement(variants: dict[str, Variant] = variants) -> dict[str, float]:
+            found = {}
+            for opt in ("sgd", "adam"):
+                group = [name for name in variants if optimizer_of(name) == opt]
+                if group:
+                    reference = "arrayml/numpy" + (ADAM if opt == "adam" else "")
+                    ref_params = variants[reference if reference in group else group[0]].params()
+                    found.update({name: relative_difference(variants[name].params(), ref_params) for name in group})
+            return found
+
         for v in variants.values():
-            v.epoch(0, steps=10)
-        agreement = {}
-        for opt in ("sgd", "adam"):
-            group = [name for name in variants if optimizer_of(name) == opt]
-            if not group:
-                continue
-            reference = "arrayml/numpy" + (ADAM if opt == "adam" else "")
-            ref_params = variants[reference if reference in group else group[0]].params()
-            agreement.update({name: relative_difference(variants[name].params(), ref_params) for name in group})
-        worst = max(agreement.values())
-        if worst > 1e-4:
-            raise SystemExit(f"variants disagree after 10 steps: relative parameter differences {agreement}")
+            v.epoch(0, steps=1)
+        after_one = agreement()
+        if max(after_one.values()) > 1e-4:
+            raise SystemExit(f"variants disagree after 1 step: relative parameter differences {after_one}")
+        for v in variants.values():
+            v.epoch(1, steps=9)
+        after_ten = agreement()
+        worst = {opt: max((d for name, d in after_ten.items() if optimizer_of(name) == opt), default=0.0)
+                 for opt in ("sgd", "adam")}
+        if worst["sgd"] > 1e-4 or worst["adam"] > ADAM_DRIFT:
+            raise SystemExit(f"variants disagree after 10 steps: relative parameter differences {after_ten}")
         for v in variants.values():  # warm-up epoch
             v.epoch(0)
         # interleave the variants' repetitions (A B C D, A B C D, ...), so that a slow spell of
@@ -448,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
             row["ratio_to_sgd"] = spread([a / b for a, b in zip(ts, times[twin])]) if twin in times else None
             rows.append(row)
         report["networks"].append({"hidden": hidden, "epoch_gflop": flops / 1e9, "matmul_gflops": peak / 1e9,
-                                   "relative_parameter_difference_after_10_steps": agreement,
+                                   "relative_parameter_difference_after_1_step": after_one,
+                                   "relative_parameter_difference_after_10_steps": after_ten,
                                    "matmul_gflops_by_library": {k: v / 1e9 for k, v in rates.items()}, "rows": rows})
         print(f"\nMLP 3072-{'-'.join(map(str, hidden))}-10, {n_steps} steps of {BATCH}, float32: {flops / 1e9:.1f} GFLOP/epoch; "
               f"float32 matmul rate on these shapes " + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in rates.items()) + " GFLOP/s")
@@ -463,8 +482,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_ratio_text(row['ratio_to_sgd']):>24}"
                   f"{row['fraction_of_matmul_rate']:>17.0%} / {'' if own is None else f'{own:.0%}':<8}"
                   f"{first:>14}{row['page_faults_per_step']:>13.1f}")
-        print(f"after the same 10 steps all variants hold the same weights as the others with their optimizer, to a "
-              f"relative {worst:.1e}")
+        print(f"from the same weights, after the same steps every variant holds the weights of the others with its "
+              f"optimizer, to a relative {max(after_one.values()):.1e} after 1 step; after 10: SGD {worst['sgd']:.1e}, "
+              f"Adam {worst['adam']:.1e} (Adam magnifies rounding differences; see ADAM_DRIFT)")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
