@@ -16,7 +16,7 @@ from typing import Any
 import array_api_compat.numpy as np_compat
 import numpy as np
 
-from .kernels import AdamLists, Kernels, adam_each, standard_adam_one
+from ._standard import AdamLists, Kernels, adam_each, standard_adam_one
 from .namespaces import Array
 
 # float dtype -> the integer dtype of its width, for `relu_backward`'s bit mask

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .kernels import AdamLists, Kernels
+from ._standard import AdamLists, Kernels
 from .namespaces import Array
 
 #: Whether this PyTorch has the fused Adam kernel (``torch.optim.Adam(fused=True)``'s; on CPU

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..backend import Array
 from ..training import ArraymlLearner
 from ._settings import _Settings
 
-if TYPE_CHECKING:
-    from ._base import _BaseMLP
+
+class _Record(Protocol):
+    """What the rule reads and writes of an estimator (`_BaseMLP`'s fitted attributes)."""
+
+    validation_scores_: list[float] | None
+    best_validation_score_: float | None
+    best_loss_: float | None
+    _no_improvement: int
+
+    def _score_outputs(self, out: Array, targets: Array) -> float: ...
 
 
 class _Progress:
@@ -18,7 +26,7 @@ class _Progress:
     epochs; with it, the held-out score must rise by more than ``tol`` above its best, whose
     weights are kept and put back at the end."""
 
-    def __init__(self, est: _BaseMLP, s: _Settings) -> None:
+    def __init__(self, est: _Record, s: _Settings) -> None:
         self.est, self.s = est, s
         self.best_state: dict[str, Any] | None = None
 
