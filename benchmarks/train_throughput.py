@@ -350,6 +350,19 @@ def optimizer_of(label: str) -> str:
     return "adam" if label.endswith(ADAM) else "sgd"
 
 
+def agreement(variants: dict[str, Variant]) -> dict[str, float]:
+    """Each variant's relative parameter difference from the reference of its optimizer
+    (arrayml on NumPy with that optimizer, else the group's first)."""
+    found = {}
+    for opt in ("sgd", "adam"):
+        group = [name for name in variants if optimizer_of(name) == opt]
+        if group:
+            reference = "arrayml/numpy" + (ADAM if opt == "adam" else "")
+            ref_params = variants[reference if reference in group else group[0]].params()
+            found.update({name: relative_difference(variants[name].params(), ref_params) for name in group})
+    return found
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -413,24 +426,14 @@ def main(argv: list[str] | None = None) -> int:
         # of the inputs moves NumPy's own Adam weights 1e-3 apart in 10 steps (SGD: 2e-8), and
         # variants that round differently (JAX, MKL) end ~1e-2 apart. Adam is held to 1e-4 after
         # 1 step and to ADAM_DRIFT after 10 (a wrong formula is off by far more).
-        def agreement(variants: dict[str, Variant] = variants) -> dict[str, float]:
-            found = {}
-            for opt in ("sgd", "adam"):
-                group = [name for name in variants if optimizer_of(name) == opt]
-                if group:
-                    reference = "arrayml/numpy" + (ADAM if opt == "adam" else "")
-                    ref_params = variants[reference if reference in group else group[0]].params()
-                    found.update({name: relative_difference(variants[name].params(), ref_params) for name in group})
-            return found
-
         for v in variants.values():
             v.epoch(0, steps=1)
-        after_one = agreement()
+        after_one = agreement(variants)
         if max(after_one.values()) > 1e-4:
             raise SystemExit(f"variants disagree after 1 step: relative parameter differences {after_one}")
         for v in variants.values():
             v.epoch(1, steps=9)
-        after_ten = agreement()
+        after_ten = agreement(variants)
         worst = {opt: max((d for name, d in after_ten.items() if optimizer_of(name) == opt), default=0.0)
                  for opt in ("sgd", "adam")}
         if worst["sgd"] > 1e-4 or worst["adam"] > ADAM_DRIFT:

@@ -93,7 +93,7 @@ def numpy_kernels(standard: Kernels) -> Kernels:
                     max_exp_avg_sqs: list[Array] | None, beta1: float, beta2: float, eps: float, lr: Any,
                     step: Array) -> AdamLists:
         return adam_each(np_compat, adam_one, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
-                                 beta1, beta2, eps, lr, step)
+                         beta1, beta2, eps, lr, step)
 
     return standard._replace(
         softmax_cross_entropy=softmax_cross_entropy, one_hot=one_hot, count_true=count_true,

@@ -15,7 +15,7 @@ from .namespaces import Array, Namespace, device
 
 class Kernels(NamedTuple):
     """One namespace's implementation of each function (arguments as in the public functions
-    of this module, without `xp`)."""
+    of `arrayml.backend.kernels`, without `xp`)."""
 
     logsumexp: Callable[[Array, int, bool], Array]
     softmax_cross_entropy: Callable[[Array, Array, Array | None], tuple[Array, Array]]

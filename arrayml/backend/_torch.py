@@ -56,12 +56,12 @@ def torch_kernels(standard: Kernels) -> Kernels:
     def adam_update(params: list[Array], grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array],
                     max_exp_avg_sqs: list[Array] | None, beta1: float, beta2: float, eps: float, lr: Any,
                     step: Array) -> AdamLists:
-        every = [*params, *grads, *exp_avgs, *exp_avg_sqs, *(max_exp_avg_sqs or [])]
-        first = params[0]
         # a compiled step keeps the standard form, which Inductor fuses (the fused kernel has no
-        # implementation for tracing)
+        # implementation for tracing); so do mixed dtypes or devices
+        first = params[0]
         if (not FUSED_ADAM or torch.compiler.is_compiling() or first.dtype not in _FUSED_DTYPES
-                or any(a.dtype != first.dtype or a.device != first.device for a in every)):
+                or any(a.dtype != first.dtype or a.device != first.device
+                       for a in (*params, *grads, *exp_avgs, *exp_avg_sqs, *(max_exp_avg_sqs or ())))):
             return standard.adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
                                         beta1, beta2, eps, lr, step)
         # torch.optim.Adam(fused=True)'s kernel: one pass over each parameter instead of about
