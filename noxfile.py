@@ -38,7 +38,7 @@ def tests(session: nox.Session) -> None:
     """Both suites, the library's (tests/) and the application's (examples/tests/), on the CPU, JAX
     and ndonnx rows included (torch from $ARRAYML_TORCH_REQUIREMENT, default torch==2.13.0)."""
     session.install(*torch_requirement())
-    session.install("-e", ".[test,jax,onnx,sklearn]", *APP)
+    session.install("-e", ".[test,jax,onnx,sklearn,numba]", *APP)
     session.run("pytest", *session.posargs)
 
 
@@ -68,7 +68,7 @@ def bench(session: nox.Session) -> None:
     rows need --data-dir, see the README); their JSON lands in scratch/bench/ (git-ignored: the
     published numbers in results/bench/ change only when copied there on purpose)."""
     session.install(*torch_requirement())
-    session.install("-e", ".[bench,jax,sklearn]", *APP)  # threadpoolctl for the BLAS report; JAX for its rows; the torch.nn mirror; sklearn_mlp.py
+    session.install("-e", ".[bench,jax,sklearn,numba]", *APP)  # threadpoolctl for the BLAS report; JAX for its rows; the torch.nn mirror; sklearn_mlp.py
     session.run("python", "benchmarks/matmul_vs_loop.py", "--json", "scratch/bench/matmul_vs_loop-numpy.json")
     session.run("python", "benchmarks/train_throughput.py", "--json", "scratch/bench/train_throughput.json", *session.posargs)
     session.run("python", "benchmarks/sklearn_mlp.py", "--datasets", "digits", "--json", "scratch/bench/sklearn_mlp-digits.json")

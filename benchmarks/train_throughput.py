@@ -121,9 +121,9 @@ def matmul_rate(hidden: list[int], repeats: int, lib: str = "numpy") -> float:
 
 
 def library_info() -> dict[str, object]:
-    """The libraries and threads the variants run with: NumPy's BLAS (threadpoolctl), PyTorch's
-    BLAS and intra-op threads, JAX's version and devices."""
-    info: dict[str, object] = {"numpy": np.__version__}
+    """The libraries and threads the variants run with: NumPy's BLAS (threadpoolctl) and Adam
+    kernel, PyTorch's BLAS and intra-op threads, JAX's version and devices."""
+    info: dict[str, object] = {"numpy": np.__version__, "numpy_adam": numpy_adam_kernel()}
     try:
         from threadpoolctl import threadpool_info
 
@@ -149,6 +149,18 @@ def library_info() -> dict[str, object]:
     return info
 
 
+def numpy_adam_kernel() -> str:
+    """Which kernel arrayml's NumPy Adam update runs here (`arrayml.backend._numpy.compiled_adam`)."""
+    from arrayml.backend import _numpy
+
+    if _numpy.compiled_adam() is not None:
+        import numba
+
+        return f"numba {numba.__version__}, one compiled loop"
+    why = "ARRAYML_NUMBA=0" if os.environ.get("ARRAYML_NUMBA") == "0" else "numba not installed"
+    return f"NumPy ufuncs in blocks ({why})"
+
+
 def describe_libraries(info: dict[str, object]) -> str:
     pools = info.get("threadpools")
     if isinstance(pools, list):
@@ -159,7 +171,7 @@ def describe_libraries(info: dict[str, object]) -> str:
         )
     else:
         blas = str(pools)
-    lines = [f"numpy {info['numpy']}; threadpools: {blas}"]
+    lines = [f"numpy {info['numpy']}; threadpools: {blas}", f"numpy's Adam update: {info['numpy_adam']}"]
     if "torch" in info:
         t = info["torch"]
         lines.append(f"torch {t['version']}: BLAS {t['blas']}, {t['threads']} intra-op threads")

@@ -210,3 +210,78 @@ def test_adam_update_equals_the_fallback(bk, dtype, beta1, amsgrad):
             # p − update cancels where p is near 0: an absolute tolerance of the entries' scale (about 1)
             tol = 2e-6 if dtype == "float32" else 1e-14
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.fixture
+def numpy_adam(request, monkeypatch):
+    """Which NumPy Adam kernel runs: numba's one loop (skipped without the [numba] extra) or the
+    blocked ufuncs it falls back to."""
+    from arrayml.backend import _numpy
+
+    compiled_adam = _numpy.compiled_adam  # functools.cache'd: cleared before and after
+    if request.param == "numba":
+        pytest.importorskip("numba", reason="numba is not installed (the [numba] extra)")
+        monkeypatch.delenv("ARRAYML_NUMBA", raising=False)
+        _numpy.compiled_adam.cache_clear()
+        assert _numpy.compiled_adam() is not None
+    else:
+        monkeypatch.setattr(_numpy, "compiled_adam", lambda: None)
+    yield request.param
+    compiled_adam.cache_clear()
+
+
+@pytest.mark.parametrize("numpy_adam", ["numba", "ufunc-blocks"], indirect=True)
+@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
+@pytest.mark.parametrize("beta1", [0.9, 0.3], ids=["lerp-low", "lerp-high"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_each_numpy_adam_kernel_gives_the_standard_bits(numpy_adam, dtype, beta1, amsgrad):
+    """Both NumPy kernels, whichever runs, give the standard form's bits (array-api-strict's),
+    special values (±0, ±inf, NaN) in the parameter, gradient, moments and v̂ included, on a
+    parameter of 1.5 blocks and a bit and on a small one."""
+    from arrayml.backend import _numpy
+
+    rng = np.random.default_rng(7)
+    hosts = []
+    for shape in [(3, _numpy.ADAM_BLOCK // 2 + 5), (9,)]:
+        hosts += [_values(rng, shape) for _ in range(3)]  # p, g, m
+        hosts += [np.abs(_values(rng, shape)) for _ in range(2)]  # v, v_max: ≥ 0, or inf, or NaN
+
+    def fn(*arrays):
+        xp = backend.get_namespace(arrays[0])
+        step = xp.asarray(5.0, dtype=backend.widest_float(xp), device=backend.device(arrays[0]))
+        groups = [arrays[i::5] for i in range(5)]
+        out = backend.adam_update(*groups[:4], groups[4] if amsgrad else None, beta1=beta1, beta2=0.99,
+                                  eps=1e-8, lr=0.01, step=step)
+        return tuple(a for lst in out if lst is not None for a in lst)
+
+    with np.errstate(all="ignore"):  # inf − inf, 0/0: NaN is the point here
+        got = _run(Backend("numpy", "numpy"), fn, hosts, dtype)
+        want = _fallback(fn, hosts, dtype)
+    assert len(got) == len(want) == (8 if amsgrad else 6)
+    assert any(np.isnan(a).any() for a in want) and any(np.isinf(a).any() for a in want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_adam_falls_back_to_the_ufunc_kernel(monkeypatch):
+    """Without numba (not installed, or ``ARRAYML_NUMBA=0``) the blocked ufuncs run; numba that is
+    installed but does not import is said in a warning, not an error."""
+    import sys
+
+    from arrayml.backend import _numpy
+
+    try:
+        monkeypatch.setenv("ARRAYML_NUMBA", "0")
+        _numpy.compiled_adam.cache_clear()
+        assert _numpy.compiled_adam() is None
+        monkeypatch.delenv("ARRAYML_NUMBA")
+        monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` raises ModuleNotFoundError
+        monkeypatch.delitem(sys.modules, "arrayml.backend._numba", raising=False)
+        _numpy.compiled_adam.cache_clear()
+        assert _numpy.compiled_adam() is None
+        monkeypatch.setitem(sys.modules, "arrayml.backend._numba", type(sys)("arrayml.backend._numba"))  # no adam_one
+        _numpy.compiled_adam.cache_clear()
+        with pytest.warns(RuntimeWarning, match="numba is installed but did not import"):
+            assert _numpy.compiled_adam() is None
+    finally:
+        _numpy.compiled_adam.cache_clear()

@@ -10,7 +10,11 @@ standard path.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import array_api_compat.numpy as np_compat
@@ -87,7 +91,7 @@ def numpy_kernels(standard: Kernels) -> Kernels:
         if any(type(a) is not np.ndarray or a.dtype != p.dtype or a.shape != p.shape or not a.flags.c_contiguous
                for a in arrays) or p.dtype not in _SAME_WIDTH_INT:
             return standard_adam_one(np_compat, p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
-        return _blocked_adam(p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
+        return (compiled_adam() or _blocked_adam)(p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
 
     def adam_update(params: list[Array], grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array],
                     max_exp_avg_sqs: list[Array] | None, beta1: float, beta2: float, eps: float, lr: Any,
@@ -100,6 +104,25 @@ def numpy_kernels(standard: Kernels) -> Kernels:
         subtract_scaled=_scaled_difference(np, standard), column_sums=column_sums, take_rows=take_rows,
         relu=relu, relu_backward=relu_backward, adam_update=adam_update,
     )
+
+
+@functools.cache
+def compiled_adam() -> Callable[..., tuple[Array, Array, Array, Array | None]] | None:
+    """numba's one-loop Adam update (`arrayml.backend._numba`), imported on the first call; None
+    (so `_blocked_adam` runs) when numba is not installed or ``ARRAYML_NUMBA=0`` is set."""
+    if os.environ.get("ARRAYML_NUMBA", "1") == "0":
+        return None
+    try:
+        from ._numba import adam_one
+    except ModuleNotFoundError as e:
+        if e.name not in ("numba", "llvmlite"):
+            raise
+        return None
+    except ImportError as e:  # installed but broken, e.g. built for another NumPy
+        warnings.warn(f"numba is installed but did not import ({e}); NumPy's Adam update runs as "
+                      "blocked ufuncs instead (slower, the same numbers)", RuntimeWarning, stacklevel=2)
+        return None
+    return adam_one
 
 
 #: Elements per block of `_blocked_adam`: the block of each of its five arrays (128 KiB in

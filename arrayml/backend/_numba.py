@@ -1,0 +1,65 @@
+"""NumPy's Adam update as one compiled loop, when numba is installed (the ``[numba]`` extra).
+
+NumPy runs an expression one ufunc at a time, so an Adam update, about twelve element-wise
+operations, is twelve passes and twelve calls per block (`_numpy._blocked_adam`). Here numba
+compiles the same operations, in the same order and the same dtype, into one loop over the
+entries: each entry is read once and its three results written once, the loop vectorised by
+LLVM. ``fastmath`` stays off (no contraction into fused multiply-adds, no reassociation), so the
+numbers are the standard form's bit for bit, as `tests/test_fast_paths.py` checks; only
+``error_model="numpy"`` is asked for (a division by zero gives inf as in NumPy, instead of a
+Python exception, which is what lets the loop vectorise).
+
+Importing this module imports numba; `_numpy` does so on the first Adam update on NumPy
+arrays, not on ``import arrayml``, and falls back to the blocked ufuncs when numba is missing or
+``ARRAYML_NUMBA=0`` is set. Compiled code is cached on disk (``cache=True``), so a new process
+loads it instead of compiling again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from .namespaces import Array
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _adam_loop(p, g, m0, v0, vmax0, low_w, w, one_minus_w, beta2, one_minus_beta2, size_c, eps_c,
+               p_out, m_out, v_out, vmax_out):
+    amsgrad = vmax_out.size > 0
+    for i in range(p.size):
+        gi, mi = g[i], m0[i]
+        # m' = lerp(m, g, 1 − β₁), in torch.lerp's two forms
+        if low_w:
+            mi = (gi - mi) * w + mi
+        else:
+            mi = gi - (gi - mi) * one_minus_w
+        # v' = β₂ v + ((1 − β₂) g) g
+        vi = v0[i] * beta2 + (gi * one_minus_beta2) * gi
+        m_out[i] = mi
+        v_out[i] = vi
+        if amsgrad:
+            vi = np.maximum(vmax0[i], vi)
+            vmax_out[i] = vi
+        # p − (step_size·√(1 − β₂ᵗ) · m') / (√v̂' + ε·√(1 − β₂ᵗ))
+        p_out[i] = p[i] - (mi * size_c) / (np.sqrt(vi) + eps_c)
+
+
+def adam_one(p: np.ndarray, g: np.ndarray, m0: np.ndarray, v0: np.ndarray, vmax0: np.ndarray | None,
+             beta1: float, beta2: float, eps: float, step_size: Any, bc2_sqrt: Any,
+             ) -> tuple[Array, Array, Array, Array | None]:
+    """`_numpy._blocked_adam`'s contract: C-contiguous arrays of one float dtype and shape; new
+    arrays for the parameter and its moments (and v̂), the standard form's numbers bit for bit."""
+    dt = p.dtype.type  # every scalar in the parameter's dtype, as NumPy's ufuncs round them
+    w = 1.0 - beta1
+    size_c, eps_c = dt(step_size * bc2_sqrt), dt(eps * bc2_sqrt)  # the standard form's folded scalars
+    P = p.reshape(-1)
+    outs = np.empty_like(P), np.empty_like(P), np.empty_like(P)
+    vmax = np.empty_like(P) if vmax0 is not None else np.empty(0, dtype=P.dtype)
+    _adam_loop(P, g.reshape(-1), m0.reshape(-1), v0.reshape(-1), P if vmax0 is None else vmax0.reshape(-1),
+               w < 0.5, dt(w), dt(1.0 - w), dt(beta2), dt(1.0 - beta2), size_c, eps_c, *outs, vmax)
+    shape = p.shape
+    return (outs[0].reshape(shape), outs[1].reshape(shape), outs[2].reshape(shape),
+            None if vmax0 is None else vmax.reshape(shape))
