@@ -6,6 +6,7 @@ must equal. Also the `Kernels` table type the fast paths fill in.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -122,8 +123,15 @@ def adam_each(
     """Runs `one` (the update of one parameter, `standard_adam_one`'s arguments without `xp`) over the
     lists. The bias corrections ``lr / (1 − β₁ᵗ)`` and ``√(1 − β₂ᵗ)`` are computed once from the
     step count t, a 0-D array of the widest float (on the device, no host read: a compiled step
-    traces them; PyTorch computes them in Python's float64), then cast once per parameter dtype."""
-    step_size, bc2_sqrt = lr / (1.0 - beta1 ** step), xp.sqrt(1.0 - beta2 ** step)
+    traces them; PyTorch computes them in Python's float64), then cast once per parameter dtype.
+
+    βᵗ is written exp(t·ln β), the same number to float64 rounding, for ``torch.compile``: Inductor
+    inlines a scalar that several kernels read into each of them, and on the CPU it keeps one
+    containing ``exp`` as a buffer computed once, but not one containing ``pow``; the C++ compiler
+    cannot lift ``pow`` out of the loop (it may set errno), so ``β ** t`` would be computed again
+    for every vector of entries of every weight (docs/derivations.md, "The Adam update")."""
+    step_size = lr / (1.0 - xp.exp(step * math.log(beta1)))
+    bc2_sqrt = xp.sqrt(1.0 - xp.exp(step * math.log(beta2)))
     scalars: dict[Any, tuple[Array, Array]] = {}
     new_p: list[Array] = []
     new_m: list[Array] = []
