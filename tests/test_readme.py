@@ -18,7 +18,7 @@ BLOCKS = re.findall(r"^```python\n(.*?)^```", README, flags=re.MULTILINE | re.DO
 
 # What the README's install command does not bring: importing these fails inside the blocks (an
 # import hook, so that they are absent from sys.modules as on a machine without them).
-NOT_INSTALLED = ("torch", "cupy", "array_api_strict", "jax", "ndonnx", "onnxruntime")
+NOT_INSTALLED = ("torch", "cupy", "array_api_strict", "jax", "ndonnx", "onnxruntime", "numba")
 
 
 def _needs(code: str) -> tuple[str, ...]:
