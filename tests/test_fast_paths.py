@@ -285,3 +285,27 @@ def test_numpy_adam_falls_back_to_the_ufunc_kernel(monkeypatch):
             assert _numpy.compiled_adam() is None
     finally:
         _numpy.compiled_adam.cache_clear()
+
+
+def test_the_numba_kernel_compiles_where_it_cannot_cache(monkeypatch):
+    """Where numba finds no writable place for its disk cache (a read-only install), the kernel
+    is compiled in each process instead of failing."""
+    numba = pytest.importorskip("numba", reason="numba is not installed (the [numba] extra)")
+    from arrayml.backend import _numba
+
+    asked = []
+    real_njit = numba.njit
+
+    def njit(**options):
+        asked.append(options.get("cache", False))
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'f.py'")
+        return real_njit(**options)
+
+    monkeypatch.setattr(_numba.numba, "njit", njit)
+
+    def twice(x):
+        return 2.0 * x
+
+    assert _numba._jit(twice)(1.5) == 3.0
+    assert asked == [True, False]

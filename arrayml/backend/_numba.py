@@ -25,7 +25,16 @@ import numpy as np
 from .namespaces import Array
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _jit(fn: Any) -> Any:
+    """`fn` compiled by numba, cached on disk when numba finds a writable place for its cache (next
+    to this file, or the user's cache folder); else compiled once in each process."""
+    try:
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available" (a read-only install)
+        return numba.njit(nogil=True, error_model="numpy")(fn)
+
+
+@_jit
 def _adam_loop(p, g, m0, v0, vmax0, low_w, w, one_minus_w, beta2, one_minus_beta2, size_c, eps_c,
                p_out, m_out, v_out, vmax_out):
     amsgrad = vmax_out.size > 0
@@ -45,6 +54,7 @@ def _adam_loop(p, g, m0, v0, vmax0, low_w, w, one_minus_w, beta2, one_minus_beta
             vmax_out[i] = vi
         # p − (step_size·√(1 − β₂ᵗ) · m') / (√v̂' + ε·√(1 − β₂ᵗ))
         p_out[i] = p[i] - (mi * size_c) / (np.sqrt(vi) + eps_c)
+
 
 
 def adam_one(p: np.ndarray, g: np.ndarray, m0: np.ndarray, v0: np.ndarray, vmax0: np.ndarray | None,
