@@ -33,6 +33,9 @@ CONFIGS = {
     # β₁ = 0.3: the moment's lerp weight 0.7 takes torch.lerp's other form
     "adamw": (lambda: am.AdamW(0.01, betas=(0.3, 0.9), weight_decay=0.1),
               lambda t, p: t.optim.AdamW(p, 0.01, betas=(0.3, 0.9), weight_decay=0.1), None),
+    # β₁ = β₂ = 0 (valid): no averaging, and bias corrections 1 − 0ᵗ = 1
+    "adam-betas-0": (lambda: am.Adam(0.01, betas=(0.0, 0.0)), lambda t, p: t.optim.Adam(p, 0.01, betas=(0.0, 0.0)),
+                     None),
     "rmsprop": (lambda: am.RMSprop(0.01), lambda t, p: t.optim.RMSprop(p, 0.01), None),
     "rmsprop-centered-momentum": (
         lambda: am.RMSprop(0.01, alpha=0.9, eps=1e-6, weight_decay=0.01, momentum=0.9, centered=True),

@@ -115,6 +115,12 @@ def standard_adam_one(
 AdamLists = tuple[list[Array], list[Array], list[Array], "list[Array] | None"]
 
 
+def _ln(beta: float) -> float:
+    """ln β for βᵗ = exp(t·ln β): −inf for β = 0, a valid rate, whose powers exp(−inf) = 0 are 0ᵗ
+    for every step t ≥ 1."""
+    return math.log(beta) if beta > 0 else -math.inf
+
+
 def adam_each(
     xp: Namespace, one: Callable[..., tuple[Array, Array, Array, Array | None]], params: list[Array],
     grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array], max_exp_avg_sqs: list[Array] | None,
@@ -130,8 +136,8 @@ def adam_each(
     containing ``exp`` as a buffer computed once, but not one containing ``pow``; the C++ compiler
     cannot lift ``pow`` out of the loop (it may set errno), so ``β ** t`` would be computed again
     for every vector of entries of every weight (docs/derivations.md, "The Adam update")."""
-    step_size = lr / (1.0 - xp.exp(step * math.log(beta1)))
-    bc2_sqrt = xp.sqrt(1.0 - xp.exp(step * math.log(beta2)))
+    step_size = lr / (1.0 - xp.exp(step * _ln(beta1)))
+    bc2_sqrt = xp.sqrt(1.0 - xp.exp(step * _ln(beta2)))
     scalars: dict[Any, tuple[Array, Array]] = {}
     new_p: list[Array] = []
     new_m: list[Array] = []
