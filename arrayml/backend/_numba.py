@@ -22,8 +22,6 @@ from typing import Any
 import numba
 import numpy as np
 
-from .namespaces import Array
-
 
 def _jit(fn: Any) -> Any:
     """`fn` compiled by numba, cached on disk when numba finds a writable place for its cache (next
@@ -35,8 +33,9 @@ def _jit(fn: Any) -> Any:
 
 
 @_jit
-def _adam_loop(p, g, m0, v0, vmax0, low_w, w, one_minus_w, beta2, one_minus_beta2, size_c, eps_c,
-               p_out, m_out, v_out, vmax_out):
+def adam_loop(p, g, m0, v0, vmax0, low_w, w, one_minus_w, beta2, one_minus_beta2, size_c, eps_c,
+              p_out, m_out, v_out, vmax_out):
+    """`_numpy._flat_adam`'s loop, one entry at a time."""
     amsgrad = vmax_out.size > 0
     for i in range(p.size):
         gi, mi = g[i], m0[i]
@@ -54,22 +53,3 @@ def _adam_loop(p, g, m0, v0, vmax0, low_w, w, one_minus_w, beta2, one_minus_beta
             vmax_out[i] = vi
         # p − (step_size·√(1 − β₂ᵗ) · m') / (√v̂' + ε·√(1 − β₂ᵗ))
         p_out[i] = p[i] - (mi * size_c) / (np.sqrt(vi) + eps_c)
-
-
-
-def adam_one(p: np.ndarray, g: np.ndarray, m0: np.ndarray, v0: np.ndarray, vmax0: np.ndarray | None,
-             beta1: float, beta2: float, eps: float, step_size: Any, bc2_sqrt: Any,
-             ) -> tuple[Array, Array, Array, Array | None]:
-    """`_numpy._blocked_adam`'s contract: C-contiguous arrays of one float dtype and shape; new
-    arrays for the parameter and its moments (and v̂), the standard form's numbers bit for bit."""
-    dt = p.dtype.type  # every scalar in the parameter's dtype, as NumPy's ufuncs round them
-    w = 1.0 - beta1
-    size_c, eps_c = dt(step_size * bc2_sqrt), dt(eps * bc2_sqrt)  # the standard form's folded scalars
-    P = p.reshape(-1)
-    outs = np.empty_like(P), np.empty_like(P), np.empty_like(P)
-    vmax = np.empty_like(P) if vmax0 is not None else np.empty(0, dtype=P.dtype)
-    _adam_loop(P, g.reshape(-1), m0.reshape(-1), v0.reshape(-1), P if vmax0 is None else vmax0.reshape(-1),
-               w < 0.5, dt(w), dt(1.0 - w), dt(beta2), dt(1.0 - beta2), size_c, eps_c, *outs, vmax)
-    shape = p.shape
-    return (outs[0].reshape(shape), outs[1].reshape(shape), outs[2].reshape(shape),
-            None if vmax0 is None else vmax.reshape(shape))

@@ -91,7 +91,7 @@ def numpy_kernels(standard: Kernels) -> Kernels:
         if any(type(a) is not np.ndarray or a.dtype != p.dtype or a.shape != p.shape or not a.flags.c_contiguous
                for a in arrays) or p.dtype not in _SAME_WIDTH_INT:
             return standard_adam_one(np_compat, p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
-        return (compiled_adam() or _blocked_adam)(p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
+        return _flat_adam(compiled_adam() or _blocked_adam, p, g, m, v, v_max, beta1, beta2, eps, step_size, bc2_sqrt)
 
     def adam_update(params: list[Array], grads: list[Array], exp_avgs: list[Array], exp_avg_sqs: list[Array],
                     max_exp_avg_sqs: list[Array] | None, beta1: float, beta2: float, eps: float, lr: Any,
@@ -107,13 +107,13 @@ def numpy_kernels(standard: Kernels) -> Kernels:
 
 
 @functools.cache
-def compiled_adam() -> Callable[..., tuple[Array, Array, Array, Array | None]] | None:
-    """numba's one-loop Adam update (`arrayml.backend._numba`), imported on the first call; None
-    (so `_blocked_adam` runs) when numba is not installed or ``ARRAYML_NUMBA=0`` is set."""
+def compiled_adam() -> Callable[..., None] | None:
+    """numba's one-loop Adam update (`arrayml.backend._numba.adam_loop`), imported on the first
+    call; None (so `_blocked_adam` runs) when numba is not installed or ``ARRAYML_NUMBA=0`` is set."""
     if os.environ.get("ARRAYML_NUMBA", "1") == "0":
         return None
     try:
-        from ._numba import adam_one
+        from ._numba import adam_loop
     except ModuleNotFoundError as e:
         if e.name not in ("numba", "llvmlite"):
             raise
@@ -122,7 +122,31 @@ def compiled_adam() -> Callable[..., tuple[Array, Array, Array, Array | None]] |
         warnings.warn(f"numba is installed but did not import ({e}); NumPy's Adam update runs as "
                       "blocked ufuncs instead (slower, the same numbers)", RuntimeWarning, stacklevel=2)
         return None
-    return adam_one
+    return adam_loop
+
+
+def _flat_adam(loop: Callable[..., None], p: np.ndarray, g: np.ndarray, m0: np.ndarray, v0: np.ndarray,
+               vmax0: np.ndarray | None, beta1: float, beta2: float, eps: float, step_size: Any, bc2_sqrt: Any,
+               ) -> tuple[Array, Array, Array, Array | None]:
+    """`standard_adam_one` for C-contiguous NumPy arrays of one float dtype and shape, by one of
+    the two kernels that compute its operations in its order, so bit for bit its numbers:
+    `_blocked_adam` or numba's `adam_loop`. What they share is here: ``loop(p, g, m, v, v̂,
+    low_w, w, 1 − w, β₂, 1 − β₂, size_c, eps_c, p_out, m_out, v_out, v̂_out)`` takes the arrays
+    flat, the scalars in their dtype (as NumPy's ufuncs round a Python float against them) and
+    writes the results into new arrays; a v̂_out of size 0 means no amsgrad."""
+    dt = p.dtype.type
+    w = 1.0 - beta1
+    flat = [a.reshape(-1) for a in (p, g, m0, v0)]
+    P = flat[0]
+    outs = np.empty_like(P), np.empty_like(P), np.empty_like(P)
+    vmax = np.empty(0, dtype=P.dtype) if vmax0 is None else np.empty_like(P)
+    loop(*flat, P if vmax0 is None else vmax0.reshape(-1),
+         w < 0.5, dt(w), dt(1.0 - w), dt(beta2), dt(1.0 - beta2),
+         dt(step_size * bc2_sqrt), dt(eps * bc2_sqrt),  # the standard form's folded scalars, as it rounds them
+         *outs, vmax)
+    shape = p.shape
+    return (outs[0].reshape(shape), outs[1].reshape(shape), outs[2].reshape(shape),
+            None if vmax0 is None else vmax.reshape(shape))
 
 
 #: Elements per block of `_blocked_adam`: the block of each of its five arrays (128 KiB in
@@ -130,48 +154,40 @@ def compiled_adam() -> Callable[..., tuple[Array, Array, Array, Array | None]] |
 ADAM_BLOCK = 32768
 
 
-def _blocked_adam(p: np.ndarray, g: np.ndarray, m0: np.ndarray, v0: np.ndarray, vmax0: np.ndarray | None,
-                  beta1: float, beta2: float, eps: float, step_size: Any, bc2_sqrt: Any,
-                  ) -> tuple[Array, Array, Array, Array | None]:
-    """`standard_adam_one`'s operations, in its order (so bit for bit its numbers), run block
-    by block: the twelve passes over a (3072, 128) weight then read and write the cache, not
-    memory, and only the four results and one block of scratch are allocated."""
-    w = 1.0 - beta1
-    size_c, eps_c = step_size * bc2_sqrt, eps * bc2_sqrt  # the standard form's folded scalars, as it rounds them
-    P, G, M0, V0 = p.reshape(-1), g.reshape(-1), m0.reshape(-1), v0.reshape(-1)
-    VM0 = None if vmax0 is None else vmax0.reshape(-1)
+def _blocked_adam(P: np.ndarray, G: np.ndarray, M0: np.ndarray, V0: np.ndarray, VM0: np.ndarray,
+                  low_w: bool, w: Any, one_minus_w: Any, beta2: Any, one_minus_beta2: Any, size_c: Any,
+                  eps_c: Any, out: np.ndarray, m: np.ndarray, v: np.ndarray, vmax: np.ndarray) -> None:
+    """`_flat_adam`'s loop in NumPy ufuncs, run block by block: the twelve passes over a
+    (3072, 128) weight then read and write the cache, not memory, and only one block of scratch
+    is allocated."""
+    amsgrad = vmax.size > 0
     n = P.shape[0]
-    m, v, out = np.empty_like(P), np.empty_like(P), np.empty_like(P)
-    vmax = None if VM0 is None else np.empty_like(P)
     scratch = np.empty(min(ADAM_BLOCK, n), dtype=P.dtype)
     for start in range(0, n, ADAM_BLOCK):
         stop = min(start + ADAM_BLOCK, n)
         mb, vb, ob, t, gb, m0b = m[start:stop], v[start:stop], out[start:stop], scratch[: stop - start], G[start:stop], M0[start:stop]
         # m' = lerp(m, g, 1 − β₁)
-        if w < 0.5:
+        if low_w:
             np.subtract(gb, m0b, out=mb)
             mb *= w
             mb += m0b
         else:
             np.subtract(gb, m0b, out=t)
-            t *= 1.0 - w
+            t *= one_minus_w
             np.subtract(gb, t, out=mb)
         # v' = β₂ v + ((1 − β₂) g) g
         np.multiply(V0[start:stop], beta2, out=vb)
-        np.multiply(gb, 1.0 - beta2, out=t)
+        np.multiply(gb, one_minus_beta2, out=t)
         t *= gb
         vb += t
-        if vmax is not None and VM0 is not None:
+        if amsgrad:
             np.maximum(VM0[start:stop], vb, out=vmax[start:stop])
         # denominator √v̂' + ε·√(1 − β₂ᵗ), then p − (step_size·√(1 − β₂ᵗ) · m') / denominator
-        np.sqrt(vb if vmax is None else vmax[start:stop], out=t)
+        np.sqrt(vmax[start:stop] if amsgrad else vb, out=t)
         t += eps_c
         np.multiply(mb, size_c, out=ob)
         ob /= t
         np.subtract(P[start:stop], ob, out=ob)
-    shape = p.shape
-    return (out.reshape(shape), m.reshape(shape), v.reshape(shape),
-            None if vmax is None else vmax.reshape(shape))
 
 
 def cupy_kernels(standard: Kernels) -> Kernels:
