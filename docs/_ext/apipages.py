@@ -23,9 +23,9 @@ otherwise; an explicit role (``:class:`X```) that names nothing documented is an
 from __future__ import annotations
 
 import importlib
-import re
 import inspect
 import pkgutil
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
