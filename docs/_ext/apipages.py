@@ -169,13 +169,13 @@ def summary(obj: Any) -> str:
     return inline_fixes(paragraph)
 
 
-_CODE_THEN_LETTER = re.compile(r"(``[^`]+``)(?=\w)")
+_CODE_SPAN = re.compile(r"(``.+?``)(\w?)")  # each ``code`` span, left to right, and a letter right after it
 
 
 def inline_fixes(line: str) -> str:
     """What plain text means and reST reads otherwise: ``torch.compile``d (code then a letter)
     and |x| (an absolute value, not a substitution)."""
-    line = _CODE_THEN_LETTER.sub(r"\1\\ ", line)
+    line = _CODE_SPAN.sub(lambda m: m.group(1) + ("\\ " + m.group(2) if m.group(2) else ""), line)
     parts = _CODE.split(line)   # code spans at odd indices, kept as they are
     return "".join(part if i % 2 else part.replace("|", "\\|") for i, part in enumerate(parts))
 
