@@ -63,3 +63,23 @@ def test_every_guide_block_runs_and_prints_what_the_page_shows(page, tmp_path, m
         assert problem is None, f"{page.name}, python block at line {block.line}: {problem}"
     assert list(run.work.iterdir()) == [], f"{page.name} wrote into the folder it ran in"
     print(f"{page.name}: {len(found)} blocks in {seconds:.1f} s")
+
+
+def test_the_output_comparison_allows_an_ellipsis_and_the_last_digit_only():
+    assert differences("loss 0.1011\n", "loss 0.1011\n") is None
+    assert differences("loss 0.1011", "loss 0.1013") is None                     # 2 in the last digit shown
+    assert differences("loss 0.1011", "loss 0.1014") is not None                 # 3 is a difference
+    assert differences("loss 0.1011", "loss 0.10110") is None
+    assert differences("epoch 1  (...s)", "epoch 1  (12.3s)") is None            # ... is any text
+    assert differences("epoch 1  (...s)", "epoch 2  (12.3s)") is not None       # the rest is compared
+    assert differences("[2 0 1]", "[2 0 1]\n[1 1 1]") is not None               # a line more
+    assert differences(None, "") is None                                         # no output block, nothing printed
+    assert "no output block" in differences(None, "printed\n")
+    assert differences("1.2e-07", "1.3e-07") is None and differences("1.2e-07", "1.5e-07") is not None
+
+
+def test_blocks_pair_each_python_block_with_the_text_block_right_under_it():
+    page = "```python\nprint(1)\n```\n\n```text\n1\n```\n\nprose\n\n```python\nx = 2\n```\n\nprose\n\n```text\nnot its output\n```\n"
+    first, second = blocks(page)
+    assert (first.code, first.shown, first.line) == ("print(1)\n", "1\n", 1)
+    assert (second.code, second.shown) == ("x = 2\n", None)
