@@ -149,21 +149,26 @@ def _title(text: str, underline: str = "=") -> str:
     return f"{text}\n{underline * len(text)}\n"
 
 
-def summary(obj: Any) -> str:
-    """The first sentence of an object's docstring, for the table of its module's page (a
-    sentence ends at a full stop outside ``code``; a constant's comes from its ``#:`` comment)."""
-    doc = (getattr(obj, "__doc__", None) or "") if _kind(obj) != "data" else ""
+def summary(obj: Any, comment: list[str] | None = None) -> str:
+    """The first sentence of an object's docstring (of a constant's ``#:`` comment), for the table
+    of its module's page: it ends at a full stop outside ``code`` and parentheses, not at "e.g."."""
+    doc = " ".join(comment or []) if _kind(obj) == "data" else (getattr(obj, "__doc__", None) or "")
     paragraph = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
-    code = False
-    i = 0
+    code, depth, i = False, 0, 0
     while i < len(paragraph):
         if paragraph.startswith("``", i):
             code = not code
             i += 2
             continue
-        if paragraph[i] == "`":
+        char = paragraph[i]
+        if char == "`":
             code = not code
-        elif paragraph[i] == "." and not code and (i + 1 == len(paragraph) or paragraph[i + 1] == " "):
+        elif not code and char in "([":
+            depth += 1
+        elif not code and char in ")]":
+            depth = max(depth - 1, 0)
+        elif (char == "." and not code and not depth and (i + 1 == len(paragraph) or paragraph[i + 1] == " ")
+              and not paragraph[: i + 1].endswith(("e.g.", "i.e.", "etc.", "vs."))):
             return inline_fixes(paragraph[: i + 1])
         i += 1
     return inline_fixes(paragraph)
@@ -187,14 +192,16 @@ def data_comment(module_name: str, name: str) -> list[str]:
     """The ``#:`` comment above ``NAME = ...`` in the module (or the module its package took it from)."""
     from sphinx.pycode import ModuleAnalyzer
 
-    candidates = [module_name] + sorted(m for m in _current().pages if m.startswith(module_name + "."))
+    module = importlib.import_module(module_name)
+    inside = pkgutil.walk_packages(module.__path__, module_name + ".") if hasattr(module, "__path__") else []
+    candidates = [module_name] + sorted(info.name for info in inside)
     for candidate in candidates:
         try:
             docs = ModuleAnalyzer.for_module(candidate).find_attr_docs()
         except Exception:  # noqa: BLE001 (a module without source: no comment to find)
             continue
         if ("", name) in docs:
-            return [line for line in docs[("", name)] if line.strip() or True]
+            return [line.rstrip() for line in docs[("", name)]]
     return []
 
 
@@ -216,7 +223,9 @@ def page(module_name: str, the_plan: Plan) -> str:
         lines += [".. list-table::", "   :class: autosummary apipages-table", "   :widths: 30 70", ""]
         for name in names:
             home = the_plan.alias_of[f"{module_name}.{name}"]
-            text = summary(the_plan.entries[home].obj) or "\\"
+            home_module, _, home_name = home.rpartition(".")
+            obj = the_plan.entries[home].obj
+            text = summary(obj, data_comment(home_module, home_name) if _kind(obj) == "data" else None) or "\\"
             lines += [f"   * - :py:obj:`{name} <{home}>`", f"     - {text}"]
         lines.append("")
     for name in names:
@@ -229,7 +238,7 @@ def page(module_name: str, the_plan: Plan) -> str:
             continue
         if kind == "data":
             lines += [f".. py:data:: {name}", f"   :value: {_value(obj)}", ""]
-            lines += [f"   {line}" for line in data_comment(module_name, name)]
+            lines += [f"   {inline_fixes(line)}" for line in data_comment(module_name, name)]
             lines.append("")
             continue
         lines.append(f".. auto{kind}:: {name}")
