@@ -1,5 +1,6 @@
 """Sessions: `nox -s tests` (CPU: numpy, torch CPU, JAX CPU, array-api-strict, ndonnx/onnxruntime), `nox -s tests_gpu`
-(adds cupy, torch CUDA and JAX on the GPU, on a GPU machine), `nox -s lint`, `nox -s bench`, `nox -s experiments`."""
+(adds cupy, torch CUDA and JAX on the GPU, on a GPU machine), `nox -s lint`, `nox -s bench`, `nox -s experiments`,
+`nox -s docs` (the documentation site, built offline and opened in headless Chromium)."""
 
 from __future__ import annotations
 
@@ -81,3 +82,22 @@ def experiments(session: nox.Session) -> None:
     session.install(*torch_requirement())
     session.install("-e", ".[jax]", *APP)
     session.run("python", "examples/experiments/run_all.py", "--data-dir", SHARED_DATA, *session.posargs)
+
+
+# The site's build folder (git-ignored); the browser tests read it from $ARRAYML_SITE_DIR.
+DOCS_HTML = "docs/_build/html"
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: Sphinx (pinned in docs/requirements.txt) builds docs/ into
+    docs/_build/html with every warning an error, MathJax from its npm package (pinned in
+    docs/package-lock.json) served from the site itself; then the browser tests open every page
+    in Debian's headless Chromium (/usr/bin/chromium) and the site's screenshots land beside it.
+    `nox -s docs -- -k home` passes pytest arguments through."""
+    session.install("-r", "docs/requirements.txt")
+    session.install("-e", ".[sklearn]")  # autodoc imports every public module; arrayml.sklearn needs scikit-learn
+    session.run("npm", "ci", "--prefix", "docs", "--no-audit", "--no-fund", external=True)
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", DOCS_HTML)
+    session.run("pytest", "-v", "-p", "no:cacheprovider", "docs/tests", *session.posargs,
+                env={"ARRAYML_SITE_DIR": DOCS_HTML})

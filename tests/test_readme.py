@@ -1,7 +1,8 @@
 """The README cannot rot: every ```python block in it runs as written, on its own, in a fresh
 folder, on a machine with only what the README's install command (`pip install -e . -e
-examples/arrayml_app`) brings (no torch, no CuPy, no GPU), unless its first line says it needs more (``# needs: jax``): then with that too. (The
-accuracy range it states is checked beside the headline run, in examples/tests/test_cli.py.)"""
+examples/arrayml_app`) brings (no torch, no CuPy, no GPU), unless its first line says it needs more (``# needs: jax``): then with that too;
+and a ```text block right under it is what it printed (compared as the guide's are, tests/guide_blocks.py).
+(The accuracy range it states is checked beside the headline run, in examples/tests/test_cli.py.)"""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import sys
 
 import pytest
 
+from guide_blocks import blocks, differences
 from scripts import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README, flags=re.MULTILINE | re.DOTALL)
+SHOWN = {block.code: block.shown for block in blocks(README)}  # the output block under each, if any
 
 # What the README's install command does not bring: importing these fails inside the blocks (an
 # import hook, so that they are absent from sys.modules as on a machine without them).
@@ -44,8 +47,10 @@ sys.meta_path.insert(0, _NotInstalled())
 """
 
 
-def test_the_readme_has_its_python_blocks():
-    assert len(BLOCKS) >= 3
+def test_the_readme_has_its_python_blocks_and_stays_short():
+    assert len(BLOCKS) >= 1
+    assert len(README.splitlines()) <= 200, "the README fits on a few screens; the rest belongs in docs/"
+    assert README.index("```bash\npip install -e . -e examples/arrayml_app") < README.index("\n## ")  # the commands first
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i + 1}" for i in range(len(BLOCKS))])
@@ -61,6 +66,8 @@ def test_every_python_block_runs_as_written(code, tmp_path):
     proc = subprocess.run([sys.executable, str(script), "readme_block.py"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"README block fails:\n{code}\n{proc.stderr}"
+    problem = differences(SHOWN[code], proc.stdout)
+    assert problem is None, f"README block:\n{code}\n{problem}"
 
 
 _REPL = """
