@@ -1,6 +1,6 @@
 """Build the playground page: export its graphs with arrayml and copy the page and onnxruntime-web.
 
-    npm ci --prefix docs/playground                 # onnxruntime-web, pinned by package-lock.json
+    npm ci --ignore-scripts --prefix docs/playground     # onnxruntime-web, pinned by package-lock.json
     python docs/playground/build.py --out docs/_build/html/playground
 
 For each network of `NETWORKS` it runs, with arrayml, the Python code that the page shows:
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True,
                         help="the folder to build the page into: created, or replaced if it holds an earlier build")
     parser.add_argument("--node-modules", type=Path, default=HERE / "node_modules",
-                        help="where `npm ci --prefix docs/playground` installed onnxruntime-web (default: %(default)s)")
+                        help="where `npm ci --ignore-scripts --prefix docs/playground` installed onnxruntime-web (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
                         help="graphs exported at once, each in a process of its own (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     absent = [f for f in ORT_FILES if not (dist / f).is_file()]
     if absent:
         parser.error(f"onnxruntime-web's {', '.join(absent)} not found in {dist}; install it first: "
-                     "npm ci --prefix docs/playground")
+                     "npm ci --ignore-scripts --prefix docs/playground")
     out: Path = args.out.resolve()
     if out.exists():
         if not out.is_dir():
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = {
         "arrayml_version": am.__version__,
         "onnxruntime_web_version": ort_version(args.node_modules),
-        "build_command": "npm ci --prefix docs/playground && python docs/playground/build.py --out <folder>",
+        "build_command": "npm ci --ignore-scripts --prefix docs/playground && python docs/playground/build.py --out <folder>",
         "batch_size": BATCH_SIZE,
         "default": DEFAULT,
         "ort_files": [f"ort/{f}" for f in ORT_FILES],

@@ -103,7 +103,7 @@ function loadGraph(file, kind) {
       }
       if (!response.ok) {
         throw new NamedFailure(`Could not load the ${kind} graph ${file}: HTTP ${response.status} ` +
-          `${response.statusText || "error"} (is the page built? npm ci --prefix docs/playground, then build.py)`);
+          `${response.statusText || "error"} (is the page built? npm ci --ignore-scripts --prefix docs/playground, then build.py)`);
       }
       const bytes = new Uint8Array(await response.arrayBuffer());
       try {
