@@ -352,12 +352,14 @@ function pause() {
   if (was && app.net) render();
 }
 
-async function restart() {
+/** Back to step 0 (new data, weights and batches from the seed); training goes on if it ran. */
+async function restart(resume = app.running) {
   pause();
   await exclusive(async () => {});
   resetState();
   await refresh();
   updateButtons();
+  if (resume && app.lr !== null && app.error === null) start();
 }
 
 function fillSelect(select, values, label, current) {
@@ -400,6 +402,7 @@ async function setNetwork(id) {
   if (!net) {
     throw new Error(`unknown network ${JSON.stringify(id)}; expected one of ${app.manifest.networks.map((n) => n.id).join(", ")}`);
   }
+  const resume = app.running;
   pause();
   await exclusive(async () => {});
   const previous = app.net;
@@ -413,7 +416,7 @@ async function setNetwork(id) {
   try {
     setStatus(`Loading ${net.step.file} and ${net.infer.file}…`);
     await Promise.all([loadGraph(net.step.file, "training-step"), loadGraph(net.infer.file, "inference")]);
-    await restart();
+    await restart(resume);
   } catch (err) {
     fail(err);
     throw err;
