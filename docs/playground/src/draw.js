@@ -133,23 +133,32 @@ export function drawLoss(canvas, losses, full) {
   ctx.fillText("ln 2: a coin toss", pad.left + w, Y(ln2) - 2);
 
   if (losses.length) {
-    ctx.strokeStyle = "rgba(37, 99, 235, 0.28)";
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    losses.forEach((v, i) => (i ? ctx.lineTo(X(i + 1), Y(v)) : ctx.moveTo(X(i + 1), Y(v))));
-    ctx.stroke();
-    ctx.strokeStyle = "#1d4ed8";
-    ctx.lineWidth = 2;
-    ctx.beginPath();
+    // at most two points per pixel column: each the mean of its bucket of steps
+    const bucket = Math.max(1, Math.ceil(losses.length / (2 * w)));
+    const line = (values, style, width) => {
+      ctx.strokeStyle = style;
+      ctx.lineWidth = width;
+      ctx.beginPath();
+      for (let start = 0; start < values.length; start += bucket) {
+        const end = Math.min(start + bucket, values.length);
+        let sum = 0;
+        for (let i = start; i < end; i++) sum += values[i];
+        const x = X((start + end) / 2 + 0.5);
+        const y = Y(sum / (end - start));
+        if (start) ctx.lineTo(x, y);
+        else ctx.moveTo(x, y);
+      }
+      ctx.stroke();
+    };
+    const mean = new Float64Array(losses.length);
     let sum = 0;
     losses.forEach((v, i) => {
       sum += v;
       if (i >= 20) sum -= losses[i - 20];
-      const mean = sum / Math.min(i + 1, 20);
-      if (i) ctx.lineTo(X(i + 1), Y(mean));
-      else ctx.moveTo(X(i + 1), Y(mean));
+      mean[i] = sum / Math.min(i + 1, 20);
     });
-    ctx.stroke();
+    line(losses, "rgba(37, 99, 235, 0.28)", 1);
+    line(mean, "#1d4ed8", 2);
   }
   ctx.fillStyle = INK;
   const every = Math.max(1, Math.ceil(full.length / 60));

@@ -28,7 +28,7 @@ const app = {
   initial: {},
   step: 0,
   losses: [],
-  history: [], // per step: {indices: Int32Array, lr}
+  rates: [], // [first step, rate] each time the rate changed (the batches follow from the seed)
   full: [], // [step, loss over all points]
   lastEval: null,
   running: false,
@@ -152,7 +152,7 @@ function resetState() {
   }
   app.step = 0;
   app.losses = [];
-  app.history = [];
+  app.rates = [];
   app.full = [];
   app.lastEval = null;
   app.speed = { steps: 0, since: performance.now(), value: null };
@@ -210,7 +210,7 @@ async function trainOne(session, generation) {
   }
   const loss = Number(out.loss.data[0]);
   app.losses.push(loss);
-  app.history.push({ indices, lr: app.lr });
+  if (!app.rates.length || app.rates[app.rates.length - 1][1] !== app.lr) app.rates.push([app.step, app.lr]);
   app.step += 1;
   app.speed.steps += 1;
 }
@@ -318,15 +318,19 @@ async function loop() {
   const generation = app.generation;
   app.speed = { steps: 0, since: performance.now(), value: app.speed.value };
   try {
+    let drawn = 0;
     while (app.running && generation === app.generation) {
       const t0 = performance.now();
-      while (app.running && generation === app.generation && performance.now() - t0 < 30) await train(1);
+      while (app.running && generation === app.generation && performance.now() - t0 < 40) await train(1);
       const now = performance.now();
       if (now - app.speed.since > 500) {
         app.speed.value = (1000 * app.speed.steps) / (now - app.speed.since);
         app.speed = { steps: 0, since: now, value: app.speed.value };
       }
-      await evaluate();
+      if (now - drawn > 120) {  // the boundary a few times a second; the steps in between
+        await evaluate();
+        drawn = now;
+      }
       render();
       await frame();
     }
@@ -508,6 +512,19 @@ function buildControls() {
 // For scripts
 // ------------------------------------------------------------------------------------------
 
+/** The indices of every batch trained on since step 0: drawn again from the seed, as they were. */
+function batchesSoFar() {
+  const again = new Batches(app.seed, POINTS, app.manifest.batch_size);
+  return Array.from({ length: app.step }, () => again.next());
+}
+
+/** The rate of every step since step 0. */
+function ratesSoFar() {
+  const out = new Array(app.step);
+  app.rates.forEach(([from, lr], i) => out.fill(lr, from, i + 1 < app.rates.length ? app.rates[i + 1][0] : app.step));
+  return out;
+}
+
 function copyTensors(tensors) {
   return Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, t.data.slice()]));
 }
@@ -531,8 +548,8 @@ const api = {
       weights: copyTensors(app.tensors),
       initialWeights: Object.fromEntries(Object.entries(app.initial).map(([k, v]) => [k, v.slice()])),
       data: { x: app.data?.x.slice() ?? null, y: app.data?.y.slice() ?? null },
-      batches: app.history.map((h) => h.indices.slice()),
-      rates: app.history.map((h) => h.lr),
+      batches: batchesSoFar(),
+      rates: ratesSoFar(),
       running: app.running,
       error: app.error,
     };
