@@ -8,7 +8,7 @@ import { GRID, drawBoundary, drawLoss } from "./draw.js";
 const $ = (id) => document.getElementById(id);
 const here = new URL(".", import.meta.url);
 const root = new URL("..", here);
-const LABELS = { relu: "ReLU", tanh: "tanh", sgd: "SGD, momentum 0.9", adam: "Adam" };
+const LABELS = { relu: "ReLU", tanh: "tanh", sgd: "SGD momentum", adam: "Adam" };
 
 /** A failure the page names: what failed (a file, the runtime) and why. */
 class NamedFailure extends Error {}
@@ -103,7 +103,7 @@ function loadGraph(file, kind) {
       }
       if (!response.ok) {
         throw new NamedFailure(`Could not load the ${kind} graph ${file}: HTTP ${response.status} ` +
-          `${response.statusText || "error"} (is the page built? npm ci --ignore-scripts --prefix docs/playground, then build.py)`);
+          `${response.statusText || "error"} (the page's build is incomplete: docs/playground/build.py makes it)`);
       }
       const bytes = new Uint8Array(await response.arrayBuffer());
       try {
@@ -422,6 +422,9 @@ async function setNetwork(id) {
     await Promise.all([loadGraph(net.step.file, "training-step"), loadGraph(net.infer.file, "inference")]);
     await restart(resume);
   } catch (err) {
+    app.generation += 1; // nothing of the previous network is this one's state
+    Object.assign(app, { lastEval: null, losses: [], full: [], rates: [], tensors: {}, initial: {}, step: 0 });
+    if (app.data) render();
     fail(err);
     throw err;
   }
