@@ -96,8 +96,11 @@ def docs(session: nox.Session) -> None:
     in Debian's headless Chromium (/usr/bin/chromium) and the site's screenshots land beside it.
     `nox -s docs -- -k home` passes pytest arguments through."""
     session.install("-r", "docs/requirements.txt")
-    session.install("-e", ".[sklearn]")  # autodoc imports every public module; arrayml.sklearn needs scikit-learn
+    session.install("-e", ".[sklearn,onnx]")  # autodoc imports every public module (arrayml.sklearn needs scikit-learn); the playground exports its graphs with ndonnx and its test replays them in onnxruntime
     session.run("npm", "ci", "--prefix", "docs", "--no-audit", "--no-fund", external=True)
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", DOCS_HTML)
+    # The playground page: its graphs exported by arrayml, onnxruntime-web from its npm package (pinned)
+    session.run("npm", "ci", "--ignore-scripts", "--prefix", "docs/playground", "--no-audit", "--no-fund", external=True)
+    session.run("python", "docs/playground/build.py", "--out", f"{DOCS_HTML}/playground")
     session.run("pytest", "-v", "-p", "no:cacheprovider", "docs/tests", *session.posargs,
                 env={"ARRAYML_SITE_DIR": DOCS_HTML})

@@ -33,7 +33,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "node_modules", "tests", "_ext", "requirements.txt"]
+exclude_patterns = ["_build", "node_modules", "tests", "_ext", "requirements.txt", "playground"]
 
 # --- Markdown (MyST) ---------------------------------------------------------------------------
 # $...$ and $$...$$ math (derivations.md), GitHub's heading anchors (the pages link to

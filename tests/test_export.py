@@ -174,6 +174,36 @@ def test_to_onnx_outputs_probabilities_or_labels(tmp_path):
 
 
 @needs_onnx
+def test_to_onnx_with_weights_as_inputs_predicts_with_the_weights_it_is_given(tmp_path):
+    model = am.MLP(3, [5], 2, batch_norm=True, activation="tanh", rng=5)
+    rng = np.random.default_rng(2)
+    model.forward(_x(rng, 8, 3))  # running statistics off 0 and 1: buffers are inputs too
+    path = tmp_path / "m.onnx"
+    fn = export.to_onnx(model, path, weights="inputs", output="probabilities")
+    proto = onnx.load(path)
+    assert [i.name for i in proto.graph.input] == [*(f"params/{n}" for n in model.parameters()),
+                                                   *(f"buffers/{n}" for n in model.named_buffers()), "x"]
+    assert len(proto.graph.initializer) == 0  # no weight baked in
+    assert {p.key: p.value for p in proto.metadata_props}["weights"] == "graph inputs params/<name>, buffers/<name>"
+    x = _x(rng, 7, 3)
+    want = am.Softmax().forward(copy.deepcopy(model).eval().forward(x))
+    np.testing.assert_allclose(fn(model.parameters(), model.named_buffers(), x), want, **F32)
+    # other weights, one graph: the model trained by the exported step, whose outputs
+    # new_params/<name>, new_buffers/<name> are this graph's inputs by name
+    step = export.train_step_to_onnx(model, am.SoftmaxCrossEntropy(validate=False), am.SGD(0.5, momentum=0.9), 8)
+    assert {n[len("new_"):] for n in step.function.output_names if n.startswith(("new_params/", "new_buffers/"))} \
+        == {i.name for i in proto.graph.input} - {"x"}
+    for _ in range(3):
+        step(_x(rng, 8, 3), rng.integers(0, 2, size=8))
+    got = fn(model.parameters(), model.named_buffers(), x)
+    np.testing.assert_allclose(got, am.Softmax().forward(copy.deepcopy(model).eval().forward(x)), **F32)
+    assert np.max(np.abs(got - want)) > 1e-3  # the weights given were used, not the exported ones
+    with pytest.raises(export.ExportError, match="weights must be one of constants, inputs, got 'variables'"):
+        export.to_onnx(model, tmp_path / "n.onnx", weights="variables")
+    assert _files(tmp_path) == ["m.onnx"]
+
+
+@needs_onnx
 def test_to_onnx_writes_metadata_and_a_fixed_batch_when_asked(tmp_path):
     model = am.MLP(5, [6], 3, rng=2)
     path = tmp_path / "m.onnx"

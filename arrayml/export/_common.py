@@ -20,6 +20,8 @@ from ..optim.base import Optimizer
 
 #: What an inference graph returns: the model's output, its softmax, or the index of its maximum.
 OUTPUTS = ("logits", "probabilities", "label")
+#: Where an inference graph's parameters and running statistics are: baked in, or graph inputs.
+WEIGHTS = ("constants", "inputs")
 
 
 class ExportError(ValueError):

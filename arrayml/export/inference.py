@@ -13,6 +13,7 @@ from ..modules.base import Module
 from ..modules.softmax import Softmax
 from ._common import (
     OUTPUTS,
+    WEIGHTS,
     ExportError,
     Preprocess,
     _architecture,
@@ -28,10 +29,11 @@ from ._common import (
 def to_onnx(
     model: Module, path: str | os.PathLike | None, *, batch: int | None = None, output: str = "logits",
     preprocess: Preprocess | None = None, dtype: Any = None, class_names: Sequence[str] | None = None,
-    features: int | None = None, metadata: Mapping[str, Any] | None = None,
+    features: int | None = None, metadata: Mapping[str, Any] | None = None, weights: str = "constants",
 ) -> OnnxFunction:
     """Export `model` for inference as an ONNX graph; returns the `OnnxFunction` (``fn(x)`` runs
-    it in onnxruntime, ``fn.model`` is the ``onnx.ModelProto``).
+    it in onnxruntime, ``fn.model`` is the ``onnx.ModelProto``; ``fn(params, buffers, x)`` with
+    ``weights="inputs"``).
 
     Args:
         model: an arrayml model on any backend; exported in evaluation mode (the live model's
@@ -46,6 +48,12 @@ def to_onnx(
         class_names: recorded in the metadata (one per output column).
         features: the model's input width, when the model cannot say (``model.in_features``).
         metadata: more ``key: value`` pairs for the model's metadata.
+        weights: ``"constants"`` (default): the parameters and running statistics are baked
+            into the graph. ``"inputs"``: they are graph inputs ``params/<name>`` and
+            ``buffers/<name>`` (the names of the training step's inputs, so the outputs
+            ``new_params/<name>`` of `train_step_to_onnx`'s graph feed it as they are): one
+            graph then predicts with whatever weights it is given, e.g. while a model trains
+            in onnxruntime elsewhere.
 
     Raises `ExportError` (before anything is written) for a model without parameters, a path
     that cannot be written, a setting out of range, a layer that cannot be traced (named);
@@ -56,6 +64,8 @@ def to_onnx(
     out_path = check_path(path) if path is not None else None
     if output not in OUTPUTS:
         raise ExportError(f"{what}: output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    if weights not in WEIGHTS:
+        raise ExportError(f"{what}: weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if batch is not None:
         batch = _positive(batch, f"{what} batch")
     if preprocess is not None and not isinstance(preprocess, Preprocess):
@@ -75,8 +85,21 @@ def to_onnx(
         spec = backend.graph_input((dim, n_features), dtype_text)
 
     graph_model = model.clone().eval().to(xp)  # constants of the graph; the live model is untouched
+    if weights == "inputs":  # inputs shaped like the model's arrays, which replace the constants
+        args: tuple[Any, ...] = ({n: backend.graph_input(tuple(p.shape), p.dtype) for n, p in model.parameters().items()},
+                                 {n: backend.graph_input(tuple(b.shape), b.dtype) for n, b in model.named_buffers().items()},
+                                 spec)
+        names: tuple[str, ...] = ("params", "buffers", "x")
+    else:
+        args, names = (spec,), ("x",)
 
-    def infer(x: Array) -> Array:
+    def infer(*arrays: Any) -> Array:
+        if weights == "inputs":
+            params, buffers, x = arrays
+            graph_model.set_parameters(params)
+            graph_model.set_buffers(buffers)
+        else:
+            (x,) = arrays
         if preprocess is not None:
             x = preprocess.fn(x, dtype=getattr(xp, dtype_text))
             got = (tuple(x.shape[1:]), backend.dtype_name(x.dtype))
@@ -91,7 +114,7 @@ def to_onnx(
         return y
 
     with _attributed(what):
-        fn = backend.trace_onnx(infer, (spec,), names=("x",), output_names=output)
+        fn = backend.trace_onnx(infer, args, names=names, output_names=output)
     if out_path is not None:
         width = "" if output == "label" else f" x {n_out if n_out is not None else '?'}"
         info: dict[str, Any] = {
@@ -100,6 +123,7 @@ def to_onnx(
             **_architecture(model),
             "dtype": dtype_text,
             "input": f"x: {spec.describe()}",
+            "weights": "graph inputs params/<name>, buffers/<name>" if weights == "inputs" else "constants",
             "input_layout": preprocess.description if preprocess is not None else
             f"N x {n_features} {dtype_text}, the model's own input",
             "preprocess": "inside the graph" if preprocess is not None else "none",
