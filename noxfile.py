@@ -102,5 +102,5 @@ def docs(session: nox.Session) -> None:
     # The playground page: its graphs exported by arrayml, onnxruntime-web from its npm package (pinned)
     session.run("npm", "ci", "--ignore-scripts", "--prefix", "docs/playground", "--no-audit", "--no-fund", external=True)
     session.run("python", "docs/playground/build.py", "--out", f"{DOCS_HTML}/playground")
-    session.run("pytest", "-v", "-p", "no:cacheprovider", "docs/tests", *session.posargs,
+    session.run("pytest", "-v", "-rP", "-p", "no:cacheprovider", "docs/tests", *session.posargs,
                 env={"ARRAYML_SITE_DIR": DOCS_HTML})
