@@ -76,6 +76,11 @@ def evaluate(
         raise ValueError("evaluate: x has no rows, so there is nothing to evaluate")
     if n_classes is None:
         n_classes = output_width(learner, x)
+    else:
+        n_classes = validate.positive_int(n_classes, "evaluate n_classes")
+    if class_names is not None and len(class_names) != n_classes:
+        raise ValueError(f"evaluate class_names must name the {n_classes} classes the model scores, got "
+                         f"{len(class_names)} names")
     if check:
         check_labels(y, n_classes, "evaluate")
     group, shard = _shard(learner)
@@ -90,8 +95,7 @@ def evaluate(
         cm = cm + metrics.confusion_matrix(yb, xp.argmax(logits, axis=1), n_classes, xp=xp, validate=False)
     if group is not None:
         cm, loss_sum = group.all_reduce_sum([cm, loss_sum], what="the evaluation counts")
-    names = class_names if class_names is not None and len(class_names) == n_classes else None
-    return metrics.summarize(cm, loss_sum=loss_sum, betas=betas, class_names=names)
+    return metrics.summarize(cm, loss_sum=loss_sum, betas=betas, class_names=class_names)
 
 
 def output_width(learner: Learner, x: Array) -> int:
@@ -151,6 +155,9 @@ def check_problem(learner: Learner, data: Splits) -> int:
     for name in ("x_val", "x_test"):
         if getattr(data, name) is not None:
             _width(learner, data, name)
+    if data.class_names is not None and len(data.class_names) != width:
+        raise ValueError(f"data.class_names names {len(data.class_names)} classes, but the model has {width} outputs: "
+                         "name every output (or give no class names)")
     classes = data.n_classes
     assert classes is not None  # Splits fills it in from the labels
     if width < classes or (data.n_classes_given and width != classes):
@@ -438,6 +445,10 @@ def train_epoch(
     first read-back that holds a non-finite loss."""
     from tqdm.auto import tqdm
 
+    epoch = validate.seed(epoch, "train_epoch epoch")
+    batch_size = validate.positive_int(batch_size, "train_epoch batch_size")
+    log_every = validate.positive_int(log_every, "train_epoch log_every")
+    seed = validate.seed(seed, "train_epoch seed")
     n_steps = steps_per_epoch(x.shape[0], batch_size, drop_last=drop_last)
     _, shard = _shard(learner)  # data-parallel: this process's rows of each global batch
     log = _StepLog(learner.xp)

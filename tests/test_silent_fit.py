@@ -372,3 +372,50 @@ def test_fit_with_a_batch_size_that_divides_the_data_takes_every_row_each_epoch(
         assert sorted(map(bytes, rows)) == sorted(map(bytes, np.asarray(d.x_train)))
     assert state.history["epochs"][-1]["train_accuracy"] == pytest.approx(
         np.mean(state.history["steps"]["accuracy"][3:]))
+
+
+# --------------------------------------------------------------------------------------------
+# Class names, and evaluate's and train_epoch's own settings
+# --------------------------------------------------------------------------------------------
+
+
+def test_class_names_that_do_not_name_every_output_are_refused_not_dropped():
+    d = data()
+    with pytest.raises(ValueError, match=r"evaluate class_names must name the 3 classes the model scores, got 2 names"):
+        evaluate(learner(), d.x_val, d.y_val, class_names=["a", "b"])
+    assert evaluate(learner(), d.x_val, d.y_val, class_names=["a", "b", "c"])["classes"] == ["a", "b", "c"]
+    # Splits that name 2 classes (labels 0, 1) for a model with 3 outputs: refused before training
+    keep = np.asarray(d.y_train) < 2
+    two = Splits(np.asarray(d.x_train)[keep], np.asarray(d.y_train)[keep], class_names=("a", "b"))
+    lrn = learner()
+    check = untouched(lrn)
+    with pytest.raises(ValueError, match=r"data\.class_names names 2 classes, but the model has 3 outputs"):
+        run(lrn, two)
+    check()
+
+
+@pytest.mark.parametrize(("kw", "error", "message"), [
+    ({"batch_size": 0}, ValueError, r"evaluate batch_size must be a positive integer, got 0"),
+    ({"batch_size": 2.5}, TypeError, r"evaluate batch_size must be a positive integer, got float 2.5"),
+    ({"n_classes": 0}, ValueError, r"evaluate n_classes must be a positive integer, got 0"),
+    ({"n_classes": "3"}, TypeError, r"evaluate n_classes must be a positive integer, got str '3'"),
+])
+def test_evaluate_refuses_sizes_that_are_not_positive_integers(kw, error, message):
+    d = data()
+    with pytest.raises(error, match=message):
+        evaluate(learner(), d.x_val, d.y_val, **kw)
+
+
+@pytest.mark.parametrize(("kw", "error", "message"), [
+    ({"batch_size": 0}, ValueError, r"train_epoch batch_size must be a positive integer, got 0"),
+    ({"log_every": -1}, ValueError, r"train_epoch log_every must be a positive integer, got -1"),
+    ({"epoch": -1}, ValueError, r"train_epoch epoch must be a non-negative integer, got -1"),
+    ({"seed": "x"}, TypeError, r"train_epoch seed must be a non-negative integer, got str 'x'"),
+])
+def test_train_epoch_refuses_bad_sizes_too(kw, error, message):
+    from arrayml.training import train_epoch
+
+    d = data()
+    args = {"epoch": 0, "epochs": 1, "batch_size": 16, "seed": 0, "schedule": Constant(0.1), "progress": False, **kw}
+    with pytest.raises(error, match=message):
+        train_epoch(learner(), d.x_train, d.y_train, **args)
