@@ -8,12 +8,13 @@ knows no data set: it takes `arrayml.data.Splits` of any data.
 
 Before the first step `fit` checks that the problem is the one the model can learn: its labels
 are class indices that the model's outputs can score (a 3-output model is refused 10-class
-labels, naming both numbers), and it takes the learning rate from one place (the optimizer's, or
-a schedule whose peak is the optimizer's). No step waits on the device: the per-step loss and
+labels, naming both numbers), its features are finite and of the width the model takes, and it
+takes the learning rate from one place (the optimizer's, or a schedule whose peak is the
+optimizer's), every step's rate a finite number >= 0. No step waits on the device: the per-step loss and
 accuracy stay on the device and are read back together once every ``log_every`` steps (and at
 the end of each epoch). That is also when a NaN or infinite loss is noticed; the run then stops
 cleanly and records where it diverged. After `fit` the model holds the weights of the best
-validation epoch (``restore_best=False`` keeps the last ones). With ``early_stopping=N`` the loop
+validation epoch (``restore_best=False`` keeps the last ones), in evaluation mode. With ``early_stopping=N`` the loop
 stops once N epochs in a row have not beaten the best validation accuracy (patience N, as Keras'
 ``EarlyStopping(patience=N)``), and records where.
 
