@@ -40,7 +40,7 @@ import numpy as np
 
 from . import backend
 from .fileio import atomic_write
-from .modules.architecture import build, differences
+from .modules.architecture import ArchitectureError, build, differences
 from .modules.base import Module
 from .optim import Optimizer, flatten_state, unflatten_state
 
@@ -102,14 +102,28 @@ def _remove_stale_parts(path: Path, now: float) -> None:
 
 @dataclass
 class Checkpoint:
-    """The content of a checkpoint file, with host (NumPy) arrays."""
+    """The content of a checkpoint file, with host (NumPy) arrays.
+
+    Attributes:
+        model: the model's parameters and buffers by name (``Module.state()``): in a training
+            run's checkpoint, the *last* model, the one its optimizer state continues.
+        optimizer: the optimizer's state, flat (`arrayml.optim.flatten_state`); empty if none.
+        best: in a training run's checkpoint, the parameters and buffers of the best-validation
+            model so far (`arrayml.training.FitState.best_state`, the model the run reports);
+            None if the file holds none (`save_model`, or a run without a validation set).
+        meta: the file's metadata (format, version, architecture, the run's configuration and
+            progress, whatever the writer added).
+        module: the model `load_model` loaded (given, or rebuilt from the architecture).
+        which: which arrays `load_model` put into `module`: ``"best"`` (`best`) or ``"last"``
+            (`model`); None for a `Checkpoint` that `load_model` did not make.
+    """
 
     model: dict[str, np.ndarray]
     optimizer: dict[str, np.ndarray] = field(default_factory=dict)
     best: dict[str, np.ndarray] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    #: The model `load_model` loaded the arrays into (given, or rebuilt from the architecture).
     module: Module | None = None
+    which: str | None = None
 
 
 def save(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
@@ -235,26 +249,70 @@ def _check_optimizer(optimizer: Any, what: str) -> None:
         )
 
 
+#: What `load_model`'s `which` takes.
+WHICH = ("best", "last")
+
+
+def _recorded_architecture(path: Any, recorded: Any) -> tuple[Mapping[str, Any], Any]:
+    """The config and dtype of a checkpoint's recorded architecture, each checked for shape (a
+    hand-edited file): a `CheckpointError` naming the entry."""
+    def bad(where: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"{path}: its recorded architecture cannot be rebuilt: {where}: {problem}")
+
+    if not isinstance(recorded, Mapping):
+        raise bad("architecture", f"a dict with 'config' and 'dtype' entries, got {type(recorded).__name__}")
+    if "config" not in recorded:
+        raise bad("architecture", "no 'config' entry (what Module.config() returns)")
+    dtype = recorded.get("dtype")
+    try:
+        backend.placement(None, None, dtype)  # a dtype parameters may have
+    except (TypeError, ValueError) as exc:
+        raise bad("architecture.dtype", str(exc)) from None
+    return recorded["config"], dtype
+
+
 def load_model(
-    path: str | os.PathLike, model: Module | None = None, optimizer: Any = None, *, xp: Any = None,
-    device: Any = None,
+    path: str | os.PathLike, model: Module | None = None, optimizer: Any = None, *, which: str | None = None,
+    xp: Any = None, device: Any = None,
 ) -> Checkpoint:
     """Load `path` into `model` (any backend and device: arrays are converted to where the model
     lives) and, if given, `optimizer`; with no `model`, rebuild the model from the architecture
     the checkpoint records, on `xp` and `device` (default NumPy, CPU) in its recorded dtype. The
-    model is ``checkpoint.module`` of the returned `Checkpoint`:
+    model is ``checkpoint.module`` of the returned `Checkpoint`, in **evaluation mode** (ready to
+    predict: no dropout, batch norm's running statistics; ``module.train()`` to train it by hand,
+    `arrayml.training.fit` switches by itself):
 
         model = checkpoint.load_model("model.npz").module
 
+    `which`: the weights to load from a training run's checkpoint, which holds two models:
+    ``"best"`` (the best-validation model, what the run reported), ``"last"`` (the last epoch's,
+    which the optimizer state continues: to resume training). None (the default): the best when
+    the file holds one, else the last (a `save_model` file holds only that). What was loaded is
+    ``checkpoint.which``. An `optimizer` loads with the last model only: give ``which="last"``.
+
     Raises `CheckpointError` for a bad file (or, with no `model`, one that records no
-    architecture), and `ValueError` naming every difference between the checkpoint's
-    architecture and `model`'s, and every parameter or optimizer-state entry whose name, shape
-    or dtype differs; nothing is changed on error. Checkpoints written before architectures
-    were recorded load into a model given by hand."""
+    architecture, or one whose recorded architecture cannot be rebuilt, naming the entry:
+    ``architecture.layers[3].features: missing``), and `ValueError` naming every difference
+    between the checkpoint's architecture and `model`'s, and every parameter or optimizer-state
+    entry whose name, shape or dtype differs; nothing is changed on error. Checkpoints written
+    before architectures were recorded load into a model given by hand."""
     if model is not None and not isinstance(model, Module):
         raise TypeError(f"load_model expects an arrayml Module as model (or none, to rebuild it), got {type(model).__name__}")
     _check_optimizer(optimizer, "load_model")
+    if which is not None and (not isinstance(which, str) or which not in WHICH):
+        raise ValueError(f"load_model which must be 'best' or 'last' (or None: the best if the file holds one), got "
+                         f"{which!r}")
     ckpt = load(path)
+    if which == "best" and ckpt.best is None:
+        raise CheckpointError(f"{path} holds no best-validation model (it was written by save_model, or by a run "
+                              "without a validation set): load its model with which='last' (or which=None)")
+    chosen = which if which is not None else ("best" if ckpt.best is not None else "last")
+    if chosen == "best" and optimizer is not None:
+        raise ValueError(
+            f"{path} holds the last model and the best-validation one, and the optimizer state it holds belongs to "
+            "the last model, not the best: pass which='last' to continue training (with the optimizer), or leave "
+            "the optimizer out to load the best model"
+        )
     recorded = ckpt.meta.get("architecture")
     if model is None:
         if not recorded:
@@ -262,9 +320,14 @@ def load_model(
                 f"{path} records no architecture (written before arrayml recorded them, or by a model whose layers "
                 "cannot describe themselves): build the model by hand and pass it, load_model(path, model)"
             )
-        model = build(recorded["config"], xp=xp, device=device, dtype=recorded["dtype"])
+        config, dtype = _recorded_architecture(path, recorded)
+        try:
+            model = build(config, xp=xp, device=device, dtype=dtype)
+        except ArchitectureError as exc:
+            raise CheckpointError(f"{path}: its recorded architecture cannot be rebuilt: {exc}") from None
     elif recorded and (mine := architecture(model)) is not None:
-        differ = differences(mine["config"], recorded["config"])
+        config, _ = _recorded_architecture(path, recorded)
+        differ = differences(mine["config"], config)
         if differ:
             raise ValueError(f"{path} holds another architecture than this model: " + "; ".join(differ))
     state = None
@@ -273,8 +336,11 @@ def load_model(
             state = optimizer.fitted_state(unflatten_state(ckpt.optimizer), model.parameters())
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{path}: its optimizer state does not fit: {exc}") from None
-    model.load_state(ckpt.model)
+    arrays = ckpt.best if chosen == "best" else ckpt.model
+    assert arrays is not None
+    model.load_state(arrays)
     if optimizer is not None:
         optimizer.state = state
-    ckpt.module = model
+    model.eval()
+    ckpt.module, ckpt.which = model, chosen
     return ckpt

@@ -106,6 +106,29 @@ def _check_pair(xp: Namespace, part: str, x: Array, y: Array) -> None:
                          f": pass x_{part}=None, y_{part}=None for no {'validation' if part == 'val' else 'test'} set"))
 
 
+def check_finite(x: Array, name: str, what: str) -> None:
+    """Refuse NaN or infinite values in `x` (a floating array of rows), naming `name`, how many
+    rows hold one and the first of them, for `what` (the caller). One read back to the host: the
+    count and the first row together. Integer arrays are always finite."""
+    xp = backend.get_namespace(x, names=(name,), what=what)
+    if not xp.isdtype(x.dtype, ("real floating", "complex floating")) or x.ndim == 0 or x.shape[0] == 0:
+        return
+    n = x.shape[0]
+    width = 1
+    for size in x.shape[1:]:
+        width *= size
+    bad = xp.any(~xp.isfinite(xp.reshape(x, (n, width))), axis=1) if width else xp.zeros((n,), dtype=xp.bool,
+                                                                                        device=backend.device(x))
+    wide = backend.widest_int(xp)
+    packed = xp.stack([xp.astype(backend.count_true(bad, xp=xp), wide), xp.astype(xp.argmax(xp.astype(bad, wide)), wide)])
+    count, first = (int(v) for v in np.asarray(backend.to_numpy(packed)))
+    if count:
+        raise ValueError(
+            f"{what}: {name} holds NaN or infinite values ({count} row{'s' if count > 1 else ''}), the first in row "
+            f"{first}: drop or impute those rows first"
+        )
+
+
 def holdout_split(n: int, val_size: int, *, seed: int, subset: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, val)`` of a seeded random split of ``0 .. n-1`` with `val_size` in the
     validation part; `subset` keeps only that many of the training indices (quick checks)."""

@@ -8,12 +8,13 @@ knows no data set: it takes `arrayml.data.Splits` of any data.
 
 Before the first step `fit` checks that the problem is the one the model can learn: its labels
 are class indices that the model's outputs can score (a 3-output model is refused 10-class
-labels, naming both numbers), and it takes the learning rate from one place (the optimizer's, or
-a schedule whose peak is the optimizer's). No step waits on the device: the per-step loss and
+labels, naming both numbers), its features are finite and of the width the model takes, and it
+takes the learning rate from one place (the optimizer's, or a schedule whose peak is the
+optimizer's), every step's rate a finite number >= 0. No step waits on the device: the per-step loss and
 accuracy stay on the device and are read back together once every ``log_every`` steps (and at
 the end of each epoch). That is also when a NaN or infinite loss is noticed; the run then stops
 cleanly and records where it diverged. After `fit` the model holds the weights of the best
-validation epoch (``restore_best=False`` keeps the last ones). With ``early_stopping=N`` the loop
+validation epoch (``restore_best=False`` keeps the last ones), in evaluation mode. With ``early_stopping=N`` the loop
 stops once N epochs in a row have not beaten the best validation accuracy (patience N, as Keras'
 ``EarlyStopping(patience=N)``), and records where.
 
@@ -35,9 +36,9 @@ import numpy as np
 
 from . import backend, metrics, validate
 from .backend import Array, Namespace
-from .data import Splits, eval_batches, steps_per_epoch, train_batches
+from .data import Splits, check_finite, eval_batches, steps_per_epoch, train_batches
 from .learners import ArraymlLearner, Learner, ProcessGroup, count_correct
-from .modules import SoftmaxCrossEntropy
+from .modules import Module, SoftmaxCrossEntropy
 from .schedules import Constant, Schedule
 
 __all__ = ["ArraymlLearner", "EpochSteps", "FitState", "Learner", "ProcessGroup", "check_labels", "count_correct",
@@ -69,11 +70,18 @@ def evaluate(
     A data-parallel learner scores its share of the batches (`eval_batches` with a shard); the
     loss sums and confusion matrices of all processes are then added up, so every process gets
     the exact figures of the whole of (x, y), each sample counted once."""
+    check_learner(learner, "evaluate")
+    batch_size = validate.positive_int(batch_size, "evaluate batch_size")
     xp, dev = backend.get_namespace_and_device(x, y, names=("x", "y"), what="evaluate")
     if x.shape[0] == 0:
         raise ValueError("evaluate: x has no rows, so there is nothing to evaluate")
     if n_classes is None:
         n_classes = output_width(learner, x)
+    else:
+        n_classes = validate.positive_int(n_classes, "evaluate n_classes")
+    if class_names is not None and len(class_names) != n_classes:
+        raise ValueError(f"evaluate class_names must name the {n_classes} classes the model scores, got "
+                         f"{len(class_names)} names")
     if check:
         check_labels(y, n_classes, "evaluate")
     group, shard = _shard(learner)
@@ -88,8 +96,7 @@ def evaluate(
         cm = cm + metrics.confusion_matrix(yb, xp.argmax(logits, axis=1), n_classes, xp=xp, validate=False)
     if group is not None:
         cm, loss_sum = group.all_reduce_sum([cm, loss_sum], what="the evaluation counts")
-    names = class_names if class_names is not None and len(class_names) == n_classes else None
-    return metrics.summarize(cm, loss_sum=loss_sum, betas=betas, class_names=names)
+    return metrics.summarize(cm, loss_sum=loss_sum, betas=betas, class_names=class_names)
 
 
 def output_width(learner: Learner, x: Array) -> int:
@@ -107,11 +114,51 @@ def check_labels(y: Array, n_classes: int, what: str) -> None:
         raise ValueError(f"{what} labels must be in [0, {n_classes}), got values from {int(xp.min(y))} to {int(xp.max(y))}")
 
 
+#: What a learner has (`arrayml.learners.Learner`): what `fit` and `evaluate` check for.
+_LEARNER_METHODS = ("train_step", "logits", "snapshot", "restore")
+
+
+def check_learner(learner: Any, what: str) -> None:
+    """Refuse what is not a learner, saying how to make one from a model (the usual mistake)."""
+    if isinstance(learner, Module):
+        raise TypeError(
+            f"{what} trains a learner (a model with its optimizer), got the model {type(learner).__name__}; wrap "
+            f"it: {what}(ArraymlLearner(model, am.SGD(lr)), data, ...)"
+            if what == "fit" else
+            f"{what}'s learner must be a learner (arrayml.learners.ArraymlLearner: a model with its optimizer), got "
+            f"{type(learner).__name__}; wrap the model: ArraymlLearner(model, am.SGD(lr))"
+        )
+    missing = [m for m in _LEARNER_METHODS if not callable(getattr(learner, m, None))]
+    if missing:
+        raise TypeError(
+            f"{what}'s learner must be a learner (arrayml.learners.ArraymlLearner(model, optimizer), or an object "
+            f"with {', '.join(_LEARNER_METHODS)}), got {type(learner).__name__}, which has no {', '.join(missing)}"
+        )
+
+
+def _width(learner: Learner, data: Splits, name: str) -> int:
+    """`output_width` on ``data.<name>``; an input the model cannot take is named with its shape."""
+    x = getattr(data, name)
+    try:
+        return output_width(learner, x)
+    except (TypeError, ValueError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(f"fit: data.{name} has shape {tuple(x.shape)}, which the model cannot take: {exc}") from None
+
+
 def check_problem(learner: Learner, data: Splits) -> int:
     """The number of classes the model scores, after checking, once and up front, that it fits
-    `data`: every label in [0, outputs), and outputs equal to ``data.n_classes`` when the data
-    says how many classes there are. The error names both numbers."""
-    width = output_width(learner, data.x_train)
+    `data`: every split's rows are inputs the model takes (a wrong width names the field, its
+    shape and what the model expects), every label in [0, outputs), and outputs equal to
+    ``data.n_classes`` when the data says how many classes there are. The error names both
+    numbers."""
+    width = _width(learner, data, "x_train")
+    for name in ("x_val", "x_test"):
+        if getattr(data, name) is not None:
+            _width(learner, data, name)
+    if data.class_names is not None and len(data.class_names) != width:
+        raise ValueError(f"data.class_names names {len(data.class_names)} classes, but the model has {width} outputs: "
+                         "name every output (or give no class names)")
     classes = data.n_classes
     assert classes is not None  # Splits fills it in from the labels
     if width < classes or (data.n_classes_given and width != classes):
@@ -127,12 +174,26 @@ def check_problem(learner: Learner, data: Splits) -> int:
     return width
 
 
+#: Where `fit`'s rates come from, as its errors name them.
+_OWN_RATE = "the learner's optimizer's learning rate (opt.lr)"
+
+
 def _rates(learner: Learner, schedule: Schedule | None, lr: float | None) -> Schedule:
     """The rate of every step, from one source: `schedule`, else `lr`, else the optimizer's.
     Two different rates (an optimizer built with one, fit or a schedule given another) are a
-    `ValueError` naming both."""
+    `ValueError` naming both. Each source is first checked to be a finite number >= 0, named
+    (`validate.learning_rate`): whatever the optimizer checks when its rate is reassigned, fit
+    does not train at a rate it has not checked."""
     own = learner.lr
+    if own is not None:
+        own = validate.learning_rate(own, _OWN_RATE, zero_ok=True)
+    if lr is not None:
+        lr = validate.learning_rate(lr, "fit's lr", zero_ok=True)
     if schedule is not None:
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"fit schedule must be an arrayml.schedules.Schedule (e.g. Cosine(lr, epochs=...)), got "
+                            f"{type(schedule).__name__}")
+        validate.learning_rate(schedule.lr, "the schedule's peak learning rate (schedule.lr)", zero_ok=True)
         if lr is not None:
             raise ValueError("fit takes a learning rate or a schedule, not both: the schedule gives every step's rate")
         if own is not None and not math.isclose(schedule.lr, own, rel_tol=1e-12):
@@ -146,6 +207,39 @@ def _rates(learner: Learner, schedule: Schedule | None, lr: float | None) -> Sch
     if rate is None:
         raise ValueError("fit needs a learning rate: the learner's optimizer has none, so give lr= or a schedule")
     return Constant(rate)
+
+
+def rate_at(schedule: Schedule, epoch: int, step: int, n_steps: int) -> float:
+    """The rate of step `step` (0-based) of epoch `epoch` (0-based) of `n_steps`: ``schedule(epoch
+    + step / n_steps)``, checked to be a finite number >= 0; an error names the step."""
+    t = epoch + step / n_steps
+    rate = schedule(t)
+    if type(rate) is float and 0.0 <= rate < math.inf:  # the usual case, at every step: nothing more to ask
+        return rate
+    return validate.learning_rate(
+        rate, f"the schedule's learning rate at epoch {epoch + 1}, step {step + 1} of {n_steps} (fractional epoch "
+              f"{t:.4g}; {type(schedule).__name__})", zero_ok=True)
+
+
+def _check_schedule(schedule: Schedule, first_epoch: int, epochs: int, n_steps: int) -> None:
+    """Every rate the run will take, checked before its first step (a schedule that goes wrong in
+    the tenth epoch is refused now, not after nine)."""
+    for epoch in range(first_epoch, epochs):
+        for step in range(n_steps):
+            rate_at(schedule, epoch, step, n_steps)
+
+
+def _check_callable(value: Any, what: str, wanted: str) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{what} must be {wanted} or None, got {type(value).__name__} {value!r}")
+
+
+def _set_training(learner: Learner, training: bool) -> None:
+    """Put an arrayml learner's model in training or evaluation mode (a learner of another kind,
+    such as the examples' torch mirror, keeps its own rule)."""
+    model = getattr(learner, "model", None)
+    if isinstance(model, Module):
+        model.train(training)
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,10 +324,39 @@ def fit(
     epoch that ends N epochs after the best validation accuracy so far (N epochs without a new
     best), recorded in ``FitState.stopped_early``; the best model is kept and, with
     `restore_best`, put back, as for a run that trained every epoch. It needs a validation set.
+
+    The model trains in training mode and is left in **evaluation mode** when `fit` returns (or
+    is interrupted): ``model.forward(x)`` then predicts without dropout, with batch norm's
+    running statistics. (``model.train()`` before calling the model's own ``forward`` in
+    training mode again; a later `fit` switches by itself.)
+
+    Refused before the first step, naming the argument or the field: a `learner` that is not one
+    (a model: wrap it, ``ArraymlLearner(model, optimizer)``), `data` that is not `Splits`;
+    `epochs`, `batch_size`, `log_every` that are not positive integers (a batch larger than the
+    training set too), a `seed` that is not a non-negative integer, a `restore_best` that is not
+    a bool; a rate that is not a finite number >= 0, from the optimizer (``opt.lr``), `lr`, or
+    any step of `schedule` (every step's rate is computed up front); NaN or infinity anywhere in
+    the features (naming the field and the first bad row: one read back per array); rows the
+    model cannot take (naming the field and its shape); labels the model cannot score.
     """
+    check_learner(learner, "fit")
+    if not isinstance(data, Splits):
+        raise TypeError(
+            f"fit data must be arrayml.data.Splits, got {type(data).__name__}; make them with "
+            "Splits(x_train, y_train, x_val, y_val) (validation and test pairs optional: from arrayml.data import Splits)"
+        )
+    epochs = validate.positive_int(epochs, "fit epochs")
+    batch_size = validate.positive_int(batch_size, "fit batch_size")
+    seed = validate.seed(seed, "fit seed")
+    log_every = validate.positive_int(log_every, "fit log_every")
+    restore_best = validate.boolean(restore_best, "fit restore_best")
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"fit progress must be True, False or None, got {type(progress).__name__} {progress!r}")
+    _check_callable(log, "fit log", "a function of one string (e.g. print)")
+    _check_callable(on_epoch_end, "fit on_epoch_end", "a function of the FitState")
+    if start is not None and not isinstance(start, FitState):
+        raise TypeError(f"fit start must be the FitState of an earlier run (or None), got {type(start).__name__}")
     schedule = _rates(learner, schedule, lr)
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
     if early_stopping is not None:
         early_stopping = validate.positive_int(early_stopping, "fit early_stopping (the patience, in epochs)")
         if data.x_val is None:
@@ -242,11 +365,32 @@ def fit(
     n_steps = steps_per_epoch(data.x_train.shape[0], batch_size)
     if n_steps == 0:
         raise ValueError(f"batch size {batch_size} exceeds the {data.x_train.shape[0]} training samples")
-    n_classes = check_problem(learner, data)
     state = start if start is not None else FitState()
+    _check_schedule(schedule, state.epochs_done, epochs, n_steps)
+    for name in ("x_train", "x_val", "x_test"):
+        if getattr(data, name) is not None:
+            check_finite(getattr(data, name), f"data.{name}", "fit")
+    n_classes = check_problem(learner, data)
     say = log if log is not None else (lambda _msg: None)
     if data.x_val is None:
         say("no validation set: no best-epoch selection, the model keeps the last epoch's weights")
+    _set_training(learner, True)
+    try:
+        _loop(learner, data, state, schedule, say, epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
+              log_every=log_every, n_classes=n_classes, on_epoch_end=on_epoch_end, early_stopping=early_stopping)
+        if restore_best and state.best_state is not None:
+            learner.restore(state.best_state)
+            say(f"the model now holds the weights of epoch {state.best_epoch}, the best on validation "
+                f"(accuracy {state.best_val_accuracy:.4f})")
+    finally:
+        _set_training(learner, False)  # predictions from here on: evaluation mode
+    return state
+
+
+def _loop(learner: Learner, data: Splits, state: FitState, schedule: Schedule, say: Callable[[str], None], *,
+          epochs: int, batch_size: int, seed: int, progress: bool | None, log_every: int, n_classes: int,
+          on_epoch_end: Callable[[FitState], None] | None, early_stopping: int | None) -> None:
+    """`fit`'s epochs, from ``state.epochs_done`` on, with everything checked."""
     for epoch in range(state.epochs_done, epochs):
         if state.diverged is not None or state.stopped_early is not None:
             break
@@ -277,11 +421,6 @@ def fit(
             on_epoch_end(state)
         if state.stopped_early is not None:
             break
-    if restore_best and state.best_state is not None:
-        learner.restore(state.best_state)
-        say(f"the model now holds the weights of epoch {state.best_epoch}, the best on validation "
-            f"(accuracy {state.best_val_accuracy:.4f})")
-    return state
 
 
 @dataclass
@@ -307,6 +446,10 @@ def train_epoch(
     first read-back that holds a non-finite loss."""
     from tqdm.auto import tqdm
 
+    epoch = validate.seed(epoch, "train_epoch epoch")
+    batch_size = validate.positive_int(batch_size, "train_epoch batch_size")
+    log_every = validate.positive_int(log_every, "train_epoch log_every")
+    seed = validate.seed(seed, "train_epoch seed")
     n_steps = steps_per_epoch(x.shape[0], batch_size, drop_last=drop_last)
     _, shard = _shard(learner)  # data-parallel: this process's rows of each global batch
     log = _StepLog(learner.xp)
@@ -318,7 +461,7 @@ def train_epoch(
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), bar:
         for step, (xb, yb) in enumerate(train_batches(x, y, batch_size, seed=seed, epoch=epoch, shard=shard,
                                                       shuffle=shuffle, drop_last=drop_last)):
-            rate = float(schedule(epoch + step / n_steps))
+            rate = rate_at(schedule, epoch, step, n_steps)
             loss, correct = learner.train_step(xb, yb, rate, epoch * n_steps + step)
             log.add(loss, correct, rate)
             bar.update(1)

@@ -49,6 +49,13 @@ def _numpy_device(xp: Namespace, spec: Any) -> Any:
     return "cpu"
 
 
+#: What a torch device type needs, for the error that says it is unavailable.
+_TORCH_DEVICE_NEEDS = {
+    "mps": "an Apple-silicon Mac and torch's macOS build (torch.backends.mps.is_available())",
+    "xpu": "an Intel GPU and torch's XPU build (torch.xpu.is_available())",
+}
+
+
 def _torch_device(xp: Namespace, spec: Any) -> Any:
     import torch
 
@@ -58,6 +65,19 @@ def _torch_device(xp: Namespace, spec: Any) -> Any:
         dev = torch.device(spec)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"torch does not know device {spec!r}: {exc}") from None
+    if dev.type not in ("cuda", "cpu", "meta"):  # mps, xpu, ...: can this build put an array there?
+        try:
+            torch.empty((0,), device=dev)
+        except Exception as exc:  # noqa: BLE001 - what each backend raises differs (NotImplementedError, AssertionError, ...)
+            text = str(exc).strip()
+            reason = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__  # its first sentence
+            need = _TORCH_DEVICE_NEEDS.get(dev.type, f"a torch build with {dev.type} support")
+            raise BackendUnavailableError(
+                f"device {spec!r} asked for, but this torch build (torch {torch.__version__}) cannot use it here: "
+                f"{reason}; it needs {need}. Use 'cpu'"
+                f"{' or cuda' if torch.cuda.is_available() else ''}"
+            ) from None
+        return dev
     if dev.type != "cuda":
         return dev
     if not torch.cuda.is_available():
@@ -154,8 +174,9 @@ def resolve_device(xp: Namespace, spec: Any = None) -> Any:
     """Turn a device given by name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"device1"``) or
     ``None`` (the namespace's default device) into the device object of namespace `xp`.
 
-    Raises `BackendUnavailableError` when CUDA is asked for and not present, and `ValueError`
-    for a name the backend does not know.
+    Raises `BackendUnavailableError` when CUDA is asked for and not present, or a torch device
+    this torch build cannot use here (``"mps"`` off a Mac, ``"xpu"`` without torch's XPU build:
+    tried with an empty array), and `ValueError` for a name the backend does not know.
     """
     resolver = _DEVICE_RESOLVERS.get(namespace_name(xp))
     return spec if resolver is None else resolver(xp, spec)

@@ -37,8 +37,9 @@ message names the install command); a batch of another size than the exported st
 one. Files are written through a temporary file renamed into place: a failed write leaves none.
 """
 
-from ._common import OUTPUTS, ExportError, Preprocess, check_path
+from ._common import OUTPUTS, ExportError, Preprocess, UnwritablePathError, check_path
 from .inference import to_onnx
 from .train_step import OnnxTrainStep, train_step_to_onnx
 
-__all__ = ["ExportError", "OUTPUTS", "OnnxTrainStep", "Preprocess", "check_path", "to_onnx", "train_step_to_onnx"]
+__all__ = ["ExportError", "OUTPUTS", "OnnxTrainStep", "Preprocess", "UnwritablePathError", "check_path", "to_onnx",
+           "train_step_to_onnx"]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ WEIGHTS = ("constants", "inputs")
 
 class ExportError(ValueError):
     """A model, a setting or a path that cannot be exported; raised before anything is written."""
+
+
+class UnwritablePathError(ExportError, OSError):
+    """A folder in which no file can be created: an `ExportError` raised before tracing, and an
+    `OSError` too, as the write's own failure would have been."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,54 @@ def check_path(path: str | os.PathLike) -> Path:
         raise ExportError(f"cannot write the ONNX model to {out}: the folder {folder} does not exist (create it first)")
     if not folder.is_dir():
         raise ExportError(f"cannot write the ONNX model to {out}: {folder} is a file, not a folder")
+    try:  # what the write will do first: create a hidden file beside the target (permissions alone do not
+        # tell: root passes every permission check, yet creates nothing in /proc or on a read-only mount)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".probe")
+    except OSError as exc:
+        raise UnwritablePathError(f"cannot write the ONNX model to {path}: nothing can be created in the folder "
+                                  f"{folder} ({exc.strerror or type(exc).__name__}); choose another folder") from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
     return out
+
+
+def check_class_names(names: Any, n_out: int, what: str) -> list[str]:
+    """`names` as a list of `n_out` distinct strings, one per output of the model; otherwise an
+    `ExportError` naming what came (not a list, a name that is not a string, a wrong count)."""
+    if isinstance(names, (str, bytes, Mapping)) or not isinstance(names, Sequence):
+        got = f"{type(names).__name__} {names!r}" if isinstance(names, (str, bytes, int, float)) else type(names).__name__
+        raise ExportError(f"{what} class_names must be a list of {n_out} names (strings), one per output, got {got}")
+    out = []
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ExportError(f"{what} class_names[{i}] must be a string, got {type(name).__name__} {name!r}")
+        out.append(str(name))
+    if len(out) != n_out:
+        raise ExportError(f"{what}: {len(out)} class names for a model with {n_out} outputs")
+    seen: set[str] = set()
+    for name in out:
+        if name in seen:
+            raise ExportError(f"{what} class_names must be distinct, got {name!r} twice")
+        seen.add(name)
+    return out
+
+
+def check_metadata(metadata: Any, reserved: Sequence[str], what: str) -> dict[str, str]:
+    """`metadata` as a dict of strings to strings, with none of the `reserved` keys (what arrayml
+    records itself); otherwise an `ExportError` naming the entry."""
+    if not isinstance(metadata, Mapping):
+        raise ExportError(f"{what} metadata must be a mapping of names to text (dict[str, str]), got "
+                          f"{type(metadata).__name__}")
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise ExportError(f"{what} metadata keys must be strings, got {type(key).__name__} {key!r}")
+        if key in reserved or key == "arrayml_version":
+            raise ExportError(f"{what} metadata[{key!r}] is what arrayml records itself ({', '.join(reserved)}, "
+                              "arrayml_version); choose another key")
+        if not isinstance(value, str):
+            raise ExportError(f"{what} metadata[{key!r}] must be a string (str(value) to record a number), got "
+                              f"{type(value).__name__} {value!r}")
+    return {str(k): str(v) for k, v in metadata.items()}
 
 
 def _metadata_props(model: Any, metadata: Mapping[str, Any]) -> None:

@@ -21,9 +21,15 @@ from ._common import (
     _exportable,
     _features,
     _positive,
+    check_class_names,
+    check_metadata,
     check_path,
     write_onnx,
 )
+
+#: The metadata keys `to_onnx` writes itself (a user's metadata may not overwrite them).
+_INFERENCE_METADATA = ("kind", "model", "architecture", "dtype", "input", "input_layout", "preprocess", "output",
+                       "class_names", "weights")
 
 
 def to_onnx(
@@ -45,9 +51,11 @@ def to_onnx(
         preprocess: a `Preprocess` to put in front of the model inside the graph; the graph
             then takes the raw inputs it describes.
         dtype: the floating dtype of the graph: the model's (None); another is an error.
-        class_names: recorded in the metadata (one per output column).
+        class_names: recorded in the metadata: a list of distinct strings, one per output column.
         features: the model's input width, when the model cannot say (``model.in_features``).
-        metadata: more ``key: value`` pairs for the model's metadata.
+        metadata: more ``key: value`` pairs for the model's metadata, strings to strings (none
+            of the keys arrayml writes itself: kind, model, architecture, dtype, input,
+            input_layout, preprocess, output, class_names, weights, arrayml_version).
         weights: ``"constants"`` (default): the parameters and running statistics are baked
             into the graph. ``"inputs"``: they are graph inputs ``params/<name>`` and
             ``buffers/<name>`` (the names of the training step's inputs, so the outputs
@@ -55,9 +63,12 @@ def to_onnx(
             graph then predicts with whatever weights it is given, e.g. while a model trains
             in onnxruntime elsewhere.
 
-    Raises `ExportError` (before anything is written) for a model without parameters, a path
-    that cannot be written, a setting out of range, a layer that cannot be traced (named);
-    `BackendUnavailableError` without the ``[onnx]`` extra.
+    Raises `ExportError` before tracing anything (so before anything is written) for a model
+    without parameters, a path that cannot be written (a missing folder, a folder's name, a
+    folder in which no file can be created: `UnwritablePathError`, an `OSError` too), a setting
+    out of range, `class_names` or `metadata` of the wrong kind; and, after tracing, for a
+    layer that cannot be traced (named). `BackendUnavailableError` without the ``[onnx]``
+    extra.
     """
     what = "to_onnx"
     where = _exportable(model, dtype, what)
@@ -73,9 +84,11 @@ def to_onnx(
     n_features = _features(model, features, what)
     n_out = getattr(model, "out_features", None)
     if class_names is not None:
-        class_names = [str(c) for c in class_names]
-        if n_out is not None and len(class_names) != n_out:
-            raise ExportError(f"{what}: {len(class_names)} class names for a model with {n_out} outputs")
+        if n_out is None:  # the model cannot say: its output for one row of zeros, on its own backend
+            probe = model.clone().eval()
+            n_out = int(probe.forward(where.xp.zeros((1, n_features), dtype=where.dtype, device=where.device)).shape[-1])
+        class_names = check_class_names(class_names, n_out, what)
+    user_metadata = check_metadata(metadata, _INFERENCE_METADATA, what) if metadata is not None else {}
     xp, _, _ = backend.onnx_modules()
     dtype_text = backend.dtype_name(where.dtype)
     dim: int | str = "N" if batch is None else batch
@@ -131,6 +144,7 @@ def to_onnx(
         }
         if class_names is not None:
             info["class_names"] = class_names
-        info.update(metadata or {})
+        assert set(info) <= set(_INFERENCE_METADATA)
+        info.update(user_metadata)
         write_onnx(fn.model, out_path, info)
     return fn

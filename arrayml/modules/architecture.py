@@ -10,19 +10,119 @@ configs disagree on. Types are looked up by name among every `Module` subclass d
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Module, registered_module
+from .. import backend
+from .base import _PLACEMENT_ARGUMENTS, Module, registered_module
+
+
+class ArchitectureError(ValueError):
+    """An architecture that cannot be built (hand-edited, truncated, of another version), with
+    where: ``architecture.layers[3].features: missing: LayerNorm needs it``.
+
+    `part` is the config (a dict) that is wrong and `field` its entry (or None): a container's
+    ``from_config`` builds its children with `build`, and each enclosing `build` rewrites the
+    path from its own config down to `part`."""
+
+    def __init__(self, part: Any, field: str | None, problem: str, path: str = "") -> None:
+        self.part, self.field, self.problem, self.path = part, field, problem, path
+        where = "architecture" + path + (f".{field}" if field is not None else "")
+        super().__init__(f"{where}: {problem}")
 
 
 def build(config: Mapping[str, Any], *, xp: Any = None, device: Any = None, dtype: Any = None) -> Module:
     """A new module with the architecture `config` (made by ``Module.config``), its parameters
-    on `xp`, `device` and `dtype` (defaults: NumPy, CPU, float32), initialised afresh."""
+    on `xp`, `device` and `dtype` (defaults: NumPy, CPU, float32), initialised afresh.
+
+    An architecture that cannot be built is an `ArchitectureError` (a `ValueError`) naming the
+    entry by its path (``architecture.layers[3].features``): not a dict with a ``type``, an
+    unknown type, an entry its module needs that is missing, one it does not take, or a value
+    its constructor refuses (the constructor's own message). A `xp`, `device` or `dtype` that
+    cannot be used is the usual error of `arrayml.backend.placement`, raised first."""
+    backend.placement(xp, device, dtype)  # where the model goes is not the architecture's fault
+    try:
+        _check(config)
+        cls = registered_module(config["type"])
+        return cls.from_config(config, xp=xp, device=device, dtype=dtype)
+    except ArchitectureError as exc:  # here, or in a container's build of a child: the path from here
+        path = _path_to(config, exc.part)
+        if path is None:
+            raise
+        raise ArchitectureError(exc.part, exc.field, exc.problem, path) from None
+    except KeyError as exc:  # a container's from_config reading an entry that is not there
+        field = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+        raise ArchitectureError(config, field, f"missing: {config['type']} needs it") from None
+    except (TypeError, ValueError) as exc:
+        name = config["type"]
+        raise ArchitectureError(config, None, f"{name} cannot be built from it: "
+                                f"{'' if isinstance(exc, ValueError) or name in str(exc) else 'TypeError: '}{exc}") from None
+
+
+def _check(config: Any) -> None:
+    """What can be said of `config` before anything is built: a dict with a registered ``type``
+    (and for arrayml's own modules, or any whose ``from_config`` is `Module`'s: every entry its
+    constructor needs, and none that it does not take); its entries that are architectures (a
+    child, or a list of children) checked the same way."""
     if not isinstance(config, Mapping) or "type" not in config:
-        raise TypeError(f"an architecture is a dict with a 'type' entry (what Module.config() returns), got {config!r}")
-    cls = registered_module(config["type"])
-    return cls.from_config(config, xp=xp, device=device, dtype=dtype)
+        raise ArchitectureError(config, None, "an architecture is a dict with a 'type' entry (what Module.config() "
+                                f"returns), got {config!r}")
+    if not isinstance(config["type"], str):
+        raise ArchitectureError(config, "type", f"a module type is a name (str), got {type(config['type']).__name__} "
+                                f"{config['type']!r}")
+    try:
+        cls = registered_module(config["type"])
+    except ValueError as exc:
+        raise ArchitectureError(config, "type", str(exc)) from None
+    _check_arguments(cls, config)
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            _check(value)
+        elif isinstance(value, list) and any(isinstance(v, Mapping) for v in value):
+            for i, item in enumerate(value):
+                if not isinstance(item, Mapping):  # among architectures: a child that is not one
+                    raise ArchitectureError(config, f"{key}[{i}]", "an architecture is a dict with a 'type' entry "
+                                            f"(what Module.config() returns), got {item!r}")
+                _check(item)
+
+
+def _check_arguments(cls: type[Module], config: Mapping[str, Any]) -> None:
+    """Entries of `config` against `cls`'s constructor, where they map one to one: arrayml's own
+    modules, and any that keep `Module.from_config`; not a constructor of ``*args`` or
+    ``**kwargs``."""
+    own = cls.__module__.startswith("arrayml.") or getattr(cls.from_config, "__func__", None) is getattr(
+        Module.from_config, "__func__", None)
+    params = [p for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"]
+    if not own or any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return
+    takes = [p.name for p in params if p.name not in _PLACEMENT_ARGUMENTS]
+    listed = ", ".join(takes) if takes else "no arguments"
+    for key in config:
+        if key != "type" and key not in takes:
+            why = " (where the model lives is not part of its architecture)" if key in _PLACEMENT_ARGUMENTS else ""
+            raise ArchitectureError(config, key, f"{cls.__name__} takes no argument {key!r}{why} (it takes {listed})")
+    for p in params:
+        if p.name in takes and p.default is p.empty and p.name not in config:
+            raise ArchitectureError(config, p.name, f"missing: {cls.__name__} needs it ({cls.__name__} takes {listed})")
+
+
+def _path_to(config: Any, part: Any, path: str = "") -> str | None:
+    """The path from `config` to the dict `part` inside it (``.layers[3]``), "" for `config`
+    itself, None if it is not inside."""
+    if config is part:
+        return path
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            found = _path_to(value, part, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            found = _path_to(value, part, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def differences(mine: Any, theirs: Any, *, path: str = "", names: tuple[str, str] = ("the model", "the checkpoint"),

@@ -31,6 +31,9 @@ class Dropout(RandomModule):
     """Zeroes each entry with probability `p` in training mode and scales the rest by
     1/(1 − p); the identity in evaluation mode.
 
+    Any real floating input: on float16 (or bfloat16) the mask is drawn in float32, as the same key
+    draws it for a float32 input (NumPy's generator draws no float16), and cast.
+
     Args:
         p: drop probability, a finite number in [0, 1) (0: the identity).
         rng: a `numpy.random.Generator` or int seed of the layer's own stream of masks (used
@@ -50,7 +53,10 @@ class Dropout(RandomModule):
             self._cache = (None, tuple(x.shape), x.dtype)
             return x
         dev = backend.device(x)
-        u = backend.uniform_from_key(self.next_key(xp, dev), tuple(x.shape), xp=xp, device=dev, dtype=x.dtype)
+        # half precision (float16, bfloat16): drawn in float32, which every library's generator
+        # draws (NumPy's draws no float16), and compared there: 1[u ≥ p] has the right probability
+        draw = x.dtype if backend.dtype_name(x.dtype) in ("float32", "float64") else xp.float32
+        u = backend.uniform_from_key(self.next_key(xp, dev), tuple(x.shape), xp=xp, device=dev, dtype=draw)
         mask = xp.astype(u >= self.p, x.dtype) * (1.0 / (1.0 - self.p))  # M = 1[u ≥ p] / (1 − p)
         self._cache = (mask, tuple(x.shape), x.dtype)
         return x * mask
