@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.figures import finish_axes, new_figure, save_figure
 from arrayml_app.report import Report, acc, epochs_label, last, listing, pct, points, second_half, spread
 from arrayml_app.run import run
 
@@ -61,9 +61,7 @@ def plot(runs: list[dict], key: str, title: str, path: Path) -> None:
         ys = r[key]
         ax.plot(range(1, len(ys) + 1), ys, "o-" if r["batch_norm"] else "s--", ms=3, color=colours.get(size),
                 label=f"hidden {r['hidden_dims']}" + (" + batch norm" if r["batch_norm"] else ""))
-    ax.set(xlabel="epoch", ylabel=title, title=f"{title} over epochs (lr 0.1, batch 128)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(ax, legend={"fontsize": 8}, xlabel="epoch", ylabel=title, title=f"{title} over epochs (lr 0.1, batch 128)")
     save_figure(fig, path)
 
 

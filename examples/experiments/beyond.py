@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.figures import finish_axes, new_figure, save_figure
 from arrayml_app.report import Report, acc, listing, pct, points, secs
 from arrayml_app.run import run
 
@@ -160,9 +160,7 @@ def _curves(ax: Any, runs: list[dict], title: str, *, train: bool = True) -> Non
         ax.plot(xs, r["val_accuracy"], "o-", ms=2.5, color=colour, label=f"{r['label']}: validation")
         if train:
             ax.plot(xs, r["train_accuracy"], "--", color=colour, alpha=0.7, label=f"{r['label']}: training")
-    ax.set(xlabel="epoch", ylabel="accuracy", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    finish_axes(ax, legend={"fontsize": 7}, xlabel="epoch", ylabel="accuracy", title=title)
 
 
 def plot_parts(runs: list[dict], out: Path) -> None:

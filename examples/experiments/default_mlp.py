@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.figures import Curve, Panel, compare_runs, save_figure
 from arrayml_app.report import Report, acc, epochs_label, pct, roman, second_half, secs, spread
 from arrayml_app.run import run
 
@@ -63,22 +63,14 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def plot(results: dict, path: Path) -> None:
-    fig, (ax_loss, ax_acc) = new_figure(1, 2, size=(12, 4.2))
+    panels = (
+        Panel("cross-entropy loss", "loss (solid: train, dashed: validation)",
+              (Curve("train_loss", "-", "{name} train"), Curve("val_loss", "--", "{name} validation"))),
+        Panel("validation accuracy", "validation accuracy (legend: test accuracy of best epoch)",
+              (Curve("val_accuracy", "o-", "{name} (test {test})"),)),
+    )
     colours = {"arrayml-relu": "tab:blue", "torch-reference-relu": "tab:red", "arrayml-elu": "tab:green"}
-    for name, r in results.items():
-        epochs = [e for e in r["history"]["epochs"] if not e.get("diverged")]
-        ep = [e["epoch"] for e in epochs]
-        c = colours.get(name)
-        label = f"{name} (test {r['test_accuracy']:.3f})"
-        ax_loss.plot(ep, [e["train_loss"] for e in epochs], "-", color=c, label=f"{name} train")
-        ax_loss.plot(ep, [e["val_loss"] for e in epochs], "--", color=c, label=f"{name} validation")
-        ax_acc.plot(ep, [e["val_accuracy"] for e in epochs], "o-", color=c, label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss (solid: train, dashed: validation)")
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy (legend: test accuracy of best epoch)")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    save_figure(fig, path)
+    save_figure(compare_runs(results, panels, colours=colours), path)
 
 
 # --------------------------------------------------------------------------------------------

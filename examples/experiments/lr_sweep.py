@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib
 
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.figures import finish_axes, new_figure, save_figure
 from arrayml_app.report import Report, acc, pct, second_half, secs, spread
 from arrayml_app.run import run
 
@@ -82,10 +82,9 @@ def plot_accuracy(runs: list[dict], path: Path) -> None:
                     ha="center", color="tab:red", fontsize=8)
     ax.axhline(0.1, color="grey", lw=0.8, ls=":", label="chance (10 classes)")
     ax.set_xscale("log")
-    ax.set(xlabel="learning rate (log scale)", ylabel="best validation accuracy", ylim=(0, max(0.6, ax.get_ylim()[1])),
-           title="learning-rate sweep, plain SGD, 10 epochs")
-    ax.grid(alpha=0.3, which="major")
-    ax.legend(loc="upper left")
+    finish_axes(ax, legend={"loc": "upper left"}, grid={"which": "major"}, xlabel="learning rate (log scale)",
+                ylabel="best validation accuracy", ylim=(0, max(0.6, ax.get_ylim()[1])),
+                title="learning-rate sweep, plain SGD, 10 epochs")
     save_figure(fig, path)
 
 
@@ -112,10 +111,9 @@ def plot_losses(runs: list[dict], path: Path, ceiling: float = 20.0) -> None:
             ax.plot([finite[-1] if finite else 0.0], [ceiling], "x", color="tab:red", markersize=10, mew=2)
     ax.set_yscale("log")
     ax.set_ylim(top=ceiling * 1.3)
-    ax.set(xlabel="epoch", ylabel="training loss (mean of each 10 steps, log scale)",
-           title=f"training loss for each learning rate (clipped at {ceiling:g}; red cross: loss became NaN/inf)")
-    ax.grid(alpha=0.3, which="major")
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    finish_axes(ax, legend={"fontsize": 7, "ncol": 2, "loc": "lower left"}, grid={"which": "major"}, xlabel="epoch",
+                ylabel="training loss (mean of each 10 steps, log scale)",
+                title=f"training loss for each learning rate (clipped at {ceiling:g}; red cross: loss became NaN/inf)")
     save_figure(fig, path)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from arrayml import backend
 from arrayml.backend import Array, Placement
 from arrayml_app.experiments import Stopwatch, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.figures import finish_axes, new_figure, save_figure
 from arrayml_app.report import Report
 
 #: Hessian eigenvalues (λ₊, λ₋); the eigenvectors are the coordinate axes e₁, e₂.
@@ -218,10 +218,8 @@ def plot_trajectories(path: np.ndarray, f_path: np.ndarray, args: Any, grow: flo
         bx.plot(t, a0 * abs(shrink) ** t, "k:", lw=1.2,
                 label=f"|x₁(0)|·(1 − ηλ₊)ᵗ = |x₁(0)|·{shrink:g}ᵗ" if j == 0 else None)
     bx.set_yscale("log")
-    bx.set(xlabel="gradient-descent step t", ylabel="|coordinate along the eigenvector|",
-           title="distance along each eigenvector: escape is geometric")
-    bx.grid(alpha=0.3, which="both")
-    bx.legend(fontsize=8, loc="center right")
+    finish_axes(bx, legend={"fontsize": 8, "loc": "center right"}, grid={"which": "both"}, xlabel="gradient-descent step t",
+                ylabel="|coordinate along the eigenvector|", title="distance along each eigenvector: escape is geometric")
     fig.tight_layout()
     save_figure(fig, file)
 
@@ -242,12 +240,10 @@ def plot_fractions(rows: list[dict], args: Any, file: Path) -> None:
                 label="Monte Carlo: no hit at all (estimate 0, not drawable on a log axis)")
     ax.axhline(floor, color="grey", ls=":", lw=1, label=f"one hit in {args.draws} draws")
     ax.set_yscale("log")
-    ax.set(xlabel="n, number of Hessian eigenvalues (dimension)",
-           ylabel="fraction of critical points that are minima",
-           title="Minima among critical points when each eigenvalue's sign is a fair coin")
     ax.set_xticks(n if len(n) <= 25 else n[:: max(1, len(n) // 20)])
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    finish_axes(ax, legend={"fontsize": 8}, grid={"which": "both"}, xlabel="n, number of Hessian eigenvalues (dimension)",
+                ylabel="fraction of critical points that are minima",
+                title="Minima among critical points when each eigenvalue's sign is a fair coin")
     fig.tight_layout()
     save_figure(fig, file)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from arrayml.schedules import make_schedule
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.figures import Curve, Panel, compare_runs, finish_axes, new_figure, save_figure
 from arrayml_app.report import Report, acc, listing, pct, points, secs, spread
 from arrayml_app.run import run
 
@@ -70,25 +70,15 @@ def plot_schedules(schedules: dict, epochs: int, path: Path) -> None:
     fig, ax = new_figure(size=(7, 4))
     for name, sched in schedules.items():
         ax.plot(t, [sched(e) for e in t], lw=2, label=name)
-    ax.set(xlabel="epoch", ylabel="learning rate", title=f"learning-rate schedules over {epochs} epochs (peak {schedules['constant'].lr:g})")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    finish_axes(ax, xlabel="epoch", ylabel="learning rate",
+                title=f"learning-rate schedules over {epochs} epochs (peak {schedules['constant'].lr:g})")
     save_figure(fig, path)
 
 
 def plot_runs(results: dict, path: Path) -> None:
-    fig, (ax_acc, ax_loss) = new_figure(1, 2, size=(12, 4.2))
-    for name, r in results.items():
-        epochs = [e for e in r["history"]["epochs"] if not e.get("diverged")]
-        ep = [e["epoch"] for e in epochs]
-        ax_acc.plot(ep, [e["val_accuracy"] for e in epochs], "o-", label=f"{name} (test {r['test_accuracy']:.3f})")
-        ax_loss.plot(ep, [e["train_loss"] for e in epochs], "o-", label=name)
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
-    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)", title="training loss")
-    for ax in (ax_acc, ax_loss):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    save_figure(fig, path)
+    panels = (Panel("validation accuracy", "validation accuracy", (Curve("val_accuracy", label="{name} (test {test})"),)),
+              Panel("training loss (epoch mean)", "training loss", (Curve("train_loss"),)))
+    save_figure(compare_runs(results, panels), path)
 
 
 # --------------------------------------------------------------------------------------------
