@@ -93,6 +93,15 @@ def anchor(heading: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+class NotRun(Exception):
+    """The experiment a sentence needs has not been run (its name is the argument)."""
+
+
+def not_run(name: str) -> str:
+    """What stands where an experiment's numbers would, when it has not been run."""
+    return f"_(The {name} experiment has not been run: `{experiment(name).command()}` gives its numbers.)_"
+
+
 class Report:
     """The lines of one document, the results folder it reads, and the experiments' section
     numbers. `sections` is the page that holds the experiments' sections, relative to the
@@ -132,6 +141,17 @@ class Report:
     def heading(self, name: str) -> str:
         """The heading of an experiment's section."""
         return f"{self.numbers[name]}. {experiment(name).title}"
+
+    def need(self, name: str) -> dict:
+        """The summary of experiment `name` (what its section is written from), or `NotRun`."""
+        s = self.load(name, experiment(name).summary)
+        if s is None:
+            raise NotRun(name)
+        return s
+
+    def figure_link(self, path: str) -> str:
+        """A Markdown link to the figure results/`path`, in running text."""
+        return f"[`{path}`]({self.figures}/{path})"
 
     def ref(self, name: str) -> str:
         return f"section {self.numbers[name]}"

@@ -155,5 +155,55 @@ def overfitting_text(r: dict, who: str) -> str:
     return f"{who} has its best validation accuracy at epoch {b} of {len(v)}, with no later drop while training accuracy rises. "
 
 
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def batchnorm_runs(rep: Report) -> dict[tuple[tuple[int, ...], bool], dict]:
+    """The batch-norm experiment's finished runs by (hidden dims, batch norm)."""
+    return {(tuple(r["hidden_dims"]), r["batch_norm"]): r for r in rep.need("batchnorm")["runs"]
+            if r["test_accuracy"] is not None}
+
+
+def gains(rep: Report) -> str:
+    runs = batchnorm_runs(rep)
+    gains = [(list(h), 100 * (runs[(h, True)]["test_accuracy"] - r["test_accuracy"])) for (h, bn), r in runs.items()
+             if not bn and (h, True) in runs]
+    return (f"Measured ({rep.link('batchnorm')}, lr 0.1, 20 epochs): batch norm changes test accuracy by "
+            + ", ".join(f"{g:+.2f} points for {h}" for h, g in gains) + ".") if gains else ""
+
+
+def size_trend(rep: Report) -> str:
+    runs = batchnorm_runs(rep)
+    sizes = sorted({h for h, _ in runs}, key=len)
+    plain = [runs[(h, False)] for h in sizes if (h, False) in runs]
+    pairs = [(runs[(h, False)], runs[(h, True)]) for h in sizes if (h, False) in runs and (h, True) in runs]
+    text = (f"Six runs, 20 epochs at lr 0.1 ({rep.link('batchnorm')}); training accuracy: "
+            f"{rep.figure_link('batchnorm/batchnorm_train_accuracy.png')}, validation accuracy: "
+            f"{rep.figure_link('batchnorm/batchnorm_val_accuracy.png')}. Test accuracy: "
+            + "; ".join(f"{list(a['hidden_dims'])} {acc(a['test_accuracy'])} without and {acc(b['test_accuracy'])} with "
+                        "batch norm" for a, b in pairs) + ". ")
+    if len(plain) > 1:
+        small, big = plain[0], plain[-1]
+        text += (f"The trend with size: training accuracy rises fast with the number of parameters (without batch norm "
+                 f"{pct(small['train_accuracy'][-1])} for {small['hidden_dims']} to {pct(big['train_accuracy'][-1])} for "
+                 f"{big['hidden_dims']}) while test accuracy rises by only "
+                 f"{100 * (big['test_accuracy'] - small['test_accuracy']):.2f} points: a larger network fits the training "
+                 "set better, and the gap between final training and validation accuracy goes from "
+                 f"{100 * (small['train_accuracy'][-1] - small['val_accuracy'][-1]):.1f} to "
+                 f"{100 * (big['train_accuracy'][-1] - big['val_accuracy'][-1]):.1f} points. ")
+        v, tr, b = big["val_accuracy"], big["train_accuracy"], big["best_epoch"]
+        if b is not None and b < len(v) and v[-1] < v[b - 1] and tr[-1] > tr[b - 1]:
+            text += (f"The largest one's validation accuracy peaks at epoch {b} of {len(v)} and then falls while its "
+                     "training accuracy keeps rising: overfitting, which testing the best-validation model sidesteps. ")
+    if pairs:
+        early = sum(1 for a, b in pairs if b["train_accuracy"][0] > a["train_accuracy"][0])
+        better = sum(1 for a, b in pairs if b["test_accuracy"] > a["test_accuracy"])
+        text += (f"With batch norm, training accuracy after the first epoch is higher for {early} of {len(pairs)} sizes "
+                 f"and test accuracy is higher for {better} of {len(pairs)}.")
+    return text
+
+
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
 from arrayml_app.figures import Curve, Panel, compare_runs, save_figure
-from arrayml_app.report import Report, acc, epochs_label, pct, roman, second_half, secs, spread
+from arrayml_app.report import NotRun, Report, acc, epochs_label, pct, roman, second_half, secs, spread
 from arrayml_app.run import run
 
 RUNS = {
@@ -185,6 +185,46 @@ def data_readme(data: dict) -> dict | None:
     # Named by the folder it sits in, not by a path: where the shared data lies differs between
     # machines (and CI's checkout), and the committed report must not depend on it.
     return {"relu": m.group(1), "elu": m.group(2), "path": f"`{readme.parent.name}/{readme.name}` beside the data file"}
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def default_runs(rep: Report) -> tuple[dict, dict]:
+    """The arrayml ReLU run and the torch reference of the default MLP (`NotRun` without both)."""
+    runs = rep.need("default_mlp").get("runs", {})
+    ours, ref = runs.get("arrayml-relu"), runs.get("torch-reference-relu")
+    if not ours or not ref:
+        raise NotRun("default_mlp")
+    return ours, ref
+
+
+def numpy_mlp(rep: Report) -> str:
+    ours = rep.need("default_mlp").get("runs", {}).get("arrayml-relu")
+    if not ours or ours.get("test_accuracy") is None:
+        raise NotRun("default_mlp")
+    cfg = rep.default_run().get("config", {})
+    return (f"The NumPy MLP (arrayml on NumPy, {cfg.get('dtype', '?')}; hidden layers {cfg.get('hidden_dims', '?')}, "
+            f"ReLU, {cfg.get('epochs', '?')} epochs, learning rate {cfg.get('lr', '?')}, batch {cfg.get('batch_size', '?')}, "
+            f"seed {cfg.get('seed', '?')}) reaches **{acc(ours['test_accuracy'])}** test accuracy with the model of its best "
+            f"validation epoch ({ours['best_epoch']}, validation {pct(ours['best_val_accuracy'])}), against the "
+            f"assignment's expected 47–48%. Loss curve: {rep.figure_link('default_mlp/arrayml-relu/loss_curve.png')}. Every "
+            "product is a matrix product over the whole batch: `Linear` is `x @ W.T + b` forward and `dy.T @ x`, "
+            "`dy @ W` backward (`arrayml/modules/linear.py`); the course's module interface is `arrayml.compat`.")
+
+
+def torch_reference(rep: Report) -> str:
+    ours, ref = default_runs(rep)
+    a, t = ours.get("first_step_losses", []), ref.get("first_step_losses", [])
+    same = (f" Started from the same weights on the same batches, their first {len(a)} losses agree to a relative "
+            f"{max(abs(x - y) / abs(y) for x, y in zip(a, t)):.1e}." if a and t else "")
+    return (f"The same network in `torch.nn` with autograd and `torch.optim.SGD` (`examples/torch_reference.py`, "
+            f"the same defaults) reaches **{acc(ref['test_accuracy'])}** test accuracy against arrayml's "
+            f"{acc(ours['test_accuracy'])}.{same} Batch normalisation is the flag `--batch-norm` of both scripts "
+            f"(a `BatchNorm1d` between every hidden `Linear` and its activation). Loss curves of both: "
+            f"{rep.figure_link('default_mlp/default_mlp_curves.png')}.")
 
 
 if __name__ == "__main__":

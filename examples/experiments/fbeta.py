@@ -15,7 +15,7 @@ from pathlib import Path
 
 from arrayml_app.experiments import RESULTS, Stopwatch, base_config, command_line, out_dir, parser, save_json
 from arrayml_app.figures import new_figure, plot_confusion, save_figure
-from arrayml_app.report import Report, acc
+from arrayml_app.report import Report, acc, listing
 from arrayml_app.run import run
 
 
@@ -122,6 +122,30 @@ def report(rep: Report, s: dict) -> None:
                  f"({under['f' + lo]:.3f}) rates it higher than F({hi}) ({under['f' + hi]:.3f}). ")
     text += "Which β to report depends on which mistake costs more: β < 1 when false alarms do, β > 1 when misses do.\n"
     w(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def worst_detector(rep: Report) -> str:
+    s = rep.need("fbeta")
+    worst = min(s["per_class"], key=lambda row: row["recall"])
+    return (f"In this project ({rep.link('fbeta')}) the default model's accuracy is {acc(s['test_accuracy'])}, yet as "
+            f"a detector of **{worst['class']}** it has precision {worst['precision']:.3f} and recall "
+            f"{worst['recall']:.3f}: it finds only {100 * worst['recall']:.1f}% of the {worst['class']} images, which "
+            "accuracy alone does not show.")
+
+
+def scores(rep: Report) -> str:
+    s = rep.need("fbeta")
+    m = s["macro"]
+    return (f"On the test set ({rep.link('fbeta')}): highest precision {listing(s['highest_precision'])}; highest recall "
+            f"{listing(s['highest_recall'])}; lowest recall {listing(s['lowest_recall'])}. Macro averages: "
+            + ", ".join(f"F_{b} = {m['f' + b]:.3f}" for b in s["betas"])
+            + f" (precision {m['precision']:.3f}, recall {m['recall']:.3f}): a small β gives about the precision, a "
+            "large one about the recall. The per-class table is in the results.")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ The experiments and their order come from `arrayml_app.experiments.REGISTRY`; ea
 section is written by ``report(rep, summary)`` in its own script, examples/experiments/<name>.py,
 beside the code that measured it (the formats they share: `arrayml_app.report`). This file puts
 the page together: the question map, the data and the machine, the time each experiment took, then
-the sections. The questions, their map and their written answers (docs/answers.md) are in
-answers.py beside it. An experiment whose results are missing gets a "not run" section; a run that
+the sections. The questions, their map and their written answers (docs/answers.md) are data in
+questions.md, put together by answers.py beside it. An experiment whose results are missing gets a "not run" section; a run that
 diverged is shown as diverged.
 """
 
@@ -107,7 +107,7 @@ def build_answers(results: Path = RESULTS, doc: Path = ANSWERS) -> str:
     """docs/answers.md: every question of the assignment with its written answer, linking the
     sections of docs/results.md (which must sit beside it)."""
     rep = Report(results, doc, sections=DOC.name)
-    script("answers").build_answers(rep)
+    script("answers").build_answers(rep, script)
     return rep.text()
 
 

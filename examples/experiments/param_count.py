@@ -48,5 +48,14 @@ def report(rep: Report, s: dict) -> None:
       "and are not counted.\n")
 
 
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def library_count(rep: Report) -> str:
+    return f"The library counts {rep.need('param_count')['total']} ({rep.link('param_count')})."
+
+
 if __name__ == "__main__":
     main()

@@ -314,5 +314,26 @@ def what_it_shows_text(s: dict) -> str:
     return text.rstrip() + "\n"
 
 
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def gradient_ratios(rep: Report) -> str:
+    s = rep.need("residual")
+    r, depth = s["input_grad_ratio_first_to_last"], s["settings"]["depth"]
+    scaled, kaiming = r.get("scaled", {}).get("relu"), r.get("kaiming", {}).get("relu")
+    text = ""
+    if scaled:
+        text += (f"Measured over {depth} blocks at initialisation ({rep.link('residual')}), with each block's second "
+                 f"Linear scaled by 1/√(2·depth): ‖grad at block 1‖ / ‖grad at block {depth}‖ is "
+                 f"{scaled['residual']:.3g} with the skips and {scaled['plain']:.3g} without (ReLU). ")
+    if kaiming:
+        text += (f"With both Linears at the default Kaiming scale the ratio is {kaiming['residual']:.3g} with the skips "
+                 f"against {kaiming['plain']:.3g} without: the skip guarantees a path for the gradient, not a constant "
+                 "norm, which is why residual networks also keep each block's contribution small at initialisation.")
+    return text
+
+
 if __name__ == "__main__":
     main()

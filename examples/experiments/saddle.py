@@ -280,5 +280,42 @@ def report(rep: Report, s: dict) -> None:
     rep.fig("saddle/saddle_minima_fraction.png", "fraction of critical points that are minima")
 
 
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def minima_fraction(rep: Report) -> str:
+    rows = {row["n"]: row for row in rep.need("saddle")["minima_fraction"]}
+    shown = [rows[n] for n in (10, max(rows)) if n in rows]
+    return (f"Counted by Monte Carlo ({rep.link('saddle')}): "
+            + "; ".join(f"for n = {row['n']}, {row['hits']} of {row['draws']} random sign patterns are all positive "
+                        f"({row['hits'] / row['draws']:.3g}, against 2⁻ⁿ = {row['exact']:.3g}, i.e. "
+                        f"{row['draws'] * row['exact']:.3g} expected)" for row in shown) + ".")
+
+
+def escape(rep: Report) -> str:
+    gd = rep.need("saddle")["gradient_descent"]
+    lam = gd["hessian_eigenvalues"]
+    starts = {tuple(t["start"]): t for t in gd["trajectories"] if t["start"][0] > 0 and t["start"][1] > 0}
+    worst = max(gd["max_relative_error_negative_curvature_vs_closed_form"],
+                gd["max_relative_error_positive_curvature_vs_closed_form"])
+    return (f"Measured ({rep.link('saddle')}; f = ½xᵀHx, H = diag{tuple(lam)}, η = {gd['lr']}): the factors are "
+            f"{gd['predicted_shrink_per_step']:g} and {gd['predicted_growth_per_step']:g} per step, matched to a relative "
+            f"{worst:.0e}; "
+            + "; ".join(f"started at {list(x0)}, GD passes closest to the saddle at step {t['closest_step']} "
+                        f"(distance {t['closest_distance']:.3f}) before the unstable coordinate takes over"
+                        for x0, t in sorted(starts.items(), key=lambda kv: kv[0][1]))
+            + "; the coordinates cross where |x₁(0)|(1 − ηλ₊)ᵗ = |x₂(0)|(1 + η|λ₋|)ᵗ, i.e. at "
+            "t = ln(|x₁(0)|/|x₂(0)|) / ln((1 + η|λ₋|)/(1 − ηλ₊)) = "
+            + " and ".join(f"{crossing(x0, gd):.1f}" for x0 in sorted(starts, key=lambda x: x[1])) + ".")
+
+
+def crossing(start: tuple[float, float], gd: dict) -> float:
+    """The step at which the unstable coordinate of gradient descent from `start` overtakes the stable one."""
+    grow, shrink = gd["predicted_growth_per_step"], gd["predicted_shrink_per_step"]
+    return math.log(abs(start[0]) / abs(start[1])) / math.log(grow / shrink)
+
+
 if __name__ == "__main__":
     main()

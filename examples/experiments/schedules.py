@@ -194,5 +194,26 @@ def step_decay_text(step: dict | None, size: float | None) -> str:
                else ". "))
 
 
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def gain(rep: Report) -> str:
+    ok = {k: r for k, r in rep.need("schedules")["runs"].items() if r["test_accuracy"] is not None}
+    if "constant" not in ok or len(ok) < 2:
+        return ""
+    const = ok["constant"]
+    best = max((k for k in ok if k != "constant"), key=lambda k: ok[k]["test_accuracy"])
+    text = (f"Over the same {len(const['val_accuracy'])} epochs ({rep.link('schedules')}), test accuracy is "
+            + ", ".join(f"{acc(r['test_accuracy'])} ({k})" for k, r in ok.items())
+            + f": the best schedule, **{best}**, gains {100 * (ok[best]['test_accuracy'] - const['test_accuracy']):+.2f} "
+            "points over the constant rate")
+    losses = {k: r.get("final_train_loss") for k, r in ok.items() if r.get("final_train_loss") is not None}
+    if best in losses and "constant" in losses and min(losses, key=losses.get) == best:
+        text += f" and ends at the lowest training loss ({losses[best]:.3f} against {losses['constant']:.3f})"
+    return text + "."
+
+
 if __name__ == "__main__":
     main()
