@@ -13,7 +13,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .experiments import REGISTRY, experiment
 
@@ -117,6 +119,15 @@ class Report:
 
     def w(self, text: str = "") -> None:
         self.lines.append(text)
+
+    def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """A Markdown table: `columns` in its head, then a row per item of `rows` (cells as they
+        are written), then a blank line."""
+        self.w("| " + " | ".join(columns) + " |")
+        self.w("|" + "---|" * len(columns))
+        for row in rows:
+            self.w("| " + " | ".join(map(str, row)) + " |")
+        self.w("")
 
     def load(self, *parts: str) -> dict | None:
         """The JSON file results/<parts...>, or None where it is missing."""

@@ -93,12 +93,9 @@ def question_map(rep: Report) -> None:
       "`assignment/QUESTIONS.md` in the shared folder beside the data), each with its written answer in "
       "[answers.md](answers.md) and the run, figure, table, test or derivation that backs it. Derivations are in "
       "[docs/derivations.md](derivations.md), each with the test that checks it.\n")
-    w("| question | asks | answer and evidence |")
-    w("|---|---|---|")
-    for q in read_questions():
-        evidence = fill(rep, q.evidence)
-        w(f"| {q.number} | {q.asks} | {q.link()}" + (f"; {evidence}" if evidence else " (a proof)") + " |")
-    w("")
+    rep.table(("question", "asks", "answer and evidence"),
+              ((q.number, q.asks, q.link() + (f"; {fill(rep, q.evidence)}" if q.evidence else " (a proof)"))
+               for q in read_questions()))
 
 
 def build_answers(rep: Report, scripts: Scripts) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
+from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json, tabulate
 from arrayml_app.figures import finish_axes, new_figure, save_figure
 from arrayml_app.report import Report, acc, epochs_label, last, listing, pct, points, second_half, spread
 from arrayml_app.run import run
@@ -46,10 +46,10 @@ def main(argv: list[str] | None = None) -> dict:
     for key, title in (("train_accuracy", "training accuracy"), ("val_accuracy", "validation accuracy")):
         plot(runs, key, title, out / f"batchnorm_{key}.png")
     save_json(summary, out / "batchnorm.json")
-    print(f"{'hidden dims':<16}{'batch norm':>11}{'params':>10}{'test acc':>10}{'best val':>10}{'final train':>13}")
-    for r in runs:
-        print(f"{str(r['hidden_dims']):<16}{str(r['batch_norm']):>11}{r['parameters']:>10}{r['test_accuracy']:>10.4f}"
-              f"{r['best_val_accuracy']:>10.4f}{r['train_accuracy'][-1]:>13.4f}")
+    tabulate([("hidden dims", "<16"), ("batch norm", ">11"), ("params", ">10"), ("test acc", ">10.4f"),
+                 ("best val", ">10.4f"), ("final train", ">13.4f")],
+                ((str(r["hidden_dims"]), str(r["batch_norm"]), r["parameters"], r["test_accuracy"], r["best_val_accuracy"],
+                  r["train_accuracy"][-1]) for r in runs))
     return summary
 
 
@@ -78,13 +78,11 @@ def report(rep: Report, s: dict) -> None:
     w("Hidden dims " + listing([str(list(h)) for h in dict.fromkeys(tuple(r["hidden_dims"]) for r in runs_list)])
       + ", each without and with batch norm between every hidden Linear and its ReLU"
       + (f", {cfg['epochs']} epochs, lr {cfg['lr']:g}, batch {cfg['batch_size']}, plain SGD" if cfg else "") + ".\n")
-    w("| hidden dims | batch norm | parameters | test accuracy | best val accuracy (epoch) | final train accuracy | time per epoch |")
-    w("|---|---|---|---|---|---|---|")
-    for r in runs_list:
-        w(f"| {r['hidden_dims']} | {'yes' if r['batch_norm'] else 'no'} | {r['parameters']:,} | **{acc(r['test_accuracy'])}** | "
-          f"{pct(r['best_val_accuracy'])} ({r['best_epoch'] if r['best_epoch'] is not None else '—'}) | "
-          f"{pct(last(r['train_accuracy']))} | {r['seconds_per_epoch']:.1f} s |")
-    w("")
+    rep.table(("hidden dims", "batch norm", "parameters", "test accuracy", "best val accuracy (epoch)", "final train accuracy",
+               "time per epoch"),
+              ((r["hidden_dims"], "yes" if r["batch_norm"] else "no", f"{r['parameters']:,}", f"**{acc(r['test_accuracy'])}**",
+                f"{pct(r['best_val_accuracy'])} ({r['best_epoch'] if r['best_epoch'] is not None else '—'})",
+                pct(last(r["train_accuracy"])), f"{r['seconds_per_epoch']:.1f} s") for r in runs_list))
     rep.fig("batchnorm/batchnorm_train_accuracy.png", "training accuracy over epochs, six runs")
     rep.fig("batchnorm/batchnorm_val_accuracy.png", "validation accuracy over epochs, six runs")
     w(findings_text(runs_list))

@@ -35,7 +35,7 @@ from arrayml import Linear, ReLU, backend
 from arrayml.backend import Array
 from arrayml.modules import Sequential
 from arrayml.training import ArraymlLearner, FitState
-from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
+from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json, tabulate
 from arrayml_app.figures import new_figure, save_figure
 from arrayml_app.report import NotRun, Report, acc, listing, pct, times
 from arrayml_app.run import arrayml_learner, load_splits, run
@@ -243,11 +243,11 @@ def main(argv: list[str] | None = None) -> dict:
     }
     plot(summary, out / "dead_neurons.png")
     save_json(summary, out / "dead_neurons.json")
-    print(f"{'hidden dims':<16}{'bn':>4}{'lr':>7}{'dead after the last epoch, per layer':>40}{'test acc':>10}")
-    for r in runs:
-        dead = ", ".join(f"{layer['dead'][-1]}/{layer['width']}" for layer in r["layers"])
-        acc = "diverged" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}"
-        print(f"{str(r['hidden_dims']):<16}{'yes' if r['batch_norm'] else 'no':>4}{r['lr']:>7.3g}{dead:>40}{acc:>10}")
+    tabulate([("hidden dims", "<16"), ("bn", ">4"), ("lr", ">7.3g"), ("dead after the last epoch, per layer", ">40"),
+                 ("test acc", ">10")],
+                ((str(r["hidden_dims"]), "yes" if r["batch_norm"] else "no", r["lr"],
+                  ", ".join(f"{layer['dead'][-1]}/{layer['width']}" for layer in r["layers"]),
+                  "diverged" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}") for r in runs))
     return summary
 
 
@@ -335,16 +335,16 @@ def search_text(rep: Report, s: dict) -> None:
 
 def runs_table(rep: Report, runs: list[dict]) -> None:
     w = rep.w
-    w("| hidden dims | batch norm | lr | dead after the last epoch, per layer | most dead in any epoch | revived | best val accuracy | test accuracy |")
-    w("|---|---|---|---|---|---|---|---|")
-    for r in runs:
-        dead = ", ".join(f"{layer['dead'][-1]}/{layer['width']} ({100 * layer['dead_fraction'][-1]:.0f}%)" for layer in r["layers"])
-        peak = ", ".join(f"{max(layer['dead'])}" for layer in r["layers"])
-        revived = ", ".join(str(layer["revived"]) for layer in r["layers"])
-        outcome = (f"diverged in epoch {r['diverged']['epoch']}" if r["diverged"] else acc(r["test_accuracy"]))
-        w(f"| {r['hidden_dims']} | {'yes' if r['batch_norm'] else 'no'} | {r['lr']:.4g} | {dead} | {peak} | {revived} | "
-          f"{pct(r['best_val_accuracy'])} | {outcome} |")
-    w("")
+    def row(r: dict) -> tuple:
+        layers = r["layers"]
+        return (r["hidden_dims"], "yes" if r["batch_norm"] else "no", f"{r['lr']:.4g}",
+                ", ".join(f"{layer['dead'][-1]}/{layer['width']} ({100 * layer['dead_fraction'][-1]:.0f}%)" for layer in layers),
+                ", ".join(f"{max(layer['dead'])}" for layer in layers), ", ".join(str(layer["revived"]) for layer in layers),
+                pct(r["best_val_accuracy"]),
+                f"diverged in epoch {r['diverged']['epoch']}" if r["diverged"] else acc(r["test_accuracy"]))
+
+    rep.table(("hidden dims", "batch norm", "lr", "dead after the last epoch, per layer", "most dead in any epoch", "revived",
+               "best val accuracy", "test accuracy"), map(row, runs))
     w("Per layer, first hidden layer first. *Revived*: units dead after some epoch and alive after a later one. A "
       "diverged run's columns are those of its last finished epoch.\n")
 

@@ -90,13 +90,11 @@ def report(rep: Report, s: dict) -> None:
        + "; Kaiming initialisation as in the course (N(0, 1/in) for the input layer, N(0, 2/in) after). " if cfg else "")
       + "The torch reference (`examples/torch_reference.py`) is the same network in `torch.nn` with autograd and "
       "`torch.optim.SGD`, starting from the same weights and seeing the same batches in the same order.\n")
-    w("| run | implementation | backend | activation | test accuracy | best epoch (val acc) | time per epoch | run time |")
-    w("|---|---|---|---|---|---|---|---|")
-    for name, r in s["runs"].items():
-        w(f"| {name} | {r['implementation']} | {r['backend']} | {r.get('activation', '?')} | **{acc(r['test_accuracy'])}** | "
-          f"{r['best_epoch'] if r['best_epoch'] is not None else '—'} ({pct(r['best_val_accuracy'])}) | "
-          f"{r['seconds_per_epoch']:.1f} s | {secs(r['seconds'])} |")
-    w("")
+    rep.table(("run", "implementation", "backend", "activation", "test accuracy", "best epoch (val acc)", "time per epoch",
+               "run time"),
+              ((name, r["implementation"], r["backend"], r.get("activation", "?"), f"**{acc(r['test_accuracy'])}**",
+                f"{r['best_epoch'] if r['best_epoch'] is not None else '—'} ({pct(r['best_val_accuracy'])})",
+                f"{r['seconds_per_epoch']:.1f} s", secs(r["seconds"])) for name, r in s["runs"].items()))
     rep.fig("default_mlp/default_mlp_curves.png", "loss and validation accuracy of the three runs")
     rep.fig("default_mlp/arrayml-relu/loss_curve.png", "arrayml ReLU: per-step and per-epoch loss, accuracy")
     against_torch(rep, s["runs"], relu_run)

@@ -92,14 +92,9 @@ def report(rep: Report, s: dict) -> None:
       f"{sum(map(sum, s['confusion_matrix']))} test images. Metrics are computed on the device by `arrayml.metrics` from "
       "the confusion matrix and read back once. F-beta weighs recall β times as much as precision: a small β gives "
       "almost the precision, a large one almost the recall, β = 1 their harmonic mean.\n")
-    w("| class | precision | recall | " + " | ".join(f"F(β={b})" for b in betas) + " |")
-    w("|---|---|---|" + "---|" * len(betas))
-    for row in s["per_class"]:
-        w(f"| {row['class']} | {row['precision']:.3f} | {row['recall']:.3f} | "
-          + " | ".join(f"{row['f' + b]:.3f}" for b in betas) + " |")
-    m = s["macro"]
-    w(f"| **macro average** | {m['precision']:.3f} | {m['recall']:.3f} | "
-      + " | ".join(f"{m['f' + b]:.3f}" for b in betas) + " |\n")
+    rows = [(row["class"], *(f"{row[k]:.3f}" for k in ("precision", "recall", *(f"f{b}" for b in betas))))
+            for row in [*s["per_class"], {"class": "**macro average**", **s["macro"]}]]
+    rep.table(("class", "precision", "recall", *(f"F(β={b})" for b in betas)), rows)
     rep.fig("fbeta/confusion_matrix.png", "confusion matrix of the default model on the test set")
     rep.fig("fbeta/fbeta_per_class.png", "per-class precision, recall and F-beta")
     cm, classes = s["confusion_matrix"], s["classes"]

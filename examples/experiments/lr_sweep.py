@@ -127,12 +127,10 @@ def report(rep: Report, s: dict) -> None:
     w = rep.w
     runs = s["runs"]
     settings_text(rep, runs)
-    w("| learning rate | best val accuracy | test accuracy | outcome | time |")
-    w("|---|---|---|---|---|")
-    for r in runs:
-        outcome = (f"diverged in epoch {r['diverged']['epoch']} (step {r['diverged']['step']})" if r["diverged"] else "trained")
-        w(f"| {r['lr']:g} | {pct(r['best_val_accuracy'])} | {acc(r['test_accuracy'])} | {outcome} | {secs(r['seconds'])} |")
-    w("")
+    rep.table(("learning rate", "best val accuracy", "test accuracy", "outcome", "time"),
+              ((f"{r['lr']:g}", pct(r["best_val_accuracy"]), acc(r["test_accuracy"]),
+                f"diverged in epoch {r['diverged']['epoch']} (step {r['diverged']['step']})" if r["diverged"] else "trained",
+                secs(r["seconds"])) for r in runs))
     rep.fig("lr_sweep/lr_sweep_accuracy.png", "best validation accuracy against learning rate")
     rep.fig("lr_sweep/lr_sweep_losses.png", "training loss over epochs for each learning rate")
     finished = [r for r in runs if r["best_val_accuracy"] is not None]

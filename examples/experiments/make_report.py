@@ -113,15 +113,12 @@ def build_answers(results: Path = RESULTS, doc: Path = ANSWERS) -> str:
 
 def timing_table(rep: Report, timings: dict) -> None:
     """Each experiment's command and the time its last run took (results/experiments.json)."""
-    w = rep.w
-    w("| experiment | command | time |")
-    w("|---|---|---|")
-    total = 0.0
-    for e in REGISTRY:
-        t = timings.get(e.name, {}).get("seconds")
-        total += t or 0.0
-        w(f"| {rep.link(e.name)} {e.name} | {cmd(e.command())} | {secs(t) if t is not None else 'not run'} |")
-    w(f"| **all** | {cmd('python examples/experiments/run_all.py --data-dir ../shared/data/cifar10')} | **{secs(total)}** |\n")
+    seconds = {e.name: timings.get(e.name, {}).get("seconds") for e in REGISTRY}
+    total = sum(t or 0.0 for t in seconds.values())
+    rep.table(("experiment", "command", "time"),
+              [*((f"{rep.link(e.name)} {e.name}", cmd(e.command()), secs(seconds[e.name]) if seconds[e.name] is not None
+                  else "not run") for e in REGISTRY),
+               ("**all**", cmd("python examples/experiments/run_all.py --data-dir ../shared/data/cifar10"), f"**{secs(total)}**")])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -255,12 +255,9 @@ def report(rep: Report, s: dict) -> None:
       "both variants receive the same gradient at the top; each block's backward is called in turn and the norm "
       "of the gradient arriving at its input is recorded (`examples/experiments/residual.py`).\n")
     rep.fig("residual/residual_gradient_norms.png", "gradient norm at each depth, plain against residual")
-    w(f"| initialisation | activation | ‖grad at block 1‖ / ‖grad at block {st['depth']}‖, plain | residual |")
-    w("|---|---|---|---|")
-    for init, acts in s["input_grad_ratio_first_to_last"].items():
-        for act, v in acts.items():
-            w(f"| {init} | {act} | {v['plain']:.3g} | {v['residual']:.3g} |")
-    w("")
+    rep.table(("initialisation", "activation", f"‖grad at block 1‖ / ‖grad at block {st['depth']}‖, plain", "residual"),
+              ((init, act, f"{v['plain']:.3g}", f"{v['residual']:.3g}")
+               for init, acts in s["input_grad_ratio_first_to_last"].items() for act, v in acts.items()))
     mean_field = mean_field_text(s)
     if mean_field:
         w(mean_field)

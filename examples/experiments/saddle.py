@@ -270,13 +270,10 @@ def report(rep: Report, s: dict) -> None:
     w("If each of the n eigenvalues of the Hessian at a critical point is positive or negative with probability ½, "
       "independently, the point is a minimum only when all n are positive: probability 2⁻ⁿ, which vanishes as n "
       "grows; in that model almost every critical point of a high-dimensional loss is a saddle.\n")
-    w("| n | exact 2⁻ⁿ | Monte Carlo estimate | draws |")
-    w("|---|---|---|---|")
-    for row in s["minima_fraction"]:
-        if row["n"] in (1, 2, 3, 5, 10, 15, 20):
-            est = row.get("estimate", row.get("monte_carlo"))
-            w(f"| {row['n']} | {row['exact']:.3g} | {'—' if est is None else f'{est:.3g}'} | {row['draws']} |")
-    w("")
+    estimates = ((row, row.get("estimate", row.get("monte_carlo"))) for row in s["minima_fraction"])
+    rep.table(("n", "exact 2⁻ⁿ", "Monte Carlo estimate", "draws"),
+              ((row["n"], f"{row['exact']:.3g}", "—" if est is None else f"{est:.3g}", row["draws"])
+               for row, est in estimates if row["n"] in (1, 2, 3, 5, 10, 15, 20)))
     rep.fig("saddle/saddle_minima_fraction.png", "fraction of critical points that are minima")
 
 

@@ -93,19 +93,18 @@ def report(rep: Report, s: dict) -> None:
       "--schedule NAME` uses them (`--step-size`, `--gamma`, `--warmup-epochs`, `--min-lr`). The rate is set "
       "before every step from the fractional epoch, so the warm-up is smooth within the first epoch.\n")
     rep.fig("schedules/schedules_lr.png", "learning rate against epoch for each schedule")
-    w("| schedule | settings | test accuracy | best val accuracy (epoch) | final training loss | time |")
-    w("|---|---|---|---|---|---|")
-    runs = s["runs"]
-    for name, r in runs.items():
+    def row(name: str, r: dict) -> tuple:
         d = s["schedules"].get(name, {})
         rest = {k: v for k, v in d.items() if k not in ("name", "lr")}
         settings = f"peak lr {d['lr']:g}" if "lr" in d else ""
         settings += ("; " + ", ".join(f"{k} {v:g}" for k, v in rest.items())) if rest else ""
         loss = r.get("final_train_loss")
-        w(f"| {name} | {settings or '—'} | **{acc(r['test_accuracy'])}** | {pct(r['best_val_accuracy'])} "
-          f"({r['best_epoch'] if r['best_epoch'] is not None else '—'}) | "
-          f"{'—' if loss is None else f'{loss:.4f}'} | {secs(r['seconds'])} |")
-    w("")
+        return (name, settings or "—", f"**{acc(r['test_accuracy'])}**",
+                f"{pct(r['best_val_accuracy'])} ({r['best_epoch'] if r['best_epoch'] is not None else '—'})",
+                "—" if loss is None else f"{loss:.4f}", secs(r["seconds"]))
+
+    rep.table(("schedule", "settings", "test accuracy", "best val accuracy (epoch)", "final training loss", "time"),
+              (row(name, r) for name, r in s["runs"].items()))
     rep.fig("schedules/schedules_runs.png", "validation accuracy and training loss per schedule")
     w(comparison_text(s))
 
