@@ -17,8 +17,11 @@ from arrayml.checkpoint import CheckpointError
 from arrayml.datasets import DataError
 from arrayml.distributed import DistributedError
 
+from .checkpoints import checkpoint_path, resume_config
 from .config import RunConfig, add_flags, config_fields, config_from_args
-from .run import LearnerFactory, ResultsNotWritten, arrayml_learner, checkpoint_path, resume_config, run
+from .models import LearnerFactory, arrayml_learner
+from .outputs import ResultsNotWritten
+from .run import run
 
 DESCRIPTION = "Train the assignment's MLP on CIFAR-10 with arrayml, on any backend."
 

@@ -35,10 +35,12 @@ from arrayml import Linear, ReLU, backend
 from arrayml.backend import Array
 from arrayml.modules import Sequential
 from arrayml.training import ArraymlLearner, FitState
+from arrayml_app.data import load_splits
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json, tabulate
 from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.models import arrayml_learner
 from arrayml_app.report import NotRun, Report, acc, listing, pct, times
-from arrayml_app.run import arrayml_learner, load_splits, run
+from arrayml_app.run import run
 
 SIZES = [[128], [256, 128], [512, 256, 128]]  # the batch-norm experiment's sizes
 DEFAULT_LR = 0.1

@@ -225,7 +225,7 @@ def test_the_new_settings_are_checked_with_the_others(tmp_path, settings, messag
 
 def test_the_optimizer_flags_build_pytorchs_defaults_or_what_was_given(tmp_path):
     from arrayml_app.config import RunConfig
-    from arrayml_app.run import build_optimizer
+    from arrayml_app.models import build_optimizer
 
     assert repr(build_optimizer(RunConfig(optimizer="adamw", lr=0.002))) == repr(__import__("arrayml").AdamW(0.002))
     opt = build_optimizer(RunConfig(optimizer="adam", lr=0.01, beta2=0.99, eps=1e-6, amsgrad=True, weight_decay=0.1,
@@ -260,19 +260,18 @@ def test_out_naming_an_existing_file_is_refused_before_training(data_dir, tmp_pa
 
 def test_results_that_cannot_be_written_go_elsewhere_with_the_trained_model(data_dir, tmp_path, monkeypatch, capsys):
     from arrayml import checkpoint
-    from arrayml_app import cli
-    from arrayml_app import run as app_run
+    from arrayml_app import cli, outputs
 
     out = tmp_path / "out"
-    real = app_run.write_results
+    real = outputs.write_results
 
     def disk_full_in_out(results, folder, *, plots=True):
         if folder == out:
             raise OSError(28, "No space left on device")
         return real(results, folder, plots=plots)
 
-    monkeypatch.setattr(app_run, "write_results", disk_full_in_out)
-    monkeypatch.setattr(app_run.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(outputs, "write_results", disk_full_in_out)
+    monkeypatch.setattr(outputs.tempfile, "tempdir", str(tmp_path))
     status = cli.main(["--data-dir", str(data_dir), "--out", str(out), *SMALL])
     assert status == cli.EXIT_NOT_WRITTEN == 4
     err = capsys.readouterr().err.strip()
