@@ -5,7 +5,7 @@
     cli.py           the command line (parse, run, one-line errors, exit statuses)
     run.py           one run, from the checks to the files it leaves
     data.py          the data set, loaded and split once per process
-    models.py        the model, optimizer and learner a RunConfig describes
+    models.py        the model, optimizer and learner a RunConfig describes (one builder per --model)
     parallel.py      where a process computes, and data-parallel training under torchrun
     checkpoints.py   the run's checkpoint: what it holds, when it is written, resuming
     outputs.py       results.json, figures and the ONNX export, never lost

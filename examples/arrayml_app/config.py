@@ -30,6 +30,9 @@ RESUME_OVERRIDABLE = ("xp", "device", "compile", "data_dir", "out", "quiet", "ch
 #: Settings that describe how a run is watched, not what it computes: not stored in checkpoints.
 NOT_SAVED = ("quiet", "resume", "overwrite", "export_onnx")
 
+#: The kinds of model ``--model`` chooses from; `arrayml_app.models.MODELS` builds each.
+MODEL_KINDS = ("mlp",)
+
 
 def flag(help: str, **argparse_kwargs: Any) -> dict[str, Any]:
     """Field metadata: the flag's help and any further `argparse.add_argument` keywords."""
@@ -43,6 +46,8 @@ class RunConfig:
     xp: str = field(default="numpy", metadata=flag("array backend", choices=BACKEND_NAMES))
     device: str | None = field(default=None, metadata=flag(
         "device: cpu, cuda, cuda:1 (torch, cupy), device1 (array-api-strict); default: the backend's default device"))
+    model: str = field(default="mlp", metadata=flag(
+        "the network: mlp, the assignment's multi-layer perceptron", choices=MODEL_KINDS))
     hidden_dims: list[int] = field(default_factory=lambda: [128], metadata=flag(
         "hidden layer sizes (none: logistic regression)", type=int, nargs="*", metavar="N"))
     activation: str = field(default="relu", metadata=flag("hidden activation", choices=sorted(ACTIVATIONS)))
@@ -122,7 +127,7 @@ class RunConfig:
     reference: bool = False  # set by examples/torch_reference.py: plain torch.nn instead of arrayml (no flag)
 
     def run_name(self) -> str:
-        parts = ["torchref" if self.reference else "mlp", "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
+        parts = ["torchref" if self.reference else self.model, "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
         if self.batch_norm:
             parts.append("syncbn" if self.sync_batch_norm else "bn")
         place = self.xp + (f"-{self.device.replace(':', '')}" if self.device not in (None, "cpu") else "")
@@ -203,6 +208,7 @@ class RunConfig:
         need(self.epochs >= 1, "epochs", "at least 1")
         need(self.seed >= 0, "seed", "a non-negative integer")
         need(all(h >= 1 for h in self.hidden_dims), "hidden_dims", "positive sizes")
+        need(self.model in MODEL_KINDS, "model", f"one of {', '.join(MODEL_KINDS)}")
         need(not self.sync_batch_norm or self.batch_norm, "sync_batch_norm", "used with --batch-norm")
         need(not (self.layer_norm and self.batch_norm), "layer_norm", "used without --batch-norm (one normalisation)")
         need(math.isfinite(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")

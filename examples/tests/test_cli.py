@@ -237,6 +237,17 @@ def test_the_optimizer_flags_build_pytorchs_defaults_or_what_was_given(tmp_path)
     assert build_optimizer(RunConfig()).settings()["weight_decay"] == 0.0  # SGD as before
 
 
+def test_every_model_kind_of_the_flag_has_one_builder():
+    from arrayml import MLP
+    from arrayml_app.config import MODEL_KINDS, RunConfig
+    from arrayml_app.models import MODELS, build_model
+
+    assert set(MODELS) == set(MODEL_KINDS)
+    assert isinstance(build_model(RunConfig(model="mlp")), MLP)
+    with pytest.raises(ValueError, match="--model must be one of mlp, got cnn"):
+        RunConfig(model="cnn").validate()
+
+
 def test_the_issues_adam_and_dropout_command_runs_and_reports(data_dir, tmp_path):
     out = tmp_path / "adam"
     proc = run(TRAIN, "--data-dir", data_dir, "--out", out, *SMALL, "--optimizer", "adam", "--lr", "0.001",
