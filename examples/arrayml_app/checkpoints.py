@@ -1,6 +1,10 @@
 """A run's checkpoint, ``OUT/checkpoint.npz``: what it holds (model, optimizer, the best model so
-far, progress, configuration and architecture), when it is written (``--checkpoint-every``, and
-on Ctrl-C), and resuming from it."""
+far, progress, configuration and architecture), when it is written, and resuming from it.
+
+Every run leaves one when it ends, so that ``arrayml.checkpoint.load_model(path)`` rebuilds the
+trained model; ``--checkpoint-every N`` writes it during training too, and Ctrl-C writes the one
+of the last finished epoch.
+"""
 
 from __future__ import annotations
 
@@ -62,8 +66,7 @@ class EpochEnd:
         if self.lead:
             self.last = run_checkpoint(self.learner, state, self.config)
             every = self.config.checkpoint_every
-            if every and (state.epochs_done % every == 0 or state.epochs_done == self.config.epochs or state.diverged
-                          or state.stopped_early):
+            if every and state.epochs_done % every == 0:
                 checkpoint.save(checkpoint_path(self.config), self.last)
         if self.hook is not None:
             self.hook(self.learner, state)

@@ -113,7 +113,8 @@ class RunConfig:
         action="store_true"))
     log_every: int = field(default=50, metadata=flag("read the loss back from the device every N steps", type=int, metavar="N"))
     checkpoint_every: int = field(default=0, metadata=flag(
-        "write a checkpoint to OUT/checkpoint.npz every N epochs (0: never)", type=int, metavar="N"))
+        "also write OUT/checkpoint.npz every N epochs while training (0: only when the run ends or is interrupted)",
+        type=int, metavar="N"))
     overwrite: bool = field(default=False, metadata=flag(
         "write into --out even if it holds another run's results (otherwise a default folder that holds a run is "
         "numbered, -2, -3..., and a given --out that holds one is refused)", action="store_true"))

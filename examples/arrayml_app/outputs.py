@@ -1,6 +1,6 @@
-"""What a run leaves behind: ``results.json`` (`RunRecord`), the figures and the ONNX export;
-written to ``--out``, or, when that fails, to a temporary folder that the error names, with the
-trained model, so that it is never lost.
+"""What a run leaves behind: ``results.json`` (`RunRecord`), the figures, the checkpoint with
+the trained model, and the ONNX export; written to ``--out``, or, when that fails, to a
+temporary folder that the error names, so that a trained model is never lost.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from arrayml.datasets import cifar10
 from arrayml.fileio import write_json
 from arrayml.training import FitState, Learner
 
-from .checkpoints import run_checkpoint
 from .config import RunConfig
 
 
@@ -100,17 +99,17 @@ def write_results(results: dict[str, Any], out: Path, *, plots: bool = True) -> 
                     out / "confusion_matrix.png")
 
 
-def write_results_or_elsewhere(results: dict[str, Any], config: RunConfig, learner: Learner, state: FitState,
-                               *, plots: bool = True) -> Path:
-    """`write_results` to ``config.out_dir()``; if that fails, the trained model is not lost:
-    ``results.json`` and a checkpoint go to a new temporary folder and `ResultsNotWritten` says
-    where."""
+def save_run(results: dict[str, Any], config: RunConfig, ckpt: checkpoint.Checkpoint | None,
+             *, plots: bool = True) -> Path:
+    """`write_results` and the run's checkpoint `ckpt` (the trained model) to ``config.out_dir()``;
+    if that fails, nothing is lost: ``results.json`` and the checkpoint go to a new temporary
+    folder and `ResultsNotWritten` says where."""
     out = config.out_dir()
 
     def write(folder: Path, plots: bool) -> None:
         write_results(results, folder, plots=plots)
-        if folder != out:
-            checkpoint.save(folder / "checkpoint.npz", run_checkpoint(learner, state, config))
+        if ckpt is not None:
+            checkpoint.save(folder / "checkpoint.npz", ckpt)
 
     failure = _elsewhere_on_failure(write, out, plots, config, "the results",
                                     "results.json and checkpoint.npz (the trained model)")

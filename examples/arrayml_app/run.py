@@ -25,7 +25,7 @@ from .checkpoints import EpochEnd, checkpoint_path, resume_into
 from .config import RunConfig
 from .data import load_splits
 from .models import LearnerFactory, arrayml_learner
-from .outputs import RunRecord, export_onnx, write_results_or_elsewhere
+from .outputs import RunRecord, export_onnx, save_run
 from .parallel import data_parallel, data_parallel_group, data_parallel_info, placement
 
 
@@ -33,11 +33,12 @@ def run(
     config: RunConfig, *, make_learner: LearnerFactory = arrayml_learner, plots: bool = True,
     on_epoch_end: Callable[[Learner, FitState], None] | None = None,
 ) -> dict[str, Any]:
-    """Train and test one model (continuing ``config.resume`` if set); write ``results.json``
-    and, with `plots`, the figures to `config.out_dir()`. `on_epoch_end` is called with the
-    learner and the progress after every epoch, after the checkpoint (an experiment that
-    measures the model as it trains: examples/experiments/dead_neurons.py). Interrupted
-    (Ctrl-C), it writes the checkpoint of the last finished epoch and lets the interruption go on.
+    """Train and test one model (continuing ``config.resume`` if set); write ``results.json``,
+    the checkpoint that holds the trained model and, with `plots`, the figures to
+    `config.out_dir()`. `on_epoch_end` is called with the learner and the progress after every
+    epoch, after the checkpoint (an experiment that measures the model as it trains:
+    examples/experiments/dead_neurons.py). Interrupted (Ctrl-C), it writes the checkpoint of the
+    last finished epoch and lets the interruption go on.
 
     Returns the results dictionary (the content of ``results.json``).
     """
@@ -91,9 +92,13 @@ def run(
         say(f"run diverged before any epoch finished ({state.diverged}); no test accuracy")
         outcome = "diverged, no test accuracy"
     if lead:
-        out = write_results_or_elsewhere(results, config, learner, state, plots=plots)
-        # the one line --quiet keeps
-        print(f"results written to {out}/results.json" if not config.quiet else f"{outcome}; results written to {out}/results.json")
+        # the last epoch's checkpoint: the model as trained, with the best-validation model in it
+        final = epoch_end.last if state.best_epoch is not None else None
+        out = save_run(results, config, final, plots=plots)
+        saved = f"results written to {out}/results.json" + (f", the model to {out}/checkpoint.npz" if final else "")
+        print(saved if not config.quiet else f"{outcome}; {saved}")  # the one line --quiet keeps
+        if final is not None:
+            say(saved_model_line(final, out / "checkpoint.npz"))
         if config.export_onnx is not None:  # after the results: a failed export loses nothing
             if test is None:
                 say("no ONNX model written: the run diverged before any epoch finished")
@@ -118,3 +123,9 @@ def checked(config: RunConfig, plots: bool) -> RunConfig:
         raise ValueError("the figures need matplotlib, which is not installed: pip install -e examples/arrayml_app")
     return config
 
+
+
+def saved_model_line(ckpt: checkpoint.Checkpoint, path: Path) -> str:
+    """What the run's checkpoint holds, and how to use it."""
+    rebuilt = ", which arrayml.checkpoint.load_model(path) rebuilds," if ckpt.meta.get("architecture") else ""
+    return f"{path} holds the best-validation model (epoch {ckpt.meta['fit']['best_epoch']}){rebuilt} and the last epoch's"

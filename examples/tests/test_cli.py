@@ -101,7 +101,8 @@ def test_quiet_keeps_only_the_final_line_and_default_out_is_named_after_the_run(
     assert [p.name for p in outs] == ["mlp-32-relu-array-api-strict-lr0.1-e2-s42"]
     accuracy = json.loads((outs[0] / "results.json").read_text())["test_accuracy"]
     assert proc.stdout == (f"test accuracy {accuracy:.4f} (best validation epoch 2); "
-                           f"results written to results/{outs[0].name}/results.json\n")
+                           f"results written to results/{outs[0].name}/results.json, "
+                           f"the model to results/{outs[0].name}/checkpoint.npz\n")
 
 
 @pytest.mark.parametrize("extra", [[], ["--batch-norm"], ["--optimizer", "adamw", "--lr", "0.003", "--layer-norm", "--init",
@@ -390,6 +391,32 @@ def test_ctrl_c_starts_a_fresh_line_and_prints_the_resume_command(data_dir, tmp_
     last = err.splitlines()[-1]
     assert last == f"train.py: interrupted; continue with: python {TRAIN} --resume {out / 'checkpoint.npz'}"
     assert "Traceback" not in err
+
+
+def test_every_run_saves_its_best_model_where_its_output_says(data_dir, tmp_path):
+    from arrayml import checkpoint
+    from arrayml.datasets import cifar10
+
+    out = tmp_path / "o"
+    args = [a for a in SMALL if a not in ("--epochs", "2")]
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", out, *args, "--epochs", "6", "--lr", "0.5", "--batch-norm")
+    assert proc.returncode == 0, proc.stderr
+    path = out / "checkpoint.npz"  # no --checkpoint-every: saved all the same, and named
+    assert proc.stdout.splitlines()[-1].endswith(f"results written to {out}/results.json, the model to {path}")
+    results = json.loads((out / "results.json").read_text())
+    ckpt = checkpoint.load(path)
+    assert ckpt.meta["fit"]["epochs_done"] == 6 and ckpt.meta["fit"]["best_epoch"] == results["best_epoch"]
+    assert ckpt.best is not None and set(ckpt.best) == set(ckpt.model)
+    # the architecture alone rebuilds the model; with the best weights it scores what the run reported
+    model = checkpoint.load_model(path).module
+    model.load_state(ckpt.best)
+    model.eval()
+    arrays = np.load(data_dir / "cifar10_uint8.npz")
+    x = cifar10.normalize(arrays["x_test"], dtype=np.float32)
+    accuracy = float(np.mean(np.argmax(model.forward(x), axis=1) == arrays["y_test"]))
+    assert accuracy == pytest.approx(results["test_accuracy"], abs=1e-9)
+    if results["best_epoch"] < 6:  # (the last epoch's weights are in it too, to resume from)
+        assert any(not np.array_equal(ckpt.model[k], ckpt.best[k]) for k in ckpt.model)
 
 
 def test_the_readme_states_the_accuracy_range_the_headline_test_checks():
