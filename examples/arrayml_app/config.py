@@ -25,10 +25,10 @@ from arrayml.schedules import SCHEDULES
 #: Settings a resumed run may change: where it runs, where it writes and how much it says.
 #: Everything else (the model, the data split, the optimisation) comes from the checkpoint.
 RESUME_OVERRIDABLE = ("xp", "device", "compile", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every",
-                      "overwrite", "export_onnx")
+                      "overwrite", "export_onnx", "force")
 
 #: Settings that describe how a run is watched, not what it computes: not stored in checkpoints.
-NOT_SAVED = ("quiet", "resume", "overwrite", "export_onnx")
+NOT_SAVED = ("quiet", "resume", "overwrite", "export_onnx", "force")
 
 #: The kinds of model ``--model`` chooses from; `arrayml_app.models.MODELS` builds each.
 MODEL_KINDS = ("mlp",)
@@ -124,7 +124,10 @@ class RunConfig:
     export_onnx: str | None = field(default=None, metadata=flag(
         "write the best-validation model to PATH as an ONNX graph that takes the images as the data set stores them "
         "(uint8, N x 32 x 32 x 3; the normalisation is inside the graph) and returns logits (N x 10); run it with "
-        "examples/predict_onnx.py. Needs the [onnx] extra; default: no export", metavar="PATH"))
+        "examples/predict_onnx.py. Needs the [onnx] extra; an existing file is refused unless --force; default: no export",
+        metavar="PATH"))
+    force: bool = field(default=False, metadata=flag(
+        "let --export-onnx replace a file that exists at its PATH", action="store_true"))
     reference: bool = False  # set by examples/torch_reference.py: plain torch.nn instead of arrayml (no flag)
 
     def run_name(self) -> str:
@@ -254,8 +257,9 @@ class RunConfig:
             self._validate_export(self.export_onnx)
 
     def _validate_export(self, path: str) -> None:
-        """--export-onnx: an arrayml model, a path whose folder exists, the [onnx] extra (its
-        absence is a `BackendUnavailableError` naming the install command)."""
+        """--export-onnx: an arrayml model, a path whose folder exists and that holds no file
+        (unless --force), the [onnx] extra (its absence is a `BackendUnavailableError` naming the
+        install command)."""
         from arrayml import backend, export
 
         if self.reference:
@@ -264,6 +268,9 @@ class RunConfig:
             export.check_path(path)
         except export.ExportError as exc:
             raise ValueError(f"--export-onnx {path}: {exc}") from None
+        if Path(path).is_file() and not self.force:
+            raise ValueError(f"--export-onnx {path}: a file is already there (a model exported earlier?): give another "
+                             f"PATH ({free_name(Path(path))} is free), or --force to replace it")
         backend.onnx_modules()
 
     def validate_sizes(self, n_images: int, source: str) -> None:
@@ -287,6 +294,16 @@ def world_size() -> int:
         return max(int(os.environ.get("WORLD_SIZE", "1")), 1) if "RANK" in os.environ else 1
     except ValueError:
         return 1
+
+
+def free_name(path: Path) -> Path:
+    """`path` if nothing is there, else the first free ``<stem>-2<suffix>``, ``-3``... beside it."""
+    if not path.exists():
+        return path
+    n = 2
+    while (numbered := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return numbered
 
 
 def holds_a_run(folder: Path) -> bool:

@@ -23,7 +23,7 @@ from arrayml.datasets import cifar10
 from arrayml.fileio import write_json
 from arrayml.training import FitState, Learner
 
-from .config import RunConfig
+from .config import RunConfig, free_name
 
 
 class ResultsNotWritten(RuntimeError):
@@ -137,7 +137,9 @@ def _elsewhere_on_failure(write: Callable[[Path, bool], None], out: Path, plots:
 
 def export_onnx(learner: Learner, config: RunConfig, results: dict[str, Any]) -> Path:
     """The best-validation model (the learner holds it after `evaluate_best`) as an ONNX graph
-    taking the test images as the data set stores them: `cifar10.normalize` inside the graph."""
+    taking the test images as the data set stores them: `cifar10.normalize` inside the graph.
+    A file that appeared at the path while the run trained is not replaced (without ``--force``):
+    the model goes to the first free numbered name beside it."""
     from arrayml import export
 
     model = getattr(learner, "model", None)
@@ -151,6 +153,8 @@ def export_onnx(learner: Learner, config: RunConfig, results: dict[str, Any]) ->
         "data_sha256": results["data"]["sha256"],
     })
     path = Path(str(config.export_onnx))
+    if path.exists() and not config.force:
+        path = free_name(path)
     failure = _elsewhere_on_failure(lambda folder, _plots: export.to_onnx(model, folder / path.name, **settings),
                                     path.parent, False, config, f"the ONNX model {path.name}", path.name)
     if failure is None:

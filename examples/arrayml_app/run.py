@@ -104,7 +104,8 @@ def run(
                 say("no ONNX model written: the run diverged before any epoch finished")
             else:
                 path = export_onnx(learner, config, results)
-                say(f"ONNX model written to {path}: uint8 images (N x 32 x 32 x 3) in, logits (N x 10) out; "
+                renamed = "" if str(path) == config.export_onnx else f" ({config.export_onnx} appeared meanwhile)"
+                say(f"ONNX model written to {path}{renamed}: uint8 images (N x 32 x 32 x 3) in, logits (N x 10) out; "
                     f"run it with: python examples/predict_onnx.py {path} --data-dir DIR")
     return results
 
