@@ -9,6 +9,7 @@
     parallel.py      where a process computes, and data-parallel training under torchrun
     checkpoints.py   the run's checkpoint: what it holds, when it is written, resuming
     outputs.py       results.json, figures, the trained model and the ONNX export, never lost
+    interrupts.py    Ctrl-C and SIGTERM end a run the same way
     figures.py       figures with matplotlib's object API
     torch_mirror.py  the plain torch.nn mirror of an arrayml MLP (reference, benchmarks, tests)
     experiments.py   the registry of the report's experiments, and what their scripts share

@@ -2,8 +2,8 @@
 far, progress, configuration and architecture), when it is written, and resuming from it.
 
 Every run leaves one when it ends, so that ``arrayml.checkpoint.load_model(path)`` rebuilds the
-trained model; ``--checkpoint-every N`` writes it during training too, and Ctrl-C writes the one
-of the last finished epoch.
+trained model; ``--checkpoint-every N`` writes it during training too, and an interrupted run
+writes the one of its last finished epoch.
 """
 
 from __future__ import annotations

@@ -49,9 +49,10 @@ class RunRecord:
     first_epoch: int  #: the epochs done before this invocation (a resumed run)
     seconds_loading: float
 
-    def results(self, state: FitState, test: dict[str, Any] | None, train_seconds: float,
-                wall_seconds: float) -> dict[str, Any]:
-        """The content of results.json."""
+    def results(self, state: FitState, test: dict[str, Any] | None, train_seconds: float, wall_seconds: float,
+                interrupted: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The content of results.json; `interrupted` says why and when a run stopped before its
+        end (its history then holds the epochs that finished, and it has no test)."""
         return {
             "config": dataclasses.asdict(self.config),
             "implementation": self.model["implementation"],
@@ -67,6 +68,7 @@ class RunRecord:
             "best_val_accuracy": None if state.best_epoch is None else state.best_val_accuracy,
             "diverged": state.diverged,
             "stopped_early": state.stopped_early,
+            "interrupted": interrupted,
             "test": test,
             "test_accuracy": None if test is None else test["accuracy"],
             "timing": {
@@ -90,7 +92,8 @@ def write_results(results: dict[str, Any], out: Path, *, plots: bool = True) -> 
 
     cfg = results["config"]
     title = (f"{results['implementation']} ({results['backend']}): hidden {cfg['hidden_dims']}, {cfg['activation']}"
-             f"{', batch norm' if cfg['batch_norm'] else ''}, lr {cfg['lr']:g}")
+             f"{', batch norm' if cfg['batch_norm'] else ''}, lr {cfg['lr']:g}"
+             + (", interrupted" if results.get("interrupted") else ""))
     save_figure(plot_history(results["history"], title=title), out / "loss_curve.png")
     if results["test"] is not None:
         test = results["test"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,11 +22,12 @@ from arrayml.datasets import cifar10
 from arrayml.schedules import make_schedule
 from arrayml.training import FitState, Learner, evaluate_best, fit
 
-from .checkpoints import EpochEnd, checkpoint_path, resume_into
+from .checkpoints import EpochEnd, checkpoint_path, progress, resume_into
 from .config import RunConfig
 from .data import load_splits
+from .interrupts import signal_name
 from .models import LearnerFactory, arrayml_learner
-from .outputs import RunRecord, export_onnx, save_run
+from .outputs import RunRecord, export_onnx, save_run, write_results
 from .parallel import data_parallel, data_parallel_group, data_parallel_info, placement
 
 
@@ -37,8 +39,11 @@ def run(
     the checkpoint that holds the trained model and, with `plots`, the figures to
     `config.out_dir()`. `on_epoch_end` is called with the learner and the progress after every
     epoch, after the checkpoint (an experiment that measures the model as it trains:
-    examples/experiments/dead_neurons.py). Interrupted (Ctrl-C), it writes the checkpoint of the
-    last finished epoch and lets the interruption go on.
+    examples/experiments/dead_neurons.py).
+
+    Interrupted (Ctrl-C, or SIGTERM where `arrayml_app.interrupts` turns it into an exception),
+    it writes the checkpoint of the last finished epoch and the results of the epochs that
+    finished, marked as interrupted, then lets the interruption go on.
 
     Returns the results dictionary (the content of ``results.json``).
     """
@@ -77,9 +82,10 @@ def run(
             schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
             start=start, on_epoch_end=epoch_end, early_stopping=config.early_stopping,
         )
-    except KeyboardInterrupt:
-        if lead and epoch_end.last is not None:  # resumable, whatever --checkpoint-every
-            checkpoint.save(checkpoint_path(config), epoch_end.last)
+    except KeyboardInterrupt as interrupt:
+        if lead and epoch_end.last is not None:
+            keep_what_finished(record, epoch_end.last, signal_name(interrupt), time.perf_counter() - t_train,
+                               time.perf_counter() - t_start, plots=plots)
         raise
     train_seconds = time.perf_counter() - t_train
     test = evaluate_best(learner, data, state)
@@ -124,6 +130,21 @@ def checked(config: RunConfig, plots: bool) -> RunConfig:
         raise ValueError("the figures need matplotlib, which is not installed: pip install -e examples/arrayml_app")
     return config
 
+
+def keep_what_finished(record: RunRecord, last: checkpoint.Checkpoint, signal: str, train_seconds: float,
+                       wall_seconds: float, *, plots: bool) -> None:
+    """An interrupted run's work: the checkpoint of its last finished epoch (whatever
+    ``--checkpoint-every``), and results.json and the loss curve of the epochs that finished,
+    marked as interrupted. A failure to write them is said, and does not hide the interruption."""
+    config = record.config
+    state = progress(last)
+    try:
+        checkpoint.save(checkpoint_path(config), last)
+        results = record.results(state, None, train_seconds, wall_seconds,
+                                 interrupted={"signal": signal, "epochs_done": state.epochs_done})
+        write_results(results, config.out_dir(), plots=plots)
+    except OSError as exc:
+        print(f"could not save the interrupted run's work to {config.out_dir()}: {exc}", file=sys.stderr)
 
 
 def saved_model_line(ckpt: checkpoint.Checkpoint, path: Path) -> str:
