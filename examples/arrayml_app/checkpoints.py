@@ -48,7 +48,7 @@ def progress(ckpt: checkpoint.Checkpoint) -> FitState:
     return FitState(
         epochs_done=fs["epochs_done"], history=fs["history"], best_epoch=fs["best_epoch"],
         best_val_accuracy=fs["best_val_accuracy"], best_state=ckpt.best, diverged=fs["diverged"],
-        stopped_early=fs.get("stopped_early"),  # (absent from checkpoints written before early stopping)
+        stopped_early=fs.get("stopped_early"),  # (None where a checkpoint has no such entry)
     )
 
 

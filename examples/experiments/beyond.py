@@ -47,7 +47,7 @@ NORMS = [("neither", {}), ("batch norm", {"batch_norm": True}), ("layer norm", {
 #: The best MLP of part 4: its settings as train.py flags take them.
 BEST = {"hidden_dims": [1024, 512, 256], "batch_norm": True, "dropout": 0.2, "flip": True, "optimizer": "adamw",
         "lr": 1e-3, "weight_decay": 0.05, "schedule": "warmup-cosine", "epochs": 30, "batch_size": 256}
-#: The time part 4 may train for, and the accuracy it must reach (issue 19).
+#: The time part 4 may train for, and the accuracy it must reach.
 BEST_SECONDS, BEST_TARGET = 600.0, 0.55
 
 

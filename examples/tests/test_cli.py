@@ -167,7 +167,7 @@ def test_default_experiment_on_jax_reaches_the_numpy_figure_within_one_point(num
 
 
 # --------------------------------------------------------------------------------------------
-# What a new user runs into (issue 12): checks before loading, statuses, output, interrupts
+# What a new user runs into: checks before loading, statuses, output, interrupts
 # --------------------------------------------------------------------------------------------
 
 NOT_LOADED = "holds 700 training and 150 test images"  # the warning the fixture's cache gives when it is read
@@ -249,7 +249,7 @@ def test_every_model_kind_of_the_flag_has_one_builder():
         RunConfig(model="cnn").validate()
 
 
-def test_the_issues_adam_and_dropout_command_runs_and_reports(data_dir, tmp_path):
+def test_an_adam_and_dropout_run_reports_its_optimizer_and_architecture(data_dir, tmp_path):
     out = tmp_path / "adam"
     proc = run(TRAIN, "--data-dir", data_dir, "--out", out, *SMALL, "--optimizer", "adam", "--lr", "0.001",
                "--dropout", "0.2")

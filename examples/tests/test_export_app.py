@@ -1,4 +1,4 @@
-"""The command line of the export (issue 20): ``train.py --export-onnx PATH`` then
+"""The command line of the export: ``train.py --export-onnx PATH`` then
 ``predict_onnx.py PATH --data-dir DIR`` print the same test accuracy, predict_onnx imports no
 arrayml, a bad --export-onnx is a one-line error before any training, and the inference benchmark
 runs. On a small CIFAR-10 look-alike; skipped, naming the install command, without the extra."""
