@@ -19,14 +19,15 @@ from arrayml.distributed import DistributedError
 
 from .checkpoints import checkpoint_path, resume_config
 from .config import RunConfig, add_flags, config_fields, config_from_args
-from .interrupts import exit_status, signal_name, sigterm_as_interrupt
+from .interrupts import Terminated, signal_name, sigterm_as_interrupt
 from .models import LearnerFactory, arrayml_learner
 from .outputs import ResultsNotWritten
 from .run import run
 
 DESCRIPTION = "Train the assignment's MLP on CIFAR-10 with arrayml, on any backend."
 
-#: Exit statuses, for scripts and sweeps (listed in --help).
+#: Exit statuses, for scripts and sweeps (listed in --help); an interrupted run's are 128 + the
+#: signal's number, as a shell reports a process that the signal ended.
 EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_NOT_WRITTEN, EXIT_DISTRIBUTED, EXIT_INTERRUPTED, EXIT_TERMINATED = (
     0, 2, 3, 4, 5, 130, 143)
 EPILOG = (
@@ -92,7 +93,7 @@ def main(
         return EXIT_DISTRIBUTED
     except KeyboardInterrupt as interrupt:
         print(interrupted_message(prog, config, started, signal_name(interrupt)), file=sys.stderr)
-        return exit_status(interrupt)
+        return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
     if results["diverged"] is not None:
         d = results["diverged"]
         print(f"{prog}: error: the run diverged: the loss became {d['loss']} at epoch {d['epoch']}, step {d['step']} "

@@ -21,11 +21,6 @@ def signal_name(interrupt: KeyboardInterrupt) -> str:
     return "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
 
 
-def exit_status(interrupt: KeyboardInterrupt) -> int:
-    """128 + the signal's number, as a shell reports a process the signal ended."""
-    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
-
-
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, the first SIGTERM raises `Terminated` where the program is; a second

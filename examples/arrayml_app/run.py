@@ -82,13 +82,13 @@ def run(
             schedule=schedule, progress=False if config.quiet else None, log_every=config.log_every, log=say,
             start=start, on_epoch_end=epoch_end, early_stopping=config.early_stopping,
         )
-    except KeyboardInterrupt as interrupt:
+        train_seconds = time.perf_counter() - t_train
+        test = evaluate_best(learner, data, state)
+    except KeyboardInterrupt as interrupt:  # (while training or testing: the long parts)
         if lead and epoch_end.last is not None:
             keep_what_finished(record, epoch_end.last, signal_name(interrupt), time.perf_counter() - t_train,
                                time.perf_counter() - t_start, plots=plots)
         raise
-    train_seconds = time.perf_counter() - t_train
-    test = evaluate_best(learner, data, state)
     results = record.results(state, test, train_seconds, time.perf_counter() - t_start)
     if test is not None:
         say(f"best validation accuracy {state.best_val_accuracy:.4f} at epoch {state.best_epoch}; "

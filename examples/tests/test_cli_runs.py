@@ -113,6 +113,18 @@ def test_sigterm_is_handled_as_ctrl_c_and_the_run_resumes(data_dir, tmp_path):
     assert checkpoint.load(ckpt).meta["fit"]["epochs_done"] == done + 1
 
 
+def test_sigterm_raises_terminated_within_the_block_only():
+    from arrayml_app.interrupts import Terminated, signal_name, sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated) as caught, sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # (the handler runs at once; never reached)
+    assert isinstance(caught.value, KeyboardInterrupt) and signal_name(caught.value) == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+    assert signal_name(KeyboardInterrupt()) == "SIGINT"
+
+
 def test_ctrl_c_before_the_first_epoch_says_there_is_nothing_to_resume(data_dir, tmp_path):
     proc = _start(["--data-dir", data_dir, "--out", tmp_path / "o", *SMALL, "--epochs", "3"], tmp_path)
     rc, err = _interrupt_after(proc, "arrayml on")  # the first line, before any step
