@@ -85,26 +85,29 @@ def resume_config(config: RunConfig, given: set[str] | None = None) -> RunConfig
     invocation that a resumed run may change (`RESUME_OVERRIDABLE`) and that were `given`
     explicitly (all of them if `given` is None). Asking to change any other setting is a
     `ValueError`: the model, the split and the optimisation must stay what they were."""
-    ckpt = checkpoint.load(config.resume)
+    if config.resume is None:
+        raise ValueError("resume_config needs the checkpoint to resume (config.resume), got None")
+    resume = config.resume
+    ckpt = checkpoint.load(resume)
     saved = dict(ckpt.meta.get("config") or {})
     unknown = set(saved) - set(RunConfig.__dataclass_fields__)
     if unknown or not saved:
-        raise checkpoint.CheckpointError(f"{config.resume}: not a training-run checkpoint (configuration {sorted(saved)})")
+        raise checkpoint.CheckpointError(f"{resume}: not a training-run checkpoint (configuration {sorted(saved)})")
     if saved.get("reference", False) != config.reference:
         kinds = {True: "the torch.nn reference", False: "arrayml"}
-        raise ValueError(f"{config.resume} was written by {kinds[saved.get('reference', False)]}, not {kinds[config.reference]}")
+        raise ValueError(f"{resume} was written by {kinds[saved.get('reference', False)]}, not {kinds[config.reference]}")
     given = set(RESUME_OVERRIDABLE) if given is None else set(given)
     fixed = sorted(k for k in given - set(RESUME_OVERRIDABLE) if getattr(config, k) != saved.get(k))
     if fixed:
         raise ValueError(
             f"cannot change {', '.join('--' + k.replace('_', '-') for k in fixed)} when resuming: the run continues "
-            f"with the settings saved in {config.resume}"
+            f"with the settings saved in {resume}"
         )
     for key in RESUME_OVERRIDABLE:
         if key in given:
             saved[key] = getattr(config, key)
-    saved["resume"] = config.resume
+    saved["resume"] = resume
     saved.setdefault("quiet", config.quiet)
     if "out" not in given or config.out is None:  # keep writing beside the checkpoint being resumed
-        saved["out"] = str(Path(config.resume).parent)
+        saved["out"] = str(Path(resume).parent)
     return RunConfig(**saved)

@@ -123,7 +123,7 @@ class Stopwatch:
 def tabulate(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> None:
     """A table on stdout: `columns` are (title, format spec) pairs such as ("test acc", ">10.4f");
     a title takes its spec's alignment and width."""
-    print("".join(format(title, re.match(r"[<>^]?\d*", spec)[0]) for title, spec in columns))
+    print("".join(format(title, re.sub(r"(\.\d+)?[a-z%]?$", "", spec)) for title, spec in columns))
     for row in rows:
         print("".join(format(value, spec) for value, (_, spec) in zip(row, columns)))
 

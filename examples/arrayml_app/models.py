@@ -62,7 +62,7 @@ def arrayml_learner(config: RunConfig, where: backend.Placement) -> tuple[Learne
     process's group: see `build_model`); dropout masks are seeded by ``--seed``."""
     model = build_model(config, where, joined_group())
     learner = ArraymlLearner(model, build_optimizer(config), compile=config.compile, seed=config.seed)
-    info = {"implementation": "arrayml", "parameters": model.num_parameters(), "architecture": repr(model),
+    info: dict[str, Any] = {"implementation": "arrayml", "parameters": model.num_parameters(), "architecture": repr(model),
             "optimizer": repr(learner.optimizer)}
     if learner.compiled is not None:
         info["compiled"] = learner.compiled.compiler

@@ -149,17 +149,20 @@ def export_onnx(learner: Learner, config: RunConfig, results: dict[str, Any]) ->
     if not isinstance(model, arrayml.Module):
         raise ValueError(f"--export-onnx exports an arrayml model; {type(learner).__name__} has none")
     preprocess = export.Preprocess(cifar10.normalize, (32, 32, 3), "uint8", cifar10.RAW_LAYOUT)
-    settings = dict(preprocess=preprocess, class_names=cifar10.CLASSES, metadata={
+    metadata = {
         "run": config.run_name(),
         "best_epoch": str(results["best_epoch"]),
         "test_accuracy": f"{results['test_accuracy']:.4f}",
         "data_sha256": results["data"]["sha256"],
-    })
+    }
     path = Path(str(config.export_onnx))
     if path.exists() and not config.force:
         path = free_name(path)
-    failure = _elsewhere_on_failure(lambda folder, _plots: export.to_onnx(model, folder / path.name, **settings),
-                                    path.parent, False, config, f"the ONNX model {path.name}", path.name)
+
+    def write(folder: Path, _plots: bool) -> None:
+        export.to_onnx(model, folder / path.name, preprocess=preprocess, class_names=cifar10.CLASSES, metadata=metadata)
+
+    failure = _elsewhere_on_failure(write, path.parent, False, config, f"the ONNX model {path.name}", path.name)
     if failure is None:
         return path
     raise failure
