@@ -25,10 +25,13 @@ from arrayml.schedules import SCHEDULES
 #: Settings a resumed run may change: where it runs, where it writes and how much it says.
 #: Everything else (the model, the data split, the optimisation) comes from the checkpoint.
 RESUME_OVERRIDABLE = ("xp", "device", "compile", "data_dir", "out", "quiet", "checkpoint_every", "resume", "log_every",
-                      "overwrite", "export_onnx")
+                      "overwrite", "export_onnx", "force")
 
 #: Settings that describe how a run is watched, not what it computes: not stored in checkpoints.
-NOT_SAVED = ("quiet", "resume", "overwrite", "export_onnx")
+NOT_SAVED = ("quiet", "resume", "overwrite", "export_onnx", "force")
+
+#: The kinds of model ``--model`` chooses from; `arrayml_app.models.MODELS` builds each.
+MODEL_KINDS = ("mlp",)
 
 
 def flag(help: str, **argparse_kwargs: Any) -> dict[str, Any]:
@@ -43,6 +46,8 @@ class RunConfig:
     xp: str = field(default="numpy", metadata=flag("array backend", choices=BACKEND_NAMES))
     device: str | None = field(default=None, metadata=flag(
         "device: cpu, cuda, cuda:1 (torch, cupy), device1 (array-api-strict); default: the backend's default device"))
+    model: str = field(default="mlp", metadata=flag(
+        "the network: mlp, the assignment's multi-layer perceptron", choices=MODEL_KINDS))
     hidden_dims: list[int] = field(default_factory=lambda: [128], metadata=flag(
         "hidden layer sizes (none: logistic regression)", type=int, nargs="*", metavar="N"))
     activation: str = field(default="relu", metadata=flag("hidden activation", choices=sorted(ACTIVATIONS)))
@@ -108,7 +113,8 @@ class RunConfig:
         action="store_true"))
     log_every: int = field(default=50, metadata=flag("read the loss back from the device every N steps", type=int, metavar="N"))
     checkpoint_every: int = field(default=0, metadata=flag(
-        "write a checkpoint to OUT/checkpoint.npz every N epochs (0: never)", type=int, metavar="N"))
+        "also write OUT/checkpoint.npz every N epochs while training (0: only when the run ends or is interrupted)",
+        type=int, metavar="N"))
     overwrite: bool = field(default=False, metadata=flag(
         "write into --out even if it holds another run's results (otherwise a default folder that holds a run is "
         "numbered, -2, -3..., and a given --out that holds one is refused)", action="store_true"))
@@ -118,11 +124,14 @@ class RunConfig:
     export_onnx: str | None = field(default=None, metadata=flag(
         "write the best-validation model to PATH as an ONNX graph that takes the images as the data set stores them "
         "(uint8, N x 32 x 32 x 3; the normalisation is inside the graph) and returns logits (N x 10); run it with "
-        "examples/predict_onnx.py. Needs the [onnx] extra; default: no export", metavar="PATH"))
+        "examples/predict_onnx.py. Needs the [onnx] extra; an existing file is refused unless --force; default: no export",
+        metavar="PATH"))
+    force: bool = field(default=False, metadata=flag(
+        "let --export-onnx replace a file that exists at its PATH", action="store_true"))
     reference: bool = False  # set by examples/torch_reference.py: plain torch.nn instead of arrayml (no flag)
 
     def run_name(self) -> str:
-        parts = ["torchref" if self.reference else "mlp", "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
+        parts = ["torchref" if self.reference else self.model, "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
         if self.batch_norm:
             parts.append("syncbn" if self.sync_batch_norm else "bn")
         place = self.xp + (f"-{self.device.replace(':', '')}" if self.device not in (None, "cpu") else "")
@@ -203,6 +212,7 @@ class RunConfig:
         need(self.epochs >= 1, "epochs", "at least 1")
         need(self.seed >= 0, "seed", "a non-negative integer")
         need(all(h >= 1 for h in self.hidden_dims), "hidden_dims", "positive sizes")
+        need(self.model in MODEL_KINDS, "model", f"one of {', '.join(MODEL_KINDS)}")
         need(not self.sync_batch_norm or self.batch_norm, "sync_batch_norm", "used with --batch-norm")
         need(not (self.layer_norm and self.batch_norm), "layer_norm", "used without --batch-norm (one normalisation)")
         need(math.isfinite(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")
@@ -247,8 +257,9 @@ class RunConfig:
             self._validate_export(self.export_onnx)
 
     def _validate_export(self, path: str) -> None:
-        """--export-onnx: an arrayml model, a path whose folder exists, the [onnx] extra (its
-        absence is a `BackendUnavailableError` naming the install command)."""
+        """--export-onnx: an arrayml model, a path whose folder exists and that holds no file
+        (unless --force), the [onnx] extra (its absence is a `BackendUnavailableError` naming the
+        install command)."""
         from arrayml import backend, export
 
         if self.reference:
@@ -257,6 +268,9 @@ class RunConfig:
             export.check_path(path)
         except export.ExportError as exc:
             raise ValueError(f"--export-onnx {path}: {exc}") from None
+        if Path(path).is_file() and not self.force:
+            raise ValueError(f"--export-onnx {path}: a file is already there (a model exported earlier?): give another "
+                             f"PATH ({free_name(Path(path))} is free), or --force to replace it")
         backend.onnx_modules()
 
     def validate_sizes(self, n_images: int, source: str) -> None:
@@ -280,6 +294,16 @@ def world_size() -> int:
         return max(int(os.environ.get("WORLD_SIZE", "1")), 1) if "RANK" in os.environ else 1
     except ValueError:
         return 1
+
+
+def free_name(path: Path) -> Path:
+    """`path` if nothing is there, else the first free ``<stem>-2<suffix>``, ``-3``... beside it."""
+    if not path.exists():
+        return path
+    n = 2
+    while (numbered := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return numbered
 
 
 def holds_a_run(folder: Path) -> bool:

@@ -8,8 +8,10 @@ repository root, as ``nox -s experiments`` does), or under ``--out``.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,14 @@ class Stopwatch:
 
     def seconds(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def tabulate(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> None:
+    """A table on stdout: `columns` are (title, format spec) pairs such as ("test acc", ">10.4f");
+    a title takes its spec's alignment and width."""
+    print("".join(format(title, re.sub(r"(\.\d+)?[a-z%]?$", "", spec)) for title, spec in columns))
+    for row in rows:
+        print("".join(format(value, spec) for value, (_, spec) in zip(row, columns)))
 
 
 def command_line(script: str, argv: list[str] | None) -> str:

@@ -8,7 +8,8 @@ saved, with one resolution).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,24 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return path
 
 
+def finished_epochs(history: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-epoch records of a run's history, less an epoch that diverged (it has no figures)."""
+    return [e for e in history["epochs"] if not e.get("diverged")]
+
+
+def finish_axes(ax: Any, *, legend: dict[str, Any] | None = None, grid: dict[str, Any] | None = None,
+                **labels: Any) -> None:
+    """Labels, limits and title (`labels`, as ``Axes.set`` takes them), the legend (`legend`: its
+    settings) and a light grid (`grid`: which lines)."""
+    ax.set(**labels)
+    ax.legend(**(legend or {}))
+    ax.grid(alpha=0.3, **(grid or {}))
+
+
 def plot_history(history: dict[str, Any], *, title: str = "") -> Figure:
     """Loss (per step and per epoch, train and validation) and accuracy curves, side by side."""
     steps = history["steps"]
-    epochs = [e for e in history["epochs"] if not e.get("diverged")]
+    epochs = finished_epochs(history)
     n_steps = len(steps["loss"])
     per_epoch = n_steps / max(len(history["epochs"]), 1)
     fig, (ax_loss, ax_acc) = new_figure(1, 2, size=(11, 4))
@@ -44,20 +59,47 @@ def plot_history(history: dict[str, Any], *, title: str = "") -> Figure:
         x = np.arange(1, n_steps + 1) / per_epoch
         ax_loss.plot(x, steps["loss"], color="tab:blue", alpha=0.25, lw=0.8, label="train loss (each step)")
     ep = [e["epoch"] for e in epochs]
-    ax_loss.plot(ep, [e["train_loss"] for e in epochs], "o-", color="tab:blue", label="train loss (epoch mean)")
-    ax_loss.plot(ep, [e["val_loss"] for e in epochs], "s-", color="tab:orange", label="validation loss")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("cross-entropy loss")
-    ax_loss.legend()
-    ax_loss.grid(alpha=0.3)
-    ax_acc.plot(ep, [e["train_accuracy"] for e in epochs], "o-", color="tab:blue", label="train accuracy")
-    ax_acc.plot(ep, [e["val_accuracy"] for e in epochs], "s-", color="tab:orange", label="validation accuracy")
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.legend()
-    ax_acc.grid(alpha=0.3)
+    panels = ((ax_loss, "loss", "cross-entropy loss", "train loss (epoch mean)"),
+              (ax_acc, "accuracy", "accuracy", "train accuracy"))
+    for ax, key, ylabel, train_label in panels:
+        ax.plot(ep, [e[f"train_{key}"] for e in epochs], "o-", color="tab:blue", label=train_label)
+        ax.plot(ep, [e[f"val_{key}"] for e in epochs], "s-", color="tab:orange", label=f"validation {key}")
+        finish_axes(ax, xlabel="epoch", ylabel=ylabel)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One per-epoch value of every run, in a panel of `compare_runs`."""
+
+    key: str  #: the field of the history's epoch records: "val_accuracy", "train_loss", ...
+    style: str = "o-"
+    #: the legend entry, formatted with the run's `name` and `test`, its test accuracy
+    label: str = "{name}"
+
+
+@dataclass(frozen=True)
+class Panel:
+    ylabel: str
+    title: str
+    curves: tuple[Curve, ...]
+
+
+def compare_runs(results: Mapping[str, dict[str, Any]], panels: Sequence[Panel], *,
+                 colours: Mapping[str, str] | None = None, size: tuple[float, float] = (12, 4.2)) -> Figure:
+    """Several runs' per-epoch curves (`results`: run name -> results.json), one panel beside
+    the other; each run in its colour from `colours`, or the default cycle's."""
+    fig, axes = new_figure(1, len(panels), size=size)
+    for ax, panel in zip(np.atleast_1d(axes), panels):
+        for name, r in results.items():
+            epochs = finished_epochs(r["history"])
+            test = "diverged" if r["test_accuracy"] is None else f"{r['test_accuracy']:.3f}"
+            for curve in panel.curves:
+                ax.plot([e["epoch"] for e in epochs], [e[curve.key] for e in epochs], curve.style,
+                        color=(colours or {}).get(name), label=curve.label.format(name=name, test=test))
+        finish_axes(ax, legend={"fontsize": 8}, xlabel="epoch", ylabel=panel.ylabel, title=panel.title)
     return fig
 
 

@@ -13,7 +13,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .experiments import REGISTRY, experiment
 
@@ -93,6 +95,15 @@ def anchor(heading: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+class NotRun(Exception):
+    """The experiment a sentence needs has not been run (its name is the argument)."""
+
+
+def not_run(name: str) -> str:
+    """What stands where an experiment's numbers would, when it has not been run."""
+    return f"_(The {name} experiment has not been run: `{experiment(name).command()}` gives its numbers.)_"
+
+
 class Report:
     """The lines of one document, the results folder it reads, and the experiments' section
     numbers. `sections` is the page that holds the experiments' sections, relative to the
@@ -108,6 +119,15 @@ class Report:
 
     def w(self, text: str = "") -> None:
         self.lines.append(text)
+
+    def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """A Markdown table: `columns` in its head, then a row per item of `rows` (cells as they
+        are written), then a blank line."""
+        self.w("| " + " | ".join(columns) + " |")
+        self.w("|" + "---|" * len(columns))
+        for row in rows:
+            self.w("| " + " | ".join(map(str, row)) + " |")
+        self.w("")
 
     def load(self, *parts: str) -> dict | None:
         """The JSON file results/<parts...>, or None where it is missing."""
@@ -132,6 +152,17 @@ class Report:
     def heading(self, name: str) -> str:
         """The heading of an experiment's section."""
         return f"{self.numbers[name]}. {experiment(name).title}"
+
+    def need(self, name: str) -> dict:
+        """The summary of experiment `name` (what its section is written from), or `NotRun`."""
+        s = self.load(name, experiment(name).summary)
+        if s is None:
+            raise NotRun(name)
+        return s
+
+    def figure_link(self, path: str) -> str:
+        """A Markdown link to the figure results/`path`, in running text."""
+        return f"[`{path}`]({self.figures}/{path})"
 
     def ref(self, name: str) -> str:
         return f"section {self.numbers[name]}"

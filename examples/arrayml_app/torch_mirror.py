@@ -173,7 +173,7 @@ def torch_optimizer(config: Any, params: Any) -> torch.optim.Optimizer:
 def torch_learner(config: Any, where: backend.Placement) -> tuple[TorchLearner, dict[str, Any]]:
     """The learner factory of the torch.nn reference (`arrayml_app.run.run`'s ``make_learner``):
     torch.nn layers mirroring arrayml's MLP for `config`, initialised with the very same weights."""
-    from .run import build_model
+    from .models import build_model
 
     template = build_model(config, backend.placement("numpy", None, "float64"))
     net = torch_mirror(template, device=where.device, dtype=getattr(torch, config.dtype))

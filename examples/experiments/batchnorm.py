@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json, tabulate
+from arrayml_app.figures import finish_axes, new_figure, save_figure
 from arrayml_app.report import Report, acc, epochs_label, last, listing, pct, points, second_half, spread
 from arrayml_app.run import run
 
@@ -46,10 +46,10 @@ def main(argv: list[str] | None = None) -> dict:
     for key, title in (("train_accuracy", "training accuracy"), ("val_accuracy", "validation accuracy")):
         plot(runs, key, title, out / f"batchnorm_{key}.png")
     save_json(summary, out / "batchnorm.json")
-    print(f"{'hidden dims':<16}{'batch norm':>11}{'params':>10}{'test acc':>10}{'best val':>10}{'final train':>13}")
-    for r in runs:
-        print(f"{str(r['hidden_dims']):<16}{str(r['batch_norm']):>11}{r['parameters']:>10}{r['test_accuracy']:>10.4f}"
-              f"{r['best_val_accuracy']:>10.4f}{r['train_accuracy'][-1]:>13.4f}")
+    tabulate([("hidden dims", "<16"), ("batch norm", ">11"), ("params", ">10"), ("test acc", ">10.4f"),
+                 ("best val", ">10.4f"), ("final train", ">13.4f")],
+                ((str(r["hidden_dims"]), str(r["batch_norm"]), r["parameters"], r["test_accuracy"], r["best_val_accuracy"],
+                  r["train_accuracy"][-1]) for r in runs))
     return summary
 
 
@@ -61,9 +61,7 @@ def plot(runs: list[dict], key: str, title: str, path: Path) -> None:
         ys = r[key]
         ax.plot(range(1, len(ys) + 1), ys, "o-" if r["batch_norm"] else "s--", ms=3, color=colours.get(size),
                 label=f"hidden {r['hidden_dims']}" + (" + batch norm" if r["batch_norm"] else ""))
-    ax.set(xlabel="epoch", ylabel=title, title=f"{title} over epochs (lr 0.1, batch 128)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(ax, legend={"fontsize": 8}, xlabel="epoch", ylabel=title, title=f"{title} over epochs (lr 0.1, batch 128)")
     save_figure(fig, path)
 
 
@@ -80,13 +78,11 @@ def report(rep: Report, s: dict) -> None:
     w("Hidden dims " + listing([str(list(h)) for h in dict.fromkeys(tuple(r["hidden_dims"]) for r in runs_list)])
       + ", each without and with batch norm between every hidden Linear and its ReLU"
       + (f", {cfg['epochs']} epochs, lr {cfg['lr']:g}, batch {cfg['batch_size']}, plain SGD" if cfg else "") + ".\n")
-    w("| hidden dims | batch norm | parameters | test accuracy | best val accuracy (epoch) | final train accuracy | time per epoch |")
-    w("|---|---|---|---|---|---|---|")
-    for r in runs_list:
-        w(f"| {r['hidden_dims']} | {'yes' if r['batch_norm'] else 'no'} | {r['parameters']:,} | **{acc(r['test_accuracy'])}** | "
-          f"{pct(r['best_val_accuracy'])} ({r['best_epoch'] if r['best_epoch'] is not None else '—'}) | "
-          f"{pct(last(r['train_accuracy']))} | {r['seconds_per_epoch']:.1f} s |")
-    w("")
+    rep.table(("hidden dims", "batch norm", "parameters", "test accuracy", "best val accuracy (epoch)", "final train accuracy",
+               "time per epoch"),
+              ((r["hidden_dims"], "yes" if r["batch_norm"] else "no", f"{r['parameters']:,}", f"**{acc(r['test_accuracy'])}**",
+                f"{pct(r['best_val_accuracy'])} ({r['best_epoch'] if r['best_epoch'] is not None else '—'})",
+                pct(last(r["train_accuracy"])), f"{r['seconds_per_epoch']:.1f} s") for r in runs_list))
     rep.fig("batchnorm/batchnorm_train_accuracy.png", "training accuracy over epochs, six runs")
     rep.fig("batchnorm/batchnorm_val_accuracy.png", "validation accuracy over epochs, six runs")
     w(findings_text(runs_list))
@@ -155,6 +151,56 @@ def overfitting_text(r: dict, who: str) -> str:
                 f"is {drop:.1f} points lower while its training accuracy is {rise:.1f} points higher: overfitting, "
                 "which testing the best-validation epoch sidesteps but does not cure. ")
     return f"{who} has its best validation accuracy at epoch {b} of {len(v)}, with no later drop while training accuracy rises. "
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def batchnorm_runs(rep: Report) -> dict[tuple[tuple[int, ...], bool], dict]:
+    """The batch-norm experiment's finished runs by (hidden dims, batch norm)."""
+    return {(tuple(r["hidden_dims"]), r["batch_norm"]): r for r in rep.need("batchnorm")["runs"]
+            if r["test_accuracy"] is not None}
+
+
+def gains(rep: Report) -> str:
+    runs = batchnorm_runs(rep)
+    gains = [(list(h), 100 * (runs[(h, True)]["test_accuracy"] - r["test_accuracy"])) for (h, bn), r in runs.items()
+             if not bn and (h, True) in runs]
+    return (f"Measured ({rep.link('batchnorm')}, lr 0.1, 20 epochs): batch norm changes test accuracy by "
+            + ", ".join(f"{g:+.2f} points for {h}" for h, g in gains) + ".") if gains else ""
+
+
+def size_trend(rep: Report) -> str:
+    runs = batchnorm_runs(rep)
+    sizes = sorted({h for h, _ in runs}, key=len)
+    plain = [runs[(h, False)] for h in sizes if (h, False) in runs]
+    pairs = [(runs[(h, False)], runs[(h, True)]) for h in sizes if (h, False) in runs and (h, True) in runs]
+    text = (f"Six runs, 20 epochs at lr 0.1 ({rep.link('batchnorm')}); training accuracy: "
+            f"{rep.figure_link('batchnorm/batchnorm_train_accuracy.png')}, validation accuracy: "
+            f"{rep.figure_link('batchnorm/batchnorm_val_accuracy.png')}. Test accuracy: "
+            + "; ".join(f"{list(a['hidden_dims'])} {acc(a['test_accuracy'])} without and {acc(b['test_accuracy'])} with "
+                        "batch norm" for a, b in pairs) + ". ")
+    if len(plain) > 1:
+        small, big = plain[0], plain[-1]
+        text += (f"The trend with size: training accuracy rises fast with the number of parameters (without batch norm "
+                 f"{pct(small['train_accuracy'][-1])} for {small['hidden_dims']} to {pct(big['train_accuracy'][-1])} for "
+                 f"{big['hidden_dims']}) while test accuracy rises by only "
+                 f"{100 * (big['test_accuracy'] - small['test_accuracy']):.2f} points: a larger network fits the training "
+                 "set better, and the gap between final training and validation accuracy goes from "
+                 f"{100 * (small['train_accuracy'][-1] - small['val_accuracy'][-1]):.1f} to "
+                 f"{100 * (big['train_accuracy'][-1] - big['val_accuracy'][-1]):.1f} points. ")
+        v, tr, b = big["val_accuracy"], big["train_accuracy"], big["best_epoch"]
+        if b is not None and b < len(v) and v[-1] < v[b - 1] and tr[-1] > tr[b - 1]:
+            text += (f"The largest one's validation accuracy peaks at epoch {b} of {len(v)} and then falls while its "
+                     "training accuracy keeps rising: overfitting, which testing the best-validation model sidesteps. ")
+    if pairs:
+        early = sum(1 for a, b in pairs if b["train_accuracy"][0] > a["train_accuracy"][0])
+        better = sum(1 for a, b in pairs if b["test_accuracy"] > a["test_accuracy"])
+        text += (f"With batch norm, training accuracy after the first epoch is higher for {early} of {len(pairs)} sizes "
+                 f"and test accuracy is higher for {better} of {len(pairs)}.")
+    return text
 
 
 if __name__ == "__main__":

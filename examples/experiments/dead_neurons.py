@@ -35,10 +35,12 @@ from arrayml import Linear, ReLU, backend
 from arrayml.backend import Array
 from arrayml.modules import Sequential
 from arrayml.training import ArraymlLearner, FitState
-from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
+from arrayml_app.data import load_splits
+from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json, tabulate
 from arrayml_app.figures import new_figure, save_figure
-from arrayml_app.report import Report, acc, listing, pct, times
-from arrayml_app.run import arrayml_learner, load_splits, run
+from arrayml_app.models import arrayml_learner
+from arrayml_app.report import NotRun, Report, acc, listing, pct, times
+from arrayml_app.run import run
 
 SIZES = [[128], [256, 128], [512, 256, 128]]  # the batch-norm experiment's sizes
 DEFAULT_LR = 0.1
@@ -243,11 +245,11 @@ def main(argv: list[str] | None = None) -> dict:
     }
     plot(summary, out / "dead_neurons.png")
     save_json(summary, out / "dead_neurons.json")
-    print(f"{'hidden dims':<16}{'bn':>4}{'lr':>7}{'dead after the last epoch, per layer':>40}{'test acc':>10}")
-    for r in runs:
-        dead = ", ".join(f"{layer['dead'][-1]}/{layer['width']}" for layer in r["layers"])
-        acc = "diverged" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}"
-        print(f"{str(r['hidden_dims']):<16}{'yes' if r['batch_norm'] else 'no':>4}{r['lr']:>7.3g}{dead:>40}{acc:>10}")
+    tabulate([("hidden dims", "<16"), ("bn", ">4"), ("lr", ">7.3g"), ("dead after the last epoch, per layer", ">40"),
+                 ("test acc", ">10")],
+                ((str(r["hidden_dims"]), "yes" if r["batch_norm"] else "no", r["lr"],
+                  ", ".join(f"{layer['dead'][-1]}/{layer['width']}" for layer in r["layers"]),
+                  "diverged" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}") for r in runs))
     return summary
 
 
@@ -335,16 +337,16 @@ def search_text(rep: Report, s: dict) -> None:
 
 def runs_table(rep: Report, runs: list[dict]) -> None:
     w = rep.w
-    w("| hidden dims | batch norm | lr | dead after the last epoch, per layer | most dead in any epoch | revived | best val accuracy | test accuracy |")
-    w("|---|---|---|---|---|---|---|---|")
-    for r in runs:
-        dead = ", ".join(f"{layer['dead'][-1]}/{layer['width']} ({100 * layer['dead_fraction'][-1]:.0f}%)" for layer in r["layers"])
-        peak = ", ".join(f"{max(layer['dead'])}" for layer in r["layers"])
-        revived = ", ".join(str(layer["revived"]) for layer in r["layers"])
-        outcome = (f"diverged in epoch {r['diverged']['epoch']}" if r["diverged"] else acc(r["test_accuracy"]))
-        w(f"| {r['hidden_dims']} | {'yes' if r['batch_norm'] else 'no'} | {r['lr']:.4g} | {dead} | {peak} | {revived} | "
-          f"{pct(r['best_val_accuracy'])} | {outcome} |")
-    w("")
+    def row(r: dict) -> tuple:
+        layers = r["layers"]
+        return (r["hidden_dims"], "yes" if r["batch_norm"] else "no", f"{r['lr']:.4g}",
+                ", ".join(f"{layer['dead'][-1]}/{layer['width']} ({100 * layer['dead_fraction'][-1]:.0f}%)" for layer in layers),
+                ", ".join(f"{max(layer['dead'])}" for layer in layers), ", ".join(str(layer["revived"]) for layer in layers),
+                pct(r["best_val_accuracy"]),
+                f"diverged in epoch {r['diverged']['epoch']}" if r["diverged"] else acc(r["test_accuracy"]))
+
+    rep.table(("hidden dims", "batch norm", "lr", "dead after the last epoch, per layer", "most dead in any epoch", "revived",
+               "best val accuracy", "test accuracy"), map(row, runs))
     w("Per layer, first hidden layer first. *Revived*: units dead after some epoch and alive after a later one. A "
       "diverged run's columns are those of its last finished epoch.\n")
 
@@ -488,6 +490,65 @@ def with_batch_norm(runs: list[dict]) -> list[str]:
             "normalised input has mean 0 and variance 1 over every batch, so γx̂ + β is positive on part of "
             "every batch unless β is far below zero relative to γ, and the unit keeps receiving a gradient "
             "whatever the weights before it do."]
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def worst_dead(rep: Report) -> tuple[list[dict], tuple[dict, int, dict] | None]:
+    """The dead-unit experiment's runs, and (run, layer index, layer) of the layer without batch
+    norm with the most dead units after the last epoch (None if there is none)."""
+    runs = rep.need("dead_neurons")["runs"]
+    cands = [(r, k, layer) for r in runs if not r["batch_norm"] and r["test_accuracy"] is not None
+             for k, layer in enumerate(r["layers"])]
+    return runs, max(cands, key=lambda c: c[2]["dead"][-1]) if cands else None
+
+
+def batchnorm_at_high_rate(rep: Report) -> str:
+    """(Nothing without the dead-unit experiment: the answer stands on the batch-norm one.)"""
+    try:
+        runs, worst = worst_dead(rep)
+    except NotRun:
+        return ""
+    r = worst[0] if worst else None
+    bn = next((x for x in runs if r and x["batch_norm"] and x["hidden_dims"] == r["hidden_dims"] and x["lr"] == r["lr"]),
+              None)
+    if r is None or bn is None or bn["test_accuracy"] is None:
+        return ""
+    return (f"At the higher rate {r['lr']:.4g}, {r['hidden_dims']} reaches {acc(bn['test_accuracy'])} with "
+            f"batch norm against {acc(r['test_accuracy'])} without ({rep.link('dead_neurons')}).")
+
+
+def dead_units(rep: Report) -> str:
+    runs, worst = worst_dead(rep)
+    if not worst or worst[2]["dead"][-1] == 0:
+        return f"No run without batch norm ended with a dead unit ({rep.link('dead_neurons')})."
+    r, k, layer = worst
+    ref = next((x for x in runs if not x["batch_norm"] and x["test_accuracy"] is not None
+                and x["hidden_dims"] == r["hidden_dims"] and x["lr"] == rep.need("dead_neurons")["default_lr"]), None)
+    return (f"Measured ({rep.link('dead_neurons')}): without batch norm at lr {r['lr']:.4g}, "
+            f"{layer['dead'][-1]} of the {layer['width']} units of layer {k + 1} of {r['hidden_dims']} are dead "
+            f"after the last epoch ({max(layer['dead'])} after the worst one), and the run ends at "
+            f"{acc(r['test_accuracy'])} test accuracy"
+            + (f" against {acc(ref['test_accuracy'])} at lr {ref['lr']:g}" if ref else "")
+            + " (the rate also changes the optimisation itself, so not all of the gap is the dead units').")
+
+
+def no_dead_with_batchnorm(rep: Report) -> str:
+    runs, worst = worst_dead(rep)
+    normed = [r for r in runs if r["batch_norm"]]
+    most_bn = max((max(layer["dead"]) for r in normed for layer in r["layers"]), default=None)
+    if most_bn is None or worst is None:
+        raise NotRun("dead_neurons")
+    r, k, layer = worst
+    rates = sorted({x["lr"] for x in normed})
+    return (f"Measured ({rep.link('dead_neurons')}): without batch norm, up to {layer['dead'][-1]} of "
+            f"{layer['width']} units of layer {k + 1} of {r['hidden_dims']} are dead after the last epoch (lr "
+            f"{r['lr']:.4g}); with batch norm, at the rates {listing([f'{lr:.4g}' for lr in rates])}, "
+            + ("no unit is dead after any epoch of any run." if most_bn == 0
+               else f"at most {most_bn} units of a layer are dead after any epoch."))
 
 
 if __name__ == "__main__":

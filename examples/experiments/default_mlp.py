@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
-from arrayml_app.report import Report, acc, epochs_label, pct, roman, second_half, secs, spread
+from arrayml_app.figures import Curve, Panel, compare_runs, save_figure
+from arrayml_app.report import NotRun, Report, acc, epochs_label, pct, roman, second_half, secs, spread
 from arrayml_app.run import run
 
 RUNS = {
@@ -63,22 +63,14 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def plot(results: dict, path: Path) -> None:
-    fig, (ax_loss, ax_acc) = new_figure(1, 2, size=(12, 4.2))
+    panels = (
+        Panel("cross-entropy loss", "loss (solid: train, dashed: validation)",
+              (Curve("train_loss", "-", "{name} train"), Curve("val_loss", "--", "{name} validation"))),
+        Panel("validation accuracy", "validation accuracy (legend: test accuracy of best epoch)",
+              (Curve("val_accuracy", "o-", "{name} (test {test})"),)),
+    )
     colours = {"arrayml-relu": "tab:blue", "torch-reference-relu": "tab:red", "arrayml-elu": "tab:green"}
-    for name, r in results.items():
-        epochs = [e for e in r["history"]["epochs"] if not e.get("diverged")]
-        ep = [e["epoch"] for e in epochs]
-        c = colours.get(name)
-        label = f"{name} (test {r['test_accuracy']:.3f})"
-        ax_loss.plot(ep, [e["train_loss"] for e in epochs], "-", color=c, label=f"{name} train")
-        ax_loss.plot(ep, [e["val_loss"] for e in epochs], "--", color=c, label=f"{name} validation")
-        ax_acc.plot(ep, [e["val_accuracy"] for e in epochs], "o-", color=c, label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss (solid: train, dashed: validation)")
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy (legend: test accuracy of best epoch)")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    save_figure(fig, path)
+    save_figure(compare_runs(results, panels, colours=colours), path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,13 +90,11 @@ def report(rep: Report, s: dict) -> None:
        + "; Kaiming initialisation as in the course (N(0, 1/in) for the input layer, N(0, 2/in) after). " if cfg else "")
       + "The torch reference (`examples/torch_reference.py`) is the same network in `torch.nn` with autograd and "
       "`torch.optim.SGD`, starting from the same weights and seeing the same batches in the same order.\n")
-    w("| run | implementation | backend | activation | test accuracy | best epoch (val acc) | time per epoch | run time |")
-    w("|---|---|---|---|---|---|---|---|")
-    for name, r in s["runs"].items():
-        w(f"| {name} | {r['implementation']} | {r['backend']} | {r.get('activation', '?')} | **{acc(r['test_accuracy'])}** | "
-          f"{r['best_epoch'] if r['best_epoch'] is not None else '—'} ({pct(r['best_val_accuracy'])}) | "
-          f"{r['seconds_per_epoch']:.1f} s | {secs(r['seconds'])} |")
-    w("")
+    rep.table(("run", "implementation", "backend", "activation", "test accuracy", "best epoch (val acc)", "time per epoch",
+               "run time"),
+              ((name, r["implementation"], r["backend"], r.get("activation", "?"), f"**{acc(r['test_accuracy'])}**",
+                f"{r['best_epoch'] if r['best_epoch'] is not None else '—'} ({pct(r['best_val_accuracy'])})",
+                f"{r['seconds_per_epoch']:.1f} s", secs(r["seconds"])) for name, r in s["runs"].items()))
     rep.fig("default_mlp/default_mlp_curves.png", "loss and validation accuracy of the three runs")
     rep.fig("default_mlp/arrayml-relu/loss_curve.png", "arrayml ReLU: per-step and per-epoch loss, accuracy")
     against_torch(rep, s["runs"], relu_run)
@@ -193,6 +183,46 @@ def data_readme(data: dict) -> dict | None:
     # Named by the folder it sits in, not by a path: where the shared data lies differs between
     # machines (and CI's checkout), and the committed report must not depend on it.
     return {"relu": m.group(1), "elu": m.group(2), "path": f"`{readme.parent.name}/{readme.name}` beside the data file"}
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def default_runs(rep: Report) -> tuple[dict, dict]:
+    """The arrayml ReLU run and the torch reference of the default MLP (`NotRun` without both)."""
+    runs = rep.need("default_mlp").get("runs", {})
+    ours, ref = runs.get("arrayml-relu"), runs.get("torch-reference-relu")
+    if not ours or not ref:
+        raise NotRun("default_mlp")
+    return ours, ref
+
+
+def numpy_mlp(rep: Report) -> str:
+    ours = rep.need("default_mlp").get("runs", {}).get("arrayml-relu")
+    if not ours or ours.get("test_accuracy") is None:
+        raise NotRun("default_mlp")
+    cfg = rep.default_run().get("config", {})
+    return (f"The NumPy MLP (arrayml on NumPy, {cfg.get('dtype', '?')}; hidden layers {cfg.get('hidden_dims', '?')}, "
+            f"ReLU, {cfg.get('epochs', '?')} epochs, learning rate {cfg.get('lr', '?')}, batch {cfg.get('batch_size', '?')}, "
+            f"seed {cfg.get('seed', '?')}) reaches **{acc(ours['test_accuracy'])}** test accuracy with the model of its best "
+            f"validation epoch ({ours['best_epoch']}, validation {pct(ours['best_val_accuracy'])}), against the "
+            f"assignment's expected 47–48%. Loss curve: {rep.figure_link('default_mlp/arrayml-relu/loss_curve.png')}. Every "
+            "product is a matrix product over the whole batch: `Linear` is `x @ W.T + b` forward and `dy.T @ x`, "
+            "`dy @ W` backward (`arrayml/modules/linear.py`); the course's module interface is `arrayml.compat`.")
+
+
+def torch_reference(rep: Report) -> str:
+    ours, ref = default_runs(rep)
+    a, t = ours.get("first_step_losses", []), ref.get("first_step_losses", [])
+    same = (f" Started from the same weights on the same batches, their first {len(a)} losses agree to a relative "
+            f"{max(abs(x - y) / abs(y) for x, y in zip(a, t)):.1e}." if a and t else "")
+    return (f"The same network in `torch.nn` with autograd and `torch.optim.SGD` (`examples/torch_reference.py`, "
+            f"the same defaults) reaches **{acc(ref['test_accuracy'])}** test accuracy against arrayml's "
+            f"{acc(ours['test_accuracy'])}.{same} Batch normalisation is the flag `--batch-norm` of both scripts "
+            f"(a `BatchNorm1d` between every hidden `Linear` and its activation). Loss curves of both: "
+            f"{rep.figure_link('default_mlp/default_mlp_curves.png')}.")
 
 
 if __name__ == "__main__":

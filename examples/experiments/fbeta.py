@@ -15,7 +15,7 @@ from pathlib import Path
 
 from arrayml_app.experiments import RESULTS, Stopwatch, base_config, command_line, out_dir, parser, save_json
 from arrayml_app.figures import new_figure, plot_confusion, save_figure
-from arrayml_app.report import Report, acc
+from arrayml_app.report import Report, acc, listing
 from arrayml_app.run import run
 
 
@@ -92,14 +92,9 @@ def report(rep: Report, s: dict) -> None:
       f"{sum(map(sum, s['confusion_matrix']))} test images. Metrics are computed on the device by `arrayml.metrics` from "
       "the confusion matrix and read back once. F-beta weighs recall β times as much as precision: a small β gives "
       "almost the precision, a large one almost the recall, β = 1 their harmonic mean.\n")
-    w("| class | precision | recall | " + " | ".join(f"F(β={b})" for b in betas) + " |")
-    w("|---|---|---|" + "---|" * len(betas))
-    for row in s["per_class"]:
-        w(f"| {row['class']} | {row['precision']:.3f} | {row['recall']:.3f} | "
-          + " | ".join(f"{row['f' + b]:.3f}" for b in betas) + " |")
-    m = s["macro"]
-    w(f"| **macro average** | {m['precision']:.3f} | {m['recall']:.3f} | "
-      + " | ".join(f"{m['f' + b]:.3f}" for b in betas) + " |\n")
+    rows = [(row["class"], *(f"{row[k]:.3f}" for k in ("precision", "recall", *(f"f{b}" for b in betas))))
+            for row in [*s["per_class"], {"class": "**macro average**", **s["macro"]}]]
+    rep.table(("class", "precision", "recall", *(f"F(β={b})" for b in betas)), rows)
     rep.fig("fbeta/confusion_matrix.png", "confusion matrix of the default model on the test set")
     rep.fig("fbeta/fbeta_per_class.png", "per-class precision, recall and F-beta")
     cm, classes = s["confusion_matrix"], s["classes"]
@@ -122,6 +117,30 @@ def report(rep: Report, s: dict) -> None:
                  f"({under['f' + lo]:.3f}) rates it higher than F({hi}) ({under['f' + hi]:.3f}). ")
     text += "Which β to report depends on which mistake costs more: β < 1 when false alarms do, β > 1 when misses do.\n"
     w(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def worst_detector(rep: Report) -> str:
+    s = rep.need("fbeta")
+    worst = min(s["per_class"], key=lambda row: row["recall"])
+    return (f"In this project ({rep.link('fbeta')}) the default model's accuracy is {acc(s['test_accuracy'])}, yet as "
+            f"a detector of **{worst['class']}** it has precision {worst['precision']:.3f} and recall "
+            f"{worst['recall']:.3f}: it finds only {100 * worst['recall']:.1f}% of the {worst['class']} images, which "
+            "accuracy alone does not show.")
+
+
+def scores(rep: Report) -> str:
+    s = rep.need("fbeta")
+    m = s["macro"]
+    return (f"On the test set ({rep.link('fbeta')}): highest precision {listing(s['highest_precision'])}; highest recall "
+            f"{listing(s['highest_recall'])}; lowest recall {listing(s['lowest_recall'])}. Macro averages: "
+            + ", ".join(f"F_{b} = {m['f' + b]:.3f}" for b in s["betas"])
+            + f" (precision {m['precision']:.3f}, recall {m['recall']:.3f}): a small β gives about the precision, a "
+            "large one about the recall. The per-class table is in the results.")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from pathlib import Path
 import matplotlib
 
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
-from arrayml_app.report import Report, acc, pct, second_half, secs, spread
+from arrayml_app.figures import finish_axes, new_figure, save_figure
+from arrayml_app.report import NotRun, Report, acc, listing, pct, second_half, secs, spread
 from arrayml_app.run import run
 
 RATES = [10.0 ** k for k in range(-6, 3)]  # 1e-6, 1e-5, ..., 1e2: nine rates
@@ -82,10 +82,9 @@ def plot_accuracy(runs: list[dict], path: Path) -> None:
                     ha="center", color="tab:red", fontsize=8)
     ax.axhline(0.1, color="grey", lw=0.8, ls=":", label="chance (10 classes)")
     ax.set_xscale("log")
-    ax.set(xlabel="learning rate (log scale)", ylabel="best validation accuracy", ylim=(0, max(0.6, ax.get_ylim()[1])),
-           title="learning-rate sweep, plain SGD, 10 epochs")
-    ax.grid(alpha=0.3, which="major")
-    ax.legend(loc="upper left")
+    finish_axes(ax, legend={"loc": "upper left"}, grid={"which": "major"}, xlabel="learning rate (log scale)",
+                ylabel="best validation accuracy", ylim=(0, max(0.6, ax.get_ylim()[1])),
+                title="learning-rate sweep, plain SGD, 10 epochs")
     save_figure(fig, path)
 
 
@@ -112,10 +111,9 @@ def plot_losses(runs: list[dict], path: Path, ceiling: float = 20.0) -> None:
             ax.plot([finite[-1] if finite else 0.0], [ceiling], "x", color="tab:red", markersize=10, mew=2)
     ax.set_yscale("log")
     ax.set_ylim(top=ceiling * 1.3)
-    ax.set(xlabel="epoch", ylabel="training loss (mean of each 10 steps, log scale)",
-           title=f"training loss for each learning rate (clipped at {ceiling:g}; red cross: loss became NaN/inf)")
-    ax.grid(alpha=0.3, which="major")
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    finish_axes(ax, legend={"fontsize": 7, "ncol": 2, "loc": "lower left"}, grid={"which": "major"}, xlabel="epoch",
+                ylabel="training loss (mean of each 10 steps, log scale)",
+                title=f"training loss for each learning rate (clipped at {ceiling:g}; red cross: loss became NaN/inf)")
     save_figure(fig, path)
 
 
@@ -129,12 +127,10 @@ def report(rep: Report, s: dict) -> None:
     w = rep.w
     runs = s["runs"]
     settings_text(rep, runs)
-    w("| learning rate | best val accuracy | test accuracy | outcome | time |")
-    w("|---|---|---|---|---|")
-    for r in runs:
-        outcome = (f"diverged in epoch {r['diverged']['epoch']} (step {r['diverged']['step']})" if r["diverged"] else "trained")
-        w(f"| {r['lr']:g} | {pct(r['best_val_accuracy'])} | {acc(r['test_accuracy'])} | {outcome} | {secs(r['seconds'])} |")
-    w("")
+    rep.table(("learning rate", "best val accuracy", "test accuracy", "outcome", "time"),
+              ((f"{r['lr']:g}", pct(r["best_val_accuracy"]), acc(r["test_accuracy"]),
+                f"diverged in epoch {r['diverged']['epoch']} (step {r['diverged']['step']})" if r["diverged"] else "trained",
+                secs(r["seconds"])) for r in runs))
     rep.fig("lr_sweep/lr_sweep_accuracy.png", "best validation accuracy against learning rate")
     rep.fig("lr_sweep/lr_sweep_losses.png", "training loss over epochs for each learning rate")
     finished = [r for r in runs if r["best_val_accuracy"] is not None]
@@ -254,6 +250,110 @@ def schedules_text(rep: Report) -> str:
     k = max(gains, key=gains.get)
     return (f"Lowering the rate during the run ({rep.ref('schedules')}) changes test accuracy by "
             f"{100 * min(gains.values()):+.2f} to {100 * max(gains.values()):+.2f} points ({k} best).")
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def sweep(rep: Report) -> list[dict]:
+    """The learning-rate sweep's runs by increasing rate (`NotRun` without it)."""
+    return sorted(rep.need("lr_sweep")["runs"], key=lambda r: r["lr"])
+
+
+def blow_up(rep: Report, run: dict) -> str:
+    """The per-step losses of a diverged run until they stop being finite."""
+    steps = ((rep.load("lr_sweep", f"lr{run['lr']:g}", "results.json") or {}).get("history") or {}).get("steps", {})
+    finite = []
+    for loss in steps.get("loss", []):
+        if loss is None or not math.isfinite(loss):
+            break
+        finite.append(loss)
+    if len(finite) < 2:
+        return ""
+    shown = " → ".join(f"{v:.3g}" for v in finite[:3]) + (f" → … → {finite[-1]:.3g}" if len(finite) > 3 else "")
+    return f"its loss went {shown} over its first {len(finite)} steps, then NaN"
+
+
+def rate_extremes(rep: Report) -> str:
+    runs = sweep(rep)
+    low, high = runs[0], runs[-1]
+    finished = [r for r in runs if r["best_val_accuracy"] is not None]
+    best = max(finished, key=lambda r: r["best_val_accuracy"]) if finished else None
+    classes = rep.classes()
+    clauses = []
+    if high["diverged"]:
+        grew = blow_up(rep, high)
+        clauses.append(f"at η = {high['lr']:g} the run diverged in epoch {high['diverged']['epoch']} at step "
+                       f"{high['diverged']['step']}" + (f" ({grew})" if grew else ""))
+    if low["train_loss"] and low["train_loss"][0] is not None:
+        clause = (f"at η = {low['lr']:g} the training loss only went from {low['train_loss'][0]:.2f} (epoch 1) to "
+                  f"{low['train_loss'][-1]:.2f} (epoch {len(low['train_loss'])}), with best validation accuracy "
+                  f"{pct(low['best_val_accuracy'])}" + (f" (chance: {100 / len(classes):.0f}%)" if classes else ""))
+        if best is not None and best is not low:
+            faster = next((e for e, v in enumerate(best["train_loss"], 1) if v is not None and v < low["train_loss"][-1]), None)
+            clause += (f", while η = {best['lr']:g} reached {pct(best['best_val_accuracy'])} best validation accuracy"
+                       + (f" and was below that final loss after {'its first epoch' if faster == 1 else f'epoch {faster}'}"
+                          if faster else ""))
+        clauses.append(clause)
+    if not clauses:
+        return ""
+    epochs = max((len(r["train_loss"]) for r in runs if not r["diverged"]), default=0)
+    return f"Measured ({rep.link('lr_sweep')}, {len(runs)} rates, {epochs} epochs each): " + "; ".join(clauses) + "."
+
+
+def warmup_overshoot(rep: Report) -> str:
+    """The first steps' losses at the default rate against a smaller one (nothing without the sweep)."""
+    try:
+        runs = sweep(rep)
+    except NotRun:
+        return ""
+    first = {r["lr"]: (r.get("step_loss_mean_10") or [None])[0] for r in runs}
+    default_lr = rep.default_run().get("config", {}).get("lr")
+    slower = [lr for lr in first if default_lr is not None and lr < default_lr and first[lr] is not None]
+    if default_lr not in first or first[default_lr] is None or not slower:
+        return ""
+    lr = max(slower)
+    losses = ((rep.load("default_mlp", "summary.json") or {}).get("runs", {}).get("arrayml-relu") or {}).get("first_step_losses")
+    return ("The overshoot is measured: "
+            + (f"the default run's first {len(losses)} losses are {', '.join(f'{v:.2f}' for v in losses)} "
+               f"({rep.link('default_mlp')}), and " if losses and losses[-1] > losses[0] else "")
+            + f"at η = {default_lr:g} the first ten steps average a loss of {first[default_lr]:.2f}, against "
+            f"{first[lr]:.2f} at η = {lr:g} ({rep.link('lr_sweep')}).")
+
+
+def best_rate(rep: Report) -> str:
+    runs = sweep(rep)
+    finished = sorted((r for r in runs if r["best_val_accuracy"] is not None), key=lambda r: -r["best_val_accuracy"])
+    if not finished:
+        return f"Every rate diverged ({rep.link('lr_sweep')}): there is no best rate."
+    best = finished[0]
+    diverged = [r for r in runs if r["diverged"]]
+    text = (f"{len(runs)} rates from {runs[0]['lr']:g} to {runs[-1]['lr']:g}, plain SGD ({rep.link('lr_sweep')}; "
+            f"best validation accuracy against rate: {rep.figure_link('lr_sweep/lr_sweep_accuracy.png')}; loss over time "
+            f"per rate: {rep.figure_link('lr_sweep/lr_sweep_losses.png')}). Picked by validation accuracy, not test: "
+            f"**η = {best['lr']:g}** ({pct(best['best_val_accuracy'])} validation, {acc(best['test_accuracy'])} test)")
+    if len(finished) > 1:
+        second = finished[1]
+        gap = 100 * (best["best_val_accuracy"] - second["best_val_accuracy"])
+        noise = [spread(r["val_accuracy"][len(r["val_accuracy"]) // 2:]) for r in (best, second)]
+        text += f", then η = {second['lr']:g} ({pct(second['best_val_accuracy'])})"
+        if None not in noise:
+            text += (f"; their {gap:.1f}-point gap is " + ("smaller" if gap < max(noise) else "larger")
+                     + f" than the {max(noise):.1f} points their validation accuracy moves over the second half of a run"
+                     + (", so the sweep singles out a window of rates more than one value" if gap < max(noise) else ""))
+    text += ". Why: the largest rates that are still stable make the most progress in a fixed number of steps"
+    slower = [r for r in finished if r["lr"] < best["lr"] and len(r["train_loss"]) > 1]
+    falling = [r for r in slower if r["train_loss"][-1] < r["train_loss"][-2]]
+    if slower:
+        text += ("; the training loss of " + ("every smaller rate" if len(falling) == len(slower) else
+                                              f"{len(falling)} of the {len(slower)} smaller rates")
+                 + " is still falling in the last epoch (too slow)")
+    if diverged:
+        text += (", and the loss of " + listing([f"η = {r['lr']:g}" for r in diverged])
+                 + " blows up within the first epoch (too high: beyond the stability limit)")
+    return text + "."
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ The experiments and their order come from `arrayml_app.experiments.REGISTRY`; ea
 section is written by ``report(rep, summary)`` in its own script, examples/experiments/<name>.py,
 beside the code that measured it (the formats they share: `arrayml_app.report`). This file puts
 the page together: the question map, the data and the machine, the time each experiment took, then
-the sections. The questions, their map and their written answers (docs/answers.md) are in
-answers.py beside it. An experiment whose results are missing gets a "not run" section; a run that
+the sections. The questions, their map and their written answers (docs/answers.md) are data in
+questions.md, put together by answers.py beside it. An experiment whose results are missing gets a "not run" section; a run that
 diverged is shown as diverged.
 """
 
@@ -107,21 +107,18 @@ def build_answers(results: Path = RESULTS, doc: Path = ANSWERS) -> str:
     """docs/answers.md: every question of the assignment with its written answer, linking the
     sections of docs/results.md (which must sit beside it)."""
     rep = Report(results, doc, sections=DOC.name)
-    script("answers").build_answers(rep)
+    script("answers").build_answers(rep, script)
     return rep.text()
 
 
 def timing_table(rep: Report, timings: dict) -> None:
     """Each experiment's command and the time its last run took (results/experiments.json)."""
-    w = rep.w
-    w("| experiment | command | time |")
-    w("|---|---|---|")
-    total = 0.0
-    for e in REGISTRY:
-        t = timings.get(e.name, {}).get("seconds")
-        total += t or 0.0
-        w(f"| {rep.link(e.name)} {e.name} | {cmd(e.command())} | {secs(t) if t is not None else 'not run'} |")
-    w(f"| **all** | {cmd('python examples/experiments/run_all.py --data-dir ../shared/data/cifar10')} | **{secs(total)}** |\n")
+    seconds = {e.name: timings.get(e.name, {}).get("seconds") for e in REGISTRY}
+    total = sum(t or 0.0 for t in seconds.values())
+    rep.table(("experiment", "command", "time"),
+              [*((f"{rep.link(e.name)} {e.name}", cmd(e.command()), secs(seconds[e.name]) if seconds[e.name] is not None
+                  else "not run") for e in REGISTRY),
+               ("**all**", cmd("python examples/experiments/run_all.py --data-dir ../shared/data/cifar10"), f"**{secs(total)}**")])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -255,12 +255,9 @@ def report(rep: Report, s: dict) -> None:
       "both variants receive the same gradient at the top; each block's backward is called in turn and the norm "
       "of the gradient arriving at its input is recorded (`examples/experiments/residual.py`).\n")
     rep.fig("residual/residual_gradient_norms.png", "gradient norm at each depth, plain against residual")
-    w(f"| initialisation | activation | ‖grad at block 1‖ / ‖grad at block {st['depth']}‖, plain | residual |")
-    w("|---|---|---|---|")
-    for init, acts in s["input_grad_ratio_first_to_last"].items():
-        for act, v in acts.items():
-            w(f"| {init} | {act} | {v['plain']:.3g} | {v['residual']:.3g} |")
-    w("")
+    rep.table(("initialisation", "activation", f"‖grad at block 1‖ / ‖grad at block {st['depth']}‖, plain", "residual"),
+              ((init, act, f"{v['plain']:.3g}", f"{v['residual']:.3g}")
+               for init, acts in s["input_grad_ratio_first_to_last"].items() for act, v in acts.items()))
     mean_field = mean_field_text(s)
     if mean_field:
         w(mean_field)
@@ -312,6 +309,27 @@ def what_it_shows_text(s: dict) -> str:
                  + (": without the identity path, small blocks multiply the gradient towards zero."
                     if sp_relu < 1e-3 and (sp_tanh is None or sp_tanh < 1e-3) else "."))
     return text.rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def gradient_ratios(rep: Report) -> str:
+    s = rep.need("residual")
+    r, depth = s["input_grad_ratio_first_to_last"], s["settings"]["depth"]
+    scaled, kaiming = r.get("scaled", {}).get("relu"), r.get("kaiming", {}).get("relu")
+    text = ""
+    if scaled:
+        text += (f"Measured over {depth} blocks at initialisation ({rep.link('residual')}), with each block's second "
+                 f"Linear scaled by 1/√(2·depth): ‖grad at block 1‖ / ‖grad at block {depth}‖ is "
+                 f"{scaled['residual']:.3g} with the skips and {scaled['plain']:.3g} without (ReLU). ")
+    if kaiming:
+        text += (f"With both Linears at the default Kaiming scale the ratio is {kaiming['residual']:.3g} with the skips "
+                 f"against {kaiming['plain']:.3g} without: the skip guarantees a path for the gradient, not a constant "
+                 "norm, which is why residual networks also keep each block's contribution small at initialisation.")
+    return text
 
 
 if __name__ == "__main__":

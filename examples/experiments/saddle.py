@@ -33,7 +33,7 @@ import numpy as np
 from arrayml import backend
 from arrayml.backend import Array, Placement
 from arrayml_app.experiments import Stopwatch, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.figures import finish_axes, new_figure, save_figure
 from arrayml_app.report import Report
 
 #: Hessian eigenvalues (λ₊, λ₋); the eigenvectors are the coordinate axes e₁, e₂.
@@ -218,10 +218,8 @@ def plot_trajectories(path: np.ndarray, f_path: np.ndarray, args: Any, grow: flo
         bx.plot(t, a0 * abs(shrink) ** t, "k:", lw=1.2,
                 label=f"|x₁(0)|·(1 − ηλ₊)ᵗ = |x₁(0)|·{shrink:g}ᵗ" if j == 0 else None)
     bx.set_yscale("log")
-    bx.set(xlabel="gradient-descent step t", ylabel="|coordinate along the eigenvector|",
-           title="distance along each eigenvector: escape is geometric")
-    bx.grid(alpha=0.3, which="both")
-    bx.legend(fontsize=8, loc="center right")
+    finish_axes(bx, legend={"fontsize": 8, "loc": "center right"}, grid={"which": "both"}, xlabel="gradient-descent step t",
+                ylabel="|coordinate along the eigenvector|", title="distance along each eigenvector: escape is geometric")
     fig.tight_layout()
     save_figure(fig, file)
 
@@ -242,12 +240,10 @@ def plot_fractions(rows: list[dict], args: Any, file: Path) -> None:
                 label="Monte Carlo: no hit at all (estimate 0, not drawable on a log axis)")
     ax.axhline(floor, color="grey", ls=":", lw=1, label=f"one hit in {args.draws} draws")
     ax.set_yscale("log")
-    ax.set(xlabel="n, number of Hessian eigenvalues (dimension)",
-           ylabel="fraction of critical points that are minima",
-           title="Minima among critical points when each eigenvalue's sign is a fair coin")
     ax.set_xticks(n if len(n) <= 25 else n[:: max(1, len(n) // 20)])
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    finish_axes(ax, legend={"fontsize": 8}, grid={"which": "both"}, xlabel="n, number of Hessian eigenvalues (dimension)",
+                ylabel="fraction of critical points that are minima",
+                title="Minima among critical points when each eigenvalue's sign is a fair coin")
     fig.tight_layout()
     save_figure(fig, file)
 
@@ -274,14 +270,48 @@ def report(rep: Report, s: dict) -> None:
     w("If each of the n eigenvalues of the Hessian at a critical point is positive or negative with probability ½, "
       "independently, the point is a minimum only when all n are positive: probability 2⁻ⁿ, which vanishes as n "
       "grows; in that model almost every critical point of a high-dimensional loss is a saddle.\n")
-    w("| n | exact 2⁻ⁿ | Monte Carlo estimate | draws |")
-    w("|---|---|---|---|")
-    for row in s["minima_fraction"]:
-        if row["n"] in (1, 2, 3, 5, 10, 15, 20):
-            est = row.get("estimate", row.get("monte_carlo"))
-            w(f"| {row['n']} | {row['exact']:.3g} | {'—' if est is None else f'{est:.3g}'} | {row['draws']} |")
-    w("")
+    estimates = ((row, row.get("estimate", row.get("monte_carlo"))) for row in s["minima_fraction"])
+    rep.table(("n", "exact 2⁻ⁿ", "Monte Carlo estimate", "draws"),
+              ((row["n"], f"{row['exact']:.3g}", "—" if est is None else f"{est:.3g}", row["draws"])
+               for row, est in estimates if row["n"] in (1, 2, 3, 5, 10, 15, 20)))
     rep.fig("saddle/saddle_minima_fraction.png", "fraction of critical points that are minima")
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def minima_fraction(rep: Report) -> str:
+    rows = {row["n"]: row for row in rep.need("saddle")["minima_fraction"]}
+    shown = [rows[n] for n in (10, max(rows)) if n in rows]
+    return (f"Counted by Monte Carlo ({rep.link('saddle')}): "
+            + "; ".join(f"for n = {row['n']}, {row['hits']} of {row['draws']} random sign patterns are all positive "
+                        f"({row['hits'] / row['draws']:.3g}, against 2⁻ⁿ = {row['exact']:.3g}, i.e. "
+                        f"{row['draws'] * row['exact']:.3g} expected)" for row in shown) + ".")
+
+
+def escape(rep: Report) -> str:
+    gd = rep.need("saddle")["gradient_descent"]
+    lam = gd["hessian_eigenvalues"]
+    starts = {tuple(t["start"]): t for t in gd["trajectories"] if t["start"][0] > 0 and t["start"][1] > 0}
+    worst = max(gd["max_relative_error_negative_curvature_vs_closed_form"],
+                gd["max_relative_error_positive_curvature_vs_closed_form"])
+    return (f"Measured ({rep.link('saddle')}; f = ½xᵀHx, H = diag{tuple(lam)}, η = {gd['lr']}): the factors are "
+            f"{gd['predicted_shrink_per_step']:g} and {gd['predicted_growth_per_step']:g} per step, matched to a relative "
+            f"{worst:.0e}; "
+            + "; ".join(f"started at {list(x0)}, GD passes closest to the saddle at step {t['closest_step']} "
+                        f"(distance {t['closest_distance']:.3f}) before the unstable coordinate takes over"
+                        for x0, t in sorted(starts.items(), key=lambda kv: kv[0][1]))
+            + "; the coordinates cross where |x₁(0)|(1 − ηλ₊)ᵗ = |x₂(0)|(1 + η|λ₋|)ᵗ, i.e. at "
+            "t = ln(|x₁(0)|/|x₂(0)|) / ln((1 + η|λ₋|)/(1 − ηλ₊)) = "
+            + " and ".join(f"{crossing(x0, gd):.1f}" for x0 in sorted(starts, key=lambda x: x[1])) + ".")
+
+
+def crossing(start: tuple[float, float], gd: dict) -> float:
+    """The step at which the unstable coordinate of gradient descent from `start` overtakes the stable one."""
+    grow, shrink = gd["predicted_growth_per_step"], gd["predicted_shrink_per_step"]
+    return math.log(abs(start[0]) / abs(start[1])) / math.log(grow / shrink)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from arrayml.schedules import make_schedule
 from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json
-from arrayml_app.figures import new_figure, save_figure
+from arrayml_app.figures import Curve, Panel, compare_runs, finish_axes, new_figure, save_figure
 from arrayml_app.report import Report, acc, listing, pct, points, secs, spread
 from arrayml_app.run import run
 
@@ -70,25 +70,15 @@ def plot_schedules(schedules: dict, epochs: int, path: Path) -> None:
     fig, ax = new_figure(size=(7, 4))
     for name, sched in schedules.items():
         ax.plot(t, [sched(e) for e in t], lw=2, label=name)
-    ax.set(xlabel="epoch", ylabel="learning rate", title=f"learning-rate schedules over {epochs} epochs (peak {schedules['constant'].lr:g})")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    finish_axes(ax, xlabel="epoch", ylabel="learning rate",
+                title=f"learning-rate schedules over {epochs} epochs (peak {schedules['constant'].lr:g})")
     save_figure(fig, path)
 
 
 def plot_runs(results: dict, path: Path) -> None:
-    fig, (ax_acc, ax_loss) = new_figure(1, 2, size=(12, 4.2))
-    for name, r in results.items():
-        epochs = [e for e in r["history"]["epochs"] if not e.get("diverged")]
-        ep = [e["epoch"] for e in epochs]
-        ax_acc.plot(ep, [e["val_accuracy"] for e in epochs], "o-", label=f"{name} (test {r['test_accuracy']:.3f})")
-        ax_loss.plot(ep, [e["train_loss"] for e in epochs], "o-", label=name)
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
-    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)", title="training loss")
-    for ax in (ax_acc, ax_loss):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    save_figure(fig, path)
+    panels = (Panel("validation accuracy", "validation accuracy", (Curve("val_accuracy", label="{name} (test {test})"),)),
+              Panel("training loss (epoch mean)", "training loss", (Curve("train_loss"),)))
+    save_figure(compare_runs(results, panels), path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,19 +93,18 @@ def report(rep: Report, s: dict) -> None:
       "--schedule NAME` uses them (`--step-size`, `--gamma`, `--warmup-epochs`, `--min-lr`). The rate is set "
       "before every step from the fractional epoch, so the warm-up is smooth within the first epoch.\n")
     rep.fig("schedules/schedules_lr.png", "learning rate against epoch for each schedule")
-    w("| schedule | settings | test accuracy | best val accuracy (epoch) | final training loss | time |")
-    w("|---|---|---|---|---|---|")
-    runs = s["runs"]
-    for name, r in runs.items():
+    def row(name: str, r: dict) -> tuple:
         d = s["schedules"].get(name, {})
         rest = {k: v for k, v in d.items() if k not in ("name", "lr")}
         settings = f"peak lr {d['lr']:g}" if "lr" in d else ""
         settings += ("; " + ", ".join(f"{k} {v:g}" for k, v in rest.items())) if rest else ""
         loss = r.get("final_train_loss")
-        w(f"| {name} | {settings or '—'} | **{acc(r['test_accuracy'])}** | {pct(r['best_val_accuracy'])} "
-          f"({r['best_epoch'] if r['best_epoch'] is not None else '—'}) | "
-          f"{'—' if loss is None else f'{loss:.4f}'} | {secs(r['seconds'])} |")
-    w("")
+        return (name, settings or "—", f"**{acc(r['test_accuracy'])}**",
+                f"{pct(r['best_val_accuracy'])} ({r['best_epoch'] if r['best_epoch'] is not None else '—'})",
+                "—" if loss is None else f"{loss:.4f}", secs(r["seconds"]))
+
+    rep.table(("schedule", "settings", "test accuracy", "best val accuracy (epoch)", "final training loss", "time"),
+              (row(name, r) for name, r in s["runs"].items()))
     rep.fig("schedules/schedules_runs.png", "validation accuracy and training loss per schedule")
     w(comparison_text(s))
 
@@ -202,6 +191,27 @@ def step_decay_text(step: dict | None, size: float | None) -> str:
             + (f", against at most {others_max:+.1f} in any other epoch after the first" if others_max is not None else "")
             + (": the jump comes with the decay. " if others_max is not None and min(jumps[e] for e in decays) > others_max
                else ". "))
+
+
+# --------------------------------------------------------------------------------------------
+# Its sentences in the answers to the assignment's questions (questions.md names them)
+# --------------------------------------------------------------------------------------------
+
+
+def gain(rep: Report) -> str:
+    ok = {k: r for k, r in rep.need("schedules")["runs"].items() if r["test_accuracy"] is not None}
+    if "constant" not in ok or len(ok) < 2:
+        return ""
+    const = ok["constant"]
+    best = max((k for k in ok if k != "constant"), key=lambda k: ok[k]["test_accuracy"])
+    text = (f"Over the same {len(const['val_accuracy'])} epochs ({rep.link('schedules')}), test accuracy is "
+            + ", ".join(f"{acc(r['test_accuracy'])} ({k})" for k, r in ok.items())
+            + f": the best schedule, **{best}**, gains {100 * (ok[best]['test_accuracy'] - const['test_accuracy']):+.2f} "
+            "points over the constant rate")
+    losses = {k: r.get("final_train_loss") for k, r in ok.items() if r.get("final_train_loss") is not None}
+    if best in losses and "constant" in losses and min(losses, key=losses.get) == best:
+        text += f" and ends at the lowest training loss ({losses[best]:.3f} against {losses['constant']:.3f})"
+    return text + "."
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def test_train_throughput_variants_agree_after_an_epoch(monkeypatch):
 
 
 def test_train_throughput_compiled_and_jax_rows_agree_with_the_others():
-    """The rows of issue 11: arrayml on JAX, eager and jax.jit-compiled, and arrayml's step
+    """The JAX and compiled rows: arrayml on JAX, eager and jax.jit-compiled, and arrayml's step
     compiled by torch.compile, hold the NumPy variant's weights after the same steps."""
     pytest.importorskip("torch")
     pytest.importorskip("jax")
@@ -136,7 +136,7 @@ def test_train_throughput_prints_libraries_and_ratio_spreads_and_writes_them(tmp
 
 
 def test_train_throughput_adam_rows_agree_with_torch_optim_and_are_timed_against_their_sgd_rows(tmp_path, monkeypatch):
-    """The Adam row of issue 19: arrayml's Adam step (eager NumPy, eager torch) holds torch.optim.Adam's
+    """The Adam rows: arrayml's Adam step (eager NumPy, eager torch) holds torch.optim.Adam's
     weights after the same steps, and each Adam row's time is divided by its SGD row's, round by round."""
     pytest.importorskip("torch")
     tt = _load("train_throughput")

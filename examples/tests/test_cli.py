@@ -101,7 +101,8 @@ def test_quiet_keeps_only_the_final_line_and_default_out_is_named_after_the_run(
     assert [p.name for p in outs] == ["mlp-32-relu-array-api-strict-lr0.1-e2-s42"]
     accuracy = json.loads((outs[0] / "results.json").read_text())["test_accuracy"]
     assert proc.stdout == (f"test accuracy {accuracy:.4f} (best validation epoch 2); "
-                           f"results written to results/{outs[0].name}/results.json\n")
+                           f"results written to results/{outs[0].name}/results.json, "
+                           f"the model to results/{outs[0].name}/checkpoint.npz\n")
 
 
 @pytest.mark.parametrize("extra", [[], ["--batch-norm"], ["--optimizer", "adamw", "--lr", "0.003", "--layer-norm", "--init",
@@ -166,7 +167,7 @@ def test_default_experiment_on_jax_reaches_the_numpy_figure_within_one_point(num
 
 
 # --------------------------------------------------------------------------------------------
-# What a new user runs into (issue 12): checks before loading, statuses, output, interrupts
+# What a new user runs into: checks before loading, statuses, output, interrupts
 # --------------------------------------------------------------------------------------------
 
 NOT_LOADED = "holds 700 training and 150 test images"  # the warning the fixture's cache gives when it is read
@@ -225,7 +226,7 @@ def test_the_new_settings_are_checked_with_the_others(tmp_path, settings, messag
 
 def test_the_optimizer_flags_build_pytorchs_defaults_or_what_was_given(tmp_path):
     from arrayml_app.config import RunConfig
-    from arrayml_app.run import build_optimizer
+    from arrayml_app.models import build_optimizer
 
     assert repr(build_optimizer(RunConfig(optimizer="adamw", lr=0.002))) == repr(__import__("arrayml").AdamW(0.002))
     opt = build_optimizer(RunConfig(optimizer="adam", lr=0.01, beta2=0.99, eps=1e-6, amsgrad=True, weight_decay=0.1,
@@ -237,7 +238,18 @@ def test_the_optimizer_flags_build_pytorchs_defaults_or_what_was_given(tmp_path)
     assert build_optimizer(RunConfig()).settings()["weight_decay"] == 0.0  # SGD as before
 
 
-def test_the_issues_adam_and_dropout_command_runs_and_reports(data_dir, tmp_path):
+def test_every_model_kind_of_the_flag_has_one_builder():
+    from arrayml import MLP
+    from arrayml_app.config import MODEL_KINDS, RunConfig
+    from arrayml_app.models import MODELS, build_model
+
+    assert set(MODELS) == set(MODEL_KINDS)
+    assert isinstance(build_model(RunConfig(model="mlp")), MLP)
+    with pytest.raises(ValueError, match="--model must be one of mlp, got cnn"):
+        RunConfig(model="cnn").validate()
+
+
+def test_an_adam_and_dropout_run_reports_its_optimizer_and_architecture(data_dir, tmp_path):
     out = tmp_path / "adam"
     proc = run(TRAIN, "--data-dir", data_dir, "--out", out, *SMALL, "--optimizer", "adam", "--lr", "0.001",
                "--dropout", "0.2")
@@ -260,19 +272,18 @@ def test_out_naming_an_existing_file_is_refused_before_training(data_dir, tmp_pa
 
 def test_results_that_cannot_be_written_go_elsewhere_with_the_trained_model(data_dir, tmp_path, monkeypatch, capsys):
     from arrayml import checkpoint
-    from arrayml_app import cli
-    from arrayml_app import run as app_run
+    from arrayml_app import cli, outputs
 
     out = tmp_path / "out"
-    real = app_run.write_results
+    real = outputs.write_results
 
     def disk_full_in_out(results, folder, *, plots=True):
         if folder == out:
             raise OSError(28, "No space left on device")
         return real(results, folder, plots=plots)
 
-    monkeypatch.setattr(app_run, "write_results", disk_full_in_out)
-    monkeypatch.setattr(app_run.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(outputs, "write_results", disk_full_in_out)
+    monkeypatch.setattr(outputs.tempfile, "tempdir", str(tmp_path))
     status = cli.main(["--data-dir", str(data_dir), "--out", str(out), *SMALL])
     assert status == cli.EXIT_NOT_WRITTEN == 4
     err = capsys.readouterr().err.strip()
@@ -380,6 +391,32 @@ def test_ctrl_c_starts_a_fresh_line_and_prints_the_resume_command(data_dir, tmp_
     last = err.splitlines()[-1]
     assert last == f"train.py: interrupted; continue with: python {TRAIN} --resume {out / 'checkpoint.npz'}"
     assert "Traceback" not in err
+
+
+def test_every_run_saves_its_best_model_where_its_output_says(data_dir, tmp_path):
+    from arrayml import checkpoint
+    from arrayml.datasets import cifar10
+
+    out = tmp_path / "o"
+    args = [a for a in SMALL if a not in ("--epochs", "2")]
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", out, *args, "--epochs", "6", "--lr", "0.5", "--batch-norm")
+    assert proc.returncode == 0, proc.stderr
+    path = out / "checkpoint.npz"  # no --checkpoint-every: saved all the same, and named
+    assert proc.stdout.splitlines()[-1].endswith(f"results written to {out}/results.json, the model to {path}")
+    results = json.loads((out / "results.json").read_text())
+    ckpt = checkpoint.load(path)
+    assert ckpt.meta["fit"]["epochs_done"] == 6 and ckpt.meta["fit"]["best_epoch"] == results["best_epoch"]
+    assert ckpt.best is not None and set(ckpt.best) == set(ckpt.model)
+    # the architecture alone rebuilds the model; with the best weights it scores what the run reported
+    model = checkpoint.load_model(path).module
+    model.load_state(ckpt.best)
+    model.eval()
+    arrays = np.load(data_dir / "cifar10_uint8.npz")
+    x = cifar10.normalize(arrays["x_test"], dtype=np.float32)
+    accuracy = float(np.mean(np.argmax(model.forward(x), axis=1) == arrays["y_test"]))
+    assert accuracy == pytest.approx(results["test_accuracy"], abs=1e-9)
+    if results["best_epoch"] < 6:  # (the last epoch's weights are in it too, to resume from)
+        assert any(not np.array_equal(ckpt.model[k], ckpt.best[k]) for k in ckpt.model)
 
 
 def test_the_readme_states_the_accuracy_range_the_headline_test_checks():

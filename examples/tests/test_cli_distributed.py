@@ -138,7 +138,7 @@ def test_a_killed_process_ends_the_other_and_the_run_resumes_on_two_or_one(app_r
 
 @pytest.mark.slow
 def test_torchrun_on_the_shared_cifar10_copy_reaches_the_single_process_accuracy(tmp_path):
-    """The issue's done-when check: the defaults under torchrun on 2 processes land in the band
+    """The defaults under torchrun on 2 processes land in the band
     of the single-process default (46-53%, examples/tests/test_cli.py); measured: 50.27% against 49.30%."""
     pytest.importorskip("torch", reason="torch is not installed (CPU build: pip install torch==2.13.0)")
     shared = ROOT.parent / "shared" / "data" / "cifar10"

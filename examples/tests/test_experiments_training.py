@@ -77,7 +77,7 @@ def test_batchnorm(quick, tmp_path):
 
 
 def test_beyond_runs_every_part_and_writes_its_section(quick, tmp_path):
-    """Issue 19's experiment, one epoch each on the look-alike (NumPy, so without JAX too): the
+    """The beyond experiment, one epoch each on the look-alike (NumPy, so without JAX too): the
     four parts, their figures, and a report section that quotes their numbers."""
     from arrayml_app.report import Report
 

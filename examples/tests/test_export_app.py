@@ -1,4 +1,4 @@
-"""The command line of the export (issue 20): ``train.py --export-onnx PATH`` then
+"""The command line of the export: ``train.py --export-onnx PATH`` then
 ``predict_onnx.py PATH --data-dir DIR`` print the same test accuracy, predict_onnx imports no
 arrayml, a bad --export-onnx is a one-line error before any training, and the inference benchmark
 runs. On a small CIFAR-10 look-alike; skipped, naming the install command, without the extra."""
@@ -75,6 +75,33 @@ def test_a_bad_export_path_is_a_one_line_error_before_training(data_dir, tmp_pat
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--export-onnx" in lines[0] and message in lines[0], proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+@needs_onnx
+def test_export_onto_an_existing_file_is_refused_before_the_data_unless_forced(data_dir, tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"a model exported by an earlier run")
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "run", *SMALL, "--export-onnx", model)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"--export-onnx {model}: a file is already there" in lines[0], proc.stderr
+    assert f"({tmp_path / 'model-2.onnx'} is free), or --force to replace it" in lines[0]
+    assert "holds 700 training" not in proc.stderr  # refused from the flags alone: no image was read
+    assert model.read_bytes() == b"a model exported by an earlier run" and not (tmp_path / "run").exists()
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "run", *SMALL, "--export-onnx", model, "--force")
+    assert proc.returncode == 0, proc.stderr
+    onnx = pytest.importorskip("onnx")
+    assert onnx.load(str(model)).graph.input[0].name  # replaced, as asked, by this run's model
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["config"]["export_onnx"] == str(model)
+
+
+def test_the_numbered_name_offered_is_the_first_free_one(tmp_path):
+    from arrayml_app.config import free_name
+
+    assert free_name(tmp_path / "model.onnx") == tmp_path / "model.onnx"
+    for name in ("model.onnx", "model-2.onnx"):
+        (tmp_path / name).write_bytes(b"x")
+    assert free_name(tmp_path / "model.onnx") == tmp_path / "model-3.onnx"
 
 
 @needs_onnx

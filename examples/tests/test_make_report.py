@@ -52,7 +52,7 @@ def default_mlp(root: Path) -> None:
 
 
 def lr_sweep(root: Path) -> None:
-    """No run at lr 0.1 (the old generator raised StopIteration), one diverged run."""
+    """No run at lr 0.1 (the default rate need not be in the sweep), one diverged run."""
     def row(lr, best, diverged=None):
         return {"lr": lr, "diverged": diverged, "best_val_accuracy": best, "best_epoch": 2 if best else None,
                 "test_accuracy": best, "train_loss": [2.0, 1.5], "val_accuracy": [best or 0.1, best or 0.1],
@@ -93,7 +93,7 @@ def batchnorm(root: Path) -> None:
 
 
 def residual(root: Path, prediction: float) -> None:
-    """ReLU only: no tanh run (the old generator raised KeyError)."""
+    """ReLU only: no tanh run (a missing activation is said, not a KeyError)."""
     put(root, "residual/residual.json", {
         "settings": {"depth": 8, "block": "Linear -> ReLU -> Linear", "width": 4, "batch": 8},
         "input_grad_ratio_first_to_last": {"kaiming": {"relu": {"plain": 30.0, "residual": 60.0}},
