@@ -407,10 +407,12 @@ def test_every_run_saves_its_best_model_where_its_output_says(data_dir, tmp_path
     ckpt = checkpoint.load(path)
     assert ckpt.meta["fit"]["epochs_done"] == 6 and ckpt.meta["fit"]["best_epoch"] == results["best_epoch"]
     assert ckpt.best is not None and set(ckpt.best) == set(ckpt.model)
-    # the architecture alone rebuilds the model; with the best weights it scores what the run reported
-    model = checkpoint.load_model(path).module
-    model.load_state(ckpt.best)
-    model.eval()
+    # the file alone rebuilds the model, with the best-validation weights by default and in
+    # evaluation mode: it scores what the run reported
+    loaded = checkpoint.load_model(path)
+    assert loaded.which == "best"
+    model = loaded.module
+    assert not model.training
     arrays = np.load(data_dir / "cifar10_uint8.npz")
     x = cifar10.normalize(arrays["x_test"], dtype=np.float32)
     accuracy = float(np.mean(np.argmax(model.forward(x), axis=1) == arrays["y_test"]))
