@@ -275,6 +275,6 @@ def load_model(
             raise ValueError(f"{path}: its optimizer state does not fit: {exc}") from None
     model.load_state(ckpt.model)
     if optimizer is not None:
-        optimizer.state = state
+        optimizer.set_state(state)  # checked above, against these parameters
     ckpt.module = model
     return ckpt

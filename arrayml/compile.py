@@ -207,7 +207,8 @@ class CompiledStep:
             new_state, loss, extra = self._function()(
                 params, buffers, opt_state, x, y,
                 backend.traced_scalar(rate, xp=where.xp, device=where.device, dtype=where.dtype), traced_key)
-        new_params, new_buffers, self.optimizer.state = new_state
+        new_params, new_buffers, opt_state = new_state
+        self.optimizer.set_state(opt_state)
         self.model.set_parameters(new_params)
         self.model.set_buffers(new_buffers)
         for _, module in self.model.named_modules():

@@ -144,9 +144,10 @@ class ArraymlLearner:
             out = self.compiled(x, y, lr, key=key)
             return out if self.metrics is not None else (out, None)
         params = self.model.parameters()
-        self.optimizer.state, loss, correct = train_step(
+        state, loss, correct = train_step(
             self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, key=key,
             metrics=self.metrics)
+        self.optimizer.set_state(state)
         return loss, correct
 
     def step_key(self, step: int, rank: int | None = None) -> Any:
@@ -184,4 +185,4 @@ class ArraymlLearner:
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
         """Set the optimizer's state from `optimizer_state`'s flat form, checked against the
         model's parameters and moved to where they live."""
-        self.optimizer.state = self.optimizer.fitted_state(unflatten_state(state), self.model.parameters())
+        self.optimizer.set_state(self.optimizer.fitted_state(unflatten_state(state), self.model.parameters()))

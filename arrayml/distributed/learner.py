@@ -181,9 +181,10 @@ class DataParallelLearner:
         learner.next_step = step + 1
         key = learner.step_key(step, rank=self.group.rank) if self.model.draws_random_numbers() else None
         state = self.optimizer.state_for(self.model.parameters())
-        self.optimizer.state, loss, correct = train_step(
+        state, loss, correct = train_step(
             self.model, self.loss, self.optimizer, state, x, y, lr, key=key, metrics=count_correct,
             reducer=self.reducer)
+        self.optimizer.set_state(state)
         return loss, correct
 
     # -- the rest is the wrapped learner's ---------------------------------------------------
