@@ -26,7 +26,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array
-from .base import Optimizer, Setting, State, flag, number, zeros_like
+from .base import Optimizer, State, zero_slot
+from .settings import Setting, flag, number
 
 
 def check_betas(betas: Any, what: str) -> tuple[float, float]:
@@ -75,11 +76,11 @@ class Adam(Optimizer):
         xp, dev = backend.get_namespace_and_device(first)
         state: State = {
             "step": xp.zeros((), dtype=backend.widest_float(xp), device=dev),
-            "exp_avg": {name: zeros_like(p) for name, p in params.items()},
-            "exp_avg_sq": {name: zeros_like(p) for name, p in params.items()},
+            "exp_avg": zero_slot(params),
+            "exp_avg_sq": zero_slot(params),
         }
         if self.amsgrad:
-            state["max_exp_avg_sq"] = {name: zeros_like(p) for name, p in params.items()}
+            state["max_exp_avg_sq"] = zero_slot(params)
         return state
 
     def apply_gradients(

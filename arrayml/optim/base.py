@@ -33,16 +33,16 @@ Gradient clipping is a transformation of the gradients, written once, here: with
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .. import backend, validate
 from ..backend import Array
+from .settings import positive_or_none, rate
+from .state import State, check_values, fits, fitted, flatten_state, unflatten_state
 
-#: An optimizer's state: slot name → {parameter name → array}, or entry name → array.
-State = dict[str, Any]
-
+__all__ = ["Optimizer", "State", "Trainable", "clip_by_global_norm", "flatten_state", "global_norm", "namespace_of",
+           "unflatten_state", "zero_slot", "zeros_like"]
 
 class Trainable(Protocol):
     """What `Optimizer.step` updates: an arrayml Module, or anything with these three methods."""
@@ -57,44 +57,6 @@ class Trainable(Protocol):
         """Take these new arrays as the parameters (by the same names)."""
 
 
-class Setting:
-    """A setting of an optimizer, checked by ``check(optimizer, value, what)`` whenever it is
-    assigned, in the constructor and after: the checked value is kept, a refused one raises
-    (naming the setting) and the old value stays."""
-
-    def __init__(self, check: Callable[[Any, Any, str], Any], label: str | None = None) -> None:
-        self.check, self.label = check, label
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        self.label = self.label or name
-
-    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
-        if obj is None:
-            return self
-        try:
-            return obj.__dict__[self.name]
-        except KeyError:
-            raise AttributeError(f"{type(obj).__name__} has no {self.name} yet") from None
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__[self.name] = self.check(obj, value, f"{type(obj).__name__} {self.label}")
-
-
-def number(**bounds: Any) -> Setting:
-    """A setting that is a finite real number within `bounds` (`validate.real_number`'s)."""
-    return Setting(lambda opt, value, what: validate.real_number(value, what, **bounds))
-
-
-def flag() -> Setting:
-    """A setting that is True or False."""
-    return Setting(lambda opt, value, what: validate.boolean(value, what))
-
-
-def _positive_or_none(opt: Any, value: Any, what: str) -> float | None:
-    return None if value is None else validate.real_number(value, what, low=0.0, low_open=True)
-
-
 class Optimizer:
     """Base class: subclasses implement `init`, `apply_gradients` (the rule) and `settings`, and
     declare their settings as `Setting` attributes.
@@ -104,8 +66,8 @@ class Optimizer:
     clips the gradients by their global norm before the rule sees them.
     """
 
-    lr = Setting(lambda opt, value, what: validate.learning_rate(value, what), "learning rate")
-    clip_grad_norm = Setting(_positive_or_none)
+    lr = rate()
+    clip_grad_norm = positive_or_none()
     #: State entries that count steps, and slots that hold second moments (checked when a state
     #: is set by hand or loaded: a whole number >= 0, values >= 0).
     step_counts: tuple[str, ...] = ()
@@ -241,7 +203,7 @@ class Optimizer:
         state = self._state
         if state is None:
             return self.init(params)
-        if self._state_checked and _fits(state, params):
+        if self._state_checked and fits(state, params):
             return state
         fitted = self.fitted_state(state, params)
         self.set_state(fitted)
@@ -249,84 +211,18 @@ class Optimizer:
 
     def fitted_state(self, state: Mapping[str, Any], params: Mapping[str, Array]) -> State:
         """`state` (e.g. read from a checkpoint, as host arrays) checked against this optimizer
-        and `params`, and converted to where they live: an empty state is a fresh one (`init`);
-        otherwise every entry the optimizer keeps, and no other, for every parameter, of its
-        shape, holding values that make sense (`check_state_values`). Anything else is a
-        `ValueError` or `TypeError` naming the entry. Reads values back (once per state)."""
-        name = type(self).__name__
-        if not isinstance(state, Mapping):
-            raise TypeError(f"{name} state must be a dict (what init() returns), got {type(state).__name__}")
-        fresh = self.init(params)
-        if not state:
-            return fresh
-        keeps = ", ".join(sorted(fresh)) or "nothing"
-        unknown, missing = sorted(set(state) - set(fresh)), sorted(set(fresh) - set(state))
-        if unknown:
-            raise ValueError(
-                f"{name} state has entries {unknown} that this optimizer does not keep (it keeps: {keeps}); "
-                f"is it the state of another optimizer, or of {name} with other settings?"
-            )
-        if missing:
-            raise ValueError(f"{name} state lacks the entries {missing} (it keeps: {keeps}); give a whole state, "
-                             f"or none (optimizer.state = None) to start afresh")
-        out: State = {}
-        for key, default in fresh.items():
-            given = state[key]
-            if isinstance(default, dict):
-                out[key] = self._fitted_slot(key, given, params)
-                continue
-            backend.get_namespace(given, names=(f"{name} state {key!r}",))
-            if tuple(given.shape) != tuple(default.shape):
-                raise ValueError(f"{name} state {key!r} has shape {tuple(given.shape)} but must be a "
-                                 f"{len(default.shape)}-D array of shape {tuple(default.shape)}")
-            xp, dev = backend.get_namespace_and_device(default)
-            out[key] = backend.convert(given, xp, dev, default.dtype)
-        self.check_state_values(out)
-        return out
-
-    def _fitted_slot(self, key: str, given: Any, params: Mapping[str, Array]) -> dict:
-        what = f"{type(self).__name__} state {key}"
-        if not isinstance(given, Mapping):
-            raise TypeError(f"{what} must be a dict of arrays by parameter name, got {type(given).__name__}")
-        unknown, missing = sorted(set(given) - set(params)), sorted(set(params) - set(given))
-        if unknown:
-            raise ValueError(f"{what} has entries for parameters this model lacks: {unknown}")
-        if missing:
-            raise ValueError(f"{what} has no entry for the parameters {missing}; give every parameter's, or no "
-                             f"state at all (optimizer.state = None) to start afresh")
-        slot = {}
-        for pname, p in params.items():
-            v = given[pname]
-            backend.get_namespace(v, names=(f"{what}[{pname!r}]",))
-            if tuple(v.shape) != tuple(p.shape):
-                raise ValueError(
-                    f"{what}[{pname!r}] has shape {tuple(v.shape)} but its parameter has shape {tuple(p.shape)}; "
-                    f"it belongs to another model (a checkpoint of another architecture?): reset the "
-                    f"optimizer's state with optimizer.state = None"
-                )
-            xp, dev = backend.get_namespace_and_device(p)
-            slot[pname] = backend.convert(v, xp, dev, p.dtype)
-        return slot
+        and `params`, and converted to where they live (`arrayml.optim.state.fitted`): an empty
+        state is a fresh one; otherwise every entry the optimizer keeps, and no other, for every
+        parameter, of its shape, holding values that make sense (`check_state_values`).
+        Anything else is a `ValueError` or `TypeError` naming the entry."""
+        return fitted(self, state, params)
 
     def check_state_values(self, state: State) -> None:
         """Refuse values no step of this optimizer can have made: a step count (`step_counts`)
         that is not a whole number from 0 up to what its dtype counts exactly, a second moment
         (`second_moments`) below 0 or NaN. Reads the values back: called once per state set or
         loaded, never per step."""
-        name = type(self).__name__
-        for key in self.step_counts:
-            count = state[key]
-            limit = int(2 / backend.get_namespace(count).finfo(count.dtype).eps)  # 2**53 in float64
-            value = float(backend.to_numpy(count))
-            if not (math.isfinite(value) and 0 <= value <= limit and value == math.floor(value)):
-                raise ValueError(f"{name} state {key!r} must be a whole number of steps from 0 to {limit}, got "
-                                 f"{value:g}")
-        for key in self.second_moments:
-            for pname, v in state.get(key, {}).items():
-                xp = backend.get_namespace(v)
-                if not bool(xp.all(v >= 0)):
-                    raise ValueError(f"{name} state {key}[{pname!r}] holds negative or NaN values: a second moment "
-                                     f"is >= 0 (is it another optimizer's, or edited?)")
+        check_values(self, state)
 
     def __repr__(self) -> str:
         items = sorted(self.settings().items(), key=lambda kv: kv[0] == "clip_grad_norm")  # clipping last
@@ -340,60 +236,25 @@ class Optimizer:
 
 
 def zeros_like(p: Array) -> Array:
-    """Zeros of `p`'s shape, dtype, namespace and device (an optimizer's fresh slot)."""
+    """Zeros of `p`'s shape, dtype, namespace and device."""
     xp, dev = backend.get_namespace_and_device(p)
     return xp.zeros(tuple(p.shape), dtype=p.dtype, device=dev)
 
 
+def zero_slot(params: Mapping[str, Array]) -> dict[str, Array]:
+    """A fresh slot of an optimizer's state: zeros like every parameter, by its name."""
+    return {name: zeros_like(p) for name, p in params.items()}
+
+
+def namespace_of(params: Mapping[str, Array], grads: Mapping[str, Array]) -> Any:
+    """The namespace of a rule's arrays, asked of the first parameter and its gradient (the
+    eager step has checked them all; a traced step holds one namespace)."""
+    first = next(iter(params), None)
+    return None if first is None else backend.get_namespace(params[first], grads[first])
+
+
 def _check_pair(what: str, p: Array, other: Array, names: tuple[str, str]) -> None:
     backend.get_namespace_and_device(p, other, names=names, what=what)
-
-
-def _fits(state: Mapping[str, Any], params: Mapping[str, Array]) -> bool:
-    """Whether every slot of `state` holds, for every parameter, an array of its type, shape,
-    dtype and device, and every single entry (a step count) an array of the parameters' type
-    and device (attribute comparisons only: this runs every eager step)."""
-    first = next(iter(params.values()), None)
-    for entry in state.values():
-        if not isinstance(entry, dict):
-            if first is not None and (type(entry) is not type(first)
-                                      or getattr(entry, "device", None) != getattr(first, "device", None)):
-                return False
-            continue
-        if len(entry) != len(params):
-            return False
-        for pname, p in params.items():
-            v = entry.get(pname)
-            if v is None or type(v) is not type(p) or v.shape != p.shape or v.dtype != p.dtype \
-                    or getattr(v, "device", None) != getattr(p, "device", None):
-                return False
-    return True
-
-
-def flatten_state(state: Mapping[str, Any] | None) -> dict[str, Array]:
-    """An optimizer state as flat ``"slot/parameter"`` (or ``"entry"``) → array pairs, for a
-    checkpoint; `unflatten_state` undoes it."""
-    flat: dict[str, Array] = {}
-    for key, entry in (state or {}).items():
-        if isinstance(entry, Mapping):
-            flat.update({f"{key}/{pname}": v for pname, v in entry.items()})
-        else:
-            flat[key] = entry
-    return flat
-
-
-def unflatten_state(flat: Mapping[str, Array]) -> State:
-    """The nested state that `flatten_state` flattened."""
-    state: State = {}
-    for key, value in flat.items():
-        slot, sep, pname = key.partition("/")
-        if sep:
-            if slot not in state:
-                state[slot] = {}
-            state[slot][pname] = value
-        else:
-            state[key] = value
-    return state
 
 
 def global_norm(grads: Mapping[str, Array]) -> Array:

@@ -20,7 +20,8 @@ from typing import Any
 
 from .. import backend
 from ..backend import Array
-from .base import Optimizer, State, flag, number, zeros_like
+from .base import Optimizer, State, namespace_of, zero_slot
+from .settings import flag, number
 
 
 class RMSprop(Optimizer):
@@ -55,11 +56,11 @@ class RMSprop(Optimizer):
         self.alpha, self.eps, self.weight_decay, self.momentum, self.centered = alpha, eps, weight_decay, momentum, centered
 
     def init(self, params: Mapping[str, Array]) -> State:
-        state: State = {"square_avg": {name: zeros_like(p) for name, p in params.items()}}
+        state: State = {"square_avg": zero_slot(params)}
         if self.centered:
-            state["grad_avg"] = {name: zeros_like(p) for name, p in params.items()}
+            state["grad_avg"] = zero_slot(params)
         if self.momentum:
-            state["momentum_buffer"] = {name: zeros_like(p) for name, p in params.items()}
+            state["momentum_buffer"] = zero_slot(params)
         return state
 
     def apply_gradients(
@@ -75,11 +76,9 @@ class RMSprop(Optimizer):
             out["grad_avg"] = {}
         if buffers is not None:
             out["momentum_buffer"] = {}
-        xp = None
+        xp = namespace_of(params, grads)
         for name, p in params.items():
             g = grads[name]
-            if xp is None:
-                xp = backend.get_namespace(p, g)
             if wd:
                 g = g + wd * p
             s = out["square_avg"][name] = alpha * square_avg[name] + (1.0 - alpha) * g * g

@@ -21,7 +21,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array
-from .base import Optimizer, Setting, State, number, zeros_like
+from .base import Optimizer, State, namespace_of, zero_slot
+from .settings import Setting, number
 
 
 def _momentum(opt: SGD, value: Any, what: str) -> float:
@@ -69,7 +70,7 @@ class SGD(Optimizer):
     def init(self, params: Mapping[str, Array]) -> State:
         if not self.momentum:
             return {}
-        return {"momentum": {name: zeros_like(p) for name, p in params.items()}}
+        return {"momentum": zero_slot(params)}
 
     def apply_gradients(
         self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
@@ -78,11 +79,9 @@ class SGD(Optimizer):
         velocity = state["momentum"] if mu else None
         new_params: dict[str, Array] = {}
         new_velocity: dict[str, Array] = {}
-        xp = None
+        xp = namespace_of(params, grads)
         for name, p in params.items():
             g = grads[name]
-            if xp is None:
-                xp = backend.get_namespace(p, g)
             if wd:
                 if velocity is None:  # p − lr·(g + wd·p) as p·(1 − lr·wd) − lr·g: one pass over p fewer
                     new_params[name] = backend.subtract_scaled(p * (1 - lr * wd), g, lr, xp=xp)
