@@ -162,8 +162,10 @@ class ArraymlLearner(RunnerLearner):
     `seed` seeds the step's random draws (dropout masks, random flips): step n draws from
     ``step_key(seed, n)`` (`arrayml.step.step_key`), eager or compiled.
 
-    Each step switches the model to training mode; `logits`, `predict` and `predict_proba` run it
-    in evaluation mode and leave every module's mode as it was. The learner follows its model:
+    Each step switches a model left in evaluation mode (``model.eval()``, a checkpoint) back to
+    training mode (a layer frozen on its own in a training model stays frozen); `logits`,
+    `predict` and `predict_proba` run it in evaluation mode and leave every module's mode as it
+    was. The learner follows its model:
     after ``model.to(...)`` it trains where the model now lives (the optimizer's state is moved
     along at the next step).
     """

@@ -12,7 +12,7 @@ A `Runner` owns what lives between steps, so that it is written once:
   (`Optimizer.set_state`), and read or loaded whole (`optimizer_state`, `load_optimizer_state`);
 - the rate: checked on the host, naming where it came from, before any step runs, since a
   compiled or exported step could not check a traced one; and, for a learner's step, training
-  mode, switched on by the step itself (``train_mode=True``).
+  mode, switched on by the step itself for a model left in evaluation mode (``train_mode=True``).
 
 How one step runs is the strategy it is given, a `Strategy`:
 
@@ -74,9 +74,11 @@ class Runner:
         strategy: how each step runs (`Eager`, `arrayml.compile.Traced`).
         seed: the random draws of step n come from ``step_key(seed, n)``.
         rank: the process's rank in data-parallel training (folded into every key), or None.
-        train_mode: switch the whole model to training mode before every step (a learner's
-            step does: a model left in evaluation mode by a prediction or a checkpoint still
-            trains with dropout and batch statistics); False runs it in the modes it has.
+        train_mode: switch a model in evaluation mode (``model.eval()``, or as a checkpoint
+            leaves it) to training mode, the whole tree, before a step: a learner's step does,
+            so that it never trains without dropout and batch statistics unasked; a layer put
+            in evaluation mode on its own in a model that trains (a frozen batch norm) stays
+            so. False runs the model in the modes it has.
         what: the step's name in error messages (``ArraymlLearner.train_step``).
     """
 
@@ -98,8 +100,8 @@ class Runner:
         that raises is not counted."""
         rate = self.optimizer.rate(lr, self.what)  # on the host, before anything runs or is traced
         number = self.next_step if step is None else step
-        if self.train_mode:
-            self.model.train()
+        if self.train_mode and not self.model.training:
+            self.model.train()  # left in evaluation mode (model.eval(), a checkpoint): the whole model trains
         opt_state = self.optimizer.state_for(self.model.parameters())
         if not self.model.draws_random_numbers():
             key = None

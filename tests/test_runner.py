@@ -99,6 +99,16 @@ def test_a_learners_step_switches_the_model_to_training_mode_itself():
     assert losses[0] == losses[1]  # dropout was on in both: the model in eval mode trained as in training mode
 
 
+def test_a_layer_frozen_on_its_own_in_a_training_model_stays_frozen():
+    model = am.MLP(4, [6], 3, batch_norm=True, rng=2)
+    model.layers[1].eval()  # batch norm on its running statistics while the rest trains
+    before = np.array(model.layers[1].buffers["running_mean"])
+    learner = ArraymlLearner(model, am.SGD(0.1))
+    learner.train_step(*_data(16), 0.1)
+    assert model.training and not model.layers[1].training
+    np.testing.assert_array_equal(model.layers[1].buffers["running_mean"], before)
+
+
 def test_a_learners_logits_evaluate_and_restore_each_modules_own_mode():
     model = am.MLP(4, [6], 3, batch_norm=True, dropout=0.3, rng=2)
     model.layers[1].eval()  # a frozen batch norm in a model otherwise training
