@@ -340,7 +340,7 @@ def load_model(
     assert arrays is not None
     model.load_state(arrays)
     if optimizer is not None:
-        optimizer.state = state
+        optimizer.set_state(state)  # checked above, against these parameters
     model.eval()
     ckpt.module, ckpt.which = model, chosen
     return ckpt

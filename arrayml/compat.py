@@ -25,6 +25,7 @@ script's ``np.random.seed(42)`` makes them reproducible; pass ``rng=`` to choose
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import backend, validate
@@ -212,6 +213,10 @@ class MLP(Module):
 
     def children(self) -> list[tuple[str, Module]]:
         return self.network.children()
+
+    def set_gradient_hook(self, hook: Callable[[str, Module], None] | None) -> None:
+        super().set_gradient_hook(hook)
+        self.network.set_gradient_hook(hook)  # the children are the network's: it reports them
 
     def forward(self, x: Array) -> Array:
         xp = backend.get_namespace(x)

@@ -17,6 +17,8 @@ values into the old buffers); on PyTorch ``torch.compile(fullgraph=True)``. Afte
 outputs are put into ``model.params``, ``model.buffers`` and ``optimizer.state``, so the model and
 optimizer look as after an eager step, except that ``model.grads`` is empty (the gradients live
 only inside the compiled function; use the eager step to inspect them).
+It is a `arrayml.runner.Runner` whose strategy is `Traced`: the runner keeps the step number,
+the random keys and the optimizer's state, as it does for the eager and data-parallel steps.
 
 What a compiled step assumes, and what it does about it:
 
@@ -55,68 +57,53 @@ uncompiled (it gives the eager loop's numbers bit for bit), and ``step.compiled`
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from . import backend, validate
+from . import backend
 from .backend import Array
 from .modules.base import Loss, Module
 from .optim.base import Optimizer, State
-from .step import step_key, train_step
+from .runner import Runner
+from .step import train_step
 
-__all__ = ["CompiledStep", "compile_step"]
+__all__ = ["CompiledStep", "Compiler", "Jit", "Traced", "compile_step"]
 
 Arrays = dict[str, Array]
 
 
-class CompiledStep:
-    """``step(x, y, lr=None, key=None)``: one optimizer step of `model` on the batch (x, y),
-    compiled.
+class Compiler(Protocol):
+    """What turns the pure step into something that runs: `Jit` (``jax.jit``, ``torch.compile``)
+    here, onnxruntime in `arrayml.export`."""
 
-    Returns the batch loss as a 0-D device array, or ``(loss, metrics(logits, y))`` when a
-    `metrics` function was given (it runs inside the compiled function; e.g. the number of
-    correct predictions). `lr` defaults to the optimizer's ``lr``. Build it with `compile_step`.
-    """
+    #: The step's name in error messages (``compile_step``, ``train_step_to_onnx``).
+    what: str
 
-    #: What the step is called in error messages (a subclass that compiles otherwise renames it).
+    def name(self, xp: backend.Namespace) -> str | None:
+        """The compiler of a model on namespace `xp` (None: there is none)."""
+
+    def unavailable(self, where: backend.Placement) -> str:
+        """Why a model that lives at `where` cannot be compiled, and what to do."""
+
+    def compile(self, step: Callable[..., Any], traced: Traced) -> Callable[..., Any]:
+        """`step` (the pure step, a function of its own) compiled for `traced`'s model."""
+
+    def check_batch(self, x: Array, y: Array) -> tuple[Array, Array]:
+        """The batch as the compiled function takes it, or an error before anything runs."""
+
+
+class Jit:
+    """``jax.jit`` (the state's buffers donated unless ``donate=False``) on JAX,
+    ``torch.compile(fullgraph=True)`` on PyTorch (`arrayml.backend.compile_function`)."""
+
     what = "compile_step"
 
-    def __init__(
-        self, model: Module, loss: Loss, optimizer: Optimizer, *,
-        metrics: Callable[[Array, Array], Any] | None = None, donate: bool = True, fallback: str | None = None,
-        options: dict[str, Any] | None = None, seed: int = 0,
-    ) -> None:
-        for value, kind, what in ((model, Module, "an arrayml Module"), (loss, Loss, "an arrayml Loss"),
-                                  (optimizer, Optimizer, "an arrayml optimizer (arrayml.optim.Optimizer)")):
-            if not isinstance(value, kind):
-                raise TypeError(f"{self.what} needs {what}, got {type(value).__name__}")
-        if fallback not in (None, "eager"):
-            raise ValueError(f"fallback must be None (an error) or 'eager', got {fallback!r}")
-        self.model, self.loss, self.optimizer, self.metrics = model, loss, optimizer, metrics
-        self.fallback = fallback
-        self.placement = self._placement()
-        if self.compiler is not None and getattr(loss, "validate", False):
-            raise ValueError(
-                f"{self.what}: {type(loss).__name__}(validate=True) checks the labels by reading "
-                "them back from the device, which a compiled function cannot do; build it with "
-                "validate=False and check the labels once, up front, as the training loop does"
-            )
-        self._donate = bool(donate)
-        self._options = options
-        self.seed = validate.seed(seed, "compile_step seed")
-        #: The number of the next call without a key (its key: ``step_key(seed, next_step)``).
-        self.next_step = 0
-        self._functions: dict[tuple[Any, ...], Any] = {}
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        self.options = options
 
-    def _placement(self) -> backend.Placement:
-        """Where the model lives now; an error if its backend cannot compile and no fallback."""
-        where = self.model.placement()
-        if where is None:
-            raise ValueError(f"{self.what}: the model has no parameters to train")
-        if self.compiler_for(where.xp) is None and self.fallback is None:
-            raise ValueError(self._no_compiler(where))
-        return where
+    def name(self, xp: backend.Namespace) -> str | None:
+        return backend.compiler_name(xp)
 
-    def _no_compiler(self, where: backend.Placement) -> str:
+    def unavailable(self, where: backend.Placement) -> str:
         return (
             f"compile_step: the {backend.namespace_name(where.xp)} backend has no compiler "
             "(jax and torch have: jax.jit, torch.compile); move the model with "
@@ -124,26 +111,61 @@ class CompiledStep:
             "step uncompiled"
         )
 
-    def compiler_for(self, xp: backend.Namespace) -> str | None:
-        """The compiler of a model on namespace `xp`: ``backend.compiler_name`` (None: none)."""
-        return backend.compiler_name(xp)
+    def compile(self, step: Callable[..., Any], traced: Traced) -> Callable[..., Any]:
+        return backend.compile_function(step, traced.placement.xp, donate_argnums=(0, 1, 2) if traced.donates else (),
+                                        options=self.options)
+
+    def check_batch(self, x: Array, y: Array) -> tuple[Array, Array]:
+        return x, y
+
+
+class Traced:
+    """The runner's strategy for a compiled step: `arrayml.step.train_step` as a pure function of
+    (parameters, buffers, optimizer state, batch, rate, key), run on a clone of the model,
+    compiled by `compiler` once per signature; the live model gets the new arrays after each call.
+
+    Settings read while tracing (each module's mode, the optimizer's `hyperparameters`) are part
+    of the compiled function's key, as are the namespace and device: a change compiles a new
+    function. A model moved to another device or compiler is followed; one moved where
+    `compiler` has nothing is an error, unless ``fallback="eager"`` (the same pure step,
+    uncompiled)."""
+
+    def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, compiler: Compiler, *,
+                 metrics: Callable[[Array, Array], Any] | None = None, donate: bool = True,
+                 fallback: str | None = None) -> None:
+        if fallback not in (None, "eager"):
+            raise ValueError(f"fallback must be None (an error) or 'eager', got {fallback!r}")
+        self.model, self.loss, self.optimizer, self.metrics = model, loss, optimizer, metrics
+        self.compiler, self.fallback, self._donate = compiler, fallback, bool(donate)
+        self.placement = self._placement()
+        if self.compiler_name is not None and getattr(loss, "validate", False):
+            raise ValueError(
+                f"{compiler.what}: {type(loss).__name__}(validate=True) checks the labels by reading "
+                "them back from the device, which a compiled function cannot do; build it with "
+                "validate=False and check the labels once, up front, as the training loop does"
+            )
+        #: The compiled functions made so far, by modes, settings and placement.
+        self.functions: dict[tuple[Any, ...], Any] = {}
+
+    def _placement(self) -> backend.Placement:
+        """Where the model lives now; an error if it cannot be compiled there and no fallback."""
+        where = self.model.placement()
+        if where is None:
+            raise ValueError(f"{self.compiler.what}: the model has no parameters to train")
+        if self.compiler.name(where.xp) is None and self.fallback is None:
+            raise ValueError(self.compiler.unavailable(where))
+        return where
 
     @property
-    def compiler(self) -> str | None:
-        """"jax.jit", "torch.compile", or None when running uncompiled (``fallback="eager"``)."""
-        return self.compiler_for(self.placement.xp)
+    def compiler_name(self) -> str | None:
+        """"jax.jit", "torch.compile", "onnxruntime", or None when running uncompiled."""
+        return self.compiler.name(self.placement.xp)
 
     @property
-    def compiled(self) -> bool:
-        """Whether the step runs compiled (False only with ``fallback="eager"``)."""
-        return self.compiler is not None
-
-    @property
-    def donate(self) -> bool:
+    def donates(self) -> bool:
         """Whether the state's buffers are donated (JAX only)."""
-        return self._donate and self.compiler == "jax.jit"
+        return self._donate and self.compiler_name == "jax.jit"
 
-    # -- the pure step: state in, state out ----------------------------------------------------
     def pure_step(self, params: Arrays, buffers: Arrays, opt_state: State, x: Array, y: Array, lr: Any,
                   key: Any = None) -> tuple[tuple[Arrays, Arrays, State], Array, Any]:
         """`arrayml.step.train_step` as a function of its state (this is what gets traced), on
@@ -153,18 +175,20 @@ class CompiledStep:
         model, loss_fn = self.model.clone(), self.loss.clone()
         model.set_parameters(params)
         model.set_buffers(buffers)
-        if key is None and self.compiler == "torch.compile" and model.draws_random_numbers():
+        if key is None and self.compiler_name == "torch.compile" and model.draws_random_numbers():
             key = backend.GLOBAL_GENERATOR
         opt_state, loss, extra = train_step(model, loss_fn, self.optimizer, opt_state, x, y, lr, key=key,
                                             metrics=self.metrics)
         return (model.parameters(), model.named_buffers(), opt_state), loss, extra
 
-    def _function(self) -> Any:
+    def function(self) -> Any:
+        """The compiled step for the model's current modes, the optimizer's settings and the
+        model's placement (compiled now if it is new)."""
         key = (tuple(m.training for _, m in self.model.named_modules()), self.optimizer.hyperparameters(),
                backend.namespace_name(self.placement.xp), str(self.placement.device))
-        fn = self._functions.get(key)
+        fn = self.functions.get(key)
         if fn is None:
-            if self.compiler is None:
+            if self.compiler_name is None:
                 fn = self.pure_step
             else:
                 # A function object of its own for each key: JAX caches traces by function (and
@@ -174,54 +198,89 @@ class CompiledStep:
                          key: Any = None) -> Any:
                     return self.pure_step(params, buffers, opt_state, x, y, lr, key)
 
-                fn = self._compile(step)
-            self._functions[key] = fn
+                fn = self.compiler.compile(step, self)
+            self.functions[key] = fn
         return fn
 
-    def _compile(self, step: Callable[..., Any]) -> Any:
-        """`step` (the pure step, a function of its own) compiled for the model's backend."""
-        return backend.compile_function(step, self.placement.xp, donate_argnums=(0, 1, 2) if self.donate else (),
-                                        options=self._options)
-
-    def __call__(self, x: Array, y: Array, lr: float | None = None, *, key: Any = None) -> Any:
-        rate = validate.learning_rate(self.optimizer.lr if lr is None else lr, "compile_step learning rate",
-                                      zero_ok=lr is not None)  # on the host, before tracing
+    def run(self, opt_state: State, x: Array, y: Array, rate: Any, key: Any) -> tuple[State, Array, Any]:
+        x, y = self.compiler.check_batch(x, y)
         params = self.model.parameters()
+        if params and not _same_place(next(iter(params.values())), self.placement):
+            self.placement = self._placement()  # the model moved: follow it
         where = self.placement
-        if params and not _same_place(next(iter(params.values())), where):
-            where = self.placement = self._placement()  # the model moved: follow it
-        opt_state = self.optimizer.state_for(params)
-        buffers = self.model.named_buffers()
         # the eager step's namespace/device error, before jax.jit would quietly move NumPy input
         backend.get_namespace_and_device(x, y, next(iter(params.values())),
-                                         names=("input x", "labels y", "the model's parameters"), what=self.what)
-        if not self.model.draws_random_numbers():
-            key = None
-        elif key is None:
-            key = step_key(self.seed, self.next_step, xp=where.xp, device=where.device)
-            self.next_step += 1
+                                         names=("input x", "labels y", "the model's parameters"),
+                                         what=self.compiler.what)
         # torch.compile draws from the default generator, seeded from the key around the call
-        traced_key = None if self.compiler == "torch.compile" else key
-        with backend.seeded_globally(key if self.compiler == "torch.compile" else None, xp=where.xp,
-                                     device=where.device):
-            new_state, loss, extra = self._function()(
-                params, buffers, opt_state, x, y,
-                backend.traced_scalar(rate, xp=where.xp, device=where.device, dtype=where.dtype), traced_key)
-        new_params, new_buffers, self.optimizer.state = new_state
+        torch_compile = self.compiler_name == "torch.compile"
+        with backend.seeded_globally(key if torch_compile else None, xp=where.xp, device=where.device):
+            (new_params, new_buffers, new_state), loss, extra = self.function()(
+                params, self.model.named_buffers(), opt_state, x, y,
+                backend.traced_scalar(rate, xp=where.xp, device=where.device, dtype=where.dtype),
+                None if torch_compile else key)
         self.model.set_parameters(new_params)
         self.model.set_buffers(new_buffers)
         for _, module in self.model.named_modules():
             module.grads = {}
         self.model.clear_cache()
+        return new_state, loss, extra
+
+
+class CompiledStep(Runner):
+    """``step(x, y, lr=None, key=None)``: one optimizer step of `model` on the batch (x, y),
+    compiled: a `Runner` whose strategy is `Traced`.
+
+    Returns the batch loss as a 0-D device array, or ``(loss, metrics(logits, y))`` when a
+    `metrics` function was given (it runs inside the compiled function; e.g. the number of
+    correct predictions). `lr` defaults to the optimizer's ``lr``; `key` to the key of the step's
+    number (``next_step``). Build it with `compile_step`.
+    """
+
+    def __init__(
+        self, model: Module, loss: Loss, optimizer: Optimizer, *,
+        metrics: Callable[[Array, Array], Any] | None = None, donate: bool = True, fallback: str | None = None,
+        options: dict[str, Any] | None = None, seed: int = 0, train_mode: bool = False,
+        compiler: Compiler | None = None,
+    ) -> None:
+        compiler = Jit(options) if compiler is None else compiler
+        for value, kind, what in ((model, Module, "an arrayml Module"), (loss, Loss, "an arrayml Loss"),
+                                  (optimizer, Optimizer, "an arrayml optimizer (arrayml.optim.Optimizer)")):
+            if not isinstance(value, kind):
+                raise TypeError(f"{compiler.what} needs {what}, got {type(value).__name__}")
+        self.traced = Traced(model, loss, optimizer, compiler, metrics=metrics, donate=donate, fallback=fallback)
+        super().__init__(model, optimizer, self.traced, seed=seed, train_mode=train_mode, what=compiler.what)
+        self.loss, self.metrics = loss, metrics
+
+    def __call__(self, x: Array, y: Array, lr: float | None = None, *, key: Any = None) -> Any:
+        loss, extra = self.step(x, y, lr, key=key)
         return loss if self.metrics is None else (loss, extra)
 
-    def snapshot(self) -> dict[str, Array]:
-        """A copy of ``model.state()`` that the next (donating) step cannot delete."""
-        xp = self.placement.xp
-        state = self.model.state()
-        if not self.donate:
-            return state  # nothing is written in place: references stay valid
-        return {k: xp.asarray(v, copy=True) for k, v in state.items()}
+    @property
+    def placement(self) -> backend.Placement:
+        """Where the model lived at the last step (or when the step was built)."""
+        return self.traced.placement
+
+    @property
+    def compiler(self) -> str | None:
+        """"jax.jit", "torch.compile" ("onnxruntime" when exported), or None when running
+        uncompiled (``fallback="eager"``)."""
+        return self.traced.compiler_name
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the step runs compiled (False only with ``fallback="eager"``)."""
+        return self.compiler is not None
+
+    @property
+    def donate(self) -> bool:
+        """Whether the state's buffers are donated (JAX only)."""
+        return self.traced.donates
+
+    @property
+    def pure_step(self) -> Callable[..., Any]:
+        """The function that is compiled (`Traced.pure_step`)."""
+        return self.traced.pure_step
 
     def __repr__(self) -> str:
         how = self.compiler or "uncompiled (fallback='eager')"
@@ -239,6 +298,7 @@ def _same_place(p: Array, where: backend.Placement) -> bool:
 def compile_step(
     model: Module, loss: Loss, optimizer: Optimizer, *, metrics: Callable[[Array, Array], Any] | None = None,
     donate: bool = True, fallback: str | None = None, options: dict[str, Any] | None = None, seed: int = 0,
+    train_mode: bool = False,
 ) -> CompiledStep:
     """A `CompiledStep` for `model`, `loss` and `optimizer`: ``step(x, y, lr)`` runs forward,
     loss, backward and the optimizer's update as one compiled function (``jax.jit`` with the
@@ -253,8 +313,11 @@ def compile_step(
         fallback: ``None`` (default) raises `ValueError` for a backend without a compiler;
             ``"eager"`` runs the same pure step uncompiled there.
         options: passed to ``jax.jit`` or ``torch.compile`` (e.g. ``{"mode": "max-autotune"}``).
-        seed: seeds the random draws (dropout) of the calls given no key: the n-th such call
-            draws from ``arrayml.step.step_key(seed, n)``.
+        seed: seeds the random draws (dropout): step n draws from
+            ``arrayml.step.step_key(seed, n)``.
+        train_mode: switch the model to training mode before every step (as a learner's step
+            does); False (default) traces the model in the modes it has (``model.eval()``
+            freezes batch norm's statistics and turns dropout off, in a function of its own).
     """
     return CompiledStep(model, loss, optimizer, metrics=metrics, donate=donate, fallback=fallback, options=options,
-                        seed=seed)
+                        seed=seed, train_mode=train_mode)

@@ -12,9 +12,11 @@ from typing import Any, Protocol
 
 from . import backend, validate
 from .backend import Array, Namespace
+from .compile import CompiledStep, compile_step
 from .modules import Loss, Module, SoftmaxCrossEntropy
-from .optim import Optimizer, flatten_state, unflatten_state
-from .step import step_key, train_step
+from .modules.predict import outputs
+from .optim import Optimizer
+from .runner import Eager, Runner
 
 
 class ProcessGroup(Protocol):
@@ -47,7 +49,8 @@ class Learner(Protocol):
         the learner counts its calls."""
 
     def logits(self, x: Array) -> Array:
-        """Outputs in evaluation mode, without touching any training state."""
+        """Outputs in evaluation mode, without touching any training state (each module's mode
+        as it was afterwards)."""
 
     def snapshot(self) -> dict[str, Any]:
         """The model's parameters and buffers (references are fine: nothing is written in place)."""
@@ -65,8 +68,87 @@ def count_correct(logits: Array, y: Array) -> Array:
     return backend.count_true(xp.argmax(logits, axis=1) == y, xp=xp)
 
 
-class ArraymlLearner:
-    """An arrayml model, a loss and an optimizer, trained by `arrayml.step.train_step`.
+class RunnerLearner:
+    """What `ArraymlLearner` and `arrayml.distributed.DataParallelLearner` share: a model, a loss
+    and an optimizer trained through a `arrayml.runner.Runner` (``self.runner``, which keeps the
+    step number, the steps' random keys and the optimizer's state), and predictions in
+    evaluation mode. Subclasses set ``model``, ``loss``, ``optimizer`` and ``runner``."""
+
+    model: Module
+    loss: Loss
+    optimizer: Optimizer
+    runner: Runner
+
+    @property
+    def placement(self) -> backend.Placement:
+        """Where the model lives now."""
+        where = self.model.placement()
+        if where is None:
+            raise ValueError("the model has no parameters to train")
+        return where
+
+    @property
+    def xp(self) -> Namespace:
+        return self.placement.xp
+
+    @property
+    def device(self) -> Any:
+        return self.placement.device
+
+    @property
+    def lr(self) -> float:
+        """The optimizer's learning rate."""
+        return self.optimizer.lr
+
+    @property
+    def next_step(self) -> int:
+        """The number of the next step when `train_step` is not given one."""
+        return self.runner.next_step
+
+    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Any]:
+        return self.runner.step(x, y, lr, step=step)
+
+    def step_key(self, step: int, rank: int | None = None) -> Any:
+        """The random key of step `step` (of process `rank` in data-parallel training), where the
+        model lives."""
+        return self.runner.step_key(step, rank)
+
+    def logits(self, x: Array) -> Array:
+        """Outputs in evaluation mode, without touching any training state (each module's mode
+        as it was afterwards)."""
+        return outputs(self.model, x)
+
+    def predict(self, x: Array, *, batch_size: int = 1000) -> Array:
+        """The predicted class of every row of `x`, in evaluation mode (`Module.predict`)."""
+        return self.model.predict(x, batch_size=batch_size)
+
+    def predict_proba(self, x: Array, *, batch_size: int = 1000) -> Array:
+        """The class probabilities of every row of `x`, in evaluation mode (`Module.predict_proba`)."""
+        return self.model.predict_proba(x, batch_size=batch_size)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The model's parameters and buffers: references (nothing is written in place), copies
+        where the next compiled step would donate (and so delete) the arrays."""
+        return self.runner.snapshot()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.runner.restore(state)
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """The optimizer's state, flat (``"momentum/0.weight"``: what a checkpoint holds); copies
+        where the next compiled step would donate (and so delete) the arrays."""
+        return self.runner.optimizer_state()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """Set the optimizer's state from `optimizer_state`'s flat form, checked against the
+        optimizer and the model's parameters and moved to where they live."""
+        self.runner.load_optimizer_state(state)
+
+
+class ArraymlLearner(RunnerLearner):
+    """An arrayml model, a loss and an optimizer, trained by `arrayml.step.train_step` through a
+    `arrayml.runner.Runner` (``learner.runner``), which keeps the step number, the steps' random
+    keys and the optimizer's state.
 
     The loss is the fused softmax + cross-entropy unless another is given (`SquaredError` for
     regression; build it with ``validate=False`` where it has the option: the loop checks labels
@@ -80,8 +162,12 @@ class ArraymlLearner:
     `seed` seeds the step's random draws (dropout masks, random flips): step n draws from
     ``step_key(seed, n)`` (`arrayml.step.step_key`), eager or compiled.
 
-    The learner follows its model: after ``model.to(...)`` it trains where the model now lives
-    (the optimizer's state is moved along at the next step).
+    Each step switches a model left in evaluation mode (``model.eval()``, a checkpoint) back to
+    training mode (a layer frozen on its own in a training model stays frozen); `logits`,
+    `predict` and `predict_proba` run it in evaluation mode and leave every module's mode as it
+    was. The learner follows its model:
+    after ``model.to(...)`` it trains where the model now lives (the optimizer's state is moved
+    along at the next step).
     """
 
     group = None  # one process (arrayml.distributed.DataParallelLearner has a group)
@@ -102,86 +188,15 @@ class ArraymlLearner:
         self.model = model
         self.optimizer = optimizer
         self.seed = validate.seed(seed, "ArraymlLearner seed")
-        #: The number of the next step when `train_step` is not given one.
-        self.next_step = 0
         # labels are checked once, up front, by `fit`: no per-step host sync for validation
         self.loss = SoftmaxCrossEntropy(validate=False) if loss is None else loss
         self.metrics = metrics
-        self.compiled = None
+        self.compiled: CompiledStep | None = None
         if compile:
-            from .compile import compile_step
-
-            self.compiled = compile_step(model, self.loss, optimizer, metrics=metrics, seed=self.seed)
-
-    @property
-    def placement(self) -> backend.Placement:
-        """Where the model lives now."""
-        where = self.model.placement()
-        if where is None:
-            raise ValueError("the model has no parameters to train")
-        return where
-
-    @property
-    def xp(self) -> Namespace:
-        return self.placement.xp
-
-    @property
-    def lr(self) -> float:
-        """The optimizer's learning rate."""
-        return self.optimizer.lr
-
-    @property
-    def device(self) -> Any:
-        return self.placement.device
+            self.compiled = self.runner = compile_step(model, self.loss, optimizer, metrics=metrics, seed=self.seed,
+                                                       train_mode=True)
+        else:
+            self.runner = Runner(model, optimizer, Eager(model, self.loss, optimizer, metrics=metrics), seed=self.seed,
+                                 train_mode=True, what="ArraymlLearner.train_step")
 
     count_correct = staticmethod(count_correct)
-
-    def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array | None]:
-        step = self.next_step if step is None else step
-        self.next_step = step + 1
-        key = self.step_key(step) if self.model.draws_random_numbers() else None
-        if self.compiled is not None:
-            out = self.compiled(x, y, lr, key=key)
-            return out if self.metrics is not None else (out, None)
-        params = self.model.parameters()
-        self.optimizer.state, loss, correct = train_step(
-            self.model, self.loss, self.optimizer, self.optimizer.state_for(params), x, y, lr, key=key,
-            metrics=self.metrics)
-        return loss, correct
-
-    def step_key(self, step: int, rank: int | None = None) -> Any:
-        """The random key of step `step` (of process `rank` in data-parallel training), where the
-        model lives."""
-        where = self.placement
-        return step_key(self.seed, step, xp=where.xp, device=where.device, rank=rank)
-
-    def logits(self, x: Array) -> Array:
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self.model.forward(x)
-        finally:
-            self.model.clear_cache()
-            self.model.train(was_training)
-
-    def snapshot(self) -> dict[str, Any]:
-        # eager: references (nothing is written in place); compiled on JAX: copies, since the
-        # next step donates the model's arrays
-        return self.model.state() if self.compiled is None else self.compiled.snapshot()
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state(state)
-
-    def optimizer_state(self) -> dict[str, Any]:
-        """The optimizer's state, flat (``"momentum/0.weight"``: what a checkpoint holds); copies
-        where the next compiled step would donate (and so delete) the arrays."""
-        state = flatten_state(self.optimizer.state_for(self.model.parameters()))
-        if self.compiled is not None and self.compiled.donate:
-            xp = self.xp
-            state = {k: xp.asarray(v, copy=True) for k, v in state.items()}
-        return state
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        """Set the optimizer's state from `optimizer_state`'s flat form, checked against the
-        model's parameters and moved to where they live."""
-        self.optimizer.state = self.optimizer.fitted_state(unflatten_state(state), self.model.parameters())

@@ -9,8 +9,12 @@ Every way arrayml trains is this function:
   pure function of (parameters, buffers, optimizer state, batch, rate), run on a `Module.clone`
   that holds the traced arrays, so the live model never does;
 - data-parallel (`arrayml.distributed.DataParallelLearner`), with a `GradientReducer` that
-  all-reduces the gradients between backward and the update, each layer's as soon as
-  ``Sequential.backward`` has computed it.
+  all-reduces the gradients between backward and the update, each layer's as soon as the
+  model's backward has computed it (the gradient hook, `Module.set_gradient_hook`, which every
+  container honours).
+
+The runner around it (`arrayml.runner`) owns what lives between steps: the step number, the
+step's random key and the optimizer's state.
 
 It reassigns the model's parameters (and, through forward, its buffers) and fills its ``grads``;
 the optimizer's state goes in and comes out, as in optax. A step that draws random numbers
@@ -28,7 +32,6 @@ from typing import Any, Protocol
 from . import backend
 from .backend import Array, Namespace
 from .modules.base import Loss, Module
-from .modules.containers import Sequential
 from .optim.base import Optimizer, State
 
 
@@ -42,7 +45,7 @@ class GradientReducer(Protocol):
         """Called after the forward pass, with this process's loss and metrics."""
 
     def on_layer(self, name: str, layer: Module) -> None:
-        """Called as each top-level layer of a `Sequential` has its gradients."""
+        """Called as each child of the model has its gradients (the model's gradient hook)."""
 
     def finish(self, grads: dict[str, Array]) -> tuple[dict[str, Array], Array, Any]:
         """The gradients, loss and metrics of the whole global batch."""
@@ -71,11 +74,11 @@ def train_step(
         model.backward(loss_fn.backward(), input_grad=False)  # dL/d(input) is never used
     else:
         reducer.begin(loss, extra)
-        dlogits = loss_fn.backward(reducer.loss_scale)
-        if isinstance(model, Sequential):
-            model.backward(dlogits, input_grad=False, on_layer=reducer.on_layer)
-        else:
-            model.backward(dlogits, input_grad=False)
+        model.set_gradient_hook(reducer.on_layer)
+        try:
+            model.backward(loss_fn.backward(reducer.loss_scale), input_grad=False)
+        finally:
+            model.set_gradient_hook(None)
     grads = model.gradients()
     if reducer is not None:
         grads, loss, extra = reducer.finish(grads)

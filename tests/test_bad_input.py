@@ -379,10 +379,9 @@ def test_sgd_checks_the_rate_of_every_step(bk):
     model, opt = _with_grads(bk), am.SGD(0.1)
     before = {k: _host(v).copy() for k, v in model.parameters().items()}
     for bad in [-5, float("nan"), "0.1", True]:
-        opt.lr = bad  # reassigned after construction
         with pytest.raises(ValueError, match="SGD learning rate must be a positive finite number"):
-            opt.step(model)
-        with pytest.raises(ValueError, match="SGD learning rate must be a non-negative finite number"):
+            opt.lr = bad  # reassigned after construction: refused at once
+        with pytest.raises(ValueError, match="argument lr of SGD.step: the learning rate must be a non-negative finite number"):
             opt.step(model, bad)
     opt.step(model, 0.0)  # a schedule's warm-up starts at 0: allowed, and a no-op
     for k, v in model.parameters().items():

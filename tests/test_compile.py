@@ -220,7 +220,7 @@ def test_changing_modes_compiles_a_new_function_rather_than_reusing_the_old():
     reference.eval()  # batch norm now uses its running statistics
     _compiled(step, batches[2:], rates[2:])
     _eager(reference, ref_opt, batches[2:], rates[2:])
-    assert len(step._functions) == 2
+    assert len(step.traced.functions) == 2
     _assert_same(_host_state(model, opt), _host_state(reference, ref_opt), TOL["float32"])
 
 

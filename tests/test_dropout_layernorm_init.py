@@ -101,7 +101,7 @@ def test_jax_jit_threads_the_steps_key_and_draws_the_eager_masks():
     for k, v in eager.model.parameters().items():  # had one mask differed, a weight would differ by ~1e-2
         np.testing.assert_allclose(backend.to_numpy(compiled.model.parameters()[k]), backend.to_numpy(v), rtol=1e-4,
                                    atol=1e-5, err_msg=k)
-    (fn,) = compiled.compiled._functions.values()
+    (fn,) = compiled.compiled.traced.functions.values()
     assert fn._cache_size() == 1  # traced once: the masks are not constants baked into the trace
     jaxpr = str(__import__("jax").make_jaxpr(compiled.compiled.pure_step)(
         compiled.model.parameters(), compiled.model.named_buffers(), compiled.optimizer.state, *batches[0], 0.01,

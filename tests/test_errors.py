@@ -159,7 +159,7 @@ def test_bad_optimizer_settings(kwargs, message):
 
 
 def test_step_without_backward():
-    with pytest.raises(RuntimeError, match=r"no gradient for parameter '0.weight': call backward\(\) before SGD.step\(\)"):
+    with pytest.raises(RuntimeError, match=r"SGD.step\(\): no gradient for parameter '0.weight': call backward\(\) first"):
         am.SGD(0.1).step(am.MLP(3, [2], 2))
 
 

@@ -71,10 +71,12 @@ from .namespaces import (
 )
 from .random import (
     GLOBAL_GENERATOR,
+    Generator,
     HostKey,
     Key,
     Seed,
     as_generator,
+    child_seed,
     fold_in,
     global_seed_generator,
     normal,
@@ -90,6 +92,8 @@ __all__ = [
     "Array",
     "Namespace",
     "Seed",
+    "Generator",
+    "child_seed",
     "BackendUnavailableError",
     "Placement",
     "Kernels",

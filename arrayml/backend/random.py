@@ -21,6 +21,8 @@ import numpy as np
 from .dtypes import dtype_name, jax_dtype
 from .namespaces import Array, Namespace, namespace_name
 
+#: The host generator initial weights and batch orders are drawn from.
+Generator = np.random.Generator
 #: What a seed argument (``rng=``) accepts: a generator, an integer seed, or None (seed 0).
 Seed = np.random.Generator | int | np.integer | None
 
@@ -43,6 +45,16 @@ def as_generator(rng: Seed) -> np.random.Generator:
     raise TypeError(
         f"rng must be a numpy.random.Generator or a non-negative int seed, got {type(rng).__name__} {rng!r}"
     )
+
+
+def child_seed(rng: Seed) -> int:
+    """The integer seed of a stream of its own for a caller given `rng`: a child of a generator
+    (``Generator.spawn``, which leaves the generator's own draws as they were), or the seed
+    itself (None: 0)."""
+    as_generator(rng)  # the same checks of `rng` as everywhere
+    if isinstance(rng, np.random.Generator):
+        return int(rng.spawn(1)[0].integers(0, 2**63))
+    return 0 if rng is None else int(rng)
 
 
 def global_seed_generator() -> np.random.Generator:

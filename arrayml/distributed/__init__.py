@@ -13,7 +13,7 @@ and rendezvous.
 - `DataParallelLearner` wraps an `arrayml.training.ArraymlLearner`: it refuses, at start-up,
   processes whose models differ (naming the difference), broadcasts rank 0's parameters, buffers
   and optimizer state, and all-reduces the gradients every step, each layer's as soon as
-  ``Sequential.backward`` has it (`arrayml.distributed.learner`). `arrayml.training.fit` then
+  the model's backward has it (`arrayml.distributed.learner`). `arrayml.training.fit` then
   gives each process only its rows of each global batch (`arrayml.data.shard_bounds`), and
   `arrayml.training.evaluate` sums the processes' loss sums and confusion matrices.
 - Synchronized batch norm is chosen when the model is built: ``MLP(..., batch_norm=True,

@@ -21,10 +21,10 @@ from typing import Any
 from .. import backend, validate
 from ..backend import Array
 from ..data import shard_bounds
-from ..learners import ArraymlLearner, count_correct
+from ..learners import ArraymlLearner, RunnerLearner, count_correct
 from ..modules import Module
 from ..optim import flatten_state
-from ..step import train_step
+from ..runner import Eager, Runner
 from .group import Pending, ProcessGroup
 
 
@@ -50,8 +50,8 @@ def describe_model(model: Module, optimizer: Any = None, **settings: Any) -> dic
 
 class GradientAllReduce:
     """The reducer of a data-parallel step (`arrayml.step.GradientReducer`): starts each layer's
-    gradient all-reduce (averaged: summed, then divided by N) as soon as ``Sequential.backward``
-    has computed it, so that the communication of the later layers runs while the earlier ones
+    gradient all-reduce (averaged: summed, then divided by N) as soon as the model's backward has
+    computed it (its gradient hook, ``Module.set_gradient_hook``, which every container honours), so that the communication of the later layers runs while the earlier ones
     compute (DDP's overlap), and waits for all of them before the update. This process's share
     of the loss and its correct count ride in the first bucket (summed)."""
 
@@ -100,7 +100,7 @@ class GradientAllReduce:
         return {name: reduced[name] for name in grads}, loss, correct
 
 
-class DataParallelLearner:
+class DataParallelLearner(RunnerLearner):
     """One process's part of data-parallel training of an `ArraymlLearner` (arrayml's
     DistributedDataParallel, written out).
 
@@ -114,6 +114,10 @@ class DataParallelLearner:
     If B is not a multiple of N, the shares differ by one row and each process's loss gradient
     is weighted by w_r = N·b_r/B (1 when they are equal), so that the averaged gradient is the
     gradient of the mean loss over the whole global batch: uneven shards are exact, not refused.
+
+    Its steps run through a runner of its own (`arrayml.runner.Runner` with the `Eager`
+    strategy and this process's reducer and rank), which keeps its step count and the shared
+    optimizer's state; the wrapped learner's own runner is left alone.
 
     A compiled learner is refused: the all-reduce sits inside the step that ``compile`` fuses,
     and a traced function cannot wait on torch.distributed.
@@ -135,20 +139,13 @@ class DataParallelLearner:
         self.local_batch = hi - lo
         self.reducer = GradientAllReduce(group, local_batch=self.local_batch, batch_size=self.batch_size,
                                          overlap=overlap)
+        #: This process's runner: its own step count, keys folded with its rank, the shared
+        #: optimizer's state; each step the learner's, with the gradients all-reduced.
+        self.runner = Runner(self.model, self.optimizer,
+                             Eager(self.model, self.loss, self.optimizer, metrics=count_correct, reducer=self.reducer),
+                             seed=learner.seed, rank=group.rank, train_mode=True, what="DataParallelLearner.train_step")
         group.check_identical(describe_model(self.model, self.optimizer, **{"global batch": self.batch_size, **settings}))
         self.broadcast_from_rank0()
-
-    @property
-    def xp(self) -> Any:
-        return self.learner.xp
-
-    @property
-    def device(self) -> Any:
-        return self.learner.device
-
-    @property
-    def lr(self) -> float:
-        return self.learner.lr
 
     @property
     def weight(self) -> float:
@@ -164,7 +161,7 @@ class DataParallelLearner:
         received = iter(self.group.broadcast(arrays, what="the broadcast of rank 0's parameters"))
         self.model.set_parameters({name: next(received) for name in params})  # reassigned, never written in place
         self.model.set_buffers({name: next(received) for name in buffers})
-        self.learner.load_optimizer_state({name: next(received) for name in state})
+        self.runner.load_optimizer_state({name: next(received) for name in state})
 
     def train_step(self, x: Array, y: Array, lr: float, step: int | None = None) -> tuple[Array, Array]:
         """One step of the global batch from this process's rows (x, y); returns the global
@@ -176,28 +173,4 @@ class DataParallelLearner:
                 f"rank {self.group.rank} of {self.group.world_size} expects its {self.local_batch} rows of a global batch "
                 f"of {self.batch_size}, got {x.shape[0]}: give fit the batch size the DataParallelLearner was built with"
             )
-        learner = self.learner
-        step = learner.next_step if step is None else step
-        learner.next_step = step + 1
-        key = learner.step_key(step, rank=self.group.rank) if self.model.draws_random_numbers() else None
-        state = self.optimizer.state_for(self.model.parameters())
-        self.optimizer.state, loss, correct = train_step(
-            self.model, self.loss, self.optimizer, state, x, y, lr, key=key, metrics=count_correct,
-            reducer=self.reducer)
-        return loss, correct
-
-    # -- the rest is the wrapped learner's ---------------------------------------------------
-    def logits(self, x: Array) -> Array:
-        return self.learner.logits(x)
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.learner.snapshot()
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.learner.restore(state)
-
-    def optimizer_state(self) -> dict[str, Any]:
-        return self.learner.optimizer_state()
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.learner.load_optimizer_state(state)
+        return super().train_step(x, y, lr, step)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import Array, OnnxFunction
-from ..compile import CompiledStep
+from ..compile import CompiledStep, Traced
 from ..modules.base import Loss, Module
 from ..optim.base import Optimizer
 from ._common import (
@@ -46,39 +46,27 @@ class _StepGraph:
         return (new_params, new_buffers, new_state), loss, extra
 
 
-class OnnxTrainStep(CompiledStep):
-    """``step(x, y, lr=None)``: one training step run by onnxruntime, as one ONNX graph of the
-    forward pass, the loss, the hand-written backward and the optimizer's update, for batches of
-    exactly `batch_size`. Behaves as `arrayml.compile.CompiledStep` (whose pure step it traces):
-    returns the batch loss (a 0-D NumPy array), or ``(loss, metrics)``, and updates the model's
-    parameters and buffers and ``optimizer.state``. ``save(path)`` writes the graph. Build it with
-    `train_step_to_onnx`."""
+class OnnxCompiler:
+    """onnxruntime as the compiler of the pure step (`arrayml.compile.Compiler`): the step is
+    traced into one ONNX graph for batches of exactly `batch_size` rows of `features` (by
+    ``backend.trace_onnx``), and the graph runs in onnxruntime on NumPy arrays."""
 
     what = "train_step_to_onnx"
 
-    def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int, *,
-                 metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None) -> None:
-        if not isinstance(model, Module):
-            raise ExportError(f"{self.what} needs an arrayml Module, got {type(model).__name__}")
-        _exportable(model, None, self.what)
-        self.batch_size = _positive(batch_size, f"{self.what} batch_size")
-        self.features = _features(model, features, self.what)
-        backend.onnx_modules()  # the install command, before anything else
-        super().__init__(model, loss, optimizer, metrics=metrics, donate=False)
-        self._function()  # traced now: a layer that cannot be exported fails here, not at the first step
+    def __init__(self, batch_size: int, features: int) -> None:
+        self.batch_size, self.features = batch_size, features
 
-    # -- CompiledStep with onnxruntime as the compiler -----------------------------------------
-    def compiler_for(self, xp: backend.Namespace) -> str | None:
+    def name(self, xp: backend.Namespace) -> str | None:
         return "onnxruntime" if backend.namespace_name(xp) == "numpy" else None
 
-    def _no_compiler(self, where: backend.Placement) -> str:
+    def unavailable(self, where: backend.Placement) -> str:
         return (f"{self.what}: the model lives on {backend.namespace_name(where.xp)}, but onnxruntime takes and "
                 "returns NumPy arrays; move it first: model.to('numpy')")
 
-    def _compile(self, step: Callable[..., Any]) -> Any:
-        params = self.model.parameters()
-        dtype = backend.dtype_name(self.placement.dtype)
-        args = (params, self.model.named_buffers(), self.optimizer.state_for(params),
+    def compile(self, step: Callable[..., Any], traced: Traced) -> _StepGraph:
+        params = traced.model.parameters()
+        dtype = backend.dtype_name(traced.placement.dtype)
+        args = (params, traced.model.named_buffers(), traced.optimizer.state_for(params),
                 backend.graph_input((self.batch_size, self.features), dtype),
                 backend.graph_input((self.batch_size,), "int64"), 0.0)
 
@@ -92,24 +80,54 @@ class OnnxTrainStep(CompiledStep):
                 output_names=("new_params", "new_buffers", "new_opt_state", "loss", "metrics"), scalar_dtype=dtype,
             ))
 
-    @property
-    def function(self) -> OnnxFunction:
-        """The traced graph for the model's current modes and the optimizer's settings."""
-        return self._function().graph
-
-    def __call__(self, x: Array, y: Array, lr: float | None = None, *, key: Any = None) -> Any:
-        for value, name, ndim in ((x, "input x", 2), (y, "labels y", 1)):
-            shape = tuple(getattr(value, "shape", ()))
-            if len(shape) != ndim or shape[0] != self.batch_size:
-                raise ValueError(
-                    f"{self.what}: the exported step takes batches of exactly {self.batch_size} (fixed when it was "
-                    f"built), but {name} has shape {shape}; build a step for that batch size (the last, smaller "
-                    "batch of an epoch: drop it, or export a second step)"
-                )
+    def check_batch(self, x: Array, y: Array) -> tuple[Array, Array]:
+        """(x, y) if x has `batch_size` rows and y is 1-D of that length (integer labels of any
+        width become int64, the same values); otherwise a `ValueError` naming what is wrong."""
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) != 2 or shape[0] != self.batch_size:
+            raise ValueError(
+                f"{self.what}: the exported step takes batches of exactly {self.batch_size} (fixed when it was "
+                f"built), but input x has shape {shape}; build a step for that batch size (the last, smaller "
+                "batch of an epoch: drop it, or export a second step)"
+            )
+        labels = tuple(getattr(y, "shape", ()))
+        if labels != (self.batch_size,):
+            raise ValueError(
+                f"{self.what}: labels y must be 1-D of length {self.batch_size} (the batch size), got shape {labels}"
+                + ("" if len(labels) != 1 else "; the exported step takes batches of exactly "
+                   f"{self.batch_size} (fixed when it was built): drop the last, smaller batch, or export a second step")
+            )
         if backend.is_array(y) and backend.get_namespace(y).isdtype(y.dtype, "integral") \
                 and backend.dtype_name(y.dtype) != "int64":
             y = np.asarray(backend.to_numpy(y), dtype=np.int64)  # any integer labels: exactly the same values
-        return super().__call__(x, y, lr, key=key)  # a step that draws (dropout) gets a key: the graph refuses it
+        return x, y
+
+
+class OnnxTrainStep(CompiledStep):
+    """``step(x, y, lr=None)``: one training step run by onnxruntime, as one ONNX graph of the
+    forward pass, the loss, the hand-written backward and the optimizer's update, for batches of
+    exactly `batch_size`. A `arrayml.compile.CompiledStep` whose compiler is onnxruntime
+    (`OnnxCompiler`): returns the batch loss (a 0-D NumPy array), or ``(loss, metrics)``, and
+    updates the model's parameters and buffers and the optimizer's state. ``save(path)`` writes
+    the graph. Build it with `train_step_to_onnx`."""
+
+    def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int, *,
+                 metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None) -> None:
+        what = OnnxCompiler.what
+        if not isinstance(model, Module):
+            raise ExportError(f"{what} needs an arrayml Module, got {type(model).__name__}")
+        _exportable(model, None, what)
+        self.batch_size = _positive(batch_size, f"{what} batch_size")
+        self.features = _features(model, features, what)
+        backend.onnx_modules()  # the install command, before anything else
+        super().__init__(model, loss, optimizer, metrics=metrics, donate=False,
+                         compiler=OnnxCompiler(self.batch_size, self.features))
+        self.traced.function()  # traced now: a layer that cannot be exported fails here, not at the first step
+
+    @property
+    def function(self) -> OnnxFunction:
+        """The traced graph for the model's current modes and the optimizer's settings."""
+        return self.traced.function().graph
 
     def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
         """Write the training step's graph to `path` (its folder must exist), with metadata."""

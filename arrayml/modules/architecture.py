@@ -4,8 +4,9 @@ without the code that built it, and compared with another.
 ``model.config()`` is a JSON-able dict: the module's type and its constructor's arguments
 (``Module.arguments``), containers with their children's configs. `build` turns it back into a
 module (new parameters, which a checkpoint's arrays then replace); `differences` names what two
-configs disagree on. Types are looked up by name among every `Module` subclass defined so far
-(arrayml's own by their class name, others by ``module.QualName``).
+configs disagree on. Types are looked up by name in the registry of every `Module` subclass
+defined so far (arrayml's own by their class name, others by ``module.QualName``), which each
+subclass joins when it is defined (`register`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import backend
-from .base import _PLACEMENT_ARGUMENTS, Module, registered_module
 
 
 class ArchitectureError(ValueError):
@@ -32,7 +32,61 @@ class ArchitectureError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-def build(config: Mapping[str, Any], *, xp: Any = None, device: Any = None, dtype: Any = None) -> Module:
+#: Every Module subclass by its config name (`config_type`).
+_REGISTRY: dict[str, type] = {}
+
+#: Constructor arguments that say where or how a module is made, not what it is: a config
+#: leaves them out (the dtype is recorded beside it; a synchronisation function is a process's).
+PLACEMENT_ARGUMENTS = ("xp", "device", "dtype", "rng", "sync", "batch_norm_sync")
+
+
+def config_type(cls: type) -> str:
+    """The name a config records for module class `cls`: the class name for arrayml's modules,
+    ``module.QualName`` for others (so that two classes of one name cannot be confused)."""
+    if cls.__module__.startswith("arrayml.modules"):
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register(cls: type) -> None:
+    """Make module class `cls` known to `build` by its `config_type`."""
+    _REGISTRY[config_type(cls)] = cls
+
+
+def registered_module(name: str) -> Any:
+    """The Module subclass whose config type is `name` (a `ValueError` naming the known ones)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown module type {name!r} in the architecture; known: {', '.join(sorted(_REGISTRY))} "
+                         "(a layer of your own must be imported before its checkpoint is loaded)")
+    return _REGISTRY[name]
+
+
+def no_arguments(module: Any) -> dict[str, Any]:
+    """The arguments of a module whose constructor takes none that make it what it is (the
+    default ``Module.arguments``); a constructor that takes some must say so by overriding it."""
+    taken = [p for p in inspect.signature(type(module).__init__).parameters if p not in ("self", *PLACEMENT_ARGUMENTS)]
+    if taken:
+        raise NotImplementedError(
+            f"{type(module).__name__}.arguments() must return its constructor's arguments ({', '.join(taken)}) "
+            "for its architecture to be recorded"
+        )
+    return {}
+
+
+def config(module: Any) -> dict[str, Any]:
+    """`module`'s architecture as plain data: ``{"type": ..., **module.arguments()}``."""
+    return {"type": config_type(type(module)), **module.arguments()}
+
+
+def from_config(cls: Any, config: Mapping[str, Any], **placement: Any) -> Any:
+    """A new `cls` from `config` (see `config`); `placement` (xp, device, dtype) is passed to a
+    constructor that takes it."""
+    accepted = inspect.signature(cls.__init__).parameters
+    args = {k: v for k, v in config.items() if k != "type"}
+    return cls(**args, **{k: v for k, v in placement.items() if k in accepted})
+
+
+def build(config: Mapping[str, Any], *, xp: Any = None, device: Any = None, dtype: Any = None) -> Any:
     """A new module with the architecture `config` (made by ``Module.config``), its parameters
     on `xp`, `device` and `dtype` (defaults: NumPy, CPU, float32), initialised afresh.
 
@@ -87,20 +141,22 @@ def _check(config: Any) -> None:
                 _check(item)
 
 
-def _check_arguments(cls: type[Module], config: Mapping[str, Any]) -> None:
+def _check_arguments(cls: Any, config: Mapping[str, Any]) -> None:
     """Entries of `config` against `cls`'s constructor, where they map one to one: arrayml's own
     modules, and any that keep `Module.from_config`; not a constructor of ``*args`` or
     ``**kwargs``."""
+    from .base import Module  # (base imports this module: the registry)
+
     own = cls.__module__.startswith("arrayml.") or getattr(cls.from_config, "__func__", None) is getattr(
         Module.from_config, "__func__", None)
     params = [p for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"]
     if not own or any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
         return
-    takes = [p.name for p in params if p.name not in _PLACEMENT_ARGUMENTS]
+    takes = [p.name for p in params if p.name not in PLACEMENT_ARGUMENTS]
     listed = ", ".join(takes) if takes else "no arguments"
     for key in config:
         if key != "type" and key not in takes:
-            why = " (where the model lives is not part of its architecture)" if key in _PLACEMENT_ARGUMENTS else ""
+            why = " (where the model lives is not part of its architecture)" if key in PLACEMENT_ARGUMENTS else ""
             raise ArchitectureError(config, key, f"{cls.__name__} takes no argument {key!r}{why} (it takes {listed})")
     for p in params:
         if p.name in takes and p.default is p.empty and p.name not in config:

@@ -14,7 +14,8 @@ from typing import Any
 from .. import backend, validate
 from ..backend import Array, Seed
 from .activations import ACTIVATIONS, Activation, activation_by_name
-from .base import Module, registered_module
+from .architecture import build, registered_module
+from .base import Module
 from .batchnorm import BatchNorm1d
 from .checks import check_grad, namespace_of
 from .dropout import Dropout
@@ -41,18 +42,13 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(
-        self, dy: Array, *, input_grad: bool = True, on_layer: Callable[[str, Module], None] | None = None,
-    ) -> Array | None:
-        """Chain rule, last layer first; `input_grad` applies to the first layer only.
-
-        `on_layer(name, layer)` is called as soon as each layer's backward has filled its
-        ``grads`` (``name`` is ``"0"``, ``"1"``...): data-parallel training starts that layer's
-        gradient all-reduce there, while the layers before it still compute."""
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
+        """Chain rule, last layer first; `input_grad` applies to the first layer only. Each
+        layer's gradients are reported to the gradient hook as soon as they are computed
+        (`Module.child_backward`): data-parallel training starts that layer's all-reduce there,
+        while the layers before it still compute."""
         for i in range(len(self.layers) - 1, -1, -1):
-            dy = self.layers[i].backward(dy, input_grad=input_grad or i > 0)
-            if on_layer is not None:
-                on_layer(str(i), self.layers[i])
+            dy = self.child_backward(str(i), self.layers[i], dy, input_grad=input_grad or i > 0)
         return dy
 
     def _set_children(self, children: list[Module]) -> None:
@@ -63,8 +59,6 @@ class Sequential(Module):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
-        from .architecture import build
-
         return cls(*[build(c, **placement) for c in config["layers"]])
 
     def __len__(self) -> int:
@@ -116,8 +110,6 @@ class Residual(Module):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
-        from .architecture import build
-
         return cls(build(config["block"], **placement))
 
     def forward(self, x: Array) -> Array:
@@ -134,7 +126,7 @@ class Residual(Module):
         shape, dtype = self._saved()
         namespace_of("Residual.backward", ("dy",), dy)
         check_grad(dy, shape, module="Residual", dtype=dtype)
-        block_dx = self.block.backward(dy, input_grad=input_grad)
+        block_dx = self.child_backward("block", self.block, dy, input_grad=input_grad)
         return dy + block_dx if input_grad else None
 
     @property
@@ -250,7 +242,7 @@ class MLP(Sequential):
             activation = names[0] if names else activation.config_type()
         args = {"n_inputs": self.n_inputs, "n_hidden": list(self.n_hidden), "n_classes": self.n_classes,
                 "activation": activation, "batch_norm": self.batch_norm}
-        # the options of issue 19, where they are not the defaults (earlier architectures stay as they were)
+        # the later options only where they are not the defaults (earlier architectures stay as they were)
         for key, default in (("layer_norm", False), ("dropout", 0.0), ("init", "kaiming")):
             if getattr(self, key) != default:
                 args[key] = getattr(self, key)

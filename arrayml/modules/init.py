@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .. import backend
 from ..backend import Array
 
@@ -37,7 +35,7 @@ def check_init(name: object, what: str = "init") -> str:
 
 
 def linear_parameters(
-    name: str, rng: np.random.Generator, in_features: int, out_features: int, *, input_layer: bool,
+    name: str, rng: backend.Generator, in_features: int, out_features: int, *, input_layer: bool,
     where: backend.Placement,
 ) -> tuple[Array, Array]:
     """``(weight, bias)`` of a `Linear` layer initialised by initialiser `name`."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .. import backend
 from ..backend import Namespace, Seed
 from .base import Module
@@ -25,11 +23,7 @@ class RandomModule(Module):
 
     def __init__(self, rng: Seed = None) -> None:
         super().__init__()
-        backend.as_generator(rng)  # the same checks of `rng` as everywhere
-        if isinstance(rng, np.random.Generator):
-            self.seed = int(rng.spawn(1)[0].integers(0, 2**63))
-        else:
-            self.seed = 0 if rng is None else int(rng)
+        self.seed = backend.child_seed(rng)
         #: Keys drawn from the layer's own stream so far.
         self.draws = 0
 

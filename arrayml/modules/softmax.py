@@ -220,7 +220,28 @@ def _check_scores_shape(x: Array, what: str, xp: Namespace) -> None:
         raise ValueError(f"{what} expects a 2-D array of shape (batch, classes), got shape {tuple(x.shape)}")
 
 
-class CrossEntropy(Loss):
+class _ClassificationLoss(Loss):
+    """What the classification losses share: the `validate` switch and the checks of (scores,
+    targets) that start their forward, with errors that name the loss (`what`) and the scores
+    (`scores`)."""
+
+    what = ""
+    scores = ""
+
+    def __init__(self, *, validate: bool = True) -> None:
+        super().__init__()
+        self.validate = _check_validate(validate, self.what)
+
+    def _namespace(self, x: Array, t: Array) -> Namespace:
+        """The namespace of scores `x` and targets `t`, after checking both (no device read)."""
+        xp = namespace_of(f"{self.what}.forward", (self.scores, "targets t"), x, t)
+        if t is None:
+            raise TypeError(f"{self.what}.forward expects targets t as an array, got None")
+        _check_scores(x, self.what, xp)
+        return xp
+
+
+class CrossEntropy(_ClassificationLoss):
     """Mean cross-entropy of probabilities P (e.g. a Softmax output) against targets T.
 
     ``forward(p, t)`` returns the scalar loss (a 0-D array); ``backward(dloss=None)`` returns
@@ -235,15 +256,10 @@ class CrossEntropy(Loss):
     as they are).
     """
 
-    def __init__(self, *, validate: bool = True) -> None:
-        super().__init__()
-        self.validate = _check_validate(validate, "CrossEntropy")
+    what, scores = "CrossEntropy", "probabilities p"
 
     def forward(self, p: Array, t: Array) -> Array:
-        xp = namespace_of("CrossEntropy.forward", ("probabilities p", "targets t"), p, t)
-        if t is None:
-            raise TypeError("CrossEntropy.forward expects targets t as an array, got None")
-        _check_scores(p, "CrossEntropy", xp)
+        xp = self._namespace(p, t)
         if self.validate:
             _check_probabilities(p, xp, "CrossEntropy")
         T = target_matrix(t, p, validate=self.validate, xp=xp, what="CrossEntropy")
@@ -261,7 +277,7 @@ class CrossEntropy(Loss):
         return _times_dloss(dp, dloss, "CrossEntropy")
 
 
-class SoftmaxCrossEntropy(Loss):
+class SoftmaxCrossEntropy(_ClassificationLoss):
     """Softmax and mean cross-entropy fused, on logits X: ``dL/dX = (Y − T) / S``.
 
     ``forward(logits, t)`` returns the scalar loss (a 0-D array) and keeps Y and T;
@@ -270,15 +286,10 @@ class SoftmaxCrossEntropy(Loss):
     checks (see the module docstring for what that costs).
     """
 
-    def __init__(self, *, validate: bool = True) -> None:
-        super().__init__()
-        self.validate = _check_validate(validate, "SoftmaxCrossEntropy")
+    what, scores = "SoftmaxCrossEntropy", "logits x"
 
     def forward(self, x: Array, t: Array) -> Array:
-        xp = namespace_of("SoftmaxCrossEntropy.forward", ("logits x", "targets t"), x, t)
-        if t is None:
-            raise TypeError("SoftmaxCrossEntropy.forward expects targets t as an array, got None")
-        _check_scores(x, "SoftmaxCrossEntropy", xp)
+        xp = self._namespace(x, t)
         T, hot = _target_rows(t, x, validate=self.validate, xp=xp, what="SoftmaxCrossEntropy")
         loss, y = backend.softmax_cross_entropy(x, T, hot=hot, xp=xp)  # −(1/S) Σ T·log y, and y = softmax(x)
         self._cache = (y, T)

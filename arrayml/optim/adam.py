@@ -26,7 +26,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array
-from .base import Optimizer, State, zeros_like
+from .base import Optimizer, State, zero_slot
+from .settings import Setting, flag, number
 
 
 def check_betas(betas: Any, what: str) -> tuple[float, float]:
@@ -48,21 +49,25 @@ class Adam(Optimizer):
         weight_decay: L2 penalty added to the gradient, a finite number >= 0.
         amsgrad: divide by the running maximum of the second moment (Reddi et al., 2018).
         clip_grad_norm: None, or clip the gradients to this global norm first (`Optimizer`).
+
+    Every setting is checked again when reassigned.
     """
 
     #: AdamW sets this: the decay multiplies the parameters instead of adding to the gradient.
     decoupled_weight_decay = False
+    betas = Setting(lambda opt, value, what: check_betas(value, what))
+    eps = number(low=0.0, low_open=True)
+    weight_decay = number(low=0.0)
+    amsgrad = flag()
+    step_counts = ("step",)
+    second_moments = ("exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(
         self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
         weight_decay: float = 0.0, amsgrad: bool = False, *, clip_grad_norm: float | None = None,
     ) -> None:
         super().__init__(lr, clip_grad_norm=clip_grad_norm)
-        name = type(self).__name__
-        self.betas = check_betas(betas, f"{name} betas")
-        self.eps = validate.real_number(eps, f"{name} eps", low=0.0, low_open=True)
-        self.weight_decay = validate.real_number(weight_decay, f"{name} weight_decay", low=0.0)
-        self.amsgrad = validate.boolean(amsgrad, f"{name} amsgrad")
+        self.betas, self.eps, self.weight_decay, self.amsgrad = betas, eps, weight_decay, amsgrad
 
     def init(self, params: Mapping[str, Array]) -> State:
         first = next(iter(params.values()), None)
@@ -71,11 +76,11 @@ class Adam(Optimizer):
         xp, dev = backend.get_namespace_and_device(first)
         state: State = {
             "step": xp.zeros((), dtype=backend.widest_float(xp), device=dev),
-            "exp_avg": {name: zeros_like(p) for name, p in params.items()},
-            "exp_avg_sq": {name: zeros_like(p) for name, p in params.items()},
+            "exp_avg": zero_slot(params),
+            "exp_avg_sq": zero_slot(params),
         }
         if self.amsgrad:
-            state["max_exp_avg_sq"] = {name: zeros_like(p) for name, p in params.items()}
+            state["max_exp_avg_sq"] = zero_slot(params)
         return state
 
     def apply_gradients(

@@ -9,9 +9,19 @@ an unchanged snapshot. The state is a plain dict: each entry is either a dict of
 parameter name (a "slot": momentum buffers, Adam's moments) or one array (Adam's step count). It
 is what a checkpoint saves (`flatten_state`) and what a compiled step takes and returns.
 
-``opt.step(model, lr)`` is the eager convenience on top: it checks the model's gradients (every
-one, before any parameter changes), keeps the state in ``opt.state``, moves it along when the
-model moved (``model.to``), and reassigns the model's parameters with `update`'s result.
+The optimizers know arrays only. ``opt.step(model, lr)`` is the eager convenience on top, for
+anything `Trainable` (an arrayml Module, or any object with ``parameters()``, ``gradients()``
+and ``set_parameters()``): it checks the gradients (every one, before any parameter changes),
+keeps the eager state in ``opt.state``, moves it along when the model moved (``model.to``), and
+hands the model `update`'s new parameters.
+
+Every setting is checked where it enters, in the constructor and again whenever it is
+reassigned (`Setting`): ``opt.lr = -1`` or ``opt.betas = (1.0, 0.999)`` is refused at once,
+naming the setting. A state set by hand (``opt.state = ...``) or loaded (`fitted_state`) is
+checked against the optimizer once, before the first step that uses it: its entries, their
+shapes, and the values that only some numbers make sense for (a step count that is a whole
+number, second moments >= 0; `check_state_values`). The states that `update` returns are
+trusted, so no step reads a value back to the host.
 
 Gradient clipping is a transformation of the gradients, written once, here: with
 ``clip_grad_norm=c`` every optimizer's `update` first scales the gradients by
@@ -24,38 +34,50 @@ Gradient clipping is a transformation of the gradients, written once, here: with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from .. import backend, validate
 from ..backend import Array
-from ..modules.base import Module
+from .settings import positive_or_none, rate
+from .state import State, check_values, fits, fitted, flatten_state, unflatten_state
 
-#: An optimizer's state: slot name → {parameter name → array}, or entry name → array.
-State = dict[str, Any]
+__all__ = ["Optimizer", "State", "Trainable", "clip_by_global_norm", "flatten_state", "global_norm", "namespace_of",
+           "unflatten_state", "zero_slot", "zeros_like"]
+
+class Trainable(Protocol):
+    """What `Optimizer.step` updates: an arrayml Module, or anything with these three methods."""
+
+    def parameters(self) -> Mapping[str, Array]:
+        """Every learnable array, by name."""
+
+    def gradients(self) -> Mapping[str, Array]:
+        """The gradient of every parameter, by the same names."""
+
+    def set_parameters(self, params: Mapping[str, Array]) -> None:
+        """Take these new arrays as the parameters (by the same names)."""
 
 
 class Optimizer:
-    """Base class: subclasses implement `init`, `apply_gradients` (the rule) and `settings`.
+    """Base class: subclasses implement `init`, `apply_gradients` (the rule) and `settings`, and
+    declare their settings as `Setting` attributes.
 
     ``lr`` is the rate `step` uses when it is given none; ``state`` is the eager state (None until
     the first `step`, or set by a checkpoint); ``clip_grad_norm`` (None, or a positive number)
     clips the gradients by their global norm before the rule sees them.
     """
 
+    lr = rate()
+    clip_grad_norm = positive_or_none()
+    #: State entries that count steps, and slots that hold second moments (checked when a state
+    #: is set by hand or loaded: a whole number >= 0, values >= 0).
+    step_counts: tuple[str, ...] = ()
+    second_moments: tuple[str, ...] = ()
+
     def __init__(self, lr: float, *, clip_grad_norm: float | None = None) -> None:
-        self.lr = validate.learning_rate(lr, f"{type(self).__name__} learning rate")
+        self.lr = lr
         self.clip_grad_norm = clip_grad_norm
-        self.state: State | None = None
-
-    @property
-    def clip_grad_norm(self) -> float | None:
-        """The largest global gradient norm `update` lets through (None: no clipping)."""
-        return self._clip_grad_norm
-
-    @clip_grad_norm.setter
-    def clip_grad_norm(self, value: float | None) -> None:
-        self._clip_grad_norm = None if value is None else validate.real_number(
-            value, f"{type(self).__name__} clip_grad_norm", low=0.0, low_open=True)
+        self._state: State | None = None
+        self._state_checked = True
 
     # -- the pure interface ----------------------------------------------------------------------
     def init(self, params: Mapping[str, Array]) -> State:  # pragma: no cover - abstract
@@ -65,12 +87,18 @@ class Optimizer:
     def update(
         self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
     ) -> tuple[dict[str, Array], State]:
-        """New parameters and new state after one step at rate `lr` (a number, or a 0-D array
-        inside a compiled step): the gradients clipped by their global norm if
-        ``clip_grad_norm`` is set, then the optimizer's rule (`apply_gradients`). Pure: nothing
-        given is modified."""
-        if self._clip_grad_norm is not None:
-            grads = clip_by_global_norm(grads, self._clip_grad_norm)
+        """New parameters and new state after one step at rate `lr`: the gradients clipped by
+        their global norm if ``clip_grad_norm`` is set, then the optimizer's rule
+        (`apply_gradients`). Pure: nothing given is modified.
+
+        `lr` is a number, which must be finite and >= 0, or an array (a 0-D array inside a
+        compiled or exported step), which passes unchecked: reading it would be a host sync, or
+        impossible while tracing; the runner checks such a rate on the host before tracing."""
+        if not backend.is_array(lr):
+            lr = validate.learning_rate(lr, f"argument lr of {type(self).__name__}.update: the learning rate",
+                                        zero_ok=True)
+        if self.clip_grad_norm is not None:
+            grads = clip_by_global_norm(grads, self.clip_grad_norm)
         return self.apply_gradients(grads, state, params, lr)
 
     def apply_gradients(
@@ -85,35 +113,49 @@ class Optimizer:
         change): every setting but ``lr``."""
         return tuple((k, v) for k, v in self.settings().items() if k != "lr")
 
+    def rate(self, lr: Any, what: str) -> float:
+        """The rate of one step of `what`: `lr`, checked (a finite number >= 0: a schedule's
+        warm-up starts at 0), or the optimizer's own ``lr`` (checked when assigned) if None."""
+        if lr is None:
+            return self.lr
+        return validate.learning_rate(lr, f"argument lr of {what}: the learning rate", zero_ok=True)
+
     # -- the eager convenience -------------------------------------------------------------------
-    def step(self, model: Module, lr: float | None = None) -> None:
-        """Update every parameter of `model` from its ``grads`` at rate `lr` (default: the
-        constructor's ``lr``; a schedule passes each step's rate here, and 0 is allowed),
-        reassigning each entry, never writing in place.
+    def step(self, model: Trainable, lr: float | None = None) -> None:
+        """Update every parameter of `model` from its gradients at rate `lr` (default: the
+        optimizer's ``lr``; a schedule passes each step's rate here, and 0 is allowed), handing
+        it new arrays, never writing in place.
 
         Every gradient (and state entry) is checked before any parameter changes, so a bad one
         leaves the whole model as it was."""
         name = type(self).__name__
-        if not isinstance(model, Module):
-            raise TypeError(f"{name}.step expects an arrayml Module, got {type(model).__name__}")
-        rate = validate.learning_rate(self.lr if lr is None else lr, f"{name} learning rate", zero_ok=lr is not None)
+        if not all(callable(getattr(model, m, None)) for m in ("parameters", "gradients", "set_parameters")):
+            raise TypeError(f"{name}.step expects an arrayml Module, got {type(model).__name__}: it needs "
+                            "parameters(), gradients() and set_parameters()")
+        rate = self.rate(lr, f"{name}.step")
         params = model.parameters()
-        grads = self.checked_gradients(model, params)
-        new_params, self.state = self.update(grads, self.state_for(params), params, rate)
+        try:
+            grads = model.gradients()
+        except RuntimeError as exc:
+            raise RuntimeError(f"{name}.step(): {exc}") from None
+        grads = self.checked_gradients(grads, params)
+        new_params, new_state = self.update(grads, self.state_for(params), params, rate)
+        self.set_state(new_state)
         model.set_parameters(new_params)
 
-    def checked_gradients(self, model: Module, params: Mapping[str, Array]) -> dict[str, Array]:
-        """`model`'s gradients, each checked against its parameter (shape, dtype, namespace,
+    def checked_gradients(self, grads: Mapping[str, Array], params: Mapping[str, Array]) -> dict[str, Array]:
+        """`grads`, each checked against its parameter (present, shape, dtype, namespace,
         device: attribute comparisons only, no device read): a (1, 4) gradient is never
         broadcast onto a (5, 4) weight, nor a float64 gradient allowed to turn a float32
         parameter into float64."""
         what = f"{type(self).__name__}.step"
-        grads = {}
-        for pname, owner, key in model.parameter_slots():
-            grad = owner.grads.get(key)
-            if grad is None:
-                raise RuntimeError(f"no gradient for parameter {pname!r}: call backward() before {what}()")
-            p = params[pname]
+        missing, extra = sorted(set(params) - set(grads)), sorted(set(grads) - set(params))
+        if missing or extra:
+            raise ValueError(f"{what}: the gradients must be named as the parameters; no gradient for {missing}, "
+                             f"gradients of no parameter: {extra}")
+        out = {}
+        for pname, p in params.items():
+            grad = grads[pname]
             if type(grad) is not type(p) or grad.shape != p.shape or grad.dtype != p.dtype:
                 _check_pair(f"{what}, parameter {pname!r}", p, grad, ("the parameter", "its gradient"))
                 raise ValueError(
@@ -121,79 +163,66 @@ class Optimizer:
                     f"{tuple(p.shape)} and dtype {backend.dtype_name(p.dtype)}, got shape "
                     f"{tuple(grad.shape)} and dtype {backend.dtype_name(grad.dtype)}"
                 )
-            grads[pname] = grad
+            out[pname] = grad
         # one namespace and device for everything (the usual case, one call); otherwise the
         # first pair that differs is named
-        everything = [a for pair in zip(params.values(), grads.values()) for a in pair]
+        everything = [a for pair in zip(params.values(), out.values()) for a in pair]
         try:
             backend.get_namespace(*everything)
         except (TypeError, ValueError):
             for pname, p in params.items():
-                _check_pair(f"{what}, parameter {pname!r}", p, grads[pname], ("the parameter", "its gradient"))
-        return grads
-
-    def state_for(self, params: Mapping[str, Array]) -> State:
-        """``self.state`` fitted to `params`: a new state if there is none; entries that are
-        missing filled as `init` would; entries on another namespace, device or dtype than their
-        parameter (the model was moved with ``model.to``) converted to it; anything that cannot
-        belong to these parameters (an unknown entry, a wrong shape) a `ValueError` naming it."""
-        state = self.state
-        if state is None:
-            return self.init(params)
-        if _fits(state, params):
-            return state
-        return self.fitted_state(state, params)
-
-    def fitted_state(self, state: Mapping[str, Any], params: Mapping[str, Array]) -> State:
-        """`state` (e.g. read from a checkpoint, as host arrays) checked against `params` and
-        converted to where they live; see `state_for`."""
-        name = type(self).__name__
-        if not isinstance(state, Mapping):
-            raise TypeError(f"{name} state must be a dict (what init() returns), got {type(state).__name__}")
-        fresh = self.init(params)
-        unknown = sorted(set(state) - set(fresh))
-        if unknown:
-            keeps = ", ".join(sorted(fresh)) or "nothing"
-            raise ValueError(
-                f"{name} state has entries {unknown} that this optimizer does not keep (it keeps: {keeps}); "
-                f"is it the state of another optimizer, or of {name} with other settings?"
-            )
-        out: State = {}
-        for key, default in fresh.items():
-            given = state.get(key)
-            if isinstance(default, dict):
-                out[key] = self._fitted_slot(key, given or {}, default, params)
-            elif given is None:
-                out[key] = default
-            else:
-                xp, dev = backend.get_namespace_and_device(default)
-                backend.get_namespace(given, names=(f"{name} state {key!r}",))
-                out[key] = backend.convert(given, xp, dev, default.dtype)
+                _check_pair(f"{what}, parameter {pname!r}", p, out[pname], ("the parameter", "its gradient"))
         return out
 
-    def _fitted_slot(self, key: str, given: Any, default: dict[str, Array], params: Mapping[str, Array]) -> dict:
-        what = f"{type(self).__name__} state {key}"
-        if not isinstance(given, Mapping):
-            raise TypeError(f"{what} must be a dict of arrays by parameter name, got {type(given).__name__}")
-        unknown = sorted(set(given) - set(params))
-        if unknown:
-            raise ValueError(f"{what} has entries for parameters this model lacks: {unknown}")
-        slot = {}
-        for pname, p in params.items():
-            v = given.get(pname)
-            if v is None:
-                slot[pname] = default[pname]
-                continue
-            backend.get_namespace(v, names=(f"{what}[{pname!r}]",))
-            if tuple(v.shape) != tuple(p.shape):
-                raise ValueError(
-                    f"{what}[{pname!r}] has shape {tuple(v.shape)} but its parameter has shape {tuple(p.shape)}; "
-                    f"it belongs to another model (a checkpoint of another architecture?): reset the "
-                    f"optimizer's state with optimizer.state = None"
-                )
-            xp, dev = backend.get_namespace_and_device(p)
-            slot[pname] = backend.convert(v, xp, dev, p.dtype)
-        return slot
+    # -- the eager state -------------------------------------------------------------------------
+    @property
+    def state(self) -> State | None:
+        """The eager state, which the next step (`step`, or a learner's) continues from; None
+        before the first. One assigned here (by hand, or from elsewhere) is checked against the
+        optimizer and the parameters before the first step that uses it (`fitted_state`)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: Mapping[str, Any] | None) -> None:
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{type(self).__name__} state must be a dict (what init() returns) or None, got "
+                            f"{type(value).__name__}")
+        self._state = None if value is None else dict(value)
+        self._state_checked = value is None
+
+    def set_state(self, state: State) -> None:
+        """Take `state` as the eager state, unchecked (as ``Module.set_parameters`` takes
+        parameters): for a state that `update` returned or `fitted_state` checked. A state from
+        anywhere else is assigned to ``state``, which checks it."""
+        self._state, self._state_checked = state, True
+
+    def state_for(self, params: Mapping[str, Array]) -> State:
+        """The eager state fitted to `params`: a new state if there is none; one assigned by
+        hand checked once (`fitted_state`); one on another namespace, device or dtype than its
+        parameters (the model was moved with ``model.to``) converted to theirs."""
+        state = self._state
+        if state is None:
+            return self.init(params)
+        if self._state_checked and fits(state, params):
+            return state
+        fitted = self.fitted_state(state, params)
+        self.set_state(fitted)
+        return fitted
+
+    def fitted_state(self, state: Mapping[str, Any], params: Mapping[str, Array]) -> State:
+        """`state` (e.g. read from a checkpoint, as host arrays) checked against this optimizer
+        and `params`, and converted to where they live (`arrayml.optim.state.fitted`): an empty
+        state is a fresh one; otherwise every entry the optimizer keeps, and no other, for every
+        parameter, of its shape, holding values that make sense (`check_state_values`).
+        Anything else is a `ValueError` or `TypeError` naming the entry."""
+        return fitted(self, state, params)
+
+    def check_state_values(self, state: State) -> None:
+        """Refuse values no step of this optimizer can have made: a step count (`step_counts`)
+        that is not a whole number from 0 up to what its dtype counts exactly, a second moment
+        (`second_moments`) below 0 or NaN. Reads the values back: called once per state set or
+        loaded, never per step."""
+        check_values(self, state)
 
     def __repr__(self) -> str:
         items = sorted(self.settings().items(), key=lambda kv: kv[0] == "clip_grad_norm")  # clipping last
@@ -207,58 +236,25 @@ class Optimizer:
 
 
 def zeros_like(p: Array) -> Array:
-    """Zeros of `p`'s shape, dtype, namespace and device (an optimizer's fresh slot)."""
+    """Zeros of `p`'s shape, dtype, namespace and device."""
     xp, dev = backend.get_namespace_and_device(p)
     return xp.zeros(tuple(p.shape), dtype=p.dtype, device=dev)
 
 
+def zero_slot(params: Mapping[str, Array]) -> dict[str, Array]:
+    """A fresh slot of an optimizer's state: zeros like every parameter, by its name."""
+    return {name: zeros_like(p) for name, p in params.items()}
+
+
+def namespace_of(params: Mapping[str, Array], grads: Mapping[str, Array]) -> Any:
+    """The namespace of a rule's arrays, asked of the first parameter and its gradient (the
+    eager step has checked them all; a traced step holds one namespace)."""
+    first = next(iter(params), None)
+    return None if first is None else backend.get_namespace(params[first], grads[first])
+
+
 def _check_pair(what: str, p: Array, other: Array, names: tuple[str, str]) -> None:
     backend.get_namespace_and_device(p, other, names=names, what=what)
-
-
-def _fits(state: Mapping[str, Any], params: Mapping[str, Array]) -> bool:
-    """Whether every slot of `state` holds, for every parameter, an array of its type, shape,
-    dtype and device, and every single entry (a step count) an array of the parameters' type
-    and device (attribute comparisons only: this runs every eager step)."""
-    first = next(iter(params.values()), None)
-    for entry in state.values():
-        if not isinstance(entry, dict):
-            if first is not None and (type(entry) is not type(first)
-                                      or getattr(entry, "device", None) != getattr(first, "device", None)):
-                return False
-            continue
-        if len(entry) != len(params):
-            return False
-        for pname, p in params.items():
-            v = entry.get(pname)
-            if v is None or type(v) is not type(p) or v.shape != p.shape or v.dtype != p.dtype \
-                    or getattr(v, "device", None) != getattr(p, "device", None):
-                return False
-    return True
-
-
-def flatten_state(state: Mapping[str, Any] | None) -> dict[str, Array]:
-    """An optimizer state as flat ``"slot/parameter"`` (or ``"entry"``) → array pairs, for a
-    checkpoint; `unflatten_state` undoes it."""
-    flat: dict[str, Array] = {}
-    for key, entry in (state or {}).items():
-        if isinstance(entry, Mapping):
-            flat.update({f"{key}/{pname}": v for pname, v in entry.items()})
-        else:
-            flat[key] = entry
-    return flat
-
-
-def unflatten_state(flat: Mapping[str, Array]) -> State:
-    """The nested state that `flatten_state` flattened."""
-    state: State = {}
-    for key, value in flat.items():
-        slot, sep, pname = key.partition("/")
-        if sep:
-            state.setdefault(slot, {})[pname] = value
-        else:
-            state[key] = value
-    return state
 
 
 def global_norm(grads: Mapping[str, Array]) -> Array:
@@ -280,7 +276,9 @@ def clip_by_global_norm(grads: Mapping[str, Array], max_norm: Any) -> dict[str, 
     ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` does (the same 1e-6, the same scale for
     every parameter, a multiplication by 1 below the threshold). The factor stays on the device:
     no host read, so the step can be compiled and never waits; a NaN norm makes every gradient
-    NaN, as in PyTorch, and the training loop then reports the divergence."""
+    NaN, as in PyTorch, and the training loop then reports the divergence. `max_norm` must be a
+    finite number > 0 (a negative one would flip the gradients' sign, 0 zero them)."""
+    max_norm = validate.real_number(max_norm, "clip_by_global_norm max_norm", low=0.0, low_open=True)
     norm = global_norm(grads)
     xp = backend.get_namespace(norm)
     coef = max_norm / (norm + 1e-6)

@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import backend, validate
+from .. import backend
 from ..backend import Array
-from .base import Optimizer, State, zeros_like
+from .base import Optimizer, State, namespace_of, zero_slot
+from .settings import flag, number
 
 
 class RMSprop(Optimizer):
@@ -36,25 +37,30 @@ class RMSprop(Optimizer):
         centered: divide by the estimated standard deviation (the mean square less the squared
             mean gradient) instead of the root mean square.
         clip_grad_norm: None, or clip the gradients to this global norm first (`Optimizer`).
+
+    Every setting is checked again when reassigned.
     """
+
+    alpha = number(low=0.0, high=1.0, high_open=True)
+    eps = number(low=0.0, low_open=True)
+    weight_decay = number(low=0.0)
+    momentum = number(low=0.0, high=1.0, high_open=True)
+    centered = flag()
+    second_moments = ("square_avg",)
 
     def __init__(
         self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
         momentum: float = 0.0, centered: bool = False, *, clip_grad_norm: float | None = None,
     ) -> None:
         super().__init__(lr, clip_grad_norm=clip_grad_norm)
-        self.alpha = validate.real_number(alpha, "RMSprop alpha", low=0.0, high=1.0, high_open=True)
-        self.eps = validate.real_number(eps, "RMSprop eps", low=0.0, low_open=True)
-        self.weight_decay = validate.real_number(weight_decay, "RMSprop weight_decay", low=0.0)
-        self.momentum = validate.real_number(momentum, "RMSprop momentum", low=0.0, high=1.0, high_open=True)
-        self.centered = validate.boolean(centered, "RMSprop centered")
+        self.alpha, self.eps, self.weight_decay, self.momentum, self.centered = alpha, eps, weight_decay, momentum, centered
 
     def init(self, params: Mapping[str, Array]) -> State:
-        state: State = {"square_avg": {name: zeros_like(p) for name, p in params.items()}}
+        state: State = {"square_avg": zero_slot(params)}
         if self.centered:
-            state["grad_avg"] = {name: zeros_like(p) for name, p in params.items()}
+            state["grad_avg"] = zero_slot(params)
         if self.momentum:
-            state["momentum_buffer"] = {name: zeros_like(p) for name, p in params.items()}
+            state["momentum_buffer"] = zero_slot(params)
         return state
 
     def apply_gradients(
@@ -70,11 +76,9 @@ class RMSprop(Optimizer):
             out["grad_avg"] = {}
         if buffers is not None:
             out["momentum_buffer"] = {}
-        xp = None
+        xp = namespace_of(params, grads)
         for name, p in params.items():
             g = grads[name]
-            if xp is None:
-                xp = backend.get_namespace(p, g)
             if wd:
                 g = g + wd * p
             s = out["square_avg"][name] = alpha * square_avg[name] + (1.0 - alpha) * g * g

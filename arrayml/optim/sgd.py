@@ -16,11 +16,27 @@ State: ``{"momentum": {name: v}}`` with momentum, ``{}`` without.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .. import backend, validate
 from ..backend import Array
-from .base import Optimizer, State, zeros_like
+from .base import Optimizer, State, namespace_of, zero_slot
+from .settings import Setting, number
+
+
+def _momentum(opt: SGD, value: Any, what: str) -> float:
+    mu = validate.real_number(value, what, low=0.0, high=1.0, high_open=True)
+    if mu == 0 and getattr(opt, "nesterov", False):
+        raise ValueError("Nesterov momentum needs momentum > 0")
+    return mu
+
+
+def _nesterov(opt: SGD, value: Any, what: str) -> bool:
+    nesterov = validate.boolean(value, what)
+    if nesterov and opt.momentum == 0:
+        raise ValueError("Nesterov momentum needs momentum > 0")
+    return nesterov
 
 
 class SGD(Optimizer):
@@ -28,7 +44,7 @@ class SGD(Optimizer):
 
     ``update(grads, state, params, lr)`` is the pure step; ``step(model, lr)`` applies it to a
     model (`Optimizer.step`). ``velocity`` is the momentum buffers by parameter name (the
-    ``"momentum"`` entry of ``state``).
+    ``"momentum"`` entry of ``state``). Every setting is checked again when reassigned.
 
     Args:
         lr: learning rate, a positive finite number (the rate `step` uses when given none).
@@ -38,21 +54,23 @@ class SGD(Optimizer):
         clip_grad_norm: None, or clip the gradients to this global norm first (`Optimizer`).
     """
 
+    momentum = Setting(_momentum)
+    nesterov = Setting(_nesterov)
+    weight_decay = number(low=0.0)
+
     def __init__(
         self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0, *,
         clip_grad_norm: float | None = None,
     ) -> None:
         super().__init__(lr, clip_grad_norm=clip_grad_norm)
-        self.momentum = validate.real_number(momentum, "SGD momentum", low=0.0, high=1.0, high_open=True)
-        self.nesterov = validate.boolean(nesterov, "SGD nesterov")
-        self.weight_decay = validate.real_number(weight_decay, "SGD weight_decay", low=0.0)
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
 
     def init(self, params: Mapping[str, Array]) -> State:
         if not self.momentum:
             return {}
-        return {"momentum": {name: zeros_like(p) for name, p in params.items()}}
+        return {"momentum": zero_slot(params)}
 
     def apply_gradients(
         self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
@@ -61,11 +79,9 @@ class SGD(Optimizer):
         velocity = state["momentum"] if mu else None
         new_params: dict[str, Array] = {}
         new_velocity: dict[str, Array] = {}
-        xp = None
+        xp = namespace_of(params, grads)
         for name, p in params.items():
             g = grads[name]
-            if xp is None:
-                xp = backend.get_namespace(p, g)
             if wd:
                 if velocity is None:  # p − lr·(g + wd·p) as p·(1 − lr·wd) − lr·g: one pass over p fewer
                     new_params[name] = backend.subtract_scaled(p * (1 - lr * wd), g, lr, xp=xp)
@@ -83,16 +99,14 @@ class SGD(Optimizer):
                 "weight_decay": self.weight_decay}
 
     @property
-    def velocity(self) -> dict[str, Array]:
-        """The momentum buffers by parameter name: the ``"momentum"`` entry of ``state`` (a
-        dict you may edit or replace; the next `step` checks it against the parameters)."""
-        if not self.momentum:
-            return {}
-        if self.state is None:
-            self.state = {"momentum": {}}
-        return self.state.setdefault("momentum", {})
+    def velocity(self) -> Mapping[str, Array]:
+        """The momentum buffers by parameter name: the ``"momentum"`` entry of ``state`` (empty
+        before the first step). Assign a dict to set them (checked at the next step)."""
+        state = self.state
+        if not self.momentum or state is None or "momentum" not in state:
+            return MappingProxyType({})
+        return state["momentum"]
 
     @velocity.setter
     def velocity(self, value: Mapping[str, Array]) -> None:
-        self.state = {"momentum": dict(value)} if self.momentum else {}
-
+        self.state = {"momentum": dict(value)} if self.momentum and value else None
