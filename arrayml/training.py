@@ -235,10 +235,12 @@ def _check_callable(value: Any, what: str, wanted: str) -> None:
 
 
 def _set_training(learner: Learner, training: bool) -> None:
-    """Put an arrayml learner's model in training or evaluation mode (a learner of another kind,
-    such as the examples' torch mirror, keeps its own rule)."""
+    """Put the learner's model in training or evaluation mode: ``learner.model.train(flag)``,
+    which an arrayml `Module` and a ``torch.nn.Module`` (the examples' torch mirror) both have; a
+    learner without a model keeps its own rule."""
     model = getattr(learner, "model", None)
-    if isinstance(model, Module):
+    train = getattr(model, "train", None)
+    if isinstance(model, Module) or callable(train):
         model.train(training)
 
 

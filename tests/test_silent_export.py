@@ -102,3 +102,18 @@ def test_good_names_and_metadata_are_written(tmp_path):
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert json.loads(meta["class_names"]) == ["cat", "dog"] and meta["run"] == "r1" and meta["note"] == ""
     assert os.listdir(tmp_path) == ["m.onnx"]
+
+
+@pytest.mark.parametrize(("metadata", "message"), [
+    ({"epochs": 3}, r"OnnxTrainStep.save metadata\['epochs'\] must be a string"),
+    ({"optimizer": "mine"}, r"OnnxTrainStep.save metadata\['optimizer'\] is what arrayml records itself"),
+    ({"architecture": "{}"}, r"OnnxTrainStep.save metadata\['architecture'\] is what arrayml records itself"),
+    ("run 1", r"OnnxTrainStep.save metadata must be a mapping of names to text"),
+])
+def test_the_exported_training_step_checks_its_metadata_as_to_onnx_does(tmp_path, metadata, message):
+    step = export.train_step_to_onnx(am.MLP(4, [3], 2), am.SoftmaxCrossEntropy(validate=False), am.SGD(0.1), 4)
+    with pytest.raises(export.ExportError, match=message):
+        step.save(tmp_path / "step.onnx", metadata=metadata)
+    assert os.listdir(tmp_path) == []
+    step.save(tmp_path / "step.onnx", metadata={"run": "r1"})
+    assert os.listdir(tmp_path) == ["step.onnx"]

@@ -22,6 +22,7 @@ from ._common import (
     _exportable,
     _features,
     _positive,
+    check_metadata,
     check_path,
     write_onnx,
 )
@@ -130,9 +131,11 @@ class OnnxTrainStep(CompiledStep):
         return self.traced.function().graph
 
     def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
-        """Write the training step's graph to `path` (its folder must exist), with metadata."""
+        """Write the training step's graph to `path` (its folder must exist), with `metadata`:
+        more entries, strings to strings, none of those arrayml records itself (an `ExportError`
+        naming the entry otherwise, before anything is written)."""
         check_path(path)
-        info = {
+        mine: dict[str, str] = {
             "kind": "training step",
             "model": repr(self.model),
             **_architecture(self.model),
@@ -142,9 +145,9 @@ class OnnxTrainStep(CompiledStep):
             "batch_size": str(self.batch_size),
             "inputs": "params/<name>, buffers/<name>, opt_state/<slot>/<name>, x, y (int64 labels), lr",
             "outputs": "new_params/<name>, new_buffers/<name>, new_opt_state/<slot>/<name>, loss",
-            **(metadata or {}),
         }
-        return write_onnx(self.function.model, path, info)
+        extra = check_metadata(metadata, (*mine, "architecture"), "OnnxTrainStep.save") if metadata is not None else {}
+        return write_onnx(self.function.model, path, {**mine, **extra})
 
     def __repr__(self) -> str:
         return f"OnnxTrainStep(batch_size={self.batch_size}, {self.placement})"

@@ -103,6 +103,12 @@ class TorchLearner:
         self.xp, self.device = where.xp, where.device
 
     @property
+    def model(self) -> nn.Module:
+        """The torch.nn model (the training loop switches its mode: training while it trains,
+        evaluation after)."""
+        return self.net
+
+    @property
     def lr(self) -> float:
         """The rate the torch optimizer was built with (its first group's; each step sets its own)."""
         return self._lr
@@ -112,6 +118,8 @@ class TorchLearner:
         """(`step` is for arrayml's random keys: torch.nn's dropout draws from torch's generator.)"""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if not self.net.training:  # a step trains: dropout and batch statistics, as arrayml's step
+            self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.net(x)
         loss = self.loss(logits, y)
@@ -122,12 +130,13 @@ class TorchLearner:
         return loss.detach(), (logits.detach().argmax(dim=1) == y).sum()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        was_training = self.net.training
         self.net.eval()
         try:
             with torch.no_grad():
                 return self.net(x)
         finally:
-            self.net.train()
+            self.net.train(was_training)
 
     def snapshot(self) -> dict[str, Any]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}  # torch updates in place

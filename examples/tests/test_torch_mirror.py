@@ -59,3 +59,22 @@ def test_one_step_of_the_torch_learner_is_one_step_of_arrayml_sgd():
     assert int(correct_t) == int(np.sum(np.argmax(backend.to_numpy(logits), axis=1) == y))
     np.testing.assert_allclose(net[0].weight.detach().numpy(), backend.to_numpy(model.parameters()["0.weight"]), rtol=1e-12)
     np.testing.assert_allclose(net[2].bias.detach().numpy(), backend.to_numpy(model.parameters()["2.bias"])[0], rtol=1e-12, atol=1e-15)
+
+
+def test_after_fit_the_torch_net_is_in_evaluation_mode_and_a_step_trains_again():
+    """As for an arrayml model: fit leaves the net predicting (dropout off), its logits leave
+    the mode as they found it, and the next step trains in training mode."""
+    from arrayml.data import Splits
+    from arrayml.training import fit
+
+    model = am.MLP(6, [5], 3, dropout=0.5, rng=0)
+    net = torch_mirror(model)
+    learner = TorchLearner(net, torch.optim.SGD(net.parameters(), lr=0.1), backend.placement("torch", None, "float32"))
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(40, 6)).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, 3, size=40))
+    fit(learner, Splits(x[:30], y[:30], x[30:], y[30:]), epochs=1, batch_size=10, seed=0, log=None)
+    assert not net.training and not any(m.training for m in net.modules())
+    assert torch.equal(learner.logits(x), learner.logits(x)) and not net.training  # no dropout, mode kept
+    learner.train_step(x[:10], y[:10], 0.1)
+    assert net.training
