@@ -238,10 +238,9 @@ def _set_training(learner: Learner, training: bool) -> None:
     """Put the learner's model in training or evaluation mode: ``learner.model.train(flag)``,
     which an arrayml `Module` and a ``torch.nn.Module`` (the examples' torch mirror) both have; a
     learner without a model keeps its own rule."""
-    model = getattr(learner, "model", None)
-    train = getattr(model, "train", None)
-    if isinstance(model, Module) or callable(train):
-        model.train(training)
+    train = getattr(getattr(learner, "model", None), "train", None)
+    if callable(train):
+        train(training)
 
 
 # --------------------------------------------------------------------------------------------
