@@ -79,7 +79,35 @@ def torch_kernels(standard: Kernels) -> Kernels:
                 maximize=False)
         return new_p, new_m, new_v, new_max
 
+    # the sliding-window operations: torch's own kernels (oneDNN on the CPU, cuDNN on CUDA) and
+    # the gradient functions its autograd calls, so that a step computes what torch.nn's does
+    def conv2d(x: Array, weight: Array, bias: Array | None, stride: Any, padding: Any, dilation: Any) -> Array:
+        return torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation)
+
+    def conv2d_backward(dy: Array, x: Array, weight: Array, stride: Any, padding: Any, dilation: Any,
+                        input_grad: bool, bias_grad: bool) -> tuple[Array | None, Array, Array | None]:
+        return torch.ops.aten.convolution_backward(
+            dy, x, weight, [weight.shape[0]] if bias_grad else None, list(stride), list(padding), list(dilation),
+            False, [0, 0], 1, [input_grad, True, bias_grad])
+
+    def max_pool2d(x: Array, kernel: Any, stride: Any) -> tuple[Array, Any]:
+        y, where = torch.ops.aten.max_pool2d_with_indices(x, list(kernel), list(stride))
+        return y, (x, where)  # the input and the flat position of each window's maximum
+
+    def max_pool2d_backward(dy: Array, saved: Any, kernel: Any, stride: Any) -> Array:
+        x, where = saved
+        return torch.ops.aten.max_pool2d_with_indices_backward(dy, x, list(kernel), list(stride), [0, 0], [1, 1],
+                                                               False, where)
+
+    def avg_pool2d(x: Array, kernel: Any, stride: Any) -> Array:
+        return torch.ops.aten.avg_pool2d(x, list(kernel), list(stride))
+
+    def avg_pool2d_backward(dy: Array, x: Array, kernel: Any, stride: Any) -> Array:
+        return torch.ops.aten.avg_pool2d_backward(dy, x, list(kernel), list(stride), [0, 0], False, True, None)
+
     return standard._replace(
+        conv2d=conv2d, conv2d_backward=conv2d_backward, max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
+        avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,
         adam_update=adam_update,
         logsumexp=logsumexp, softmax_cross_entropy=softmax_cross_entropy, one_hot=one_hot, count_true=count_true,
         subtract_scaled=subtract_scaled, column_sums=column_sums, take_rows=take_rows, relu=torch.relu,
