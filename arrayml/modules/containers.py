@@ -18,6 +18,7 @@ from .base import Module, registered_module
 from .batchnorm import BatchNorm1d
 from .checks import check_grad, namespace_of
 from .dropout import Dropout
+from .flatten import explain_after_flatten
 from .init import check_init
 from .layernorm import LayerNorm
 from .linear import Linear
@@ -37,8 +38,14 @@ class Sequential(Module):
         return [(str(i), m) for i, m in enumerate(self.layers)]
 
     def forward(self, x: Array) -> Array:
-        for layer in self.layers:
-            x = layer.forward(x)
+        for i, layer in enumerate(self.layers):
+            try:
+                x = layer.forward(x)
+            except ValueError as exc:  # a Linear that does not fit the Flatten before it: say what does
+                clearer = explain_after_flatten(self.layers[i - 1], layer, exc) if i else None
+                if clearer is None:
+                    raise
+                raise clearer from exc
         return x
 
     def backward(
@@ -80,6 +87,22 @@ class Sequential(Module):
     @property
     def out_features(self) -> int | None:
         return _features(self.layers[::-1], "out_features")
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """One sample's shape, as the first layer that knows it says: ``(in_features,)`` for
+        rows, ``(C, H, W)`` for images (`CNN`); None when the first layer that takes images does
+        not fix their size (`Conv2d`), or no layer says."""
+        for m in self.layers:
+            shape = getattr(m, "input_shape", None)
+            if shape is not None:
+                return tuple(shape)
+            if hasattr(m, "input_shape"):
+                return None
+            features = getattr(m, "in_features", None)
+            if features is not None:
+                return (features,)
+        return None
 
 
 def _features(layers: Sequence[Module], attr: str) -> int | None:
