@@ -49,9 +49,27 @@ def torch_forward(module: am.Module, x: torch.Tensor, params: dict[str, torch.Te
         flipped = module._saved()[0]
         if flipped is None:
             return x
-        images = x.reshape(x.shape[0], *module.image_shape)
-        chosen = torch.from_numpy(np.asarray(backend.to_numpy(flipped))).reshape(-1, 1, 1, 1)
+        images = x if x.ndim == 4 else x.reshape(x.shape[0], *module.image_shape)
+        chosen = torch.from_numpy(np.array(backend.to_numpy(flipped))).reshape(-1, 1, 1, 1)
         return torch.where(chosen, images.flip(3), images).reshape(x.shape)
+    if isinstance(module, am.RandomCrop):  # the windows of the module's own last forward
+        (ph, pw), (th, tw) = module.padding, module.size
+        padded = F.pad(x, (pw, pw, ph, ph))
+        offsets = module.last_offsets()
+        if offsets is None:  # evaluation: the centred window
+            a, b = (padded.shape[2] - th) // 2, (padded.shape[3] - tw) // 2
+            return padded[:, :, a:a + th, b:b + tw]
+        return torch.stack([padded[s, :, a:a + th, b:b + tw] for s, (a, b) in enumerate(offsets.tolist())])
+    if isinstance(module, am.Conv2d):
+        return F.conv2d(x, p("weight"), params.get(f"{prefix}bias"), module.stride, module.padding, module.dilation)
+    if isinstance(module, am.MaxPool2d):
+        return F.max_pool2d(x, module.kernel_size, module.stride)
+    if isinstance(module, am.AvgPool2d):
+        return F.avg_pool2d(x, module.kernel_size, module.stride)
+    if isinstance(module, am.GlobalAvgPool2d):
+        return torch.mean(x, dim=(2, 3))
+    if isinstance(module, am.Flatten):
+        return torch.flatten(x, 1)
     if isinstance(module, am.Residual):
         return x + torch_forward(module.block, x, params, f"{prefix}block.", buffers)
     if isinstance(module, am.Sequential):

@@ -18,7 +18,7 @@ from ._common import (
     _architecture,
     _attributed,
     _exportable,
-    _features,
+    _input_shape,
     _positive,
     check_path,
     write_onnx,
@@ -28,7 +28,7 @@ from ._common import (
 def to_onnx(
     model: Module, path: str | os.PathLike | None, *, batch: int | None = None, output: str = "logits",
     preprocess: Preprocess | None = None, dtype: Any = None, class_names: Sequence[str] | None = None,
-    features: int | None = None, metadata: Mapping[str, Any] | None = None,
+    features: int | None = None, metadata: Mapping[str, Any] | None = None, input_shape: Sequence[int] | None = None,
 ) -> OnnxFunction:
     """Export `model` for inference as an ONNX graph; returns the `OnnxFunction` (``fn(x)`` runs
     it in onnxruntime, ``fn.model`` is the ``onnx.ModelProto``).
@@ -46,6 +46,9 @@ def to_onnx(
         class_names: recorded in the metadata (one per output column).
         features: the model's input width, when the model cannot say (``model.in_features``).
         metadata: more ``key: value`` pairs for the model's metadata.
+        input_shape: one sample's shape, for a model of images that cannot say it (a
+            `Sequential` starting with a `Conv2d`: ``(3, 32, 32)``; a `CNN` says its own, as
+            ``model.input_shape``). Not with `features`.
 
     Raises `ExportError` (before anything is written) for a model without parameters, a path
     that cannot be written, a setting out of range, a layer that cannot be traced (named);
@@ -60,7 +63,7 @@ def to_onnx(
         batch = _positive(batch, f"{what} batch")
     if preprocess is not None and not isinstance(preprocess, Preprocess):
         raise ExportError(f"{what}: preprocess must be an arrayml.export.Preprocess, got {type(preprocess).__name__}")
-    n_features = _features(model, features, what)
+    shape = _input_shape(model, features, input_shape, what)
     n_out = getattr(model, "out_features", None)
     if class_names is not None:
         class_names = [str(c) for c in class_names]
@@ -72,7 +75,7 @@ def to_onnx(
     if preprocess is not None:
         spec = backend.graph_input((dim, *preprocess.shape), preprocess.dtype)
     else:
-        spec = backend.graph_input((dim, n_features), dtype_text)
+        spec = backend.graph_input((dim, *shape), dtype_text)
 
     graph_model = model.clone().eval().to(xp)  # constants of the graph; the live model is untouched
 
@@ -80,9 +83,9 @@ def to_onnx(
         if preprocess is not None:
             x = preprocess.fn(x, dtype=getattr(xp, dtype_text))
             got = (tuple(x.shape[1:]), backend.dtype_name(x.dtype))
-            if got != ((n_features,), dtype_text):
-                raise ExportError(f"{what}: preprocess returns rows of shape {got[0]} and dtype {got[1]}, but the "
-                                  f"model takes ({n_features},) {dtype_text}")
+            if got != (shape, dtype_text):
+                raise ExportError(f"{what}: preprocess returns samples of shape {got[0]} and dtype {got[1]}, but the "
+                                  f"model takes {shape} {dtype_text}")
         y = graph_model.forward(x)
         if output == "probabilities":
             y = Softmax().forward(y)
@@ -101,7 +104,7 @@ def to_onnx(
             "dtype": dtype_text,
             "input": f"x: {spec.describe()}",
             "input_layout": preprocess.description if preprocess is not None else
-            f"N x {n_features} {dtype_text}, the model's own input",
+            f"N x {' x '.join(map(str, shape))} {dtype_text}, the model's own input",
             "preprocess": "inside the graph" if preprocess is not None else "none",
             "output": f"{output}: {dim}{width} {'int64' if output == 'label' else dtype_text}",
         }

@@ -20,7 +20,7 @@ from ._common import (
     _architecture,
     _attributed,
     _exportable,
-    _features,
+    _input_shape,
     _positive,
     check_path,
     write_onnx,
@@ -57,12 +57,14 @@ class OnnxTrainStep(CompiledStep):
     what = "train_step_to_onnx"
 
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int, *,
-                 metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None) -> None:
+                 metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None,
+                 input_shape: tuple[int, ...] | None = None) -> None:
         if not isinstance(model, Module):
             raise ExportError(f"{self.what} needs an arrayml Module, got {type(model).__name__}")
         _exportable(model, None, self.what)
         self.batch_size = _positive(batch_size, f"{self.what} batch_size")
-        self.features = _features(model, features, self.what)
+        #: One sample's shape: ``(features,)`` for rows, ``(C, H, W)`` for images.
+        self.input_shape = _input_shape(model, features, input_shape, self.what)
         backend.onnx_modules()  # the install command, before anything else
         super().__init__(model, loss, optimizer, metrics=metrics, donate=False)
         self._function()  # traced now: a layer that cannot be exported fails here, not at the first step
@@ -79,7 +81,7 @@ class OnnxTrainStep(CompiledStep):
         params = self.model.parameters()
         dtype = backend.dtype_name(self.placement.dtype)
         args = (params, self.model.named_buffers(), self.optimizer.state_for(params),
-                backend.graph_input((self.batch_size, self.features), dtype),
+                backend.graph_input((self.batch_size, *self.input_shape), dtype),
                 backend.graph_input((self.batch_size,), "int64"), 0.0)
 
         def flat(*arrays: Any) -> tuple[Any, ...]:
@@ -98,7 +100,7 @@ class OnnxTrainStep(CompiledStep):
         return self._function().graph
 
     def __call__(self, x: Array, y: Array, lr: float | None = None, *, key: Any = None) -> Any:
-        for value, name, ndim in ((x, "input x", 2), (y, "labels y", 1)):
+        for value, name, ndim in ((x, "input x", 1 + len(self.input_shape)), (y, "labels y", 1)):
             shape = tuple(getattr(value, "shape", ()))
             if len(shape) != ndim or shape[0] != self.batch_size:
                 raise ValueError(
@@ -135,6 +137,7 @@ class OnnxTrainStep(CompiledStep):
 def train_step_to_onnx(
     model: Module, loss_fn: Loss, optimizer: Optimizer, batch_size: int, *,
     metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> OnnxTrainStep:
     """The whole training step of `model` — forward, loss, backward, the optimizer's update — as
     one ONNX graph for batches of `batch_size`, run by onnxruntime: an `OnnxTrainStep`.
@@ -143,5 +146,8 @@ def train_step_to_onnx(
     (as for `arrayml.compile.compile_step`); `optimizer` any `arrayml.optim.Optimizer` (its pure
     ``update`` is traced); labels are integer class labels. The graph is traced here, so a layer
     that cannot be exported is an `ExportError` (naming it) now, not at the first step.
+    `features` or `input_shape` (one sample's shape, e.g. images (3, 32, 32)): for a model that
+    cannot say what it takes (`arrayml.export.to_onnx` explains).
     """
-    return OnnxTrainStep(model, loss_fn, optimizer, batch_size, metrics=metrics, features=features)
+    return OnnxTrainStep(model, loss_fn, optimizer, batch_size, metrics=metrics, features=features,
+                         input_shape=input_shape)

@@ -145,8 +145,8 @@ class RandomCrop(RandomModule):
         if u is None:  # the centred window
             a, b = (nh - 1) // 2, (nw - 1) // 2
             return padded[:, :, a:a + th, b:b + tw]
-        rows = _select(xp, [padded[:, :, a:a + th, :] for a in range(nh)], u[:, 0])
-        return _select(xp, [rows[:, :, :, b:b + tw] for b in range(nw)], u[:, 1])
+        rows = _select(xp, [padded[:, :, a:a + th, :] for a in range(nh)], u[:, 0, ...])
+        return _select(xp, [rows[:, :, :, b:b + tw] for b in range(nw)], u[:, 1, ...])
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         u, shape, dtype, (nh, nw) = self._saved()
@@ -160,8 +160,8 @@ class RandomCrop(RandomModule):
             a, b = (nh - 1) // 2, (nw - 1) // 2
             padded = backend.pad_axis(backend.pad_axis(dy, 2, a, hp - th - a, xp=xp), 3, b, wp - tw - b, xp=xp)
         else:  # each image's dy put back at its offset: columns first, then rows
-            rows = _select(xp, [backend.pad_axis(dy, 3, b, wp - tw - b, xp=xp) for b in range(nw)], u[:, 1])
-            padded = _select(xp, [backend.pad_axis(rows, 2, a, hp - th - a, xp=xp) for a in range(nh)], u[:, 0])
+            rows = _select(xp, [backend.pad_axis(dy, 3, b, wp - tw - b, xp=xp) for b in range(nw)], u[:, 1, ...])
+            padded = _select(xp, [backend.pad_axis(rows, 2, a, hp - th - a, xp=xp) for a in range(nh)], u[:, 0, ...])
         return padded[:, :, ph:ph + shape[2], pw:pw + shape[3]]
 
     def last_offsets(self) -> np.ndarray | None:
