@@ -59,6 +59,7 @@ from .kernels import (
     relu,
     relu_backward,
     softmax_cross_entropy,
+    static_shape,
     subtract_scaled,
     take_rows,
     window_output_size,
@@ -166,6 +167,7 @@ __all__ = [
     "avg_pool2d_backward",
     "window_output_size",
     "pad_axis",
+    "static_shape",
     "prod",
     "shapes_match",
 ]

@@ -44,7 +44,19 @@ def pad_axis(xp: Namespace, a: Array, axis: int, before: int, after: int) -> Arr
     """`a` with `before` zeros in front and `after` behind along `axis` (spec gap: no pad)."""
     parts = ([_zeros_along(xp, a, axis, before)] if before else []) + [a] + (
         [_zeros_along(xp, a, axis, after)] if after else [])
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
+    if len(parts) == 1:
+        return a
+    shape = a.shape[:axis] + (a.shape[axis] + before + after,) + a.shape[axis + 1:]
+    return static(xp, xp.concat(parts, axis=axis), shape)
+
+
+def static(xp: Namespace, a: Array, shape: tuple[Any, ...]) -> Array:
+    """`a`, of `shape`, with that shape stated: a graph being built (ndonnx) loses the static
+    sizes of a concatenation or a reduction, which the next layer's checks need. A reshape to
+    the shape it has (one unknown batch dimension at most): no copy elsewhere."""
+    if sum(n is None for n in shape) > 1:
+        return a
+    return xp.reshape(a, _shape(a, shape))
 
 
 def pad2d(xp: Namespace, x: Array, padding: Pair) -> Array:
@@ -163,17 +175,19 @@ def conv2d_input_gradient(xp: Namespace, dy: Array, x_shape: tuple[Any, ...], we
 # --------------------------------------------------------------------------------------------
 
 
-def _pool_columns(xp: Namespace, x: Array, kernel: Pair, stride: Pair) -> Array:
+def _pool_columns(xp: Namespace, x: Array, kernel: Pair, stride: Pair) -> tuple[Array, tuple[Any, ...]]:
+    """The windows' columns (N, C, K, H_out, W_out), and the output's shape (for `reshape`: a
+    reduction over an axis loses the static sizes of a graph being built, ndonnx's)."""
     out = (output_size(x.shape[2], kernel[0], stride[0], 0, 1), output_size(x.shape[3], kernel[1], stride[1], 0, 1))
-    return im2col(xp, x, kernel, stride, (1, 1), out)  # (N, C, K, H_out, W_out)
+    return im2col(xp, x, kernel, stride, (1, 1), out), (x.shape[0], x.shape[1], *out)
 
 
 def max_pool2d(xp: Namespace, x: Array, kernel: Pair, stride: Pair) -> tuple[Array, Any]:
     """The maximum of each window, and what `max_pool2d_backward` needs: the position of the
     first maximum in each window (``argmax``: the standard returns the first occurrence, the
     entry PyTorch routes the gradient to) and the input's spatial size."""
-    cols = _pool_columns(xp, x, kernel, stride)
-    return xp.max(cols, axis=2), (xp.argmax(cols, axis=2), (x.shape[2], x.shape[3]))
+    cols, shape = _pool_columns(xp, x, kernel, stride)
+    return static(xp, xp.max(cols, axis=2), shape), (static(xp, xp.argmax(cols, axis=2), shape), (x.shape[2], x.shape[3]))
 
 
 def max_pool2d_backward(xp: Namespace, dy: Array, saved: Any, kernel: Pair, stride: Pair) -> Array:
@@ -189,7 +203,8 @@ def max_pool2d_backward(xp: Namespace, dy: Array, saved: Any, kernel: Pair, stri
 
 def avg_pool2d(xp: Namespace, x: Array, kernel: Pair, stride: Pair) -> Array:
     """The mean of each window: its sum divided by k_h·k_w (as PyTorch's ``avg_pool2d``)."""
-    return xp.sum(_pool_columns(xp, x, kernel, stride), axis=2) / (kernel[0] * kernel[1])
+    cols, shape = _pool_columns(xp, x, kernel, stride)
+    return static(xp, xp.sum(cols, axis=2), shape) / (kernel[0] * kernel[1])
 
 
 def avg_pool2d_backward(xp: Namespace, dy: Array, x: Array, kernel: Pair, stride: Pair) -> Array:

@@ -225,3 +225,10 @@ def pad_axis(x: Array, axis: int, before: int, after: int, *, xp: Namespace | No
     """`x` with `before` zeros in front and `after` zeros behind along `axis`, as a new array
     (spec gap: no ``pad``; made with ``concat``, so that it builds a graph on ndonnx too)."""
     return _conv.pad_axis(get_namespace(x) if xp is None else xp, x, axis, before, after)
+
+
+def static_shape(x: Array, shape: tuple[Any, ...], *, xp: Namespace | None = None) -> Array:
+    """`x`, whose shape is `shape` (None: the unknown batch size), with that shape stated: on
+    ndonnx a reduction or a ``where`` may lose the static sizes the next layer checks; elsewhere
+    a reshape to the shape it has, without a copy."""
+    return _conv.static(get_namespace(x) if xp is None else xp, x, shape)

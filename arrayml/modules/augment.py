@@ -144,7 +144,7 @@ class RandomCrop(RandomModule):
         self._cache = (u, tuple(x.shape), x.dtype, (nh, nw))
         if u is None:  # the centred window
             a, b = (nh - 1) // 2, (nw - 1) // 2
-            return padded[:, :, a:a + th, b:b + tw]
+            return backend.static_shape(padded[:, :, a:a + th, b:b + tw], (x.shape[0], x.shape[1], th, tw), xp=xp)
         rows = _select(xp, [padded[:, :, a:a + th, :] for a in range(nh)], u[:, 0, ...])
         return _select(xp, [rows[:, :, :, b:b + tw] for b in range(nw)], u[:, 1, ...])
 

@@ -108,7 +108,7 @@ class GlobalAvgPool2d(Module):
         xp = namespace_of("GlobalAvgPool2d.forward", ("input x",), x)
         check_images(x, module="GlobalAvgPool2d", xp=xp)
         self._cache = (tuple(x.shape), x.dtype, backend.device(x))
-        return xp.mean(x, axis=(2, 3))
+        return backend.static_shape(xp.mean(x, axis=(2, 3)), tuple(x.shape[:2]), xp=xp)
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         shape, dtype, dev = self._saved()
