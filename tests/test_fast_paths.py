@@ -327,9 +327,9 @@ CONV_SETTINGS = [
 @pytest.fixture
 def small_blocks(monkeypatch):
     """NumPy's convolution in blocks of one image, so that the block loop itself is tested."""
-    from arrayml.backend import _numpy_conv
+    from arrayml.backend import _numpy_layers
 
-    monkeypatch.setattr(_numpy_conv, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(_numpy_layers, "BLOCK_BYTES", 1)
 
 
 def _tolerance(dtype: str) -> dict:
@@ -401,3 +401,33 @@ def test_pooling_fast_paths_equal_the_standard_form(bk, dtype, window):
         if stride != kernel:  # overlapping windows: an entry's gradients added in another order
             tol = _tolerance(dtype)
         np.testing.assert_allclose(got, want, err_msg=kind, **tol)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (3, 4, 5, 6)], ids=["rows", "images"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_batch_norm_fast_paths_equal_the_standard_form(bk, dtype, shape):
+    """PyTorch's fused native_batch_norm (running statistics updated on copies) and NumPy's
+    fewer-pass form against the standard algebra, rows and images; the inputs (the running
+    statistics included) unchanged."""
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    rng = np.random.default_rng(10)
+    c = shape[1]
+    axes = (0,) if len(shape) == 2 else (0, 2, 3)
+    x = _values(rng, shape, special=False) * 3 + 1
+    gamma, beta = rng.uniform(0.5, 2, size=c), _values(rng, (c,), special=False)
+    mean, var = _values(rng, (c,), special=False), rng.uniform(0.5, 2, size=c)
+    dy = _values(rng, shape, special=False)
+
+    def both(x, gamma, beta, mean, var, dy):
+        y, new_mean, new_var, saved = backend.batch_norm(x, gamma, beta, mean, var, axes=axes, momentum=0.3, eps=1e-5)
+        dx, dgamma, dbeta = backend.batch_norm_backward(dy, saved, gamma, axes=axes)
+        none, dgamma2, _ = backend.batch_norm_backward(dy, saved, gamma, axes=axes, input_grad=False)
+        assert none is None
+        return y, new_mean, new_var, dx, dgamma, dbeta, dgamma2
+
+    hosts = [x, gamma, beta, mean, var, dy]
+    got, want = _run(bk, both, hosts, dtype), _fallback(both, hosts, dtype)
+    for g, w, what in zip(got, want, ("y", "running mean", "running var", "dx", "dgamma", "dbeta", "dgamma (no dx)")):
+        np.testing.assert_allclose(g, w, err_msg=what, **_tolerance(dtype))

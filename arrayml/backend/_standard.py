@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import _conv
+from . import _batch_norm, _conv
 from .dtypes import widest_int
 from .namespaces import Array, Namespace, device
 
@@ -35,6 +35,8 @@ class Kernels(NamedTuple):
     max_pool2d_backward: Callable[..., Array]
     avg_pool2d: Callable[..., Array]
     avg_pool2d_backward: Callable[..., Array]
+    batch_norm: Callable[..., tuple[Array, Array, Array, Any]]
+    batch_norm_backward: Callable[..., tuple[Array | None, Array, Array]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,4 +190,5 @@ def standard_kernels(xp: Namespace, logsumexp: Callable[..., Array] | None = Non
         conv2d=bind(_conv.conv2d), conv2d_backward=bind(_conv.conv2d_backward), max_pool2d=bind(_conv.max_pool2d),
         max_pool2d_backward=bind(_conv.max_pool2d_backward), avg_pool2d=bind(_conv.avg_pool2d),
         avg_pool2d_backward=bind(_conv.avg_pool2d_backward),
+        batch_norm=bind(_batch_norm.batch_norm), batch_norm_backward=bind(_batch_norm.batch_norm_backward),
     )

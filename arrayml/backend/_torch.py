@@ -4,7 +4,7 @@ as the standard-only forms."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -105,7 +105,25 @@ def torch_kernels(standard: Kernels) -> Kernels:
     def avg_pool2d_backward(dy: Array, x: Array, kernel: Any, stride: Any) -> Array:
         return torch.ops.aten.avg_pool2d_backward(dy, x, list(kernel), list(stride), [0, 0], False, True, None)
 
+    def batch_norm(x: Array, gamma: Array, beta: Array, running_mean: Array, running_var: Array, axes: tuple[int, ...],
+                   momentum: float, eps: float, sync: Any) -> tuple[Array, Array, Array, Any]:
+        # torch.nn's own kernel, which updates the running statistics in place: on copies
+        if sync is not None or axes != _BN_AXES.get(x.ndim):
+            return standard.batch_norm(x, gamma, beta, running_mean, running_var, axes, momentum, eps, sync)
+        new_mean, new_var = torch.clone(running_mean), torch.clone(running_var)
+        y, mean, inv_std = torch.ops.aten.native_batch_norm(x, gamma, beta, new_mean, new_var, True, momentum, eps)
+        return y, new_mean, new_var, _TorchBatchNorm(x, mean, inv_std, eps)
+
+    def batch_norm_backward(dy: Array, saved: Any, gamma: Array, axes: tuple[int, ...],
+                            input_grad: bool) -> tuple[Array | None, Array, Array]:
+        if not isinstance(saved, _TorchBatchNorm):
+            return standard.batch_norm_backward(dy, saved, gamma, axes, input_grad)
+        dx, dgamma, dbeta = torch.ops.aten.native_batch_norm_backward(
+            dy, saved.x, gamma, None, None, saved.mean, saved.inv_std, True, saved.eps, [input_grad, True, True])
+        return dx, dgamma, dbeta
+
     return standard._replace(
+        batch_norm=batch_norm, batch_norm_backward=batch_norm_backward,
         conv2d=conv2d, conv2d_backward=conv2d_backward, max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
         avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,
         adam_update=adam_update,
@@ -113,3 +131,17 @@ def torch_kernels(standard: Kernels) -> Kernels:
         subtract_scaled=subtract_scaled, column_sums=column_sums, take_rows=take_rows, relu=torch.relu,
         relu_backward=relu_backward,
     )
+
+
+#: The axes batch norm's statistics are taken over, by the input's number of dimensions: where
+#: torch's kernel (features on axis 1) computes what the standard form does.
+_BN_AXES = {2: (0,), 4: (0, 2, 3)}
+
+
+class _TorchBatchNorm(NamedTuple):
+    """What torch's batch norm backward needs: the input, the batch mean and 1/√(σ² + ε)."""
+
+    x: Any
+    mean: Any
+    inv_std: Any
+    eps: float

@@ -221,6 +221,25 @@ def avg_pool2d_backward(dy: Array, x: Array, kernel: Pair, stride: Pair, *, xp: 
     return kernels(get_namespace(dy, x) if xp is None else xp).avg_pool2d_backward(dy, x, kernel, stride)
 
 
+def batch_norm(x: Array, gamma: Array, beta: Array, running_mean: Array, running_var: Array, *,
+               axes: tuple[int, ...], momentum: float, eps: float, sync: Any = None,
+               xp: Namespace | None = None) -> tuple[Array, Array, Array, Any]:
+    """Batch normalisation in training mode over `axes` ((0,) for rows, (0, 2, 3) for NCHW
+    images): ``(y, running_mean', running_var', saved)``, saved being what
+    `batch_norm_backward` needs (the namespace's own record). `sync`: None, or the function that
+    sums a list of arrays over the processes of data-parallel training (the statistics are then
+    the global batch's; the standard form). PyTorch's fast path is its fused ``native_batch_norm``
+    (running statistics updated on copies), NumPy's the same algebra in fewer passes."""
+    return kernels(get_namespace(x, gamma) if xp is None else xp).batch_norm(
+        x, gamma, beta, running_mean, running_var, axes, momentum, eps, sync)
+
+
+def batch_norm_backward(dy: Array, saved: Any, gamma: Array, *, axes: tuple[int, ...], input_grad: bool = True,
+                        xp: Namespace | None = None) -> tuple[Array | None, Array, Array]:
+    """``(dx, dγ, dβ)`` of `batch_norm` in training mode (dx None unless `input_grad`)."""
+    return kernels(get_namespace(dy, gamma) if xp is None else xp).batch_norm_backward(dy, saved, gamma, axes, input_grad)
+
+
 def pad_axis(x: Array, axis: int, before: int, after: int, *, xp: Namespace | None = None) -> Array:
     """`x` with `before` zeros in front and `after` zeros behind along `axis`, as a new array
     (spec gap: no ``pad``; made with ``concat``, so that it builds a graph on ndonnx too)."""

@@ -95,73 +95,50 @@ class BatchNorm1d(Module):
         xp = namespace_of(f"{name}.forward", ("input x", "gamma", "beta"), x, gamma, beta)
         self._check(x, xp)
         view = self._per_feature
+        if not self.training:  # running statistics are constants: x̂ is affine in x
+            inv_std = 1.0 / xp.sqrt(self.buffers["running_var"] + self.eps)
+            xhat = (x - view(xp, self.buffers["running_mean"])) * view(xp, inv_std)
+            self._cache = (False, xhat, gamma * inv_std)
+            return view(xp, gamma) * xhat + view(xp, beta)
         S = self._count(x)
-        synced = None
-        if self.training:
-            if S is None:
-                raise ValueError(
-                    f"{name} in training mode needs a fixed batch size (its running variance uses "
-                    "S/(S − 1)), but the input's batch dimension is dynamic; build the graph with a fixed "
-                    "batch (arrayml.export.train_step_to_onnx takes batch_size), or use eval() to "
-                    "normalise with the running statistics"
-                )
-            if self.sync is not None:
-                mean, var, n = self._synchronized_moments(x, xp, S)
-                centred = x - view(xp, mean)
-                synced = (n, self.sync)
-            else:
-                if S < 2:
-                    raise ValueError(
-                        f"{name} in training mode needs at least 2 samples per batch to estimate a variance "
-                        f"(values per feature), got {S} (input shape {tuple(x.shape)}); use eval() for single samples"
-                    )
-                mean = xp.mean(x, axis=self.axes)
-                centred = x - view(xp, mean)
-                var = xp.mean(centred * centred, axis=self.axes)
-                n = S
-            m = self.momentum
-            self.buffers["running_mean"] = (1.0 - m) * self.buffers["running_mean"] + m * mean
-            self.buffers["running_var"] = (1.0 - m) * self.buffers["running_var"] + m * var * (n / (n - 1))
-        else:
-            centred = x - view(xp, self.buffers["running_mean"])
-            var = self.buffers["running_var"]
-        inv_std = 1.0 / xp.sqrt(var + self.eps)
-        xhat = centred * view(xp, inv_std)
-        self._cache = (xhat, inv_std, gamma, self.training, synced, S)
-        return view(xp, gamma) * xhat + view(xp, beta)
-
-    def _synchronized_moments(self, x: Array, xp: Any, count: int) -> tuple[Array, Array, Array]:
-        """Mean, biased variance and sample count n (a (1,) array) of the global batch: one sum
-        over the processes of [Σ d, Σ d², S] with d = x − K, K the running mean (identical on
-        every process), so that σ² = Σd²/n − (Σd/n)² does not cancel catastrophically."""
-        shift = self.buffers["running_mean"]
-        d = x - self._per_feature(xp, shift)
-        counts = xp.full((1,), float(count), dtype=x.dtype, device=backend.device(x))
-        assert self.sync is not None  # called in sync mode only
-        sum_d, sum_d2, n = self.sync([xp.sum(d, axis=self.axes), xp.sum(d * d, axis=self.axes), counts])
-        mean_d = sum_d / n
-        var = sum_d2 / n - mean_d * mean_d
-        return shift + mean_d, xp.where(var > 0, var, 0.0), n  # round-off can push a zero variance below 0
+        if S is None:
+            raise ValueError(
+                f"{name} in training mode needs a fixed batch size (its running variance uses "
+                "S/(S − 1)), but the input's batch dimension is dynamic; build the graph with a fixed "
+                "batch (arrayml.export.train_step_to_onnx takes batch_size), or use eval() to "
+                "normalise with the running statistics"
+            )
+        if self.sync is None and S < 2:
+            raise ValueError(
+                f"{name} in training mode needs at least 2 samples per batch to estimate a variance "
+                f"(values per feature), got {S} (input shape {tuple(x.shape)}); use eval() for single samples"
+            )
+        # the statistics, the normalisation and the running averages: backend.batch_norm (the
+        # algebra of the module docstring; PyTorch's fused kernel where it runs)
+        y, self.buffers["running_mean"], self.buffers["running_var"], saved = backend.batch_norm(
+            x, gamma, beta, self.buffers["running_mean"], self.buffers["running_var"], axes=self.axes,
+            momentum=self.momentum, eps=self.eps, sync=self.sync, xp=xp)
+        self._cache = (True, saved, (tuple(x.shape), x.dtype))  # saved: the backend's, for its backward
+        return y
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         name = type(self).__name__
-        xhat, inv_std, gamma, training, synced, S = self._saved()
-        xp = namespace_of(f"{name}.backward", ("dy", "the forward input"), dy, xhat)
-        check_grad(dy, tuple(xhat.shape), module=name, dtype=xhat.dtype)
-        view = self._per_feature
-        dbeta = xp.sum(dy, axis=self.axes)
-        dgamma = xp.sum(dy * xhat, axis=self.axes)
+        training, saved, extra = self._saved()
+        if training:  # the gradient through μ and σ²: backend.batch_norm_backward
+            shape, dtype = extra
+            xp = namespace_of(f"{name}.backward", ("dy", "gamma"), dy, self.params["gamma"])
+            check_grad(dy, shape, module=name, dtype=dtype)
+            dx, dgamma, dbeta = backend.batch_norm_backward(dy, saved, self.params["gamma"], axes=self.axes,
+                                                            input_grad=input_grad, xp=xp)
+        else:  # x̂ affine in x: dx = dy ⊙ γ/√(running σ² + ε)
+            xhat, scale = saved, extra
+            xp = namespace_of(f"{name}.backward", ("dy", "the forward input"), dy, xhat)
+            check_grad(dy, tuple(xhat.shape), module=name, dtype=xhat.dtype)
+            dbeta, dgamma = xp.sum(dy, axis=self.axes), xp.sum(dy * xhat, axis=self.axes)
+            dx = dy * self._per_feature(xp, scale) if input_grad else None
         # this process's share; data-parallel training sums the parameter gradients afterwards
         self.grads["beta"], self.grads["gamma"] = dbeta, dgamma
-        if not input_grad:
-            return None
-        if not training:  # running statistics are constants: x̂ is affine in x
-            return dy * view(xp, gamma * inv_std)
-        if synced is not None:  # μ and σ² depend on every process's rows: sum both reductions
-            n, sync = synced
-            sum_dy, sum_dy_xhat = sync([dbeta, dgamma])
-            return view(xp, gamma * inv_std / n) * (n * dy - view(xp, sum_dy) - xhat * view(xp, sum_dy_xhat))
-        return view(xp, gamma * inv_std / S) * (S * dy - view(xp, dbeta) - xhat * view(xp, dgamma))
+        return dx
 
     def arguments(self) -> dict[str, Any]:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
