@@ -287,10 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"peak RSS: a fresh process making the {report['memory']['data_mb']:.0f} MB of images and running "
               f"{args.memory_steps} steps of the variant")
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1) + "\n")
-        print(f"\nwritten to {out}")
+        tt.write_report(report, args.json)
     return 0
 
 

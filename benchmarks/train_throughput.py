@@ -524,11 +524,16 @@ def main(argv: list[str] | None = None) -> int:
               f"optimizer, to a relative {max(after_one.values()):.1e} after 1 step; after 10: SGD {worst['sgd']:.1e}, "
               f"Adam {worst['adam']:.1e} (Adam magnifies rounding differences; see ADAM_DRIFT)")
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1) + "\n")
-        print(f"\nwritten to {out}")
+        write_report(report, args.json)
     return 0
+
+
+def write_report(report: dict[str, object], path: str) -> None:
+    """`report` as JSON at `path` (its folder made if missing), and a line saying so."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwritten to {out}")
 
 
 def _processor() -> str:

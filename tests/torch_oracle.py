@@ -115,6 +115,18 @@ def torch_module_gradients(module: am.Module, x: Any, dy: Any) -> tuple[np.ndarr
     return y.detach().numpy(), out, grads[0].numpy()
 
 
+def assert_matches_torch(module: am.Module, x: Any, dy: Any, y: Any, dx: Any, grads: dict[str, Any], *,
+                         rtol: float = 1e-9, atol: float = 1e-11) -> None:
+    """`module`'s output `y`, input gradient `dx` and parameter gradients `grads` (host arrays,
+    for the input `x` and upstream gradient `dy`) against torch autograd's."""
+    y_t, grads_t, dx_t = torch_module_gradients(module, x, dy)
+    np.testing.assert_allclose(y, y_t, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(dx, dx_t, rtol=rtol, atol=atol)
+    assert set(grads_t) == set(grads)
+    for name, g in grads_t.items():
+        np.testing.assert_allclose(grads[name], g, rtol=rtol, atol=atol, err_msg=name)
+
+
 def torch_loss_gradient(kind: str, x: Any, t: Any) -> tuple[float, np.ndarray]:
     """Loss and dL/dx from torch for ``"softmax_ce"`` (logits), ``"ce"`` (probabilities) or
     ``"squared_error"`` (real outputs: half the summed squared error, averaged over samples)."""

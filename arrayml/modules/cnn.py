@@ -12,15 +12,15 @@ global average of each of the 64 channels, and a linear layer to the 10 classes'
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import backend, validate
 from ..backend import Array, Seed
-from .activations import ACTIVATIONS, Activation, activation_by_name
-from .base import Module, registered_module
+from .activations import Activation, activation_by_name, activation_config
+from .base import Module
 from .batchnorm import BatchNorm2d
-from .containers import Sequential
+from .containers import Sequential, built_from_arguments
 from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
@@ -124,24 +124,14 @@ class CNN(Sequential):
         return None
 
     def arguments(self) -> dict[str, Any]:
-        activation = self.activation
-        if not isinstance(activation, str):  # a class: its name among ACTIVATIONS, else its config type
-            names = [name for name, cls in ACTIVATIONS.items() if cls is activation]
-            activation = names[0] if names else activation.config_type()
         size = self.image_size[0] if self.image_size[0] == self.image_size[1] else list(self.image_size)
         return {"in_channels": self.in_channels, "image_size": size, "widths": list(self.widths),
                 "n_classes": self.n_classes, "blocks": self.blocks, "kernel_size": self.kernel_size,
                 "batch_norm": self.batch_norm, "pool": self.pool, "head": self.head, "dropout": self.dropout,
-                "activation": activation, "init": self.init}
+                "activation": activation_config(self.activation), "init": self.init}
 
     config = Module.config  # the arguments rebuild the layers: no need to list them
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
-        args = {k: v for k, v in config.items() if k != "type"}
-        if args.get("activation") not in ACTIVATIONS and isinstance(args.get("activation"), str):
-            args["activation"] = registered_module(args["activation"])
-        return cls(**args, **placement)
+    from_config = classmethod(built_from_arguments)
 
 
 def _widths(widths: Any) -> list[int]:

@@ -13,8 +13,8 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array, Seed
-from .activations import ACTIVATIONS, Activation, activation_by_name
-from .base import Module, registered_module
+from .activations import Activation, activation_by_name, activation_config, activation_from_config
+from .base import Module
 from .batchnorm import BatchNorm1d
 from .checks import check_grad, namespace_of
 from .dropout import Dropout
@@ -201,6 +201,14 @@ def mlp_layers(
     return layers
 
 
+def built_from_arguments(cls: type[Module], config: Mapping[str, Any], **placement: Any) -> Module:
+    """A network that a builder's arguments describe (`MLP`, `CNN`: their config is
+    ``Module.config``, the arguments alone), its activation back from its record."""
+    args = {k: v for k, v in config.items() if k != "type"}
+    args["activation"] = activation_from_config(args.get("activation", "relu"))
+    return cls(**args, **placement)
+
+
 class MLP(Sequential):
     """Multi-layer perceptron returning logits (pair it with `SoftmaxCrossEntropy`).
 
@@ -267,12 +275,8 @@ class MLP(Sequential):
         self.layer_norm, self.dropout, self.init = layer_norm, dropout, init
 
     def arguments(self) -> dict[str, Any]:
-        activation = self.activation
-        if not isinstance(activation, str):  # a class: its name among ACTIVATIONS, else its config type
-            names = [name for name, cls in ACTIVATIONS.items() if cls is activation]
-            activation = names[0] if names else activation.config_type()
         args = {"n_inputs": self.n_inputs, "n_hidden": list(self.n_hidden), "n_classes": self.n_classes,
-                "activation": activation, "batch_norm": self.batch_norm}
+                "activation": activation_config(self.activation), "batch_norm": self.batch_norm}
         # the options of issue 19, where they are not the defaults (earlier architectures stay as they were)
         for key, default in (("layer_norm", False), ("dropout", 0.0), ("init", "kaiming")):
             if getattr(self, key) != default:
@@ -280,10 +284,4 @@ class MLP(Sequential):
         return args
 
     config = Module.config  # the arguments rebuild the layers: no need to list them
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
-        args = {k: v for k, v in config.items() if k != "type"}
-        if args.get("activation") not in ACTIVATIONS and isinstance(args.get("activation"), str):
-            args["activation"] = registered_module(args["activation"])
-        return cls(**args, **placement)
+    from_config = classmethod(built_from_arguments)
