@@ -216,7 +216,7 @@ def test_to_onnx_takes_uint8_nhwc_images_with_the_normalisation_inside_the_graph
     (got,) = ort.InferenceSession(export.to_onnx(augmented, None, preprocess=pre).model.SerializeToString(),
                                   providers=["CPUExecutionProvider"]).run(None, {"x": images})
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    with pytest.raises(export.ExportError, match=r"preprocess returns samples of shape \(3072,\).*model takes \(3, 32, 32\)"):
+    with pytest.raises(export.ExportError, match=r"preprocess returns rows of shape \(3072,\).*model takes \(3, 32, 32\)"):
         export.to_onnx(model, None, preprocess=export.Preprocess(cifar10.normalize, (32, 32, 3), "uint8"))
 
 

@@ -244,7 +244,8 @@ def test_random_flip_takes_nchw_batches_and_flat_rows_alike(bk):
     np.testing.assert_array_equal(y_images.reshape(16, -1), y_rows)
     flipped = np.all(y_images == x[..., ::-1], axis=(1, 2, 3))
     assert 0 < flipped.sum() < 16 and np.all(flipped | np.all(y_images == x, axis=(1, 2, 3)))
-    with pytest.raises(ValueError, match=r"RandomFlip expects images of shape \(3, 4, 5\).*got shape \(16, 3, 5, 4\)"):
+    with pytest.raises(ValueError, match=r"RandomFlip expects images flattened to 60 features \(\(3, 4, 5\)\).*got shape "
+                                         r"\(16, 3, 5, 4\); or images as they are, of shape \(batch, 3, 4, 5\)"):
         rows.forward(bk.asarray(np.transpose(x, (0, 1, 3, 2))))
 
 

@@ -84,7 +84,7 @@ def to_onnx(
             x = preprocess.fn(x, dtype=getattr(xp, dtype_text))
             got = (tuple(x.shape[1:]), backend.dtype_name(x.dtype))
             if got != (shape, dtype_text):
-                raise ExportError(f"{what}: preprocess returns samples of shape {got[0]} and dtype {got[1]}, but the "
+                raise ExportError(f"{what}: preprocess returns rows of shape {got[0]} and dtype {got[1]}, but the "
                                   f"model takes {shape} {dtype_text}")
         y = graph_model.forward(x)
         if output == "probabilities":

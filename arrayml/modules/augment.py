@@ -75,9 +75,9 @@ class RandomFlip(RandomModule):
         if self.image_shape is None:
             check_images(x, module="RandomFlip", xp=xp)
         elif not ((len(shape) == 2 and shape[1] == self.in_features) or (len(shape) == 4 and shape[1:] == self.image_shape)):
-            raise ValueError(f"RandomFlip expects images of shape {self.image_shape}: flattened to {self.in_features} "
-                             f"features, i.e. shape (batch, {self.in_features}), or as a batch (batch, "
-                             f"{', '.join(map(str, self.image_shape))}); got shape {shape}")
+            raise ValueError(f"RandomFlip expects images flattened to {self.in_features} features ({self.image_shape}), "
+                             f"i.e. shape (batch, {self.in_features}), got shape {shape}; or images as they are, of "
+                             f"shape (batch, {', '.join(map(str, self.image_shape))})")
 
     def forward(self, x: Array) -> Array:
         xp = namespace_of("RandomFlip.forward", ("input x",), x)
