@@ -7,9 +7,11 @@ one BLAS matrix product per image, run over the batch in blocks so that the buff
 stays in the cache and the memory a layer needs does not grow with the batch: the columns of a
 whole batch of 128 images of 32×32 with 16 channels would take 75 MB, a block of them 1 MB. The
 backward recomputes the block's columns (cheaper than keeping them: they would come back from
-memory, not the cache) for ``dW = Σ_n dY_n colsᵀ_n``, and computes ``dcols = Wᵀ dY_n`` for col2im,
-which adds each kernel offset's gradients into a strided view of a zeroed block: the same sums as
-the standard form's shifted contributions.
+memory, not the cache) for ``dWᵀ = Σ_n cols_n dYᵀ_n``. The input gradient, at stride 1, is a
+convolution itself (of dy, padded, with the flipped kernel: im2col and one product per image);
+otherwise ``dcols = Wᵀ dY_n`` and col2im, which adds each kernel offset's gradients into a
+strided view of a zeroed block. Both give the standard form's sums, in another order (so equal
+to rounding, not bit for bit).
 
 Pooling: one pass per window offset over strided views (no column buffer). Max pooling keeps
 the input and the maxima (NaN propagates, as ``max`` does); its backward finds each window's

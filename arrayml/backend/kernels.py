@@ -2,14 +2,16 @@
 chosen once per namespace.
 
 `kernels(xp)` returns the `Kernels` of a namespace: a table resolved on first use (the
-standard-only implementations of `arrayml.backend._standard`, with a library's native fast paths
-put in where it has them: `arrayml.backend._numpy`, `arrayml.backend._torch`, JAX's
-``logsumexp``), then kept. The public functions (`relu`, `softmax_cross_entropy`, ...) look the
+standard-only implementations of `arrayml.backend._standard` (the sliding windows' in
+`arrayml.backend._conv`, batch norm's in `arrayml.backend._batch_norm`), with a library's native
+fast paths put in where it has them: `arrayml.backend._numpy` (and `_numpy_layers`),
+`arrayml.backend._torch`, `arrayml.backend._jax`), then kept. The public functions (`relu`, `softmax_cross_entropy`, ...) look the
 table up and call it, so a layer writes ``backend.relu(x, xp=xp)`` and never asks which library
 it runs on.
 
 Every fast path computes the same numbers as the standard-only form beside it (bit for bit on
-NumPy), never modifies its inputs, and writes only into temporaries it created. The tests in
+NumPy, except where a BLAS product or a library's own convolution sums in another order: to
+rounding), never modifies its inputs, and writes only into temporaries it created. The tests in
 ``tests/test_fast_paths.py`` compare each against its fallback.
 """
 
