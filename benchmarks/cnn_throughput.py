@@ -28,7 +28,10 @@ weights after which every variant must hold the reference's weights (relative di
 ``AGREEMENT``: float32 rounding, which batch norm's divisions by small spreads magnify), a
 warm-up epoch, then --repeats rounds of one epoch of every variant in turn (A B C D E, A B C D
 E, ...) after a pause (--settle); medians over the rounds, ratios to torch.nn taken round by
-round. Peak memory: each variant runs --memory-steps steps in a fresh process of its own, whose
+round. --threads N runs every library on N threads (torch.set_num_threads, the BLAS libraries
+through threadpoolctl, XLA's CPU client through XLA_FLAGS): the issue's reference figure for
+torch.nn, 52 s an epoch, is one thread's; by default each library keeps its own setting (all the
+cores). Peak memory: each variant runs --memory-steps steps in a fresh process of its own, whose
 peak resident set (the random images included, 553 MB of them; ``ru_maxrss``) is printed. Ratios
 within one run are what to compare; no absolute time means anything across machines, and none
 measured on a shared, busy machine means much at all.
@@ -162,15 +165,46 @@ def available(labels: list[str]) -> list[str]:
     return out
 
 
-def peak_memory(label: str, steps: int, n_train: int) -> dict[str, float]:
+def peak_memory(label: str, steps: int, n_train: int, threads: int | None = None) -> dict[str, float]:
     """The peak resident set of a fresh process that makes the images and runs `steps` steps of
     the variant (`--peak-memory-of`), in MB."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--peak-memory-of", label, "--memory-steps", str(steps),
-           "--samples", str(n_train)]
+           "--samples", str(n_train), *(["--threads", str(threads)] if threads else [])]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if done.returncode != 0:
         raise SystemExit(f"the memory measurement of {label} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+#: Keeps threadpoolctl's BLAS limit in force for the whole run (a module-level reference).
+_LIMITS: list[Any] = []
+
+
+def use_threads(n: int) -> dict[str, Any]:
+    """Run every library on `n` threads, before any of them computes: torch's intra-op pool, the
+    BLAS libraries (threadpoolctl, from the ``bench`` extra) and XLA's CPU client (its flags are
+    read when JAX starts, so JAX must not have been imported). What was set, for the report."""
+    done: dict[str, Any] = {"threads": n}
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(n)
+        done["torch"] = torch.get_num_threads()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        done["blas"] = 'not limited: pip install -e ".[bench]" (threadpoolctl)'
+    else:
+        _LIMITS.append(threadpool_limits(limits=n, user_api="blas"))
+        done["blas"] = n
+    if "jax" in sys.modules:
+        done["xla"] = "not limited: JAX was imported before --threads took effect"
+    else:
+        flag = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" if n == 1 else \
+            f"intra_op_parallelism_threads={n}"
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
+        done["xla"] = flag
+    return done
 
 
 def _measure_own_peak(label: str, steps: int, n_train: int) -> int:
@@ -202,12 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=0.25, help="seconds of pause before each timed epoch")
     p.add_argument("--samples", type=int, default=N_TRAIN, help="training images (an epoch: samples // 128 steps)")
     p.add_argument("--memory-steps", type=int, default=30, help="steps of each variant's peak-memory process (0: none)")
+    p.add_argument("--threads", type=int, default=None, help="run every library on this many threads (default: "
+                   "each its own setting)")
     p.add_argument("--quick", action="store_true", help="10 steps an epoch, 1 round, 3 memory steps: does it run?")
     p.add_argument("--json", default=None, help="write the numbers to this JSON file (default: none written)")
     p.add_argument("--peak-memory-of", default=None, help=argparse.SUPPRESS)  # the memory process (internal)
     args = p.parse_args(argv)
     if args.quick:
         args.samples, args.repeats, args.settle, args.memory_steps = 10 * BATCH, 1, 0.0, min(args.memory_steps, 3)
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be a positive number, got {args.threads}")
+    threads = use_threads(args.threads) if args.threads else None
     if args.peak_memory_of is not None:
         return _measure_own_peak(args.peak_memory_of, args.memory_steps, args.samples)
     if args.samples < 10 * BATCH:
@@ -222,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
     x, y = images(args.samples)
     n_steps = args.samples // BATCH
-    libs = tt.library_info()
+    libs = tt.library_info()  # (after use_threads: the thread counts the variants run with)
     report: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/cnn_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
@@ -231,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         "libraries": libs,
         "settings": {"network": network().config(), "parameters": network().num_parameters(), "samples": args.samples,
                      "batch": BATCH, "steps": n_steps, "dtype": "float32", "optimizer": f"SGD(lr={LR}, momentum={MOMENTUM})",
-                     "repeats": args.repeats, "settle_seconds": args.settle},
+                     "repeats": args.repeats, "settle_seconds": args.settle,
+                     "threads": threads or "each library's own setting"},
     }
     print(f"{report['machine']['processor']}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     print(tt.describe_libraries(libs))
@@ -256,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     for v in variants.values():  # warm-up epoch
         v.epoch(0)
     times, faults = tt.time_epochs(variants, args.repeats, args.settle)
-    memory = {label: peak_memory(label, args.memory_steps, args.samples) for label in labels} if args.memory_steps else {}
+    memory = ({label: peak_memory(label, args.memory_steps, args.samples, args.threads) for label in labels}
+              if args.memory_steps else {})
 
     rows = []
     for name, ts in times.items():
