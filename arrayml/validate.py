@@ -74,3 +74,27 @@ def learning_rate(lr: Any, what: str = "learning rate", *, zero_ok: bool = False
         kind = "non-negative" if zero_ok else "positive"
         raise ValueError(f"{what} must be a {kind} finite number, got {type(lr).__name__} {lr!r}")
     return float(lr)
+
+
+def non_negative_int(value: Any, what: str) -> int:
+    """`value` as a Python int if it is an integer ≥ 0 (NumPy integers too, not bools, not
+    floats); otherwise a `TypeError` or `ValueError` naming `what`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be a non-negative integer, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def int_pair(value: Any, what: str, *, positive: bool = True) -> tuple[int, int]:
+    """A setting of a 2-D sliding window (kernel size, stride, padding, dilation), as PyTorch
+    takes it: one integer for both axes or a pair ``(height, width)``; returned as a pair of
+    Python ints, each positive (or, with ``positive=False``, non-negative: padding). Anything
+    else is a `TypeError` or `ValueError` naming `what`."""
+    check = positive_int if positive else non_negative_int
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{what} must be one integer or a pair (height, width), got {len(value)} values {value!r}")
+        return check(value[0], f"{what}[0]"), check(value[1], f"{what}[1]")
+    one = check(value, what)
+    return one, one

@@ -205,15 +205,23 @@ def initial_weights(hidden: list[int]) -> list[np.ndarray]:
 def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host, y_host, *, compile: bool = False,
                     optimizer: str = "sgd") -> Variant:
     where = backend.placement(xp_name, device, "float32")
-    x = backend.convert(x_host, where.xp, where.device, where.dtype)
-    y = backend.convert(y_host, where.xp, where.device, backend.widest_int(where.xp))
     model = am.MLP(N_IN, hidden, N_CLASSES, rng=0, xp=where.xp, device=where.device, dtype=where.dtype)
     opt, rate = (am.Adam(ADAM_LR), ADAM_LR) if optimizer == "adam" else (am.SGD(LR), LR)
-    learner = ArraymlLearner(model, opt, compile=compile)
+    return learner_variant(ArraymlLearner(model, opt, compile=compile), x_host, y_host, rate)
+
+
+def learner_variant(learner: ArraymlLearner, x_host, y_host, rate: float, *, batch: int | None = None) -> Variant:
+    """An epoch of `learner`'s steps (`ArraymlLearner.train_step`, eager or compiled) at `rate` on
+    the batches of (x_host, y_host) moved where its model lives, in `train_batches`' order; its
+    first step timed on its own (a compiled step's tracing and compiling)."""
+    where = learner.model.placement()
+    batch = BATCH if batch is None else batch
+    x = backend.convert(x_host, where.xp, where.device, where.dtype)
+    y = backend.convert(y_host, where.xp, where.device, backend.widest_int(where.xp))
 
     def epoch(seed: int, steps: int | None = None) -> None:
         loss = None
-        for step, (xb, yb) in enumerate(train_batches(x, y, BATCH, seed=seed, epoch=0)):
+        for step, (xb, yb) in enumerate(train_batches(x, y, batch, seed=seed, epoch=0)):
             if step == steps:
                 break
             if variant.first_call is None:
@@ -230,7 +238,7 @@ def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host,
 
     def params() -> list[np.ndarray]:
         return [np.reshape(backend.to_numpy(v), (-1,)) if k.endswith("bias") else backend.to_numpy(v)
-                for k, v in model.parameters().items()]
+                for k, v in learner.model.parameters().items()]
 
     variant = Variant(epoch, params, library=backend.namespace_name(where.xp))
     return variant
@@ -238,22 +246,31 @@ def arrayml_variant(xp_name: str, device: str | None, hidden: list[int], x_host,
 
 def torch_variant(device: str, hidden: list[int], x_host, y_host, *, optimizer: str = "sgd") -> Variant:
     import torch
-    from torch import nn
 
     from arrayml_app.torch_mirror import torch_mirror
 
-    x = torch.from_numpy(x_host).to(device)
-    y = torch.from_numpy(y_host).to(device)
     net = torch_mirror(am.MLP(N_IN, hidden, N_CLASSES, rng=0), device=device)
     opt = torch.optim.Adam(net.parameters(), lr=ADAM_LR) if optimizer == "adam" else torch.optim.SGD(net.parameters(), lr=LR)
+    return torch_loop_variant(net, opt, x_host, y_host, device)
+
+
+def torch_loop_variant(net, opt, x_host, y_host, device: str, *, batch: int | None = None) -> Variant:
+    """An epoch of plain PyTorch: `net` (a torch.nn module), autograd and the torch optimizer `opt`,
+    on the same batches as `learner_variant` (the permutation of ``[seed, 0]``)."""
+    import torch
+    from torch import nn
+
+    batch = BATCH if batch is None else batch
+    x = torch.from_numpy(x_host).to(device)
+    y = torch.from_numpy(y_host).to(device)
     loss_fn = nn.CrossEntropyLoss()
 
     def epoch(seed: int, steps: int | None = None) -> None:
         order = torch.from_numpy(np.random.default_rng([seed, 0]).permutation(len(y_host))).to(device)
         loss = None
-        stop = len(y_host) - BATCH + 1 if steps is None else steps * BATCH
-        for start in range(0, stop, BATCH):
-            idx = order[start:start + BATCH]
+        stop = len(y_host) - batch + 1 if steps is None else steps * batch
+        for start in range(0, stop, batch):
+            idx = order[start:start + batch]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(net(x[idx]), y[idx])
             loss.backward()
@@ -375,6 +392,24 @@ def agreement(variants: dict[str, Variant]) -> dict[str, float]:
     return found
 
 
+def time_epochs(variants: dict[str, Variant], repeats: int, settle: float) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Each variant's epoch times and minor page faults over `repeats` rounds. The variants'
+    repetitions are interleaved (A B C D, A B C D, ...), so that a slow spell of the machine hits
+    all alike, with a pause of `settle` seconds before each epoch, so that the last variant's idle
+    worker threads (OpenBLAS spins ~0.1 s) have stopped."""
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    faults: dict[str, list[int]] = {k: [] for k in variants}
+    for r in range(repeats):
+        for name, v in variants.items():
+            time.sleep(settle)
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t = time.perf_counter()
+            v.epoch(r + 1)
+            times[name].append(time.perf_counter() - t)
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return times, faults
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -452,19 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"variants disagree after 10 steps: relative parameter differences {after_ten}")
         for v in variants.values():  # warm-up epoch
             v.epoch(0)
-        # interleave the variants' repetitions (A B C D, A B C D, ...), so that a slow spell of
-        # the machine hits all alike; pause before each epoch so that the last variant's idle
-        # worker threads (OpenBLAS spins ~0.1 s) have stopped
-        times: dict[str, list[float]] = {k: [] for k in variants}
-        faults: dict[str, list[int]] = {k: [] for k in variants}
-        for r in range(args.repeats):
-            for name, v in variants.items():
-                time.sleep(args.settle)
-                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                t = time.perf_counter()
-                v.epoch(r + 1)
-                times[name].append(time.perf_counter() - t)
-                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+        times, faults = time_epochs(variants, args.repeats, args.settle)
         rows = []
         for name, ts in times.items():
             v = variants[name]
@@ -501,11 +524,16 @@ def main(argv: list[str] | None = None) -> int:
               f"optimizer, to a relative {max(after_one.values()):.1e} after 1 step; after 10: SGD {worst['sgd']:.1e}, "
               f"Adam {worst['adam']:.1e} (Adam magnifies rounding differences; see ADAM_DRIFT)")
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1) + "\n")
-        print(f"\nwritten to {out}")
+        write_report(report, args.json)
     return 0
+
+
+def write_report(report: dict[str, object], path: str) -> None:
+    """`report` as JSON at `path` (its folder made if missing), and a line saying so."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwritten to {out}")
 
 
 def _processor() -> str:

@@ -171,6 +171,33 @@ def dropout_masks(group: distributed.ProcessGroup | None, seed: int = 4) -> dict
     return out
 
 
+#: Data-parallel CNNs with synchronized BatchNorm2d: (name, backend, global batch), 6 steps each.
+CNN_CASES = [("cnn-numpy-uneven", "numpy", 31), ("cnn-torch", "torch", 32)]
+
+
+def train_cnn(group: distributed.ProcessGroup | None, xp_name: str, batch: int) -> dict[str, np.ndarray]:
+    """6 steps of a small CNN (two 3x3 convolutions with batch norm, max pooling, global average)
+    on random images: with a group, synchronized BatchNorm2d (statistics over the N·H·W values of
+    the whole global batch); without, plain BatchNorm2d on the whole batch. The per-step losses
+    and the final parameters and running statistics."""
+    rng = np.random.default_rng(9)
+    n = 6 * batch + 10
+    y = rng.integers(0, 3, size=n).astype(np.int64)
+    x = (rng.normal(size=(n, 2, 6, 6)) + y[:, None, None, None] * np.array([0.5, -0.5])[None, :, None, None])
+    where = backend.placement(xp_name, None, "float32")
+    data = Splits(x[:6 * batch], y[:6 * batch], x[6 * batch:], y[6 * batch:], n_classes=3).to(where.xp, where.device,
+                                                                                              where.dtype)
+    sync = group.batch_norm_sync() if group is not None else None
+    model = am.CNN(2, 6, [4], 3, batch_norm_sync=sync, rng=0, xp=where.xp, device=where.device)
+    learner: Any = ArraymlLearner(model, am.SGD(0.05, momentum=0.9))
+    if group is not None:
+        learner = distributed.DataParallelLearner(learner, group, batch_size=batch)
+    state = fit(learner, data, epochs=1, batch_size=batch, seed=3, log=None, progress=False, log_every=2)
+    out = {"loss": np.asarray(state.history["steps"]["loss"])}
+    out.update({f"state/{k}": np.asarray(backend.to_numpy(v)) for k, v in model.state().items()})
+    return out
+
+
 def library(group: distributed.ProcessGroup) -> dict[str, np.ndarray]:
     out = {}
     for name, xp_name, device, norm, batch, overlap, optimizer in EQUIVALENCE_CASES:
@@ -180,6 +207,8 @@ def library(group: distributed.ProcessGroup) -> dict[str, np.ndarray]:
     out.update({f"fd/{k}": v for k, v in sync_bn_gradients(group).items()})
     for xp_name in ("numpy", "torch", "array-api-strict"):
         out.update({f"eval-{xp_name}/{k}": v for k, v in evaluation(group, xp_name).items()})
+    for name, xp_name, batch in CNN_CASES:
+        out.update({f"{name}/{k}": v for k, v in train_cnn(group, xp_name, batch).items()})
     return out
 
 

@@ -23,9 +23,12 @@ def _dim(batch: int, fixed: bool) -> int | str:
     return batch if fixed else "N"
 
 
-def module_graph(key: str, module: Module, x: np.ndarray, y_width: int, *, fixed_batch: bool) -> backend.OnnxFunction:
-    """``fn(params, buffers, x, dy) -> (y, dx, grads)`` for modules built like `module`; the
-    batch dimension dynamic unless `fixed_batch` (training-mode batch norm needs it fixed)."""
+def module_graph(key: str, module: Module, x: np.ndarray, y_width: int | tuple[int, ...], *,
+                 fixed_batch: bool) -> backend.OnnxFunction:
+    """``fn(params, buffers, x, dy) -> (y, dx, grads)`` for modules built like `module`, whose
+    output has `y_width` features (or, a tuple, that shape after the batch axis); the batch
+    dimension dynamic unless `fixed_batch` (training-mode batch norm needs it fixed)."""
+    y_tail = (y_width,) if isinstance(y_width, int) else tuple(y_width)
     dim = _dim(x.shape[0], fixed_batch)
     dtype = backend.dtype_name(x.dtype)
     cache_key = ("module", key, module.training, dtype, dim)
@@ -40,8 +43,8 @@ def module_graph(key: str, module: Module, x: np.ndarray, y_width: int, *, fixed
 
         _GRAPHS[cache_key] = backend.trace_onnx(
             forward_backward,
-            (module.parameters(), module.named_buffers(), backend.graph_input((dim, x.shape[1]), dtype),
-             backend.graph_input((dim, y_width), dtype)),
+            (module.parameters(), module.named_buffers(), backend.graph_input((dim, *x.shape[1:]), dtype),
+             backend.graph_input((dim, *y_tail), dtype)),
             names=("params", "buffers", "x", "dy"), output_names=("y", "dx", "grads"),
         )
     return _GRAPHS[cache_key]

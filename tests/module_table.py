@@ -1,9 +1,11 @@
 """One table of modules drives the gradient, torch-oracle and cross-backend tests.
 
-Each entry says how to build the module on a backend, how wide its input is, whether it is in
-training or evaluation mode, and whether its derivative has a kink at 0 (then drawn inputs keep
-away from 0, where central differences are meaningless). Layers that draw random numbers
-(dropout, random flips) get a fixed key, so that every forward of the check draws the same mask.
+Each entry says how to build the module on a backend, how wide its input is (or, for images,
+one sample's shape (C, H, W)), whether it is in training or evaluation mode, and whether its
+derivative has a kink at 0 (then drawn inputs keep away from 0, where central differences are
+meaningless) or where two inputs tie (max pooling: then the drawn inputs are distinct). Layers
+that draw random numbers (dropout, random flips and crops) get a fixed key, so that every
+forward of the check draws the same mask.
 """
 
 from __future__ import annotations
@@ -20,12 +22,20 @@ from arrayml import backend
 class ModuleCase:
     id: str
     make: Callable[[dict[str, Any], int], am.Module]  # (placement kwargs, seed) -> module
-    features: int
+    features: int | None = None  # rows of this many features; or:
+    input_shape: tuple[int, ...] | None = None  # one sample's shape, (C, H, W) for images
     kink_at_zero: bool = False
     training: bool = True
     min_batch: int = 1
+    max_batch: int = 5
     batch_stats: bool = False  # output depends on batch statistics (needs spread-out inputs)
     row_stats: bool = False  # output depends on each row's statistics (layer norm: spread-out rows)
+    distinct: bool = False  # a kink where two inputs tie (max pooling): inputs drawn distinct
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``(features,)`` or `input_shape`."""
+        return self.input_shape if self.input_shape is not None else (self.features,)
 
 
 def _act(cls: type, **kw: Any) -> Callable[[dict[str, Any], int], am.Module]:
@@ -66,6 +76,50 @@ def _layer_norm(where: dict[str, Any], seed: int) -> am.Module:
     return ln
 
 
+def _bn2d_trained(where: dict[str, Any], seed: int) -> am.Module:
+    """BatchNorm2d in eval mode after one training step has moved its running statistics."""
+    import numpy as np
+
+    bn = am.BatchNorm2d(2, momentum=0.5, **where)
+    xp = where["xp"]
+    warm = np.random.default_rng(seed).normal(1.0, 2.0, size=(3, 2, 3, 3))
+    bn.forward(xp.asarray(warm, dtype=getattr(xp, where["dtype"]), device=where["device"]))
+    return bn.eval()
+
+
+#: The convolutional layers and the CNN builder, on small images (FD costs 4 forwards per scalar).
+IMAGE_CASES = [
+    ModuleCase("conv2d", lambda w, s: am.Conv2d(2, 2, 3, padding=1, rng=s, **w), input_shape=(2, 4, 4), max_batch=2),
+    ModuleCase("conv2d-strided-dilated-nonsquare-torch-init",
+               lambda w, s: am.Conv2d(2, 2, (2, 3), stride=(2, 1), padding=(1, 0), dilation=(1, 2), init="torch", rng=s, **w),
+               input_shape=(2, 5, 6), max_batch=2),
+    ModuleCase("conv2d-no-bias-stride3", lambda w, s: am.Conv2d(1, 2, 2, stride=3, padding=2, bias=False, rng=s, **w),
+               input_shape=(1, 5, 4), max_batch=2),
+    ModuleCase("maxpool2d", lambda w, s: am.MaxPool2d(2), input_shape=(2, 4, 5), max_batch=2, distinct=True),
+    ModuleCase("maxpool2d-overlapping", lambda w, s: am.MaxPool2d((3, 2), stride=(2, 1)), input_shape=(1, 5, 4),
+               max_batch=2, distinct=True),
+    ModuleCase("avgpool2d-overlapping", lambda w, s: am.AvgPool2d((2, 3), stride=(1, 2)), input_shape=(2, 4, 5),
+               max_batch=2),
+    ModuleCase("global-avgpool2d", lambda w, s: am.GlobalAvgPool2d(), input_shape=(2, 3, 2), max_batch=3),
+    ModuleCase("flatten", lambda w, s: am.Flatten(), input_shape=(2, 2, 3), max_batch=3),
+    ModuleCase("batchnorm2d-train", lambda w, s: am.BatchNorm2d(2, **w), input_shape=(2, 3, 3), max_batch=2,
+               batch_stats=True),
+    ModuleCase("batchnorm2d-eval", _bn2d_trained, input_shape=(2, 3, 3), max_batch=2, training=False),
+    ModuleCase("random-crop", lambda w, s: _fixed_key(am.RandomCrop(3, padding=1), w, s), input_shape=(2, 3, 4),
+               max_batch=3),
+    ModuleCase("random-flip-nchw", lambda w, s: _fixed_key(am.RandomFlip(), w, s), input_shape=(2, 2, 3), max_batch=4),
+    ModuleCase(
+        "cnn-relu-maxpool-global",  # CNN's defaults: batch norm, ReLU, 2x2 max pooling, global average, Linear
+        lambda w, s: am.CNN(1, 4, [2], 2, blocks=1, rng=s, **w),
+        input_shape=(1, 4, 4), max_batch=2, batch_stats=True, distinct=True,  # distinct: never 0 either
+    ),
+    ModuleCase(
+        "cnn-batchnorm-tanh-avgpool-flatten",
+        lambda w, s: am.CNN(1, 4, [2], 2, blocks=1, activation="tanh", pool="avg", head="flatten", rng=s, **w),
+        input_shape=(1, 4, 4), max_batch=2, batch_stats=True,
+    ),
+]
+
 MODULE_CASES = [
     ModuleCase("linear", lambda w, s: am.Linear(4, 3, rng=s, **w), 4),
     ModuleCase("linear-input-layer", lambda w, s: am.Linear(5, 2, input_layer=True, rng=s, **w), 5),
@@ -105,4 +159,5 @@ MODULE_CASES = [
         min_batch=3,
         batch_stats=True,
     ),
+    *IMAGE_CASES,
 ]

@@ -113,7 +113,7 @@ WRONG_DY = {"float32": ["float64", "int64", "bool", "complex64"], "float64": ["f
 def test_backward_refuses_an_upstream_gradient_of_another_dtype(bk, case, dtype):
     module = bk.freeze(case.make(bk.placement(dtype), 0))
     module.train(case.training)
-    x = bk.asarray(np.random.default_rng(0).normal(size=(4, case.features)), dtype)
+    x = bk.asarray(np.random.default_rng(0).normal(size=(4, *case.sample_shape)), dtype)
     y = module.forward(x)
     params_before = {k: v.dtype for k, v in module.parameters().items()}
     for wrong in WRONG_DY[dtype]:

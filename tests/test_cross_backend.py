@@ -79,3 +79,39 @@ def test_parameters_keep_their_namespace_dtype_and_device_after_steps():
     for p in model.parameters().values():
         assert backend.device(p) == bk.device
         assert p.dtype == bk.xp.float32
+
+
+def _cnn_steps(bk, dtype: str) -> dict[str, np.ndarray]:
+    """Two SGD steps with momentum of a small CNN (convolutions, batch norm, max pooling, global
+    average) on images: the first step's logits and gradients, the final state, eval logits."""
+    rng = np.random.default_rng(8)
+    x = bk.asarray(rng.normal(size=(6, 2, 8, 8)), dtype)
+    y = bk.asarray(rng.integers(0, 3, size=6))
+    model = bk.freeze(am.CNN(2, 8, [3, 4], 3, rng=2, **bk.placement(dtype)))
+    loss_fn, opt = am.SoftmaxCrossEntropy(), am.SGD(lr=0.1, momentum=0.9)
+    out = {}
+    for step in range(2):
+        logits = model.forward(x)
+        loss = loss_fn.forward(logits, y)
+        dx = model.backward(loss_fn.backward())
+        if step == 0:
+            out["logits"], out["loss"], out["dx"] = logits, loss, dx
+            out.update({f"grad:{k}": v for k, v in model.gradients().items()})
+        opt.step(model)
+    out.update({f"param:{k}": v for k, v in model.state().items()})
+    model.eval()
+    out["eval_logits"] = model.forward(x)
+    return {k: backend.to_numpy(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("bk", backend_params([b for b in ALL_BACKENDS if b.id != REFERENCE.id]))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_cnn_gives_the_same_numbers_as_numpy(bk, dtype):
+    """Every backend's convolution, pooling and batch norm (standard forms, fast paths) against
+    NumPy's on the same CNN and images: two steps, to each dtype's rounding."""
+    reference = _cnn_steps(REFERENCE, dtype)
+    result = _cnn_steps(bk, dtype)
+    assert set(result) == set(reference)
+    for key, ref in reference.items():
+        assert result[key].dtype == np.dtype(dtype), key
+        np.testing.assert_allclose(result[key], ref, err_msg=key, **TOL[dtype])

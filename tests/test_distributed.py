@@ -266,6 +266,32 @@ def test_synchronized_batch_norm_gradient_matches_finite_differences(library_job
     assert np.max(np.abs(dx)) > 1e-3  # not a vacuous zero gradient
 
 
+def _cnn_cases():
+    import dist_worker
+
+    return [pytest.param(c, id=c[0]) for c in dist_worker.CNN_CASES]
+
+
+@pytest.mark.parametrize("case", _cnn_cases())
+def test_two_processes_train_a_cnn_with_synchronized_batchnorm2d_like_one_process(library_job, case):
+    """A CNN's convolutions, pooling and BatchNorm2d, data-parallel: with the batch statistics of
+    the whole global batch (N·H·W values per channel, an uneven 15 + 16 images too), 2 processes
+    take the steps one process takes on the whole batch, to float32 rounding."""
+    import dist_worker
+
+    name, xp_name, batch = case
+    one = dist_worker.train_cnn(None, xp_name, batch)
+    two = [_case(r, name) for r in library_job]
+    assert len(two[0]["loss"]) == 6
+    np.testing.assert_allclose(two[0]["loss"], one["loss"], rtol=2e-6)
+    for key in one:
+        if key.startswith("state/"):
+            np.testing.assert_array_equal(two[0][key], two[1][key], err_msg=key)  # one model everywhere
+            scale = max(float(np.max(np.abs(one[key]))), 1e-2)
+            np.testing.assert_allclose(two[0][key], one[key], rtol=0, atol=2e-5 * scale, err_msg=key)
+    assert np.max(np.abs(one["state/1.running_mean"])) > 1e-2  # the batch statistics moved the running ones
+
+
 @pytest.mark.parametrize("xp_name", ["numpy", "torch", "array-api-strict"])
 def test_distributed_evaluation_gives_exactly_the_single_process_confusion_matrix(library_job, xp_name):
     import dist_worker

@@ -47,7 +47,8 @@ def _files(folder):
 
 
 def _x(rng, n, features, dtype=np.float32):
-    return rng.normal(0.0, 1.5, size=(n, features)).astype(dtype)
+    shape = (features,) if isinstance(features, int) else tuple(features)  # rows, or one sample's shape (C, H, W)
+    return rng.normal(0.0, 1.5, size=(n, *shape)).astype(dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,15 +134,17 @@ def test_to_onnx_equals_the_numpy_forward_on_every_module_of_the_table(case, tmp
     where = {"xp": backend.namespace_by_name("numpy"), "device": "cpu", "dtype": "float32"}
     module = case.make(where, 3)
     if module.placement() is None:  # an activation alone: nothing to export (tested below)
-        module = am.Sequential(am.Linear(case.features, case.features, rng=3), module)
+        channels = case.sample_shape[0]  # rows: a Linear before it; images: a 1x1 convolution
+        first = am.Linear(channels, channels, rng=3) if case.input_shape is None else am.Conv2d(channels, channels, 1, rng=3)
+        module = am.Sequential(first, module)
     module.eval()
     path = tmp_path / "model.onnx"
-    export.to_onnx(module, path, features=case.features)
+    export.to_onnx(module, path, input_shape=case.sample_shape)
     onnx.checker.check_model(onnx.load(path), full_check=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(7)
     for n in (1, 6, 33):  # one graph, any batch size
-        x = _x(rng, n, case.features)
+        x = _x(rng, n, case.sample_shape)
         (got,) = session.run(None, {"x": x})
         want = module.forward(x)
         assert got.dtype == np.float32 and got.shape == want.shape

@@ -309,3 +309,125 @@ def test_the_numba_kernel_compiles_where_it_cannot_cache(monkeypatch):
 
     assert _numba._jit(twice)(1.5) == 3.0
     assert asked == [True, False]
+
+
+# --------------------------------------------------------------------------------------------
+# Convolution and pooling: NumPy's blocked im2col, PyTorch's and JAX's own kernels
+# --------------------------------------------------------------------------------------------
+
+#: (input shape, weight shape, stride, padding, dilation): the usual 3x3, a non-square strided
+#: and dilated one (JAX's input gradient takes the standard form there), a 1x1 with stride 3.
+CONV_SETTINGS = [
+    ((3, 2, 7, 6), (4, 2, 3, 3), (1, 1), (1, 1), (1, 1)),
+    ((2, 3, 9, 8), (2, 3, 2, 3), (2, 1), (0, 2), (2, 1)),
+    ((5, 1, 6, 6), (3, 1, 1, 1), (3, 3), (0, 0), (1, 1)),
+]
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """NumPy's convolution in blocks of one image, so that the block loop itself is tested."""
+    from arrayml.backend import _numpy_layers
+
+    monkeypatch.setattr(_numpy_layers, "BLOCK_BYTES", 1)
+
+
+def _tolerance(dtype: str) -> dict:
+    # BLAS, oneDNN and XLA sum the products in other orders than the standard form's matmul
+    return dict(rtol=2e-5, atol=2e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("setting", CONV_SETTINGS, ids=["3x3", "nonsquare-strided-dilated", "1x1-stride3"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_conv2d_fast_paths_equal_the_standard_form(bk, dtype, setting, small_blocks):
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    x_shape, w_shape, stride, padding, dilation = setting
+    rng = np.random.default_rng(8)
+    x, w, b = (_values(rng, shape, special=False) for shape in (x_shape, w_shape, w_shape[:1]))
+    x[0, 0, 0, 0], x[-1, -1, 0, 0] = np.nan, np.inf  # NaN and inf reach the outputs that read them, alike
+    settings = dict(stride=stride, padding=padding, dilation=dilation)
+    forward = lambda x, w, b: backend.conv2d(x, w, b, **settings)  # noqa: E731
+    (got,), (want,) = _run(bk, forward, [x, w, b], dtype), _fallback(forward, [x, w, b], dtype)
+    np.testing.assert_allclose(got, want, equal_nan=True, **_tolerance(dtype))
+    assert np.isnan(want).any() and np.isinf(want).any()
+    dy = _values(rng, want.shape, special=False)
+    x = _values(rng, x_shape, special=False)
+    for input_grad in (True, False):
+        def backward(dy, x, w, input_grad=input_grad):
+            dx, dw, db = backend.conv2d_backward(dy, x, w, input_grad=input_grad, **settings)
+            assert (dx is None) != input_grad
+            return (dw, db) if dx is None else (dx, dw, db)
+
+        got, want = _run(bk, backward, [dy, x, w], dtype), _fallback(backward, [dy, x, w], dtype)
+        for g, v, what in zip(got, want, ("dx", "dW", "db") if input_grad else ("dW", "db")):
+            np.testing.assert_allclose(g, v, err_msg=what, **_tolerance(dtype))
+
+
+@pytest.mark.parametrize("window", [((2, 2), (2, 2)), ((3, 2), (1, 2))], ids=["2x2", "overlapping-3x2"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_pooling_fast_paths_equal_the_standard_form(bk, dtype, window):
+    """Max pooling exactly (a maximum and its place are comparisons), average pooling to rounding
+    (XLA divides by multiplying with the reciprocal), special values included (one NaN per window:
+    with several, PyTorch's kernel routes the gradient to the last of them, the standard form to
+    the first)."""
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    kernel, stride = window
+    rng = np.random.default_rng(9)
+    x = rng.integers(-2, 3, size=(2, 3, 7, 6)).astype(np.float64)  # ties in most windows
+    x[0, 0, 0, 0], x[1, 2, 3, 3], x[1, 1, 5, 4], x[0, 1, 2, 2] = np.nan, np.inf, -np.inf, -0.0
+    for kind in ("max", "avg"):
+        pool = getattr(backend, f"{kind}_pool2d")
+
+        def forward(x, pool=pool, kind=kind):
+            out = pool(x, kernel, stride)
+            return out[0] if kind == "max" else out
+
+        (got,), (want,) = _run(bk, forward, [x], dtype), _fallback(forward, [x], dtype)
+        tol = dict(rtol=0, atol=0) if kind == "max" else _tolerance(dtype)
+        np.testing.assert_allclose(got, want, err_msg=kind, equal_nan=True, **tol)
+        dy = rng.normal(size=want.shape)
+
+        def backward(x, dy, kind=kind):
+            if kind == "avg":
+                return backend.avg_pool2d_backward(dy, x, kernel, stride)
+            _, saved = backend.max_pool2d(x, kernel, stride)
+            return backend.max_pool2d_backward(dy, saved, kernel, stride)
+
+        (got,), (want,) = _run(bk, backward, [x, dy], dtype), _fallback(backward, [x, dy], dtype)
+        if stride != kernel:  # overlapping windows: an entry's gradients added in another order
+            tol = _tolerance(dtype)
+        np.testing.assert_allclose(got, want, err_msg=kind, **tol)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (3, 4, 5, 6)], ids=["rows", "images"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bk", BACKENDS)
+def test_batch_norm_fast_paths_equal_the_standard_form(bk, dtype, shape):
+    """PyTorch's fused native_batch_norm (running statistics updated on copies) and NumPy's
+    fewer-pass form against the standard algebra, rows and images; the inputs (the running
+    statistics included) unchanged."""
+    if bk.xp_name == "jax" and dtype == "float64" and not backend.x64_enabled():
+        pytest.skip("float64 on JAX needs x64")
+    rng = np.random.default_rng(10)
+    c = shape[1]
+    axes = (0,) if len(shape) == 2 else (0, 2, 3)
+    x = _values(rng, shape, special=False) * 3 + 1
+    gamma, beta = rng.uniform(0.5, 2, size=c), _values(rng, (c,), special=False)
+    mean, var = _values(rng, (c,), special=False), rng.uniform(0.5, 2, size=c)
+    dy = _values(rng, shape, special=False)
+
+    def both(x, gamma, beta, mean, var, dy):
+        y, new_mean, new_var, saved = backend.batch_norm(x, gamma, beta, mean, var, axes=axes, momentum=0.3, eps=1e-5)
+        dx, dgamma, dbeta = backend.batch_norm_backward(dy, saved, gamma, axes=axes)
+        none, dgamma2, _ = backend.batch_norm_backward(dy, saved, gamma, axes=axes, input_grad=False)
+        assert none is None
+        return y, new_mean, new_var, dx, dgamma, dbeta, dgamma2
+
+    hosts = [x, gamma, beta, mean, var, dy]
+    got, want = _run(bk, both, hosts, dtype), _fallback(both, hosts, dtype)
+    for g, w, what in zip(got, want, ("y", "running mean", "running var", "dx", "dgamma", "dbeta", "dgamma (no dx)")):
+        np.testing.assert_allclose(g, w, err_msg=what, **_tolerance(dtype))

@@ -39,10 +39,16 @@ def _values(kink: bool) -> st.SearchStrategy[float]:
 
 @st.composite
 def module_inputs(draw: st.DrawFn, case: ModuleCase) -> tuple[np.ndarray, np.ndarray, int]:
-    batch = draw(st.integers(max(case.min_batch, 1), 5))
-    x = draw(arrays(np.float64, (batch, case.features), elements=_values(case.kink_at_zero)))
-    if case.batch_stats:  # batch statistics: keep each feature's spread well away from 0
-        assume(bool(np.all(np.std(x, axis=0) > 0.3)))
+    batch = draw(st.integers(max(case.min_batch, 1), case.max_batch))
+    shape = (batch, *case.sample_shape)
+    if case.distinct:  # no two inputs tie (max pooling's kink): a drawn order of a grid in (-3, 3), 0 left out
+        n = int(np.prod(shape))
+        order = np.asarray(draw(st.permutations(range(n))), dtype=np.float64)
+        x = np.reshape((order + 0.5) * (6.0 / n) - 3.0, shape)
+    else:
+        x = draw(arrays(np.float64, shape, elements=_values(case.kink_at_zero)))
+    if case.batch_stats:  # batch statistics: keep each feature's (channel's) spread well away from 0
+        assume(bool(np.all(np.std(x, axis=0 if x.ndim == 2 else (0, 2, 3)) > 0.3)))
     if case.row_stats:  # each sample's statistics (layer norm): keep each row's spread away from 0
         assume(bool(np.all(np.std(x, axis=1) > 0.3)))
     seed = draw(st.integers(0, 2**31 - 1))
@@ -72,12 +78,7 @@ def test_module_backward_matches_the_oracle(bk, case, oracle, data):
 
 
 def _assert_matches_torch(module, x_host, dy_host, y, dx, grads):
-    y_t, grads_t, dx_t = torch_oracle.torch_module_gradients(module, x_host, dy_host)
-    np.testing.assert_allclose(y, y_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
-    np.testing.assert_allclose(dx, dx_t, rtol=TORCH_RTOL, atol=TORCH_ATOL)
-    assert set(grads_t) == set(grads)
-    for name, g in grads_t.items():
-        np.testing.assert_allclose(grads[name], g, rtol=TORCH_RTOL, atol=TORCH_ATOL, err_msg=name)
+    torch_oracle.assert_matches_torch(module, x_host, dy_host, y, dx, grads, rtol=TORCH_RTOL, atol=TORCH_ATOL)
 
 
 @pytest.mark.parametrize("bk", GRAPH_BACKENDS)
@@ -88,15 +89,15 @@ def test_module_backward_built_on_ndonnx_and_run_in_onnxruntime_matches_the_orac
     x_host, seed = data.draw(module_inputs(case))
     module = case.make({"xp": backend.namespace_by_name("numpy"), "device": "cpu", "dtype": "float64"}, seed)  # values: graph inputs
     module.train(case.training)
-    y_width = module.forward(x_host).shape[1]
-    dy_host = data.draw(arrays(np.float64, (x_host.shape[0], y_width), elements=st.floats(-2.0, 2.0)))
+    y_tail = tuple(module.forward(x_host).shape[1:])
+    dy_host = data.draw(arrays(np.float64, (x_host.shape[0], *y_tail), elements=st.floats(-2.0, 2.0)))
     # batch statistics in training mode need the batch size fixed, and so do the masks a fixed key
     # draws (dropout: drawn while the graph is built, a constant of it); every other graph takes any batch
     # (graphs are cached by case; a mask is part of its graph, so a drawn seed's key gets its own)
     random = module.draws_random_numbers()
     fixed = (case.batch_stats and case.training) or random
     graph = graph_runner.module_graph(f"{case.id}-key{seed % MASK_KEYS}" if random else case.id, module, x_host,
-                                      y_width, fixed_batch=fixed)
+                                      y_tail, fixed_batch=fixed)
     if oracle == "finite-differences":
         check = graph_runner.module_check(graph, module, x_host, dy_host)
         assert not check.failures(rtol=FD_RTOL, atol=FD_ATOL), (check.failures(rtol=FD_RTOL, atol=FD_ATOL), check.errors())

@@ -49,9 +49,27 @@ def torch_forward(module: am.Module, x: torch.Tensor, params: dict[str, torch.Te
         flipped = module._saved()[0]
         if flipped is None:
             return x
-        images = x.reshape(x.shape[0], *module.image_shape)
-        chosen = torch.from_numpy(np.asarray(backend.to_numpy(flipped))).reshape(-1, 1, 1, 1)
+        images = x if x.ndim == 4 else x.reshape(x.shape[0], *module.image_shape)
+        chosen = torch.from_numpy(np.array(backend.to_numpy(flipped))).reshape(-1, 1, 1, 1)
         return torch.where(chosen, images.flip(3), images).reshape(x.shape)
+    if isinstance(module, am.RandomCrop):  # the windows of the module's own last forward
+        (ph, pw), (th, tw) = module.padding, module.size
+        padded = F.pad(x, (pw, pw, ph, ph))
+        offsets = module.last_offsets()
+        if offsets is None:  # evaluation: the centred window
+            a, b = (padded.shape[2] - th) // 2, (padded.shape[3] - tw) // 2
+            return padded[:, :, a:a + th, b:b + tw]
+        return torch.stack([padded[s, :, a:a + th, b:b + tw] for s, (a, b) in enumerate(offsets.tolist())])
+    if isinstance(module, am.Conv2d):
+        return F.conv2d(x, p("weight"), params.get(f"{prefix}bias"), module.stride, module.padding, module.dilation)
+    if isinstance(module, am.MaxPool2d):
+        return F.max_pool2d(x, module.kernel_size, module.stride)
+    if isinstance(module, am.AvgPool2d):
+        return F.avg_pool2d(x, module.kernel_size, module.stride)
+    if isinstance(module, am.GlobalAvgPool2d):
+        return torch.mean(x, dim=(2, 3))
+    if isinstance(module, am.Flatten):
+        return torch.flatten(x, 1)
     if isinstance(module, am.Residual):
         return x + torch_forward(module.block, x, params, f"{prefix}block.", buffers)
     if isinstance(module, am.Sequential):
@@ -95,6 +113,18 @@ def torch_module_gradients(module: am.Module, x: Any, dy: Any) -> tuple[np.ndarr
     for name, g in zip(names, grads[1:]):
         out[name] = np.zeros(tuple(params[name].shape)) if g is None else g.numpy()
     return y.detach().numpy(), out, grads[0].numpy()
+
+
+def assert_matches_torch(module: am.Module, x: Any, dy: Any, y: Any, dx: Any, grads: dict[str, Any], *,
+                         rtol: float = 1e-9, atol: float = 1e-11) -> None:
+    """`module`'s output `y`, input gradient `dx` and parameter gradients `grads` (host arrays,
+    for the input `x` and upstream gradient `dy`) against torch autograd's."""
+    y_t, grads_t, dx_t = torch_module_gradients(module, x, dy)
+    np.testing.assert_allclose(y, y_t, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(dx, dx_t, rtol=rtol, atol=atol)
+    assert set(grads_t) == set(grads)
+    for name, g in grads_t.items():
+        np.testing.assert_allclose(grads[name], g, rtol=rtol, atol=atol, err_msg=name)
 
 
 def torch_loss_gradient(kind: str, x: Any, t: Any) -> tuple[float, np.ndarray]:

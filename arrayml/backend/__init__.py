@@ -14,7 +14,7 @@ call `kernels` for what the standard lacks. One small module per question:
 - `compiler`: ``jax.jit`` / ``torch.compile`` of a whole function;
 - `graph`: a whole function traced into one ONNX graph with ndonnx, run by onnxruntime;
 - `kernels`: the functions the standard lacks, with each library's fast path chosen once per
-  namespace (`_numpy`, `_torch`).
+  namespace (`_numpy`, `_torch`, `_jax`); the sliding-window operations' standard forms in `_conv`.
 
 Namespaces are the ones `array_api_compat` returns (``array_api_compat.numpy``,
 ``array_api_compat.torch``, ``array_api_compat.cupy``), ``jax.numpy`` itself (JAX implements
@@ -42,18 +42,29 @@ from .graph import GraphInput, OnnxFunction, graph_input, onnx_modules, trace_on
 from .kernels import (
     Kernels,
     adam_update,
+    avg_pool2d,
+    avg_pool2d_backward,
+    batch_norm,
+    batch_norm_backward,
     column_sums,
+    conv2d,
+    conv2d_backward,
     count_true,
     kernels,
     lerp,
     log_softmax,
     logsumexp,
+    max_pool2d,
+    max_pool2d_backward,
     one_hot,
+    pad_axis,
     relu,
     relu_backward,
     softmax_cross_entropy,
+    static_shape,
     subtract_scaled,
     take_rows,
+    window_output_size,
 )
 from .namespaces import (
     BACKEND_NAMES,
@@ -154,6 +165,17 @@ __all__ = [
     "relu_backward",
     "lerp",
     "adam_update",
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "batch_norm",
+    "batch_norm_backward",
+    "window_output_size",
+    "pad_axis",
+    "static_shape",
     "prod",
     "shapes_match",
 ]

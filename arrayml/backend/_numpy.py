@@ -20,6 +20,7 @@ from typing import Any
 import array_api_compat.numpy as np_compat
 import numpy as np
 
+from ._numpy_layers import numpy_layer_kernels
 from ._standard import AdamLists, Kernels, adam_each, standard_adam_one
 from .namespaces import Array
 
@@ -102,7 +103,7 @@ def numpy_kernels(standard: Kernels) -> Kernels:
     return standard._replace(
         softmax_cross_entropy=softmax_cross_entropy, one_hot=one_hot, count_true=count_true,
         subtract_scaled=_scaled_difference(np, standard), column_sums=column_sums, take_rows=take_rows,
-        relu=relu, relu_backward=relu_backward, adam_update=adam_update,
+        relu=relu, relu_backward=relu_backward, adam_update=adam_update, **numpy_layer_kernels(standard),
     )
 
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from . import _batch_norm, _conv
 from .dtypes import widest_int
 from .namespaces import Array, Namespace, device
 
@@ -28,6 +29,14 @@ class Kernels(NamedTuple):
     relu: Callable[[Array], Array]
     relu_backward: Callable[[Array, Array], Array]
     adam_update: Callable[..., AdamLists]
+    conv2d: Callable[..., Array]
+    conv2d_backward: Callable[..., tuple[Array | None, Array, Array | None]]
+    max_pool2d: Callable[..., tuple[Array, Any]]
+    max_pool2d_backward: Callable[..., Array]
+    avg_pool2d: Callable[..., Array]
+    avg_pool2d_backward: Callable[..., Array]
+    batch_norm: Callable[..., tuple[Array, Array, Array, Any]]
+    batch_norm_backward: Callable[..., tuple[Array | None, Array, Array]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,4 +186,9 @@ def standard_kernels(xp: Namespace, logsumexp: Callable[..., Array] | None = Non
         count_true=bind(_count_true), subtract_scaled=bind(_subtract_scaled), column_sums=bind(_column_sums),
         take_rows=bind(_take_rows), relu=bind(_relu), relu_backward=bind(_relu_backward),
         adam_update=bind(_adam_update),
+        # the sliding-window operations (spec gap: no convolution, no pooling): arrayml.backend._conv
+        conv2d=bind(_conv.conv2d), conv2d_backward=bind(_conv.conv2d_backward), max_pool2d=bind(_conv.max_pool2d),
+        max_pool2d_backward=bind(_conv.max_pool2d_backward), avg_pool2d=bind(_conv.avg_pool2d),
+        avg_pool2d_backward=bind(_conv.avg_pool2d_backward),
+        batch_norm=bind(_batch_norm.batch_norm), batch_norm_backward=bind(_batch_norm.batch_norm_backward),
     )

@@ -4,7 +4,7 @@ as the standard-only forms."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -79,9 +79,69 @@ def torch_kernels(standard: Kernels) -> Kernels:
                 maximize=False)
         return new_p, new_m, new_v, new_max
 
+    # the sliding-window operations: torch's own kernels (oneDNN on the CPU, cuDNN on CUDA) and
+    # the gradient functions its autograd calls, so that a step computes what torch.nn's does
+    def conv2d(x: Array, weight: Array, bias: Array | None, stride: Any, padding: Any, dilation: Any) -> Array:
+        return torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation)
+
+    def conv2d_backward(dy: Array, x: Array, weight: Array, stride: Any, padding: Any, dilation: Any,
+                        input_grad: bool, bias_grad: bool) -> tuple[Array | None, Array, Array | None]:
+        return torch.ops.aten.convolution_backward(
+            dy, x, weight, [weight.shape[0]] if bias_grad else None, list(stride), list(padding), list(dilation),
+            False, [0, 0], 1, [input_grad, True, bias_grad])
+
+    def max_pool2d(x: Array, kernel: Any, stride: Any) -> tuple[Array, Any]:
+        y, where = torch.ops.aten.max_pool2d_with_indices(x, list(kernel), list(stride))
+        return y, (x, where)  # the input and the flat position of each window's maximum
+
+    def max_pool2d_backward(dy: Array, saved: Any, kernel: Any, stride: Any) -> Array:
+        x, where = saved
+        return torch.ops.aten.max_pool2d_with_indices_backward(dy, x, list(kernel), list(stride), [0, 0], [1, 1],
+                                                               False, where)
+
+    def avg_pool2d(x: Array, kernel: Any, stride: Any) -> Array:
+        return torch.ops.aten.avg_pool2d(x, list(kernel), list(stride))
+
+    def avg_pool2d_backward(dy: Array, x: Array, kernel: Any, stride: Any) -> Array:
+        return torch.ops.aten.avg_pool2d_backward(dy, x, list(kernel), list(stride), [0, 0], False, True, None)
+
+    def batch_norm(x: Array, gamma: Array, beta: Array, running_mean: Array, running_var: Array, axes: tuple[int, ...],
+                   momentum: float, eps: float, sync: Any) -> tuple[Array, Array, Array, Any]:
+        # torch.nn's own kernel, which updates the running statistics in place: on copies
+        if sync is not None or axes != _BN_AXES.get(x.ndim):
+            return standard.batch_norm(x, gamma, beta, running_mean, running_var, axes, momentum, eps, sync)
+        new_mean, new_var = torch.clone(running_mean), torch.clone(running_var)
+        y, mean, inv_std = torch.ops.aten.native_batch_norm(x, gamma, beta, new_mean, new_var, True, momentum, eps)
+        return y, new_mean, new_var, _TorchBatchNorm(x, mean, inv_std, eps)
+
+    def batch_norm_backward(dy: Array, saved: Any, gamma: Array, axes: tuple[int, ...],
+                            input_grad: bool) -> tuple[Array | None, Array, Array]:
+        if not isinstance(saved, _TorchBatchNorm):
+            return standard.batch_norm_backward(dy, saved, gamma, axes, input_grad)
+        dx, dgamma, dbeta = torch.ops.aten.native_batch_norm_backward(
+            dy, saved.x, gamma, None, None, saved.mean, saved.inv_std, True, saved.eps, [input_grad, True, True])
+        return dx, dgamma, dbeta
+
     return standard._replace(
+        batch_norm=batch_norm, batch_norm_backward=batch_norm_backward,
+        conv2d=conv2d, conv2d_backward=conv2d_backward, max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
+        avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,
         adam_update=adam_update,
         logsumexp=logsumexp, softmax_cross_entropy=softmax_cross_entropy, one_hot=one_hot, count_true=count_true,
         subtract_scaled=subtract_scaled, column_sums=column_sums, take_rows=take_rows, relu=torch.relu,
         relu_backward=relu_backward,
     )
+
+
+#: The axes batch norm's statistics are taken over, by the input's number of dimensions: where
+#: torch's kernel (features on axis 1) computes what the standard form does.
+_BN_AXES = {2: (0,), 4: (0, 2, 3)}
+
+
+class _TorchBatchNorm(NamedTuple):
+    """What torch's batch norm backward needs: the input, the batch mean and 1/√(σ² + ε)."""
+
+    x: Any
+    mean: Any
+    inv_std: Any
+    eps: float

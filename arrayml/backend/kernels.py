@@ -2,14 +2,16 @@
 chosen once per namespace.
 
 `kernels(xp)` returns the `Kernels` of a namespace: a table resolved on first use (the
-standard-only implementations of `arrayml.backend._standard`, with a library's native fast paths
-put in where it has them: `arrayml.backend._numpy`, `arrayml.backend._torch`, JAX's
-``logsumexp``), then kept. The public functions (`relu`, `softmax_cross_entropy`, ...) look the
+standard-only implementations of `arrayml.backend._standard` (the sliding windows' in
+`arrayml.backend._conv`, batch norm's in `arrayml.backend._batch_norm`), with a library's native
+fast paths put in where it has them: `arrayml.backend._numpy` (and `_numpy_layers`),
+`arrayml.backend._torch`, `arrayml.backend._jax`), then kept. The public functions (`relu`, `softmax_cross_entropy`, ...) look the
 table up and call it, so a layer writes ``backend.relu(x, xp=xp)`` and never asks which library
 it runs on.
 
 Every fast path computes the same numbers as the standard-only form beside it (bit for bit on
-NumPy), never modifies its inputs, and writes only into temporaries it created. The tests in
+NumPy, except where a BLAS product or a library's own convolution sums in another order: to
+rounding), never modifies its inputs, and writes only into temporaries it created. The tests in
 ``tests/test_fast_paths.py`` compare each against its fallback.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _conv
 from ._standard import AdamLists, Kernels, standard_kernels, standard_lerp
 from .namespaces import Array, Namespace, get_namespace, namespace_name
 
@@ -37,12 +40,9 @@ def _resolve(xp: Namespace) -> Kernels:
 
         return cupy_kernels(standard)
     if name == "jax":
-        import jax
+        from ._jax import jax_kernels
 
-        def jax_logsumexp(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
-            return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
-
-        return standard_kernels(xp, logsumexp=jax_logsumexp)
+        return jax_kernels(xp)
     # array-api-strict, and ndonnx: there every standard-only form above becomes a few ONNX
     # operators (Where, ReduceMax, Exp, ...) of the graph being built
     return standard
@@ -162,3 +162,94 @@ def adam_update(
         return [], [], [], None if max_exp_avg_sqs is None else []
     return kernels(get_namespace(params[0]) if xp is None else xp).adam_update(
         params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, beta1, beta2, eps, lr, step)
+
+
+# --------------------------------------------------------------------------------------------
+# Sliding windows over NCHW batches: convolution and pooling (standard forms: _conv.py)
+# --------------------------------------------------------------------------------------------
+
+#: A setting of a sliding window, one Python int per spatial axis: (height, width).
+Pair = tuple[int, int]
+
+
+def window_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """PyTorch's output length of a window sliding over `size` entries (one axis):
+    ``⌊(size + 2·padding − dilation·(kernel − 1) − 1)/stride⌋ + 1``; ≤ 0 when the dilated
+    kernel is larger than the padded input."""
+    return _conv.output_size(size, kernel, stride, padding, dilation)
+
+
+def conv2d(x: Array, weight: Array, bias: Array | None, *, stride: Pair = (1, 1), padding: Pair = (0, 0),
+           dilation: Pair = (1, 1), xp: Namespace | None = None) -> Array:
+    """PyTorch's ``conv2d``: ``y[n, o] = b[o] + Σ_c W[o, c] ⋆ x[n, c]`` for an NCHW batch `x`
+    (N, C, H, W), a weight (O, C, k_h, k_w) and a bias (O,) or None, with zero padding,
+    stride and dilation; (N, O, H_out, W_out) with ``H_out = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1``.
+    The standard form is im2col by slicing and one matrix product; NumPy's runs a BLAS product
+    per image on column blocks that stay in the cache; PyTorch's and JAX's are their own."""
+    return kernels(get_namespace(x, weight) if xp is None else xp).conv2d(x, weight, bias, stride, padding, dilation)
+
+
+def conv2d_backward(dy: Array, x: Array, weight: Array, *, stride: Pair = (1, 1), padding: Pair = (0, 0),
+                    dilation: Pair = (1, 1), input_grad: bool = True, bias_grad: bool = True,
+                    xp: Namespace | None = None) -> tuple[Array | None, Array, Array | None]:
+    """``(dx, dW, db)`` of `conv2d` for the upstream gradient `dy` (N, O, H_out, W_out); dx is
+    None unless `input_grad`, db None unless `bias_grad`. The standard form sums the shifted
+    contributions of each kernel offset (out of place: no scatter); PyTorch's is the gradient
+    function its autograd calls (``convolution_backward``), JAX's the transposes of XLA's
+    convolution."""
+    return kernels(get_namespace(dy, x, weight) if xp is None else xp).conv2d_backward(
+        dy, x, weight, stride, padding, dilation, input_grad, bias_grad)
+
+
+def max_pool2d(x: Array, kernel: Pair, stride: Pair, *, xp: Namespace | None = None) -> tuple[Array, Any]:
+    """The maximum of each window (no padding) of an NCHW batch, and what `max_pool2d_backward`
+    needs (the namespace's own record of where each maximum was; only that function reads it)."""
+    return kernels(get_namespace(x) if xp is None else xp).max_pool2d(x, kernel, stride)
+
+
+def max_pool2d_backward(dy: Array, saved: Any, kernel: Pair, stride: Pair, *, xp: Namespace | None = None) -> Array:
+    """dx of `max_pool2d`: each window's gradient to the first maximum of the window (in
+    row-major order within it, as PyTorch routes it), summed where windows overlap."""
+    return kernels(get_namespace(dy) if xp is None else xp).max_pool2d_backward(dy, saved, kernel, stride)
+
+
+def avg_pool2d(x: Array, kernel: Pair, stride: Pair, *, xp: Namespace | None = None) -> Array:
+    """The mean of each window (no padding) of an NCHW batch: its sum over k_h·k_w."""
+    return kernels(get_namespace(x) if xp is None else xp).avg_pool2d(x, kernel, stride)
+
+
+def avg_pool2d_backward(dy: Array, x: Array, kernel: Pair, stride: Pair, *, xp: Namespace | None = None) -> Array:
+    """dx of `avg_pool2d` (x only gives the shape): ``dy/(k_h·k_w)`` to every entry of each window."""
+    return kernels(get_namespace(dy, x) if xp is None else xp).avg_pool2d_backward(dy, x, kernel, stride)
+
+
+def batch_norm(x: Array, gamma: Array, beta: Array, running_mean: Array, running_var: Array, *,
+               axes: tuple[int, ...], momentum: float, eps: float, sync: Any = None,
+               xp: Namespace | None = None) -> tuple[Array, Array, Array, Any]:
+    """Batch normalisation in training mode over `axes` ((0,) for rows, (0, 2, 3) for NCHW
+    images): ``(y, running_mean', running_var', saved)``, saved being what
+    `batch_norm_backward` needs (the namespace's own record). `sync`: None, or the function that
+    sums a list of arrays over the processes of data-parallel training (the statistics are then
+    the global batch's; the standard form). PyTorch's fast path is its fused ``native_batch_norm``
+    (running statistics updated on copies), NumPy's the same algebra in fewer passes."""
+    return kernels(get_namespace(x, gamma) if xp is None else xp).batch_norm(
+        x, gamma, beta, running_mean, running_var, axes, momentum, eps, sync)
+
+
+def batch_norm_backward(dy: Array, saved: Any, gamma: Array, *, axes: tuple[int, ...], input_grad: bool = True,
+                        xp: Namespace | None = None) -> tuple[Array | None, Array, Array]:
+    """``(dx, dγ, dβ)`` of `batch_norm` in training mode (dx None unless `input_grad`)."""
+    return kernels(get_namespace(dy, gamma) if xp is None else xp).batch_norm_backward(dy, saved, gamma, axes, input_grad)
+
+
+def pad_axis(x: Array, axis: int, before: int, after: int, *, xp: Namespace | None = None) -> Array:
+    """`x` with `before` zeros in front and `after` zeros behind along `axis`, as a new array
+    (spec gap: no ``pad``; made with ``concat``, so that it builds a graph on ndonnx too)."""
+    return _conv.pad_axis(get_namespace(x) if xp is None else xp, x, axis, before, after)
+
+
+def static_shape(x: Array, shape: tuple[Any, ...], *, xp: Namespace | None = None) -> Array:
+    """`x`, whose shape is `shape` (None: the unknown batch size), with that shape stated: on
+    ndonnx a reduction or a ``where`` may lose the static sizes the next layer checks; elsewhere
+    a reshape to the shape it has, without a copy."""
+    return _conv.static(get_namespace(x) if xp is None else xp, x, shape)

@@ -260,10 +260,12 @@ def _missing_message(looked: str, problems: list[str]) -> str:
 RAW_LAYOUT = "N x 32 x 32 x 3 uint8: RGB pixels 0..255, height, width, channel (as cifar10_uint8.npz stores them)"
 
 
-def normalize(images: Any, *, dtype: Any = None) -> Any:
+def normalize(images: Any, *, dtype: Any = None, flatten: bool = True) -> Any:
     """uint8 images (N, 32, 32, 3) of any array-API namespace -> (N, 3072) rows of `dtype` (a
     dtype of that namespace; default float32): scaled to [0, 1], normalised per channel with
-    `MEAN` and `STD`, flattened channel-first (as torchvision's tensors are).
+    `MEAN` and `STD`, flattened channel-first (as torchvision's tensors are). With
+    ``flatten=False``: the NCHW batch (N, 3, 32, 32) a convolutional network takes (an exported
+    CNN's preprocessing: ``functools.partial(normalize, flatten=False)``).
 
     Array-API code only, so the same lines run on NumPy (`preprocess`) and inside an exported
     ONNX graph (`arrayml.export.Preprocess`): ``(x/255 − mean)/std`` as ``x·scale − offset``."""
@@ -273,35 +275,37 @@ def normalize(images: Any, *, dtype: Any = None) -> Any:
     dtype = xp.float32 if dtype is None else dtype
     scale = xp.asarray(1.0 / (255.0 * np.asarray(STD)), dtype=dtype, device=dev)  # computed in float64
     offset = xp.asarray(np.asarray(MEAN) / np.asarray(STD), dtype=dtype, device=dev)
-    block = xp.astype(images, dtype) * scale - offset
-    return xp.reshape(xp.permute_dims(block, (0, 3, 1, 2)), (-1, N_FEATURES))
+    block = xp.permute_dims(xp.astype(images, dtype) * scale - offset, (0, 3, 1, 2))
+    return xp.reshape(block, (-1, N_FEATURES)) if flatten else block
 
 
-def preprocess(images: np.ndarray, *, dtype: Any = np.float32, chunk: int = 5000) -> np.ndarray:
-    """uint8 (N, 32, 32, 3) -> (N, 3072) float on the host: `normalize`, `chunk` images at a
-    time (the float copy of 50,000 images at once would need 600 MB more)."""
+def preprocess(images: np.ndarray, *, dtype: Any = np.float32, chunk: int = 5000, flatten: bool = True) -> np.ndarray:
+    """uint8 (N, 32, 32, 3) -> (N, 3072) float on the host (``flatten=False``: (N, 3, 32, 32)):
+    `normalize`, `chunk` images at a time (the float copy of 50,000 images at once would need
+    600 MB more)."""
     if images.ndim != 4 or images.shape[1:] != (32, 32, 3):
         raise ValueError(f"expected images of shape (N, 32, 32, 3), got {images.shape}")
-    out = np.empty((images.shape[0], N_FEATURES), dtype=dtype)
+    out = np.empty((images.shape[0], *((N_FEATURES,) if flatten else IMAGE_SHAPE)), dtype=dtype)
     for start in range(0, images.shape[0], chunk):
-        out[start:start + chunk] = normalize(images[start:start + chunk], dtype=np.dtype(dtype))
+        out[start:start + chunk] = normalize(images[start:start + chunk], dtype=np.dtype(dtype), flatten=flatten)
     return out
 
 
 def make_splits(
     arrays: dict[str, np.ndarray], *, val_size: int = 5000, seed: int = 42, subset: int | None = None,
-    dtype: Any = np.float32,
+    dtype: Any = np.float32, flatten: bool = True,
 ) -> Splits:
     """Preprocess and split off a seeded validation set of `val_size` training images.
 
     `subset`, for quick checks, keeps only that many of the remaining training images.
+    `flatten`: rows of 3072 features (an MLP's input), or False: NCHW images (a CNN's).
     """
     train_idx, val_idx = holdout_split(arrays["x_train"].shape[0], val_size, seed=seed, subset=subset)
-    x_all = preprocess(arrays["x_train"], dtype=dtype)
+    x_all = preprocess(arrays["x_train"], dtype=dtype, flatten=flatten)
     return Splits(
         x_train=x_all[train_idx], y_train=arrays["y_train"][train_idx],
         x_val=x_all[val_idx], y_val=arrays["y_train"][val_idx],
-        x_test=preprocess(arrays["x_test"], dtype=dtype), y_test=arrays["y_test"],
+        x_test=preprocess(arrays["x_test"], dtype=dtype, flatten=flatten), y_test=arrays["y_test"],
         n_classes=len(CLASSES), class_names=CLASSES,
     )
 
@@ -309,10 +313,10 @@ def make_splits(
 def load_splits(
     data_dir: str | os.PathLike | None = None, *, val_size: int = 5000, seed: int = 42,
     subset: int | None = None, dtype: Any = np.float32, download_if_missing: bool = True,
-    progress: bool | None = None,
+    progress: bool | None = None, flatten: bool = True,
 ) -> Splits:
     """CIFAR-10 ready for training: `load_cifar10`, then `make_splits` (host NumPy arrays; move
-    them to a backend with ``Splits.to``)."""
+    them to a backend with ``Splits.to``); ``flatten=False`` keeps the images NCHW (a CNN's input)."""
     arrays = load_cifar10(data_dir, download_if_missing=download_if_missing, progress=progress)
     arrays.pop("path")
-    return make_splits(arrays, val_size=val_size, seed=seed, subset=subset, dtype=dtype)
+    return make_splits(arrays, val_size=val_size, seed=seed, subset=subset, dtype=dtype, flatten=flatten)

@@ -245,6 +245,26 @@ def _features(model: Module, features: int | None, what: str) -> int:
     return int(found)
 
 
+def _input_shape(model: Module, features: int | None, input_shape: Any, what: str) -> tuple[int, ...]:
+    """One sample's shape: `input_shape` if given (``(C, H, W)`` for images), else
+    ``(features,)``, else what the model says (``model.input_shape``: a `CNN`'s images, a
+    `Sequential`'s first layer's), else ``(model.in_features,)``."""
+    if input_shape is not None:
+        if features is not None:
+            raise ExportError(f"{what}: give features (rows) or input_shape (e.g. images (C, H, W)), not both")
+        if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list)) or not input_shape:
+            raise ExportError(f"{what}: input_shape must be one sample's shape, e.g. (3, 32, 32), got {input_shape!r}")
+        return tuple(_positive(n, f"{what} input_shape[{i}]") for i, n in enumerate(input_shape))
+    if features is None and hasattr(model, "input_shape"):
+        shape = model.input_shape
+        if shape is None:
+            raise ExportError(f"{what}: cannot tell the shape of the inputs {type(model).__name__} takes (no layer "
+                              "says, or its first layer takes images of any size); pass input_shape=(channels, height, "
+                              "width), or features=N for rows")
+        return tuple(int(n) for n in shape)
+    return (_features(model, features, what),)
+
+
 def _positive(value: Any, what: str) -> int:
     try:
         return validate.positive_int(value, what)

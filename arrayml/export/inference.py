@@ -19,7 +19,7 @@ from ._common import (
     _architecture,
     _attributed,
     _exportable,
-    _features,
+    _input_shape,
     _positive,
     check_class_names,
     check_metadata,
@@ -36,6 +36,7 @@ def to_onnx(
     model: Module, path: str | os.PathLike | None, *, batch: int | None = None, output: str = "logits",
     preprocess: Preprocess | None = None, dtype: Any = None, class_names: Sequence[str] | None = None,
     features: int | None = None, metadata: Mapping[str, Any] | None = None, weights: str = "constants",
+    input_shape: Sequence[int] | None = None,
 ) -> OnnxFunction:
     """Export `model` for inference as an ONNX graph; returns the `OnnxFunction` (``fn(x)`` runs
     it in onnxruntime, ``fn.model`` is the ``onnx.ModelProto``; ``fn(params, buffers, x)`` with
@@ -62,6 +63,9 @@ def to_onnx(
             ``new_params/<name>`` of `train_step_to_onnx`'s graph feed it as they are): one
             graph then predicts with whatever weights it is given, e.g. while a model trains
             in onnxruntime elsewhere.
+        input_shape: one sample's shape, for a model of images that cannot say it (a
+            `Sequential` starting with a `Conv2d`: ``(3, 32, 32)``; a `CNN` says its own, as
+            ``model.input_shape``). Not with `features`.
 
     Raises `ExportError` before tracing anything (so before anything is written) for a model
     without parameters, a path that cannot be written (a missing folder, a folder's name, a
@@ -81,12 +85,12 @@ def to_onnx(
         batch = _positive(batch, f"{what} batch")
     if preprocess is not None and not isinstance(preprocess, Preprocess):
         raise ExportError(f"{what}: preprocess must be an arrayml.export.Preprocess, got {type(preprocess).__name__}")
-    n_features = _features(model, features, what)
+    shape = _input_shape(model, features, input_shape, what)
     n_out = getattr(model, "out_features", None)
     if class_names is not None:
         if n_out is None:  # the model cannot say: its output for one row of zeros, on its own backend
             probe = model.clone().eval()
-            n_out = int(probe.forward(where.xp.zeros((1, n_features), dtype=where.dtype, device=where.device)).shape[-1])
+            n_out = int(probe.forward(where.xp.zeros((1, *shape), dtype=where.dtype, device=where.device)).shape[-1])
         class_names = check_class_names(class_names, n_out, what)
     user_metadata = check_metadata(metadata, _INFERENCE_METADATA, what) if metadata is not None else {}
     xp, _, _ = backend.onnx_modules()
@@ -95,7 +99,7 @@ def to_onnx(
     if preprocess is not None:
         spec = backend.graph_input((dim, *preprocess.shape), preprocess.dtype)
     else:
-        spec = backend.graph_input((dim, n_features), dtype_text)
+        spec = backend.graph_input((dim, *shape), dtype_text)
 
     graph_model = model.clone().eval().to(xp)  # constants of the graph; the live model is untouched
     if weights == "inputs":  # inputs shaped like the model's arrays, which replace the constants
@@ -116,9 +120,9 @@ def to_onnx(
         if preprocess is not None:
             x = preprocess.fn(x, dtype=getattr(xp, dtype_text))
             got = (tuple(x.shape[1:]), backend.dtype_name(x.dtype))
-            if got != ((n_features,), dtype_text):
+            if got != (shape, dtype_text):
                 raise ExportError(f"{what}: preprocess returns rows of shape {got[0]} and dtype {got[1]}, but the "
-                                  f"model takes ({n_features},) {dtype_text}")
+                                  f"model takes {shape} {dtype_text}")
         y = graph_model.forward(x)
         if output == "probabilities":
             y = Softmax().forward(y)
@@ -138,7 +142,7 @@ def to_onnx(
             "input": f"x: {spec.describe()}",
             "weights": "graph inputs params/<name>, buffers/<name>" if weights == "inputs" else "constants",
             "input_layout": preprocess.description if preprocess is not None else
-            f"N x {n_features} {dtype_text}, the model's own input",
+            f"N x {' x '.join(map(str, shape))} {dtype_text}, the model's own input",
             "preprocess": "inside the graph" if preprocess is not None else "none",
             "output": f"{output}: {dim}{width} {'int64' if output == 'label' else dtype_text}",
         }

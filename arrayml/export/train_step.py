@@ -20,7 +20,7 @@ from ._common import (
     _architecture,
     _attributed,
     _exportable,
-    _features,
+    _input_shape,
     _positive,
     check_metadata,
     check_path,
@@ -49,13 +49,14 @@ class _StepGraph:
 
 class OnnxCompiler:
     """onnxruntime as the compiler of the pure step (`arrayml.compile.Compiler`): the step is
-    traced into one ONNX graph for batches of exactly `batch_size` rows of `features` (by
+    traced into one ONNX graph for batches of exactly `batch_size` samples of `input_shape` (by
     ``backend.trace_onnx``), and the graph runs in onnxruntime on NumPy arrays."""
 
     what = "train_step_to_onnx"
 
-    def __init__(self, batch_size: int, features: int) -> None:
-        self.batch_size, self.features = batch_size, features
+    def __init__(self, batch_size: int, input_shape: tuple[int, ...]) -> None:
+        #: One sample's shape: ``(features,)`` for rows, ``(C, H, W)`` for images.
+        self.batch_size, self.input_shape = batch_size, input_shape
 
     def name(self, xp: backend.Namespace) -> str | None:
         return "onnxruntime" if backend.namespace_name(xp) == "numpy" else None
@@ -68,7 +69,7 @@ class OnnxCompiler:
         params = traced.model.parameters()
         dtype = backend.dtype_name(traced.placement.dtype)
         args = (params, traced.model.named_buffers(), traced.optimizer.state_for(params),
-                backend.graph_input((self.batch_size, self.features), dtype),
+                backend.graph_input((self.batch_size, *self.input_shape), dtype),
                 backend.graph_input((self.batch_size,), "int64"), 0.0)
 
         def flat(*arrays: Any) -> tuple[Any, ...]:
@@ -85,7 +86,7 @@ class OnnxCompiler:
         """(x, y) if x has `batch_size` rows and y is 1-D of that length (integer labels of any
         width become int64, the same values); otherwise a `ValueError` naming what is wrong."""
         shape = tuple(getattr(x, "shape", ()))
-        if len(shape) != 2 or shape[0] != self.batch_size:
+        if len(shape) != 1 + len(self.input_shape) or shape[0] != self.batch_size:
             raise ValueError(
                 f"{self.what}: the exported step takes batches of exactly {self.batch_size} (fixed when it was "
                 f"built), but input x has shape {shape}; build a step for that batch size (the last, smaller "
@@ -113,16 +114,18 @@ class OnnxTrainStep(CompiledStep):
     the graph. Build it with `train_step_to_onnx`."""
 
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int, *,
-                 metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None) -> None:
+                 metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None,
+                 input_shape: tuple[int, ...] | None = None) -> None:
         what = OnnxCompiler.what
         if not isinstance(model, Module):
             raise ExportError(f"{what} needs an arrayml Module, got {type(model).__name__}")
         _exportable(model, None, what)
         self.batch_size = _positive(batch_size, f"{what} batch_size")
-        self.features = _features(model, features, what)
+        #: One sample's shape: ``(features,)`` for rows, ``(C, H, W)`` for images.
+        self.input_shape = _input_shape(model, features, input_shape, what)
         backend.onnx_modules()  # the install command, before anything else
         super().__init__(model, loss, optimizer, metrics=metrics, donate=False,
-                         compiler=OnnxCompiler(self.batch_size, self.features))
+                         compiler=OnnxCompiler(self.batch_size, self.input_shape))
         self.traced.function()  # traced now: a layer that cannot be exported fails here, not at the first step
 
     @property
@@ -156,6 +159,7 @@ class OnnxTrainStep(CompiledStep):
 def train_step_to_onnx(
     model: Module, loss_fn: Loss, optimizer: Optimizer, batch_size: int, *,
     metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> OnnxTrainStep:
     """The whole training step of `model` — forward, loss, backward, the optimizer's update — as
     one ONNX graph for batches of `batch_size`, run by onnxruntime: an `OnnxTrainStep`.
@@ -164,5 +168,8 @@ def train_step_to_onnx(
     (as for `arrayml.compile.compile_step`); `optimizer` any `arrayml.optim.Optimizer` (its pure
     ``update`` is traced); labels are integer class labels. The graph is traced here, so a layer
     that cannot be exported is an `ExportError` (naming it) now, not at the first step.
+    `features` or `input_shape` (one sample's shape, e.g. images (3, 32, 32)): for a model that
+    cannot say what it takes (`arrayml.export.to_onnx` explains).
     """
-    return OnnxTrainStep(model, loss_fn, optimizer, batch_size, metrics=metrics, features=features)
+    return OnnxTrainStep(model, loss_fn, optimizer, batch_size, metrics=metrics, features=features,
+                         input_shape=input_shape)

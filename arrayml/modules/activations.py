@@ -11,6 +11,7 @@ branch turns a NaN into 0). A constant is never the second argument of ``maximum
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .. import backend, validate
 from ..backend import Array, Namespace
@@ -184,3 +185,22 @@ def activation_by_name(name: str | type[Activation]) -> Activation:
     if key not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[key]()
+
+
+def activation_config(activation: str | type[Activation]) -> str:
+    """What an architecture records of a builder's `activation`: the name, or for a class its
+    name among `ACTIVATIONS`, else its config type (`Module.config_type`)."""
+    if isinstance(activation, str):
+        return activation
+    names = [name for name, cls in ACTIVATIONS.items() if cls is activation]
+    return names[0] if names else activation.config_type()
+
+
+def activation_from_config(recorded: Any) -> Any:
+    """The builder's `activation` back from `activation_config`'s record: a name among
+    `ACTIVATIONS` as it is, a config type as its registered class."""
+    from .architecture import registered_module
+
+    if isinstance(recorded, str) and recorded not in ACTIVATIONS:
+        return registered_module(recorded)
+    return recorded

@@ -60,3 +60,26 @@ def check_grad(dy: Array, like_shape: tuple[int, ...], *, module: str, dtype: An
             f"{backend.dtype_name(dtype)}, got {backend.dtype_name(dy.dtype)}; convert it first "
             f"(xp.astype(dy, {backend.dtype_name(dtype)}))"
         )
+
+
+def check_images(x: Array, *, module: str, channels: int | None = None, dtype: Any = None, xp: Any = None) -> None:
+    """Validate a batch of images in PyTorch's layout, NCHW: floating, 4-D, `channels` along
+    axis 1, of the parameters' `dtype`. A batch whose last axis has the expected channels is
+    named NHWC (channels last, as image files store them), with the transpose that fixes it."""
+    backend.check_floating(x, module, xp=xp)
+    shape = tuple(x.shape)
+    if len(shape) != 4:
+        hint = ""
+        if len(shape) == 2:
+            hint = ("; rows of flattened images must be reshaped first, e.g. xp.reshape(x, (-1, "
+                    f"{channels if channels is not None else 'channels'}, height, width))")
+        raise ValueError(f"{module} expects a 4-D batch of images of shape (batch, channels, height, width), "
+                         f"got a {len(shape)}-D array of shape {shape}{hint}")
+    if channels is not None and shape[1] != channels:
+        hint = ""
+        if shape[3] == channels:
+            hint = ("; the batch looks channels-last (NHWC, as image files store them): transpose it to NCHW "
+                    "first, xp.permute_dims(x, (0, 3, 1, 2))")
+        raise ValueError(f"{module} expects {channels} input channels, i.e. shape (batch, {channels}, height, width), "
+                         f"got {shape[1]} channels in shape {shape}{hint}")
+    check_input(x, module=module, dtype=dtype, xp=xp)

@@ -13,12 +13,13 @@ from typing import Any
 
 from .. import backend, validate
 from ..backend import Array, Seed
-from .activations import ACTIVATIONS, Activation, activation_by_name
-from .architecture import build, registered_module
+from .activations import Activation, activation_by_name, activation_config, activation_from_config
+from .architecture import build
 from .base import Module
 from .batchnorm import BatchNorm1d
 from .checks import check_grad, namespace_of
 from .dropout import Dropout
+from .flatten import explain_after_flatten
 from .init import check_init
 from .layernorm import LayerNorm
 from .linear import Linear
@@ -38,8 +39,14 @@ class Sequential(Module):
         return [(str(i), m) for i, m in enumerate(self.layers)]
 
     def forward(self, x: Array) -> Array:
-        for layer in self.layers:
-            x = layer.forward(x)
+        for i, layer in enumerate(self.layers):
+            try:
+                x = layer.forward(x)
+            except ValueError as exc:  # a Linear that does not fit the Flatten before it: say what does
+                clearer = explain_after_flatten(self.layers[i - 1], layer, exc) if i else None
+                if clearer is None:
+                    raise
+                raise clearer from exc
         return x
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
@@ -74,6 +81,22 @@ class Sequential(Module):
     @property
     def out_features(self) -> int | None:
         return _features(self.layers[::-1], "out_features")
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """One sample's shape, as the first layer that knows it says: ``(in_features,)`` for
+        rows, ``(C, H, W)`` for images (`CNN`); None when the first layer that takes images does
+        not fix their size (`Conv2d`), or no layer says."""
+        for m in self.layers:
+            shape = getattr(m, "input_shape", None)
+            if shape is not None:
+                return tuple(shape)
+            if hasattr(m, "input_shape"):
+                return None
+            features = getattr(m, "in_features", None)
+            if features is not None:
+                return (features,)
+        return None
 
 
 def _features(layers: Sequence[Module], attr: str) -> int | None:
@@ -170,6 +193,14 @@ def mlp_layers(
     return layers
 
 
+def built_from_arguments(cls: type[Module], config: Mapping[str, Any], **placement: Any) -> Module:
+    """A network that a builder's arguments describe (`MLP`, `CNN`: their config is
+    ``Module.config``, the arguments alone), its activation back from its record."""
+    args = {k: v for k, v in config.items() if k != "type"}
+    args["activation"] = activation_from_config(args.get("activation", "relu"))
+    return cls(**args, **placement)
+
+
 class MLP(Sequential):
     """Multi-layer perceptron returning logits (pair it with `SoftmaxCrossEntropy`).
 
@@ -236,12 +267,8 @@ class MLP(Sequential):
         self.layer_norm, self.dropout, self.init = layer_norm, dropout, init
 
     def arguments(self) -> dict[str, Any]:
-        activation = self.activation
-        if not isinstance(activation, str):  # a class: its name among ACTIVATIONS, else its config type
-            names = [name for name, cls in ACTIVATIONS.items() if cls is activation]
-            activation = names[0] if names else activation.config_type()
         args = {"n_inputs": self.n_inputs, "n_hidden": list(self.n_hidden), "n_classes": self.n_classes,
-                "activation": activation, "batch_norm": self.batch_norm}
+                "activation": activation_config(self.activation), "batch_norm": self.batch_norm}
         # the later options only where they are not the defaults (earlier architectures stay as they were)
         for key, default in (("layer_norm", False), ("dropout", 0.0), ("init", "kaiming")):
             if getattr(self, key) != default:
@@ -249,10 +276,4 @@ class MLP(Sequential):
         return args
 
     config = Module.config  # the arguments rebuild the layers: no need to list them
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
-        args = {k: v for k, v in config.items() if k != "type"}
-        if args.get("activation") not in ACTIVATIONS and isinstance(args.get("activation"), str):
-            args["activation"] = registered_module(args["activation"])
-        return cls(**args, **placement)
+    from_config = classmethod(built_from_arguments)

@@ -1,10 +1,11 @@
-"""Initialisers of a `Linear` layer's weight W (out, in) and bias b (1, out), by name.
+"""Initialisers of a layer's weight and bias, by name: a `Linear`'s W (out, in) and b (1, out), a
+`Conv2d`'s W (out, in, k_h, k_w) and b (out,), whose fan-in is in·k_h·k_w (what each output sums).
 
 - ``"kaiming"`` (the default, the course's): W ~ N(0, 2/in) after a ReLU-like activation,
   N(0, 1/in) for the input layer (raw pixels, ``input_layer=True``); b = 0 (He et al., 2015).
 - ``"xavier"``: W ~ U(−a, a) with a = √(6 / (in + out)), b = 0: Glorot & Bengio's (2010)
   "normalized initialization", ``torch.nn.init.xavier_uniform_`` and Keras' ``glorot_uniform``.
-- ``"torch"``: PyTorch's own default for ``nn.Linear``: W and b both ~ U(−1/√in, 1/√in)
+- ``"torch"``: PyTorch's own default for ``nn.Linear`` and ``nn.Conv2d``: W and b both ~ U(−1/√in, 1/√in)
   (``kaiming_uniform_(a=√5)`` and its bias rule), so that a model starts from the distribution a
   PyTorch one starts from. (Its very numbers come from PyTorch's generator; to start from a
   PyTorch model's exact weights, load them: ``model.load_state``.)
@@ -39,18 +40,29 @@ def linear_parameters(
     where: backend.Placement,
 ) -> tuple[Array, Array]:
     """``(weight, bias)`` of a `Linear` layer initialised by initialiser `name`."""
-    shape = (out_features, in_features)
+    return weight_and_bias(name, rng, (out_features, in_features), (1, out_features), fan_in=in_features,
+                           fan_out=out_features, input_layer=input_layer, where=where)
+
+
+def weight_and_bias(
+    name: str, rng: np.random.Generator, weight_shape: tuple[int, ...], bias_shape: tuple[int, ...], *,
+    fan_in: int, fan_out: int, input_layer: bool, where: backend.Placement,
+) -> tuple[Array, Array]:
+    """``(weight, bias)`` of the given shapes, initialised by initialiser `name` for a layer
+    whose outputs each sum `fan_in` products (a `Linear`'s inputs; a `Conv2d`'s
+    in_channels·k_h·k_w) and whose inputs each reach `fan_out` outputs (xavier's other half;
+    out_channels·k_h·k_w for a convolution, as ``torch.nn.init`` counts them)."""
     put = {"xp": where.xp, "device": where.device, "dtype": where.dtype}
-    zeros = where.xp.zeros((1, out_features), dtype=where.dtype, device=where.device)
+    zeros = where.xp.zeros(bias_shape, dtype=where.dtype, device=where.device)
     if name == "kaiming":
-        std = math.sqrt((1.0 if input_layer else 2.0) / in_features)
-        return backend.normal(rng, shape, std=std, **put), zeros
+        std = math.sqrt((1.0 if input_layer else 2.0) / fan_in)
+        return backend.normal(rng, weight_shape, std=std, **put), zeros
     if name == "xavier":
-        a = math.sqrt(6.0 / (in_features + out_features))
-        return backend.uniform(rng, shape, low=-a, high=a, **put), zeros
+        a = math.sqrt(6.0 / (fan_in + fan_out))
+        return backend.uniform(rng, weight_shape, low=-a, high=a, **put), zeros
     if name == "torch":
-        bound = 1.0 / math.sqrt(in_features)
-        weight = backend.uniform(rng, shape, low=-bound, high=bound, **put)
-        return weight, backend.uniform(rng, (1, out_features), low=-bound, high=bound, **put)
+        bound = 1.0 / math.sqrt(fan_in)
+        weight = backend.uniform(rng, weight_shape, low=-bound, high=bound, **put)
+        return weight, backend.uniform(rng, bias_shape, low=-bound, high=bound, **put)
     check_init(name)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -165,6 +165,43 @@ def test_train_throughput_adam_rows_agree_with_torch_optim_and_are_timed_against
     assert rows_out["arrayml/numpy"]["ratio_to_sgd"] is None
 
 
+def test_cnn_throughput_quick_run_times_the_variants_against_torch_nn_and_writes_json(tmp_path, capsys):
+    """The CNN benchmark's quick mode: the variants take torch.nn's steps from the same weights
+    (checked inside: the run stops otherwise), each gets its epochs, its ratio to torch.nn round
+    by round and its peak memory from a process of its own."""
+    pytest.importorskip("torch")
+    cnn = _load("cnn_throughput")
+    out = tmp_path / "cnn.json"
+    variants = "arrayml/numpy,arrayml/torch (cpu),torch.nn (cpu)"
+    assert cnn.main(["--quick", "--repeats", "2", "--memory-steps", "1", "--variants", variants, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = {r["variant"]: r for r in report["rows"]}
+    assert list(rows) == variants.split(",") and report["settings"]["steps"] == 10
+    assert report["settings"]["network"]["widths"] == [16, 32, 64] and report["settings"]["parameters"] == 72954
+    assert max(report["relative_parameter_difference_after_10_steps"].values()) < cnn.AGREEMENT
+    assert report["relative_movement_in_10_steps"] > cnn.MOVES
+    a = rows["arrayml/numpy"]
+    ratios = [s / r for s, r in zip(a["all_seconds"], rows["torch.nn (cpu)"]["all_seconds"])]
+    assert a["ratio_to_torch_nn"]["median"] == pytest.approx(np.median(ratios))
+    assert all(0 < r["peak_rss_mb"] < 4000 for r in rows.values()) and report["memory"]["steps"] == 1
+    assert "peak RSS" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cnn.main(["--variants", "arrayml/fortran"])
+
+
+def test_cnn_throughputs_torch_nn_network_computes_arrayml_cnns_outputs():
+    torch = pytest.importorskip("torch")
+    cnn = _load("cnn_throughput")
+    model = cnn.network().to(dtype="float64")  # float32 weights: the torch.nn copy holds them exactly
+    net = cnn.torch_network(model).double()
+    x = np.random.default_rng(0).normal(size=(4, 3, 32, 32))
+    for training in (True, False):
+        model.train(training)
+        net.train(training)
+        want = net(torch.from_numpy(x)).detach().numpy()
+        np.testing.assert_allclose(backend.to_numpy(model.forward(x)), want, rtol=1e-10, atol=1e-12)
+
+
 def test_data_parallel_model_is_compute_over_n_plus_the_ring_all_reduce():
     dp = _load("data_parallel")
     rows = {(r["machines"], r["gbit_per_s"]): r for r in dp.model_table(0.004, 1_000_000)}
