@@ -68,6 +68,9 @@ nitpick_ignore_regex = [
               r"Any|Callable|Iterable|Iterator|Mapping|MutableMapping|Sequence|Literal|Protocol|"
               r"TypeVar|Generic|Self|ClassVar|Final|Optional|Union|NamedTuple|Path|PathLike|"
               r"ModuleType|Generator|Hashable)"),
+    # Type variables of the library's generic helpers (``N`` in arrayml.modules.tree): a
+    # placeholder for "the caller's own module type", not a documented name.
+    ("py:class", r"arrayml\..*\.[A-Z]"),
 ]
 
 # --- HTML --------------------------------------------------------------------------------------

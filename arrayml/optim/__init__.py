@@ -1,7 +1,7 @@
 """Optimizers as pure functions in optax's shape (`Optimizer.init`, `Optimizer.update`), with
 ``step(model, lr)`` as the eager convenience, and clipping by global norm as an option of every
-one of them. See `arrayml.optim.base`; settings checked on every assignment in `.settings`, the
-state and its checks in `.state`. The optimizers know arrays only: nothing here imports
+one of them. See `arrayml.optim.base`; settings checked on every assignment in
+``arrayml.optim.settings``, the state and its checks in ``arrayml.optim.state``. The optimizers know arrays only: nothing here imports
 `arrayml.modules`."""
 
 from .adam import Adam
