@@ -77,8 +77,26 @@ class Splits:
         if self.class_names is not None and len(self.class_names) != self.n_classes:
             raise ValueError(f"Splits.class_names must name the {self.n_classes} classes, got {len(self.class_names)} names")
 
-    def to(self, xp: Namespace, device: Any, dtype: Any) -> Splits:
-        """A copy on namespace `xp` and `device`, features as `dtype`: one transfer per array."""
+    def to(self, xp: Namespace | str | None, device: Any = None, dtype: Any = None) -> Splits:
+        """A copy on namespace `xp` and `device`, features as `dtype`: one transfer per array.
+
+        Args:
+            xp: a backend name (``"torch"``) or an array-API namespace, as `backend.placement`
+                takes it (None: NumPy).
+            device: a device name or object of that library (None: its default device).
+            dtype: the features' floating dtype, ``"float32"`` or ``"float64"`` (None: the
+                one they have); the labels become int64.
+
+        Returns:
+            A new `Splits`; this one is left as it is.
+
+        Raises:
+            TypeError, ValueError: an `xp`, `device` or `dtype` that `backend.placement` refuses,
+                before anything is copied.
+        """
+        where = backend.placement(xp, device, dtype)
+        xp, device, dtype = where.xp, where.device, (None if dtype is None else where.dtype)
+
         def move(a: Any, dt: Any) -> Any:
             return None if a is None else backend.convert(a, xp, device, dt)
 

@@ -254,3 +254,12 @@ def test_shared_copy_matches_the_documented_format():
     arrays = cifar10.read_cache(path)
     assert arrays["x_train"].shape == (50000, 32, 32, 3) and arrays["x_test"].shape == (10000, 32, 32, 3)
     assert np.bincount(arrays["y_test"]).tolist() == [1000] * 10
+
+
+def test_splits_to_takes_a_backend_name_and_refuses_a_bad_one_by_name():
+    host = data.Splits(np.zeros((4, 2), dtype=np.float32), np.array([0, 1, 0, 1]))
+    moved = host.to("numpy", None, "float64")
+    assert backend.dtype_name(moved.x_train.dtype) == "float64" and moved.sizes()["train"] == 4
+    assert backend.dtype_name(host.to("numpy").x_train.dtype) == "float32"  # dtype None: kept
+    with pytest.raises(ValueError, match="xp|backend"):
+        host.to("tensorflow", None, "float32")
