@@ -101,43 +101,13 @@ def images(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def torch_network(model: am.Sequential, device: str = "cpu") -> Any:
-    """A torch.nn.Sequential computing what `model` (a CNN) computes, with its very weights."""
+    """A torch.nn.Sequential computing what `model` (a CNN) computes, with its very weights: the
+    examples' one torch.nn mirror of arrayml networks (``arrayml_app.torch_mirror``), float32."""
     import torch
-    from torch import nn
 
-    def tensor(a: Any) -> torch.Tensor:
-        return torch.from_numpy(np.array(backend.to_numpy(a)))
+    from arrayml_app.torch_mirror import torch_mirror
 
-    layers: list[nn.Module] = []
-    for m in model.layers:
-        if isinstance(m, am.Conv2d):
-            conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, bias=m.bias)
-            with torch.no_grad():
-                conv.weight.copy_(tensor(m.params["weight"]))
-                if m.bias:
-                    conv.bias.copy_(tensor(m.params["bias"]))
-            layers.append(conv)
-        elif isinstance(m, am.BatchNorm2d):
-            bn = nn.BatchNorm2d(m.num_features, eps=m.eps, momentum=m.momentum)
-            with torch.no_grad():
-                bn.weight.copy_(tensor(m.params["gamma"]))
-                bn.bias.copy_(tensor(m.params["beta"]))
-            layers.append(bn)
-        elif isinstance(m, am.ReLU):
-            layers.append(nn.ReLU())
-        elif isinstance(m, am.MaxPool2d):
-            layers.append(nn.MaxPool2d(m.kernel_size, m.stride))
-        elif isinstance(m, am.GlobalAvgPool2d):
-            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        elif isinstance(m, am.Linear):
-            linear = nn.Linear(m.in_features, m.out_features)
-            with torch.no_grad():
-                linear.weight.copy_(tensor(m.params["weight"]))
-                linear.bias.copy_(tensor(m.params["bias"])[0])
-            layers.append(linear)
-        else:
-            raise TypeError(f"no torch.nn mirror for {type(m).__name__} in this benchmark")
-    return nn.Sequential(*layers).to(device)
+    return torch_mirror(model, device=device, dtype=torch.float32)
 
 
 def build_variant(label: str, x: np.ndarray, y: np.ndarray) -> Any:

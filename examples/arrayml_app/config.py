@@ -31,7 +31,10 @@ RESUME_OVERRIDABLE = ("xp", "device", "compile", "data_dir", "out", "quiet", "ch
 NOT_SAVED = ("quiet", "resume", "overwrite", "export_onnx", "force")
 
 #: The kinds of model ``--model`` chooses from; `arrayml_app.models.MODELS` builds each.
-MODEL_KINDS = ("mlp",)
+MODEL_KINDS = ("mlp", "cnn")
+
+#: The CNN's default channel widths, one per stage (three stages of 2x2 pooling: 32 -> 4 pixels).
+CNN_WIDTHS = (16, 32, 64)
 
 
 def flag(help: str, **argparse_kwargs: Any) -> dict[str, Any]:
@@ -47,9 +50,15 @@ class RunConfig:
     device: str | None = field(default=None, metadata=flag(
         "device: cpu, cuda, cuda:1 (torch, cupy), device1 (array-api-strict); default: the backend's default device"))
     model: str = field(default="mlp", metadata=flag(
-        "the network: mlp, the assignment's multi-layer perceptron", choices=MODEL_KINDS))
+        "the network: mlp, the assignment's multi-layer perceptron on flattened images; cnn, a convolutional "
+        "network on the images (stages of --blocks 3x3 convolutions of --widths channels, each stage followed by "
+        "2x2 max pooling, then a global average and one Linear)", choices=MODEL_KINDS))
     hidden_dims: list[int] = field(default_factory=lambda: [128], metadata=flag(
-        "hidden layer sizes (none: logistic regression)", type=int, nargs="*", metavar="N"))
+        "mlp: hidden layer sizes (none: logistic regression)", type=int, nargs="*", metavar="N"))
+    widths: list[int] = field(default_factory=lambda: list(CNN_WIDTHS), metadata=flag(
+        "cnn: the channels of each stage's convolutions (one stage per width, each halving the image with 2x2 "
+        "max pooling: at most 5 stages for 32 x 32 images)", type=int, nargs="+", metavar="C"))
+    blocks: int = field(default=2, metadata=flag("cnn: 3x3 convolutions per stage", type=int, metavar="N"))
     activation: str = field(default="relu", metadata=flag("hidden activation", choices=sorted(ACTIVATIONS)))
     lr: float = field(default=0.1, metadata=flag("learning rate (the peak rate for schedules)", type=float))
     batch_size: int = field(default=128, metadata=flag(
@@ -57,19 +66,25 @@ class RunConfig:
     epochs: int = field(default=10, metadata=flag("passes over the training images", type=int))
     seed: int = field(default=42, metadata=flag("controls initialisation, validation split and shuffling", type=int))
     batch_norm: bool = field(default=False, metadata=flag(
-        "batch norm between each hidden Linear and its activation", action="store_true"))
+        "batch norm between each hidden Linear (mlp) or each convolution (cnn) and its activation",
+        action="store_true"))
     sync_batch_norm: bool = field(default=False, metadata=flag(
         "with --batch-norm under torchrun: normalise with the statistics of the whole global batch (summed over the "
         "processes), as one process would, instead of each process's rows", action="store_true"))
     layer_norm: bool = field(default=False, metadata=flag(
-        "layer norm between each hidden Linear and its activation (instead of --batch-norm)", action="store_true"))
+        "mlp: layer norm between each hidden Linear and its activation (instead of --batch-norm)", action="store_true"))
     dropout: float = field(default=0.0, metadata=flag(
-        "dropout probability after each hidden activation, in [0, 1) (0: no dropout)", type=float, metavar="P"))
+        "dropout probability after each hidden activation (cnn: before its Linear), in [0, 1) (0: no dropout)",
+        type=float, metavar="P"))
     flip: bool = field(default=False, metadata=flag(
         "data augmentation: mirror each training image left-right with probability 1/2 (a RandomFlip layer before "
-        "the MLP, on the arrays' own device; evaluation sees the images as they are)", action="store_true"))
+        "the network, on the arrays' own device; evaluation sees the images as they are)", action="store_true"))
+    crop: int = field(default=0, metadata=flag(
+        "cnn: data augmentation: pad each training image with P zeros on each side and cut a random 32 x 32 window "
+        "out of it (a RandomCrop layer before the network; evaluation sees the images as they are; 0: no cropping)",
+        type=int, metavar="P"))
     init: str = field(default="kaiming", metadata=flag(
-        "initialiser of the Linear layers: kaiming (the course's), xavier (Glorot uniform), torch (PyTorch's nn.Linear "
+        "initialiser of the Linear layers (and the convolutions): kaiming (the course's), xavier (Glorot uniform), torch (PyTorch's nn.Linear "
         "default)", choices=list(INITIALIZERS)))
     optimizer: str = field(default="sgd", metadata=flag("optimizer (PyTorch's semantics and defaults)",
                                                         choices=list(OPTIMIZERS)))
@@ -131,7 +146,13 @@ class RunConfig:
     reference: bool = False  # set by examples/torch_reference.py: plain torch.nn instead of arrayml (no flag)
 
     def run_name(self) -> str:
-        parts = ["torchref" if self.reference else self.model, "-".join(str(h) for h in self.hidden_dims) or "logreg", self.activation]
+        sizes = self.widths if self.model == "cnn" else self.hidden_dims
+        parts = ["torchref" if self.reference else self.model, "-".join(str(h) for h in sizes) or "logreg"]
+        if self.model == "cnn" and self.reference:
+            parts.insert(1, "cnn")
+        if self.model == "cnn" and self.blocks != 2:
+            parts.append(f"x{self.blocks}")
+        parts.append(self.activation)
         if self.batch_norm:
             parts.append("syncbn" if self.sync_batch_norm else "bn")
         place = self.xp + (f"-{self.device.replace(':', '')}" if self.device not in (None, "cpu") else "")
@@ -144,6 +165,8 @@ class RunConfig:
             parts.append(f"drop{self.dropout:g}")
         if self.flip:
             parts.append("flip")
+        if self.crop:
+            parts.append(f"crop{self.crop}")
         if self.init != "kaiming":
             parts.append(self.init)
         if self.optimizer != "sgd":
@@ -159,6 +182,11 @@ class RunConfig:
         if world > 1:
             parts.append(f"np{world}")  # data-parallel on `world` processes
         return "-".join(parts)
+
+    @property
+    def takes_images(self) -> bool:
+        """Whether the model takes NCHW images (a CNN) rather than rows of flattened features."""
+        return self.model == "cnn"
 
     def optimizer_settings(self) -> dict[str, Any]:
         """The keyword arguments of the optimizer ``OPTIMIZERS[self.optimizer]`` that these
@@ -213,6 +241,13 @@ class RunConfig:
         need(self.seed >= 0, "seed", "a non-negative integer")
         need(all(h >= 1 for h in self.hidden_dims), "hidden_dims", "positive sizes")
         need(self.model in MODEL_KINDS, "model", f"one of {', '.join(MODEL_KINDS)}")
+        need(bool(self.widths) and all(w >= 1 for w in self.widths), "widths", "positive channel counts")
+        need(len(self.widths) <= 5, "widths", "at most 5 stages (each halves the 32 x 32 images)")
+        need(self.blocks >= 1, "blocks", "at least 1")
+        need(self.crop >= 0, "crop", "a non-negative number of pixels")
+        need(self.crop == 0 or self.model == "cnn", "crop", "0 with --model mlp (cropping needs the images: --model cnn)")
+        need(not self.layer_norm or self.model == "mlp", "layer_norm", "used with --model mlp (the cnn normalises "
+             "with --batch-norm)")
         need(not self.sync_batch_norm or self.batch_norm, "sync_batch_norm", "used with --batch-norm")
         need(not (self.layer_norm and self.batch_norm), "layer_norm", "used without --batch-norm (one normalisation)")
         need(math.isfinite(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")

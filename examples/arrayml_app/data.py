@@ -24,13 +24,14 @@ _SPLITS: dict[tuple, tuple[Splits, dict[str, Any]]] = {}
 def load_splits(config: RunConfig) -> tuple[Splits, dict[str, Any]]:
     """Preprocessed host (NumPy) splits and a description of the data file; cached per process,
     so a sweep loads and normalises CIFAR-10 once."""
-    key = (config.data_dir, config.seed, config.subset, config.val_size, config.dtype)
+    flatten = not config.takes_images  # an MLP's rows of 3072 features, or a CNN's NCHW images
+    key = (config.data_dir, config.seed, config.subset, config.val_size, config.dtype, flatten)
     if key not in _SPLITS:
         # download bar: on a terminal only (None), never with --quiet
         arrays = cifar10.load_cifar10(config.data_dir, progress=False if config.quiet else None)
         path = arrays.pop("path")
         splits = cifar10.make_splits(arrays, val_size=config.val_size, seed=config.seed, subset=config.subset,
-                                     dtype=np.dtype(config.dtype))
+                                     dtype=np.dtype(config.dtype), flatten=flatten)
         info = {"path": str(Path(path).resolve()), "sha256": file_digest(path, "sha256"), "sizes": splits.sizes()}
         if info["sha256"] == SHARED_COPY_SHA256:
             info["note"] = "the team's JPEG-derived offline copy (exact labels, lossy pixels), not the official archive"

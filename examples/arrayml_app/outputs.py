@@ -6,6 +6,7 @@ temporary folder that the error names, so that a trained model is never lost.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 import sys
@@ -148,7 +149,8 @@ def export_onnx(learner: Learner, config: RunConfig, results: dict[str, Any]) ->
     model = getattr(learner, "model", None)
     if not isinstance(model, arrayml.Module):
         raise ValueError(f"--export-onnx exports an arrayml model; {type(learner).__name__} has none")
-    preprocess = export.Preprocess(cifar10.normalize, (32, 32, 3), "uint8", cifar10.RAW_LAYOUT)
+    normalize = functools.partial(cifar10.normalize, flatten=not config.takes_images)  # rows, or NCHW images
+    preprocess = export.Preprocess(normalize, (32, 32, 3), "uint8", cifar10.RAW_LAYOUT)
     metadata = {
         "run": config.run_name(),
         "best_epoch": str(results["best_epoch"]),

@@ -32,18 +32,62 @@ def _tensor(a: Any) -> torch.Tensor:
 
 class TorchRandomFlip(nn.Module):
     """`arrayml.RandomFlip` in torch.nn: each image of a training batch mirrored left-right with
-    probability 1/2 (torch's own random numbers); the identity in evaluation mode."""
+    probability 1/2 (torch's own random numbers); the identity in evaluation mode. Takes rows of
+    flattened `image_shape` images, or NCHW batches (`image_shape` None)."""
 
-    def __init__(self, image_shape: tuple[int, int, int]) -> None:
+    def __init__(self, image_shape: tuple[int, ...] | None) -> None:
         super().__init__()
         self.image_shape = image_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
-        images = x.reshape(x.shape[0], *self.image_shape)
+        images = x.reshape(x.shape[0], *self.image_shape) if self.image_shape is not None else x
         flipped = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
         return torch.where(flipped, images.flip(3), images).reshape(x.shape)
+
+
+class TorchRandomCrop(nn.Module):
+    """`arrayml.RandomCrop` in torch.nn (torchvision's ``RandomCrop(size, padding)`` on a batch):
+    each NCHW training image padded with zeros and a random window of `size` cut out of it, at
+    offsets from torch's own random numbers; the centred window in evaluation mode."""
+
+    def __init__(self, size: tuple[int, int], padding: tuple[int, int]) -> None:
+        super().__init__()
+        self.size, self.padding = size, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (ph, pw), (th, tw) = self.padding, self.size
+        padded = nn.functional.pad(x, (pw, pw, ph, ph))
+        rows, cols = padded.shape[2] - th + 1, padded.shape[3] - tw + 1
+        if not self.training:
+            return padded[:, :, (rows - 1) // 2:(rows - 1) // 2 + th, (cols - 1) // 2:(cols - 1) // 2 + tw]
+        n = x.shape[0]
+        top = torch.randint(0, rows, (n, 1, 1), device=x.device) + torch.arange(th, device=x.device)[None, :, None]
+        left = torch.randint(0, cols, (n, 1, 1), device=x.device) + torch.arange(tw, device=x.device)[None, None, :]
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        return padded.permute(0, 2, 3, 1)[batch, top, left].permute(0, 3, 1, 2)  # (n, th, tw, C) -> NCHW
+
+
+def _conv(module: am.Conv2d, put: dict[str, Any]) -> nn.Conv2d:
+    conv = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                     module.dilation, bias=module.bias, **put)
+    with torch.no_grad():
+        conv.weight.copy_(_tensor(module.params["weight"]))
+        if module.bias:
+            conv.bias.copy_(_tensor(module.params["bias"]))
+    return conv
+
+
+def _batch_norm(module: am.BatchNorm1d | am.BatchNorm2d, put: dict[str, Any]) -> nn.Module:
+    kind = nn.BatchNorm2d if isinstance(module, am.BatchNorm2d) else nn.BatchNorm1d
+    bn = kind(module.num_features, eps=module.eps, momentum=module.momentum, **put)
+    with torch.no_grad():
+        bn.weight.copy_(_tensor(module.params["gamma"]))
+        bn.bias.copy_(_tensor(module.params["beta"]))
+        bn.running_mean.copy_(_tensor(module.buffers["running_mean"]))
+        bn.running_var.copy_(_tensor(module.buffers["running_var"]))
+    return bn
 
 
 def torch_mirror(model: am.Sequential, *, device: Any = "cpu", dtype: torch.dtype | None = None) -> nn.Sequential:
@@ -60,20 +104,26 @@ def torch_mirror(model: am.Sequential, *, device: Any = "cpu", dtype: torch.dtyp
             layers.append(torch_mirror(module, device=device, dtype=dtype))
         elif isinstance(module, am.RandomFlip):
             layers.append(TorchRandomFlip(module.image_shape))
+        elif isinstance(module, am.RandomCrop):
+            layers.append(TorchRandomCrop(module.size, module.padding))
+        elif isinstance(module, am.Conv2d):
+            layers.append(_conv(module, put))
+        elif isinstance(module, (am.BatchNorm1d, am.BatchNorm2d)):
+            layers.append(_batch_norm(module, put))
+        elif isinstance(module, am.MaxPool2d):
+            layers.append(nn.MaxPool2d(module.kernel_size, module.stride))
+        elif isinstance(module, am.AvgPool2d):
+            layers.append(nn.AvgPool2d(module.kernel_size, module.stride))
+        elif isinstance(module, am.GlobalAvgPool2d):
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        elif isinstance(module, am.Flatten):
+            layers.append(nn.Flatten())
         elif isinstance(module, am.Linear):
             lin = nn.Linear(module.in_features, module.out_features, **put)
             with torch.no_grad():
                 lin.weight.copy_(_tensor(module.params["weight"]))
                 lin.bias.copy_(_tensor(module.params["bias"])[0])
             layers.append(lin)
-        elif isinstance(module, am.BatchNorm1d):
-            bn = nn.BatchNorm1d(module.num_features, eps=module.eps, momentum=module.momentum, **put)
-            with torch.no_grad():
-                bn.weight.copy_(_tensor(module.params["gamma"]))
-                bn.bias.copy_(_tensor(module.params["beta"]))
-                bn.running_mean.copy_(_tensor(module.buffers["running_mean"]))
-                bn.running_var.copy_(_tensor(module.buffers["running_var"]))
-            layers.append(bn)
         elif isinstance(module, am.LayerNorm):
             ln = nn.LayerNorm(module.features, eps=module.eps, **put)
             with torch.no_grad():
@@ -181,7 +231,7 @@ def torch_optimizer(config: Any, params: Any) -> torch.optim.Optimizer:
 
 def torch_learner(config: Any, where: backend.Placement) -> tuple[TorchLearner, dict[str, Any]]:
     """The learner factory of the torch.nn reference (`arrayml_app.run.run`'s ``make_learner``):
-    torch.nn layers mirroring arrayml's MLP for `config`, initialised with the very same weights."""
+    torch.nn layers mirroring arrayml's MLP or CNN for `config`, initialised with the very same weights."""
     from .models import build_model
 
     template = build_model(config, backend.placement("numpy", None, "float64"))

@@ -106,7 +106,9 @@ def test_quiet_keeps_only_the_final_line_and_default_out_is_named_after_the_run(
 
 
 @pytest.mark.parametrize("extra", [[], ["--batch-norm"], ["--optimizer", "adamw", "--lr", "0.003", "--layer-norm", "--init",
-                                   "torch", "--clip-grad-norm", "0.5"]], ids=["plain", "batchnorm", "adamw-layernorm"])
+                                   "torch", "--clip-grad-norm", "0.5"],
+                                   ["--model", "cnn", "--widths", "4", "6", "--blocks", "1", "--batch-norm"]],
+                         ids=["plain", "batchnorm", "adamw-layernorm", "cnn"])
 def test_torch_reference_matches_arrayml_step_by_step_at_first(data_dir, tmp_path, extra):
     pytest.importorskip("torch")
     a = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "a", *SMALL, "--xp", "torch", *extra)
@@ -243,10 +245,50 @@ def test_every_model_kind_of_the_flag_has_one_builder():
     from arrayml_app.config import MODEL_KINDS, RunConfig
     from arrayml_app.models import MODELS, build_model
 
-    assert set(MODELS) == set(MODEL_KINDS)
+    assert set(MODELS) == set(MODEL_KINDS) == {"mlp", "cnn"}
     assert isinstance(build_model(RunConfig(model="mlp")), MLP)
-    with pytest.raises(ValueError, match="--model must be one of mlp, got cnn"):
-        RunConfig(model="cnn").validate()
+    with pytest.raises(ValueError, match="--model must be one of mlp, cnn, got resnet"):
+        RunConfig(model="resnet").validate()
+
+
+def test_the_cnn_flags_build_the_network_they_name_and_the_run_name_says_cnn():
+    from arrayml import CNN, BatchNorm2d, Conv2d, RandomCrop, RandomFlip, Sequential
+    from arrayml_app.config import RunConfig
+    from arrayml_app.models import build_model
+
+    config = RunConfig(model="cnn", widths=[8, 12, 16], blocks=3, batch_norm=True, crop=4, flip=True, dropout=0.2)
+    model = build_model(config)
+    assert isinstance(model, Sequential) and isinstance(model[0], RandomCrop) and isinstance(model[1], RandomFlip)
+    assert model[0].padding == (4, 4) and model[1].image_shape is None  # NCHW batches
+    cnn = model[2]
+    assert isinstance(cnn, CNN) and cnn.input_shape == (3, 32, 32) and cnn.out_features == 10
+    convs = [m for _, m in cnn.named_modules() if isinstance(m, Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 8, 8, 12, 12, 12, 16, 16, 16]
+    assert sum(isinstance(m, BatchNorm2d) for _, m in cnn.named_modules()) == 9
+    assert config.run_name() == "cnn-8-12-16-x3-relu-bn-numpy-lr0.1-drop0.2-flip-crop4-e10-s42"
+    assert isinstance(build_model(RunConfig(model="cnn")), CNN)  # no augmentation: the network alone
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"crop": 4}, "--crop must be 0 with --model mlp (cropping needs the images: --model cnn), got 4"),
+    ({"model": "cnn", "crop": -1}, "--crop must be a non-negative number of pixels, got -1"),
+    ({"model": "cnn", "widths": [16, 0]}, "--widths must be positive channel counts, got [16, 0]"),
+    ({"model": "cnn", "widths": [8] * 6}, "--widths must be at most 5 stages (each halves the 32 x 32 images)"),
+    ({"model": "cnn", "blocks": 0}, "--blocks must be at least 1, got 0"),
+    ({"model": "cnn", "layer_norm": True}, "--layer-norm must be used with --model mlp"),
+])
+def test_the_cnn_flags_are_checked_with_the_others(tmp_path, settings, message):
+    from arrayml_app.config import RunConfig
+
+    with pytest.raises(ValueError) as info:
+        RunConfig(out=str(tmp_path / "o"), **settings).validate()
+    assert str(info.value).startswith(message)
+
+
+def test_a_bad_cnn_flag_is_refused_before_the_data_loads(data_dir, tmp_path):
+    proc = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "o", *SMALL, "--model", "cnn", "--widths", "8", "-3")
+    assert "--widths must be positive channel counts, got [8, -3]" in _one_line_error(proc)
+    assert NOT_LOADED not in proc.stderr and not (tmp_path / "o").exists()
 
 
 def test_an_adam_and_dropout_run_reports_its_optimizer_and_architecture(data_dir, tmp_path):

@@ -28,6 +28,10 @@ ARGS = ["--hidden-dims", "64", "--batch-size", "32", "--val-size", "100", "--lr"
 #: number), clipping, random flips of the fixture's images.
 ADAM_ARGS = ["--hidden-dims", "64", "--batch-size", "32", "--val-size", "100", "--optimizer", "adam", "--lr", "0.002",
              "--amsgrad", "--dropout", "0.3", "--clip-grad-norm", "1", "--flip", "--layer-norm", "--quiet"]
+#: A CNN: convolutions, batch norm of images, max pooling, and random crops and flips (offsets and
+#: mirrors from the seed and the step number).
+CNN_ARGS = ["--model", "cnn", "--widths", "4", "6", "--blocks", "1", "--batch-norm", "--crop", "2", "--flip",
+            "--batch-size", "32", "--val-size", "100", "--lr", "0.05", "--momentum", "0.9", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,8 @@ def _final(out):
     return results, ckpt
 
 
-@pytest.mark.parametrize("args,epochs", [(ARGS, "60"), (ADAM_ARGS, "40")], ids=["sgd-momentum", "adam-dropout-flip"])
+@pytest.mark.parametrize("args,epochs", [(ARGS, "60"), (ADAM_ARGS, "40"), (CNN_ARGS, "25")],
+                         ids=["sgd-momentum", "adam-dropout-flip", "cnn-crop-flip"])
 def test_killed_run_resumed_from_its_last_checkpoint_matches_an_uninterrupted_run(data_dir, tmp_path, args, epochs):
     _train(data_dir, tmp_path / "straight", "--epochs", epochs, "--checkpoint-every", "1", args=args)
     ref_results, ref_ckpt = _final(tmp_path / "straight")

@@ -49,10 +49,14 @@ def _accuracy(text):
     return found[0]
 
 
+CNN = ["--model", "cnn", "--widths", "4", "6", "--blocks", "1", "--crop", "2", "--flip"]
+
+
 @needs_onnx
-def test_train_exports_and_predict_onnx_prints_the_same_test_accuracy_without_arrayml(data_dir, tmp_path):
+@pytest.mark.parametrize("kind", [[], CNN], ids=["mlp", "cnn"])
+def test_train_exports_and_predict_onnx_prints_the_same_test_accuracy_without_arrayml(data_dir, tmp_path, kind):
     model = tmp_path / "model.onnx"
-    trained = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "run", *SMALL, "--batch-norm",
+    trained = run(TRAIN, "--data-dir", data_dir, "--out", tmp_path / "run", *SMALL, "--batch-norm", *kind,
                   "--export-onnx", model)
     assert trained.returncode == 0, trained.stderr
     predicted = run("-c", NO_ARRAYML, PREDICT, model, "--data-dir", data_dir)

@@ -78,3 +78,33 @@ def test_after_fit_the_torch_net_is_in_evaluation_mode_and_a_step_trains_again()
     assert torch.equal(learner.logits(x), learner.logits(x)) and not net.training  # no dropout, mode kept
     learner.train_step(x[:10], y[:10], 0.1)
     assert net.training
+
+
+def test_the_mirror_of_a_cnn_computes_what_the_cnn_computes_in_both_modes():
+    model = am.CNN(3, (8, 6), [4, 5], 3, blocks=1, rng=0, dtype="float64")
+    pooled = am.Sequential(am.Conv2d(3, 2, 3, stride=2, padding=1, dilation=1, rng=1, dtype="float64"),
+                           am.AvgPool2d(2), am.Flatten(), am.Linear(2 * 2 * 1, 3, rng=2, dtype="float64"))
+    x = np.random.default_rng(0).normal(size=(5, 3, 8, 6))
+    for arrayml_model in (model, pooled):
+        net = torch_mirror(arrayml_model)
+        for training in (True, False):
+            arrayml_model.train(training)
+            net.train(training)
+            with torch.no_grad():
+                np.testing.assert_allclose(net(torch.from_numpy(x)).numpy(), backend.to_numpy(arrayml_model.forward(x)),
+                                           rtol=1e-10, atol=1e-12)
+
+
+def test_the_mirrors_augmentation_cuts_windows_of_the_padded_images_and_is_the_identity_when_evaluating():
+    model = am.Sequential(am.RandomCrop(6, padding=2), am.RandomFlip())
+    net = torch_mirror(model)
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(16, 2, 6, 6)))
+    net.eval()
+    assert torch.equal(net(x), x)
+    net.train()
+    got = net(x)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(16):
+        windows = [padded[i, :, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
+        assert any(torch.equal(got[i], w) or torch.equal(got[i], w.flip(2)) for w in windows)
+    assert not torch.equal(got, x)  # 16 images: some moved or mirrored
