@@ -95,15 +95,15 @@ class Splits:
                 before anything is copied.
         """
         where = backend.placement(xp, device, dtype)
-        xp, device, dtype = where.xp, where.device, (None if dtype is None else where.dtype)
+        ns, features = where.xp, (None if dtype is None else where.dtype)
 
         def move(a: Any, dt: Any) -> Any:
-            return None if a is None else backend.convert(a, xp, device, dt)
+            return None if a is None else backend.convert(a, ns, where.device, dt)
 
         return Splits(
-            move(self.x_train, dtype), move(self.y_train, xp.int64),
-            move(self.x_val, dtype), move(self.y_val, xp.int64),
-            move(self.x_test, dtype), move(self.y_test, xp.int64),
+            move(self.x_train, features), move(self.y_train, ns.int64),
+            move(self.x_val, features), move(self.y_val, ns.int64),
+            move(self.x_test, features), move(self.y_test, ns.int64),
             self.n_classes if self.n_classes_given else None, self.class_names,
         )
 

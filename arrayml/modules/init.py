@@ -17,9 +17,13 @@ for every backend and dtype), weight first, then bias.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from .. import backend
 from ..backend import Array
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: The initialisers' names, as `Linear`, `MLP` and the command line take them.
 INITIALIZERS = ("kaiming", "xavier", "torch")
