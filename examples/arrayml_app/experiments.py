@@ -45,7 +45,7 @@ class Experiment:
 
 #: Every experiment, in the order of the report's sections; ``run_all.py`` runs them (the light
 #: ones first) and ``make_report.py`` puts their sections together. `fbeta` reads `default_mlp`'s
-#: model, so it comes after it.
+#: model, and `cnn` compares with `beyond`'s best MLP, so each comes after the one it reads.
 REGISTRY: tuple[Experiment, ...] = (
     Experiment("default_mlp", "The default MLP: arrayml, plain PyTorch, ReLU and ELU", "summary.json", True),
     Experiment("fbeta", "Per-class precision, recall and F-beta", "fbeta.json", True),
@@ -58,6 +58,7 @@ REGISTRY: tuple[Experiment, ...] = (
     Experiment("param_count", "Parameter count", "param_count.json", False),
     Experiment("beyond", "Beyond the assignment: optimizers, dropout, layer norm, the best MLP in ten minutes",
                "beyond.json", True),
+    Experiment("cnn", "Past MLPs: a convolutional network against the best MLP", "cnn.json", True),
 )
 
 

@@ -105,18 +105,26 @@ def compare_runs(results: Mapping[str, dict[str, Any]], panels: Sequence[Panel],
 
 def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], *, title: str = "") -> Figure:
     """The confusion matrix as a heat map with counts (rows: true class, columns: predicted)."""
-    m = np.asarray(matrix)
-    fig, ax = new_figure(size=(7.5, 6.5))
-    im = ax.imshow(m, cmap="Blues")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    threshold = np.max(m) / 2 if m.size else 0
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7, color="white" if m[i, j] > threshold else "black")
-    if title:
-        ax.set_title(title)
+    return plot_confusions([(matrix, title)], classes)
+
+
+def plot_confusions(matrices: Sequence[tuple[Sequence[Sequence[int]], str]], classes: Sequence[str]) -> Figure:
+    """Confusion matrices (each with its title) side by side, as heat maps with counts on one
+    colour scale (rows: true class, columns: predicted)."""
+    ms = [np.asarray(m) for m, _ in matrices]
+    top = max((int(np.max(m)) for m in ms if m.size), default=0)
+    fig, axes = new_figure(1, len(ms), size=(7.5 * len(ms), 6.5))
+    for ax, m, (_, title) in zip(np.atleast_1d(axes), ms, matrices):
+        im = ax.imshow(m, cmap="Blues", vmin=0, vmax=max(top, 1))
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if m[i, j] > top / 2 else "black")
+        if title:
+            ax.set_title(title)
     return fig

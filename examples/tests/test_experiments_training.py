@@ -216,3 +216,32 @@ def test_dead_neurons(quick, dead, tmp_path):
                 assert layer["dead_fraction"] == pytest.approx([d / layer["width"] for d in layer["dead"]])
     assert "dead_neurons.png" in _pngs(tmp_path)
     assert json.loads((tmp_path / "dead_neurons.json").read_text())["runs"] == summary["runs"]
+
+
+def test_cnn_trains_the_cnn_compares_it_with_the_best_mlp_and_writes_its_section(quick, tmp_path):
+    """The CNN experiment, two epochs on the look-alike (NumPy), after the beyond experiment's
+    best MLP (part 4 only): both models in the summary, the figures, and a section that quotes
+    both accuracies, the parameters and the train.py command."""
+    from arrayml_app.report import Report
+
+    args = [a if a != "1" else "2" for a in quick]
+    load_script(EXPERIMENTS / "beyond.py").main([*args, "--xp", "numpy", "--parts", "4", "--out", str(tmp_path / "beyond")])
+    script = load_script(EXPERIMENTS / "cnn.py")
+    summary = script.main([*args, "--xp", "numpy", "--out", str(tmp_path / "cnn")])
+    cnn, mlp = summary["cnn"], summary["mlp"]
+    assert mlp is not None and mlp["parameters"] == 3_809_034 and cnn["parameters"] < 100_000
+    assert "CNN" in cnn["architecture"] and "Conv2d" in cnn["architecture"]
+    assert len(cnn["confusion_matrix"]) == 10 and sum(map(sum, cnn["confusion_matrix"])) == 200  # the test images
+    assert cnn["elapsed_seconds"] == sorted(cnn["elapsed_seconds"]) and len(cnn["val_accuracy"]) == 2
+    assert summary["train_command"].startswith("python examples/train.py --data-dir ../shared/data/cifar10 --xp numpy")
+    for flag in ("--model cnn", "--widths 16 32 64", "--crop 4", "--flip", "--nesterov", "--weight-decay 0.0005"):
+        assert flag in summary["train_command"], flag
+    assert {"cnn_vs_mlp_curves.png", "cnn_vs_mlp_confusion.png"} <= _pngs(tmp_path / "cnn")
+    assert (tmp_path / "cnn" / "cnn" / "checkpoint.npz").is_file()
+    rep = Report(tmp_path, tmp_path / "results.md")
+    script.report(rep, json.loads((tmp_path / "cnn" / "cnn.json").read_text()))
+    text = rep.text()
+    assert summary["train_command"] in text and "**missed**" in text  # two epochs of 256 images: far from 75%
+    for s in (cnn, mlp):
+        assert f"{100 * s['test_accuracy']:.2f}%" in text and f"{s['parameters']:,}" in text
+    assert "gained most on" in text
