@@ -78,7 +78,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def experiments(session: nox.Session) -> None:
     """Every experiment of docs/results.md, full length, then the report itself (JAX for section
-    10, which runs on JAX with the step compiled)."""
+    10, which runs on JAX with the step compiled; PyTorch tensors for the CNN of section 11)."""
     session.install(*torch_requirement())
     session.install("-e", ".[jax]", *APP)
     session.run("python", "examples/experiments/run_all.py", "--data-dir", SHARED_DATA, *session.posargs)
