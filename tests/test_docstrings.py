@@ -52,10 +52,10 @@ ALLOWED: dict[str, str] = {}
 # The public modules whose names are not yet held to the rules (the entries whose home is one of
 # them); each must still break them, so the list only shrinks.
 NOT_YET: set[str] = {
-    "arrayml.backend", "arrayml.checkpoint", "arrayml.compat", "arrayml.compile", "arrayml.data",
-    "arrayml.datasets.cifar10", "arrayml.distributed", "arrayml.export", "arrayml.fileio",
+    "arrayml.backend", "arrayml.compat", "arrayml.compile",
+    "arrayml.datasets.cifar10", "arrayml.distributed", "arrayml.fileio",
     "arrayml.gradcheck", "arrayml.learners", "arrayml.runner",
-    "arrayml.sklearn", "arrayml.step", "arrayml.training", "arrayml.validate",
+    "arrayml.sklearn", "arrayml.step", "arrayml.validate",
 }
 
 _HEADER = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
@@ -296,7 +296,8 @@ def test_the_allow_list_names_only_documented_objects_that_need_it():
 EXAMPLE_MODULES: list[str] = [
     "arrayml.modules.activations", "arrayml.modules.cnn", "arrayml.modules.containers", "arrayml.modules.conv",
     "arrayml.modules.linear", "arrayml.modules.softmax", "arrayml.optim.adam", "arrayml.optim.base",
-    "arrayml.optim.sgd", "arrayml.optim.state", "arrayml.schedules", "arrayml.metrics",
+    "arrayml.optim.sgd", "arrayml.optim.state", "arrayml.schedules", "arrayml.metrics", "arrayml.training",
+    "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data",
 ]
 
 
