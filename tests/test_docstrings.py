@@ -53,7 +53,7 @@ ALLOWED: dict[str, str] = {}
 # them); each must still break them, so the list only shrinks.
 NOT_YET: set[str] = {
     "arrayml.backend", "arrayml.compat", "arrayml.compile",
-    "arrayml.datasets.cifar10", "arrayml.distributed", "arrayml.fileio",
+    "arrayml.distributed", "arrayml.fileio",
     "arrayml.gradcheck", "arrayml.learners", "arrayml.runner",
     "arrayml.sklearn", "arrayml.step", "arrayml.validate",
 }
@@ -297,7 +297,7 @@ EXAMPLE_MODULES: list[str] = [
     "arrayml.modules.activations", "arrayml.modules.cnn", "arrayml.modules.containers", "arrayml.modules.conv",
     "arrayml.modules.linear", "arrayml.modules.softmax", "arrayml.optim.adam", "arrayml.optim.base",
     "arrayml.optim.sgd", "arrayml.optim.state", "arrayml.schedules", "arrayml.metrics", "arrayml.training",
-    "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data",
+    "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data", "arrayml.datasets.cifar10",
 ]
 
 
