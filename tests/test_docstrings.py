@@ -38,6 +38,7 @@ from __future__ import annotations
 import ast
 import doctest
 import importlib
+import importlib.util
 import inspect
 import re
 import sys
@@ -323,6 +324,8 @@ def test_there_are_examples():
 
 @pytest.mark.parametrize("test", [t for _, t in _examples()], ids=[n for n, _ in _examples()])
 def test_docstring_examples_run(test):
+    if test.name.startswith("arrayml.export.") and importlib.util.find_spec("ndonnx") is None:
+        pytest.skip("the ONNX export examples need the [onnx] extra (ndonnx, onnxruntime)")
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     result = runner.summarize(verbose=False)
