@@ -127,7 +127,22 @@ class Checkpoint:
 
 
 def save(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
-    """Write `checkpoint` to `path` atomically (temporary file, then rename)."""
+    """Write `checkpoint` to `path` atomically (temporary file, then rename): an interrupted save
+    leaves the old file as it was.
+
+    Args:
+        path: the file to write (a ``.npz`` archive, whatever its name).
+        checkpoint: what to write.
+
+    Returns:
+        The path written, as a `pathlib.Path`.
+
+    Raises:
+        TypeError: `checkpoint` is not a `Checkpoint`, or an entry is not an array a ``.npz`` can
+            hold without pickling (bfloat16, objects).
+        IsADirectoryError: `path` is a folder.
+        NotADirectoryError: a parent of `path` is a file.
+    """
     path = Path(path)
     if not isinstance(checkpoint, Checkpoint):
         raise TypeError(f"checkpoint.save expects a Checkpoint, got {type(checkpoint).__name__}")
@@ -148,7 +163,18 @@ def save(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
 
 
 def load(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint written by `save`. Raises `CheckpointError` saying what is wrong."""
+    """Read a checkpoint written by `save`.
+
+    Args:
+        path: the file to read.
+
+    Returns:
+        The `Checkpoint`, with host (NumPy) arrays.
+
+    Raises:
+        CheckpointError: the file is missing, a folder, empty, truncated, corrupt, of another
+            format or a newer version (saying what is wrong).
+    """
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
@@ -214,9 +240,15 @@ def load(path: str | os.PathLike) -> Checkpoint:
 
 
 def architecture(model: Module) -> dict[str, Any] | None:
-    """What a checkpoint records of `model`'s architecture: ``{"config": model.config(), "dtype":
-    ...}`` (None for a model whose layers cannot describe themselves: it then loads only into a
-    model given by hand)."""
+    """What a checkpoint records of `model`'s architecture.
+
+    Args:
+        model: the model.
+
+    Returns:
+        ``{"config": model.config(), "dtype": ...}``, or None for a model whose layers cannot
+        describe themselves (it then loads only into a model given by hand).
+    """
     where = model.placement()
     try:
         config = model.config()
@@ -227,7 +259,40 @@ def architecture(model: Module) -> dict[str, Any] | None:
 
 def save_model(path: str | os.PathLike, model: Module, optimizer: Any = None, meta: dict[str, Any] | None = None) -> Path:
     """Save `model`'s parameters and buffers, its architecture (so that `load_model` can rebuild
-    it) and `optimizer`'s state to `path`."""
+    it) and `optimizer`'s state to `path`, atomically.
+
+    Args:
+        path: the file to write.
+        model: the arrayml `Module` to save (any backend and device).
+        optimizer: None, or the optimizer whose eager state is saved beside the model.
+        meta: None, or a JSON-able dict stored with the checkpoint.
+
+    Returns:
+        The path written.
+
+    Raises:
+        TypeError: `model` is not a `Module`, `optimizer` not an arrayml optimizer, `meta` not a
+            dict, or an array cannot be stored (see `save`).
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> from arrayml import checkpoint
+        >>> model = am.MLP(4, [8], 3, rng=1)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> _ = checkpoint.save_model(path, model)
+        >>> loaded = checkpoint.load_model(path).module  # rebuilt from the recorded architecture
+        >>> loaded
+        MLP(
+          (0): Linear(4, 8, input_layer=True)
+          (1): ReLU()
+          (2): Linear(8, 3)
+        )
+        >>> x = np.ones((2, 4), dtype=np.float32)
+        >>> bool(np.array_equal(loaded(x), model.eval()(x)))
+        True
+    """
     if not isinstance(model, Module):
         raise TypeError(
             f"save_model expects an arrayml Module as model, got {type(model).__name__}; to save "
@@ -277,25 +342,39 @@ def load_model(
 ) -> Checkpoint:
     """Load `path` into `model` (any backend and device: arrays are converted to where the model
     lives) and, if given, `optimizer`; with no `model`, rebuild the model from the architecture
-    the checkpoint records, on `xp` and `device` (default NumPy, CPU) in its recorded dtype. The
-    model is ``checkpoint.module`` of the returned `Checkpoint`, in **evaluation mode** (ready to
-    predict: no dropout, batch norm's running statistics; ``module.train()`` to train it by hand,
-    `arrayml.training.fit` switches by itself):
+    the checkpoint records. The model is ``checkpoint.module`` of the returned `Checkpoint`, in
+    **evaluation mode** (ready to predict: no dropout, batch norm's running statistics;
+    ``module.train()`` to train it by hand, `arrayml.training.fit` switches by itself). Nothing
+    is changed on error. Checkpoints written before architectures were recorded load into a
+    model given by hand.
 
-        model = checkpoint.load_model("model.npz").module
+    Args:
+        path: the file to read.
+        model: the model to load into, or None to rebuild it.
+        optimizer: None, or an optimizer whose state is loaded (with the last model only).
+        which: the weights to load from a training run's checkpoint, which holds two models:
+            ``"best"`` (the best-validation model, what the run reported), ``"last"`` (the last
+            epoch's, which the optimizer state continues: to resume training). None (the
+            default): the best when the file holds one, else the last (a `save_model` file holds
+            only that). What was loaded is ``checkpoint.which``.
+        xp, device: where a rebuilt model lives (default NumPy, CPU), in its recorded dtype.
 
-    `which`: the weights to load from a training run's checkpoint, which holds two models:
-    ``"best"`` (the best-validation model, what the run reported), ``"last"`` (the last epoch's,
-    which the optimizer state continues: to resume training). None (the default): the best when
-    the file holds one, else the last (a `save_model` file holds only that). What was loaded is
-    ``checkpoint.which``. An `optimizer` loads with the last model only: give ``which="last"``.
+    Returns:
+        The `Checkpoint`, with ``module`` the loaded model and ``which`` what was loaded.
 
-    Raises `CheckpointError` for a bad file (or, with no `model`, one that records no
-    architecture, or one whose recorded architecture cannot be rebuilt, naming the entry:
-    ``architecture.layers[3].features: missing``), and `ValueError` naming every difference
-    between the checkpoint's architecture and `model`'s, and every parameter or optimizer-state
-    entry whose name, shape or dtype differs; nothing is changed on error. Checkpoints written
-    before architectures were recorded load into a model given by hand."""
+    Raises:
+        CheckpointError: a bad file (see `load`); ``which="best"`` and the file holds no best
+            model; with no `model`, one that records no architecture, or whose recorded
+            architecture cannot be rebuilt (naming the entry:
+            ``architecture.layers[3].features: missing``).
+        TypeError: `model` is not a `Module`, or `optimizer` not an arrayml optimizer.
+        ValueError: `which` is unknown, an optimizer with the best model, or the checkpoint's
+            architecture, parameters or optimizer state differ from the model's (every
+            difference named).
+
+    Example:
+        See `save_model`.
+    """
     if model is not None and not isinstance(model, Module):
         raise TypeError(f"load_model expects an arrayml Module as model (or none, to rebuild it), got {type(model).__name__}")
     _check_optimizer(optimizer, "load_model")

@@ -28,12 +28,34 @@ _FIELDS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 class Splits:
     """Train/validation/test features and labels, as arrays of one namespace and device.
 
-    Features are (n, ...) arrays, labels 1-D integer arrays of the same length. The validation
-    and test pairs are optional (None: no validation, so no best-epoch selection; no test).
-    `n_classes`: the number of classes; by default the largest label plus one (read from the
-    labels once, here). Checked here, naming the field: every entry an array (a pandas object is
-    refused with what to pass instead), one namespace and device, matching lengths, integer
-    labels within [0, n_classes), no empty split.
+    Everything is checked here, naming the field: every entry an array (a pandas object is refused
+    with what to pass instead), one namespace and device, matching lengths, integer labels within
+    [0, n_classes), no empty split.
+
+    Args:
+        x_train: the training features, an (n, ...) array.
+        y_train: their labels, a 1-D integer array of length n.
+        x_val, y_val: the validation pair, or None (no validation, so no best-epoch selection).
+        x_test, y_test: the test pair, or None.
+        n_classes: the number of classes; by default the largest label plus one (read from the
+            labels once, here).
+        class_names: None, or a name for each class.
+
+    Raises:
+        TypeError: an entry is not an array, the arrays are not of one namespace and device, or
+            labels are not 1-D integers.
+        ValueError: one of a pair is missing, lengths differ, a split is empty, a label is
+            negative or not below `n_classes`, or `class_names` does not name every class.
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml.data import Splits
+        >>> x, y = np.zeros((10, 3), dtype=np.float32), np.arange(10) % 2
+        >>> data = Splits(x[:8], y[:8], x[8:], y[8:])
+        >>> data.sizes(), data.n_classes
+        ({'train': 8, 'val': 2, 'test': 0}, 2)
+        >>> data.to("numpy", dtype="float64").x_train.dtype
+        dtype('float64')
     """
 
     x_train: Array
@@ -108,6 +130,11 @@ class Splits:
         )
 
     def sizes(self) -> dict[str, int]:
+        """The number of samples of each split given.
+
+        Returns:
+            ``{"train": n, "val": ..., "test": ...}``: 0 for a split that is None.
+        """
         return {part: 0 if getattr(self, f"x_{part}") is None else getattr(self, f"x_{part}").shape[0]
                 for part in ("train", "val", "test")}
 
@@ -125,9 +152,17 @@ def _check_pair(xp: Namespace, part: str, x: Array, y: Array) -> None:
 
 
 def check_finite(x: Array, name: str, what: str) -> None:
-    """Refuse NaN or infinite values in `x` (a floating array of rows), naming `name`, how many
-    rows hold one and the first of them, for `what` (the caller). One read back to the host: the
-    count and the first row together. Integer arrays are always finite."""
+    """Refuse NaN or infinite values in a floating array of rows. One read back to the host: the
+    count and the first bad row together. Integer arrays are always finite.
+
+    Args:
+        x: the array.
+        name: its name in the error.
+        what: the caller, named in the error.
+
+    Raises:
+        ValueError: `x` holds NaN or infinity (how many rows hold one, and the first of them).
+    """
     xp = backend.get_namespace(x, names=(name,), what=what)
     if not xp.isdtype(x.dtype, ("real floating", "complex floating")) or x.ndim == 0 or x.shape[0] == 0:
         return
@@ -148,8 +183,20 @@ def check_finite(x: Array, name: str, what: str) -> None:
 
 
 def holdout_split(n: int, val_size: int, *, seed: int, subset: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, val)`` of a seeded random split of ``0 .. n-1`` with `val_size` in the
-    validation part; `subset` keeps only that many of the training indices (quick checks)."""
+    """Indices of a seeded random split of ``0 .. n-1`` into a training and a validation part.
+
+    Args:
+        n: the number of samples.
+        val_size: how many go to the validation part, in [1, n - 1].
+        seed: the seed of the permutation.
+        subset: None, or keep only that many of the training indices (quick checks).
+
+    Returns:
+        ``(train, val)``: two NumPy integer arrays of indices.
+
+    Raises:
+        ValueError: `val_size` or `subset` is out of range.
+    """
     if not 0 < val_size < n:
         raise ValueError(f"val_size must be between 1 and {n - 1}, got {val_size}")
     order = np.random.default_rng(seed).permutation(n)
@@ -162,15 +209,40 @@ def holdout_split(n: int, val_size: int, *, seed: int, subset: int | None = None
 
 
 def epoch_generator(seed: int, epoch: int) -> np.random.Generator:
-    """The generator that shuffles epoch `epoch` of a run with `seed` (independent of how many
-    epochs ran before, so that a resumed run shuffles exactly as an uninterrupted one)."""
+    """The generator that shuffles one epoch of a run (independent of how many epochs ran before,
+    so that a resumed run shuffles exactly as an uninterrupted one).
+
+    Args:
+        seed: the run's seed.
+        epoch: the 0-based epoch.
+
+    Returns:
+        A new `numpy.random.Generator`.
+    """
     return np.random.default_rng([seed, epoch])
 
 
 def shard_bounds(batch_size: int, rank: int, world_size: int) -> tuple[int, int]:
-    """Rows ``[lo, hi)`` of a global batch of `batch_size` that process `rank` of `world_size`
-    takes: ``lo = rank·B // N``, ``hi = (rank + 1)·B // N``. The shares differ by at most one
-    row (128 on 3 processes: 42, 43, 43) and every row belongs to exactly one process."""
+    """The rows of a global batch that one process takes: ``lo = rank·B // N``,
+    ``hi = (rank + 1)·B // N``. The shares differ by at most one row (128 on 3 processes: 42, 43,
+    43) and every row belongs to exactly one process.
+
+    Args:
+        batch_size: B, the global batch's size.
+        rank: the process, in [0, world_size).
+        world_size: N, the number of processes (at most `batch_size`).
+
+    Returns:
+        ``(lo, hi)``: the process takes rows ``[lo, hi)``.
+
+    Raises:
+        ValueError: `rank` is out of range, or the batch has fewer rows than processes.
+
+    Example:
+        >>> from arrayml.data import shard_bounds
+        >>> [shard_bounds(128, rank, 3) for rank in range(3)]
+        [(0, 42), (42, 85), (85, 128)]
+    """
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
     if batch_size < world_size:
@@ -188,12 +260,27 @@ def train_batches(
     """Shuffled training batches of exactly `batch_size` (the last partial batch is dropped).
 
     The permutation is drawn on the host and moved to the device once per epoch; each batch is
-    gathered on the device with ``take``. With ``shard=(rank, world_size)`` only that process's
-    rows of each global batch are gathered (`shard_bounds`): the global batches are the same.
+    gathered on the device with ``take``.
 
-    ``shuffle=False`` takes the rows in order (slices, no gather). ``drop_last=False`` also
-    yields the last, smaller batch, so that every sample is seen every epoch (what
-    scikit-learn's stochastic solvers do; a compiled step compiles once more for its shape).
+    Args:
+        x: the features, (n, ...).
+        y: the labels, (n,).
+        batch_size: rows per batch, in [1, n].
+        seed: the run's seed.
+        epoch: the 0-based epoch: the permutation is drawn from (`seed`, `epoch`)
+            (`epoch_generator`).
+        shard: None, or ``(rank, world_size)``: only that process's rows of each global batch are
+            gathered (`shard_bounds`); the global batches are the same.
+        shuffle: False takes the rows in order (slices, no gather).
+        drop_last: False also yields the last, smaller batch, so that every sample is seen every
+            epoch (what scikit-learn's stochastic solvers do; a compiled step compiles once more
+            for its shape).
+
+    Yields:
+        ``(x_batch, y_batch)`` pairs on the arrays' device.
+
+    Raises:
+        ValueError: `batch_size` is not between 1 and n.
     """
     xp, dev = backend.get_namespace_and_device(x, y)
     n = x.shape[0]
@@ -216,9 +303,17 @@ def eval_batches(
 ) -> Iterator[tuple[Array, Array]]:
     """Batches in order, the last one possibly smaller: every sample is evaluated once.
 
-    With ``shard=(rank, world_size)``, process r gets batches r, r + N, r + 2N, ...: the very
-    batches one process would score, so each logit is computed from the same rows by the same
-    operations, and the shards' confusion matrices add up to exactly the single-process one.
+    Args:
+        x: the features, (n, ...).
+        y: the labels, (n,).
+        batch_size: rows per batch.
+        shard: None, or ``(rank, world_size)``: process r gets batches r, r + N, r + 2N, ...: the
+            very batches one process would score, so each logit is computed from the same rows by
+            the same operations, and the shards' confusion matrices add up to exactly the
+            single-process one.
+
+    Yields:
+        ``(x_batch, y_batch)`` slices.
     """
     n = x.shape[0]
     rank, world = (0, 1) if shard is None else shard
@@ -230,5 +325,14 @@ def eval_batches(
 
 
 def steps_per_epoch(n_train: int, batch_size: int, *, drop_last: bool = True) -> int:
-    """Batches in an epoch of `train_batches`: full ones only, or with the last partial one."""
+    """Batches in an epoch of `train_batches`.
+
+    Args:
+        n_train: the number of training samples.
+        batch_size: rows per batch.
+        drop_last: count full batches only (True) or the last partial one too.
+
+    Returns:
+        The number of steps.
+    """
     return n_train // batch_size if drop_last else -(-n_train // batch_size)

@@ -28,14 +28,40 @@ def confusion_matrix(
     y_true: Array, y_pred: Array, n_classes: int, *, xp: Namespace | None = None,
     validate: bool = True,
 ) -> Array:
-    """Counts ``M[i, j]`` of samples of class i predicted as j, as an int64 (C, C) array.
+    """Counts ``M[i, j]`` of samples of class i predicted as j.
 
     Computed as ``onehot(y_true)ᵀ · onehot(y_pred)`` (one matrix product, no scatter, which the
-    standard lacks). Both must be 1-D integer arrays of class indices (float predictions are
-    refused, never truncated: take ``xp.argmax(scores, axis=1)``). With `validate` (the default)
-    an index outside [0, n_classes) is a `ValueError`, which reads two values back from the
-    device; with ``validate=False`` such a sample is silently left out of the matrix (use it only
-    for indices checked before, e.g. labels checked once and argmax predictions).
+    standard lacks). Float predictions are refused, never truncated: take
+    ``xp.argmax(scores, axis=1)``.
+
+    Args:
+        y_true: the true classes, a 1-D integer array of class indices.
+        y_pred: the predicted classes, a 1-D integer array of the same length.
+        n_classes: C, the number of classes.
+        xp: their namespace (default: asked of the arrays).
+        validate: True (the default) checks every index is in [0, n_classes), which reads two
+            values back from the device; with False such a sample is silently left out of the
+            matrix (use it only for indices checked before, e.g. labels checked once and argmax
+            predictions).
+
+    Returns:
+        An int64 (C, C) array on the labels' device.
+
+    Raises:
+        TypeError: an argument is None or not an integer array.
+        ValueError: the arrays are not 1-D and of equal length, or (with `validate`) an index is
+            out of range.
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml.metrics import accuracy, confusion_matrix
+        >>> cm = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 3)
+        >>> cm
+        array([[1, 0, 0],
+               [0, 1, 1],
+               [0, 0, 1]])
+        >>> float(accuracy(cm))
+        0.75
     """
     n_classes = positive_int(n_classes, "confusion_matrix n_classes")
     if xp is None:
@@ -88,8 +114,15 @@ def _check_matrix(cm: Array, what: str, xp: Namespace | None) -> Namespace:
 
 
 def accuracy(cm: Array, *, xp: Namespace | None = None) -> Array:
-    """Fraction of samples on the diagonal (a 0-D float64 array; NaN when `cm` counts no
-    sample)."""
+    """Fraction of samples on the diagonal.
+
+    Args:
+        cm: a square (C, C) confusion matrix of counts.
+        xp: its namespace (default: asked of `cm`).
+
+    Returns:
+        A 0-D float64 array (float32 on JAX without x64); NaN when `cm` counts no sample.
+    """
     xp = _check_matrix(cm, "accuracy", xp)
     cm = xp.astype(cm, backend.widest_float(xp))
     return xp.sum(xp.linalg.diagonal(cm)) / xp.sum(cm)
@@ -100,7 +133,16 @@ def _safe_divide(xp: Namespace, num: Array, den: Array) -> Array:
 
 
 def precision_recall_fbeta(cm: Array, beta: float = 1.0, *, xp: Namespace | None = None) -> tuple[Array, Array, Array]:
-    """Per-class precision, recall and F-beta (float64 arrays of length C)."""
+    """Per-class precision, recall and F-beta.
+
+    Args:
+        cm: a square (C, C) confusion matrix of counts (rows: true class, columns: predicted).
+        beta: the positive weight of recall against precision in F-beta.
+        xp: its namespace (default: asked of `cm`).
+
+    Returns:
+        ``(precision, recall, fbeta)``: float64 arrays of length C (0 where a ratio is 0/0).
+    """
     xp = _check_matrix(cm, "precision_recall_fbeta", xp)
     beta = real_number(beta, "beta", low=0.0, low_open=True)
     cm = xp.astype(cm, backend.widest_float(xp))
@@ -119,8 +161,21 @@ def summarize(
     """Accuracy, loss, per-class precision/recall/F-beta and macro averages, as plain Python.
 
     Everything is computed on `cm`'s device, packed into one vector and read back once.
-    `cm` must be a square (C, C) array, `loss_sum` a 0-D array or None, each beta a positive
-    finite number, `class_names` None or C names; ``accuracy`` is NaN when `cm` counts no sample.
+
+    Args:
+        cm: a square (C, C) confusion matrix of counts.
+        loss_sum: the summed loss over the samples, a 0-D array, or None (no loss).
+        betas: the F-beta weights to report, each a positive finite number.
+        class_names: None (classes named ``"0"``, ``"1"``...) or C names.
+
+    Returns:
+        A dict with ``n``, ``accuracy`` (NaN when `cm` counts no sample), ``loss`` (the mean, or
+        None), ``confusion_matrix``, ``classes``, ``precision``, ``recall``, ``fbeta`` (per beta)
+        and ``macro`` averages.
+
+    Raises:
+        ValueError: `class_names` does not name C classes, or `loss_sum` is not 0-D.
+        TypeError: `cm` is not a matrix of counts, or `loss_sum` is on another namespace.
     """
     _check_matrix(cm, "summarize", None)
     xp, dev = backend.get_namespace_and_device(cm)

@@ -18,26 +18,56 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Schedule:
-    """Base class; `name` and the fields describe it in results files."""
+    """Base class: a learning rate as a function of the (fractional) epoch; `name` and the fields
+    describe it in results files. The base schedule is constant.
+
+    Args:
+        lr: the base learning rate.
+    """
 
     lr: float
 
     name = "constant"
 
     def __call__(self, epoch: float) -> float:
+        """The learning rate at `epoch`.
+
+        Args:
+            epoch: ``step / steps_per_epoch``, from 0 (fractional within an epoch).
+
+        Returns:
+            The rate of the step that starts at `epoch`.
+        """
         return self.lr
 
     def describe(self) -> dict:
+        """The schedule as plain data, for results files.
+
+        Returns:
+            ``{"name": ..., "lr": ..., ...}``: the name and every field.
+        """
         return {"name": self.name, **asdict(self)}
 
 
 @dataclass(frozen=True)
 class Constant(Schedule):
+    """``lr`` at every epoch.
+
+    Args:
+        lr: the learning rate.
+    """
     name = "constant"
 
 
 @dataclass(frozen=True)
 class StepDecay(Schedule):
+    """``lr · γ^⌊epoch / step_size⌋``: the rate multiplied by `gamma` every `step_size` epochs.
+
+    Args:
+        lr: the rate of the first `step_size` epochs.
+        step_size: epochs between two decays (> 0).
+        gamma: the factor of each decay, in (0, 1].
+    """
     step_size: float = 5.0
     gamma: float = 0.1
     name = "step"
@@ -48,6 +78,13 @@ class StepDecay(Schedule):
 
 @dataclass(frozen=True)
 class Cosine(Schedule):
+    """``lr_min + ½(lr − lr_min)(1 + cos(π · epoch / epochs))``: from `lr` down to `min_lr`.
+
+    Args:
+        lr: the rate at epoch 0.
+        epochs: the length of the run; the rate stays at `min_lr` after it.
+        min_lr: the rate at the end.
+    """
     epochs: float = 10.0
     min_lr: float = 0.0
     name = "cosine"
@@ -58,6 +95,20 @@ class Cosine(Schedule):
 
 @dataclass(frozen=True)
 class WarmupCosine(Schedule):
+    """Linear from 0 to `lr` over the warm-up epochs, then cosine down to `min_lr` at `epochs`.
+
+    Args:
+        lr: the rate at the end of the warm-up.
+        epochs: the length of the run.
+        warmup_epochs: the warm-up's length, in [0, epochs).
+        min_lr: the rate at the end.
+
+    Example:
+        >>> from arrayml.schedules import WarmupCosine
+        >>> schedule = WarmupCosine(0.1, epochs=10, warmup_epochs=2)
+        >>> [round(schedule(e), 4) for e in (0, 1, 2, 6, 10)]
+        [0.0, 0.05, 0.1, 0.05, 0.0]
+    """
     epochs: float = 10.0
     warmup_epochs: float = 1.0
     min_lr: float = 0.0
@@ -83,8 +134,32 @@ def make_schedule(
     name: str, lr: float, *, epochs: float, step_size: float | None = None, gamma: float = 0.1,
     warmup_epochs: float = 1.0, min_lr: float = 0.0,
 ) -> Schedule:
-    """A schedule by name, as ``train.py --schedule`` builds it. Step decay defaults to a step
-    every third of the run."""
+    """A schedule by name, as ``train.py --schedule`` builds it.
+
+    Args:
+        name: ``"constant"``, ``"step"``, ``"cosine"`` or ``"warmup-cosine"``.
+        lr: the base learning rate.
+        epochs: the length of the run.
+        step_size: for ``"step"``: epochs between decays (default: a third of the run, at least 1).
+        gamma: for ``"step"``: the factor of each decay.
+        warmup_epochs: for ``"warmup-cosine"``: the warm-up's length.
+        min_lr: for the cosine schedules: the rate at the end.
+
+    Returns:
+        The `Schedule`.
+
+    Raises:
+        ValueError: an unknown name, a step decay with ``step_size <= 0`` or `gamma` outside
+            (0, 1], or a warm-up outside [0, epochs).
+
+    Example:
+        >>> from arrayml.schedules import make_schedule
+        >>> schedule = make_schedule("step", 0.1, epochs=30, step_size=10)
+        >>> schedule
+        StepDecay(lr=0.1, step_size=10, gamma=0.1)
+        >>> round(schedule(25), 6)
+        0.001
+    """
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}")
     if name == "constant":

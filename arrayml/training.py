@@ -63,13 +63,31 @@ def evaluate(
     """Loss, accuracy, confusion matrix, per-class precision/recall/F-beta of `learner` on
     (x, y), all computed on the device and read back once.
 
-    `n_classes` defaults to the model's number of outputs. With `check` (the default) the labels
-    are first checked to lie in [0, n_classes) (one more read-back); `fit` checks them once up
-    front and passes ``check=False``.
-
     A data-parallel learner scores its share of the batches (`eval_batches` with a shard); the
     loss sums and confusion matrices of all processes are then added up, so every process gets
-    the exact figures of the whole of (x, y), each sample counted once."""
+    the exact figures of the whole of (x, y), each sample counted once.
+
+    Args:
+        learner: the learner whose model is scored (in evaluation mode).
+        x: the features, (n, ...) with n > 0.
+        y: the labels, a 1-D integer array of length n.
+        n_classes: the number of classes (default: the model's number of outputs).
+        batch_size: rows scored at a time.
+        betas: the F-beta weights to report (`arrayml.metrics.summarize`).
+        class_names: None, or a name for each class.
+        check: first check that the labels lie in [0, n_classes) (one more read-back); `fit`
+            checks them once up front and passes False.
+
+    Returns:
+        The summary of `arrayml.metrics.summarize`: ``n``, ``accuracy``, ``loss`` (the mean
+        softmax cross-entropy), ``confusion_matrix``, per-class and macro figures.
+
+    Raises:
+        TypeError: `learner` is not a learner, `x` and `y` are not arrays of one namespace and
+            device, or the labels are not integers.
+        ValueError: `x` has no rows, `class_names` does not name every class, a setting is out of
+            range, or (with `check`) a label is out of range.
+    """
     check_learner(learner, "evaluate")
     batch_size = validate.positive_int(batch_size, "evaluate batch_size")
     xp, dev = backend.get_namespace_and_device(x, y, names=("x", "y"), what="evaluate")
@@ -106,7 +124,17 @@ def output_width(learner: Learner, x: Array) -> int:
 
 
 def check_labels(y: Array, n_classes: int, what: str) -> None:
-    """Validate a whole label array once (one host sync), so training steps need not."""
+    """Validate a whole label array once (one host sync), so training steps need not.
+
+    Args:
+        y: the labels.
+        n_classes: the number of classes.
+        what: the call errors name.
+
+    Raises:
+        TypeError: `y` is not a 1-D integer array.
+        ValueError: a label is outside [0, n_classes).
+    """
     xp = backend.get_namespace(y, names=(f"{what} labels",))
     if not xp.isdtype(y.dtype, "integral") or y.ndim != 1:
         raise TypeError(f"{what} labels must be a 1-D integer array, got {backend.dtype_name(y.dtype)} of shape {tuple(y.shape)}")
@@ -250,7 +278,19 @@ def _set_training(learner: Learner, training: bool) -> None:
 
 @dataclass
 class FitState:
-    """Everything a run needs to continue: what a checkpoint holds."""
+    """Everything a run needs to continue: what a checkpoint holds.
+
+    Args:
+        epochs_done: the number of epochs finished.
+        history: per epoch (``"epochs"``: the records the log prints) and per step (``"steps"``:
+            loss, accuracy, lr).
+        best_epoch: the 1-based epoch of the best validation accuracy, or None.
+        best_val_accuracy: that accuracy (-inf before any).
+        best_state: the learner's snapshot after that epoch (model and optimizer), or None.
+        diverged: where the loss first was not finite (``{"epoch", "step", ...}``), or None.
+        stopped_early: where early stopping ended the run (``{"epoch", "best_epoch",
+            "patience"}``), or None.
+    """
 
     epochs_done: int = 0
     history: dict[str, Any] = field(default_factory=lambda: {"epochs": [], "steps": {"loss": [], "accuracy": [], "lr": []}})
@@ -309,36 +349,66 @@ def fit(
 ) -> FitState:
     """Train `learner` on ``data.x_train`` for `epochs`, validating after each epoch.
 
-    The learning rate is ``schedule(step / steps_per_epoch)``, or a constant: `lr` if given (it
-    must be the optimizer's), else the optimizer's own. Batches are reshuffled each epoch by a
-    generator derived from (`seed`, epoch), and the last partial batch is dropped. Checked before
-    the first step: the labels against the model's outputs (`check_problem`), the sizes.
-
-    With a validation set, the state after the best validation accuracy is kept in
-    ``FitState.best_state`` and, with `restore_best` (the default), put back into the model when
-    `fit` returns; without one (``data.x_val`` None) there is no best-epoch selection and the
-    model keeps the last epoch's weights (said in the log). `start` continues an earlier run
-    (resume); `on_epoch_end` is called with the state after every epoch (checkpointing).
-    `progress`: a progress bar per epoch (None: only when stderr is a terminal).
-
-    `early_stopping`: None, or a patience N (a positive integer): training stops after the first
-    epoch that ends N epochs after the best validation accuracy so far (N epochs without a new
-    best), recorded in ``FitState.stopped_early``; the best model is kept and, with
-    `restore_best`, put back, as for a run that trained every epoch. It needs a validation set.
+    Batches are reshuffled each epoch by a generator derived from (`seed`, epoch), and the last
+    partial batch is dropped. With a validation set, the state after the best validation accuracy
+    is kept in ``FitState.best_state``; without one (``data.x_val`` None) there is no best-epoch
+    selection and the model keeps the last epoch's weights (said in the log).
 
     The model trains in training mode and is left in **evaluation mode** when `fit` returns (or
     is interrupted): ``model.forward(x)`` then predicts without dropout, with batch norm's
     running statistics. (``model.train()`` before calling the model's own ``forward`` in
     training mode again; a later `fit` switches by itself.)
 
-    Refused before the first step, naming the argument or the field: a `learner` that is not one
-    (a model: wrap it, ``ArraymlLearner(model, optimizer)``), `data` that is not `Splits`;
-    `epochs`, `batch_size`, `log_every` that are not positive integers (a batch larger than the
-    training set too), a `seed` that is not a non-negative integer, a `restore_best` that is not
-    a bool; a rate that is not a finite number >= 0, from the optimizer (``opt.lr``), `lr`, or
-    any step of `schedule` (every step's rate is computed up front); NaN or infinity anywhere in
-    the features (naming the field and the first bad row: one read back per array); rows the
-    model cannot take (naming the field and its shape); labels the model cannot score.
+    Everything is checked before the first step, naming the argument or the field: every step's
+    rate is computed up front, the features are checked for NaN or infinity (naming the field and
+    the first bad row: one read back per array), the rows against what the model takes, the
+    labels against the model's outputs (`check_problem`).
+
+    Args:
+        learner: a learner (a model with its optimizer: ``ArraymlLearner(model, optimizer)``).
+        data: the `arrayml.data.Splits` to train, validate and test on.
+        epochs: the number of epochs (a positive integer).
+        batch_size: rows per step (a positive integer, at most the training set's size).
+        seed: a non-negative integer: the batches' shuffle and the steps' random draws.
+        schedule: the learning rate as ``schedule(step / steps_per_epoch)``; None: a constant.
+        lr: the constant rate without a schedule (it must be the optimizer's); None: the
+            optimizer's own.
+        progress: a progress bar per epoch (None: only when stderr is a terminal).
+        log_every: steps between two read-backs of the losses (a positive integer).
+        log: called with each line of the log (default `print`; None: silent).
+        start: the `FitState` of an earlier run to continue (resume), or None.
+        on_epoch_end: called with the state after every epoch (checkpointing), or None.
+        restore_best: put the best-validation state back into the model when `fit` returns.
+        early_stopping: None, or a patience N (a positive integer): training stops after the
+            first epoch that ends N epochs after the best validation accuracy so far (N epochs
+            without a new best), recorded in ``FitState.stopped_early``; the best model is kept
+            and, with `restore_best`, put back. It needs a validation set.
+
+    Returns:
+        The run's `FitState`: history, best epoch and state, divergence, early stop.
+
+    Raises:
+        TypeError: `learner` is not a learner (a model: wrap it), `data` is not `Splits`, an
+            argument has the wrong type, or the labels are not integers.
+        ValueError: a setting is out of range (a batch larger than the training set too), a rate
+            is negative or not finite (the optimizer's, `lr`, or any step of `schedule`), the
+            features hold NaN or infinity, rows or labels do not fit the model, or
+            `early_stopping` without a validation set.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> from arrayml.data import Splits
+        >>> from arrayml.learners import ArraymlLearner
+        >>> from arrayml.training import fit
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(64, 4)).astype(np.float32)
+        >>> y = (x[:, 0] > 0).astype(np.int64)
+        >>> data = Splits(x[:48], y[:48], x[48:], y[48:])
+        >>> learner = ArraymlLearner(am.MLP(4, [8], 2), am.Adam(lr=0.01))
+        >>> state = fit(learner, data, epochs=3, batch_size=16, seed=0, log=None, progress=False)
+        >>> state.epochs_done, len(state.history["epochs"])
+        (3, 3)
     """
     check_learner(learner, "fit")
     if not isinstance(data, Splits):
@@ -426,9 +496,14 @@ def _loop(learner: Learner, data: Splits, state: FitState, schedule: Schedule, s
 
 @dataclass
 class EpochSteps:
-    """What one epoch of steps left: host losses, correct counts (empty when the learner counts
-    none) and rates, and the 0-based step whose loss was first not finite (None if the epoch
-    finished)."""
+    """What one epoch of steps left (`train_epoch`).
+
+    Args:
+        losses: the host losses of the steps, in order.
+        corrects: their correct counts (empty when the learner counts none).
+        lrs: their rates.
+        diverged_at: the 0-based step whose loss was first not finite (None if the epoch finished).
+    """
 
     losses: list[float]
     corrects: list[float]
@@ -441,10 +516,27 @@ def train_epoch(
     schedule: Schedule, progress: bool | None = None, log_every: int = 50, shuffle: bool = True,
     drop_last: bool = True,
 ) -> EpochSteps:
-    """One epoch of steps on batches of (x, y) (`arrayml.data.train_batches`: shuffled from
-    (`seed`, `epoch`) unless ``shuffle=False``; the last partial batch dropped unless
-    ``drop_last=False``); losses read back every `log_every` steps and at the end. Stops at the
-    first read-back that holds a non-finite loss."""
+    """One epoch of steps on batches of (x, y); losses read back every `log_every` steps and at the
+    end. Stops at the first read-back that holds a non-finite loss.
+
+    Args:
+        learner: the learner to train.
+        x: the training features.
+        y: the training labels (checked before: the steps do not check them).
+        epoch: the 0-based epoch (seeds the shuffle; names the progress bar).
+        epochs: the run's number of epochs (for the progress bar).
+        batch_size: rows per step.
+        seed: the run's seed; the batches are drawn from (`seed`, `epoch`)
+            (`arrayml.data.train_batches`).
+        schedule: the learning rate by fractional epoch.
+        progress: a progress bar (None: only when stderr is a terminal).
+        log_every: steps between two read-backs of the losses.
+        shuffle: False keeps the rows' order.
+        drop_last: False also runs the last partial batch.
+
+    Returns:
+        The epoch's `EpochSteps`.
+    """
     from tqdm.auto import tqdm
 
     epoch = validate.seed(epoch, "train_epoch epoch")
@@ -509,8 +601,18 @@ def _epoch_line(record: dict[str, Any], epochs: int) -> str:
 
 
 def evaluate_best(learner: Learner, data: Splits, state: FitState) -> dict[str, Any] | None:
-    """The best-validation model (restored) evaluated on the test set; without a validation set
-    the model as it is. None when there is no test set, or no epoch finished before a divergence."""
+    """The best-validation model (restored) evaluated on the test set; without a validation set the
+    model as it is.
+
+    Args:
+        learner: the learner `fit` trained.
+        data: the run's splits.
+        state: the run's `FitState`.
+
+    Returns:
+        `evaluate`'s summary on the test set; None when there is no test set, or no epoch
+        finished before a divergence.
+    """
     if data.x_test is None:
         return None
     if state.best_state is not None:

@@ -61,10 +61,21 @@ EXPECTED = {
 
 
 def read_cache(path: Path) -> dict[str, np.ndarray]:
-    """Load and check a cache file (no pickle allowed). Raises `DataError` saying what is wrong.
+    """Load and check a cache file (no pickle allowed).
 
     A file with other image counts than CIFAR-10's 50000/10000 (a sample for tests or quick
     checks) is accepted with a warning that names the counts.
+
+    Args:
+        path: the ``.npz`` cache file.
+
+    Returns:
+        ``{"x_train", "y_train", "x_test", "y_test"}``: uint8 images (N, 32, 32, 3) and integer
+        labels in 0..9.
+
+    Raises:
+        DataError: the file is not a readable ``.npz``, lacks an array, or holds arrays of the
+            wrong dtype, shape or label range (saying what is wrong).
     """
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -92,7 +103,12 @@ def read_cache(path: Path) -> dict[str, np.ndarray]:
 
 
 def write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Write the cache through a temporary file renamed into place (never a half file)."""
+    """Write the cache through a temporary file renamed into place (never a half file).
+
+    Args:
+        arrays: the four arrays of `read_cache`.
+        path: the cache file to write.
+    """
     with atomic_write(path) as f:
         np.savez(f, allow_pickle=False, **arrays)
 
@@ -141,7 +157,17 @@ def _load_batch(raw: bytes, member: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def parse_archive(path: Path) -> dict[str, np.ndarray]:
-    """The four cache arrays from a ``cifar-10-python.tar.gz`` (whose MD5 was checked)."""
+    """The four cache arrays from a ``cifar-10-python.tar.gz`` (whose MD5 was checked).
+
+    Args:
+        path: the archive.
+
+    Returns:
+        The arrays of `read_cache`.
+
+    Raises:
+        DataError: the archive is unreadable, lacks a batch, or holds a batch that is not CIFAR-10's.
+    """
     try:
         with tarfile.open(path, "r:gz") as tar:
             members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
@@ -171,9 +197,16 @@ def parse_archive(path: Path) -> dict[str, np.ndarray]:
 
 
 def training_images(data_dir: str | os.PathLike | None = None) -> tuple[int, str]:
-    """How many training images `load_cifar10` will find, without loading them: ``(count, source)``
-    from the header of the first cache file found, or CIFAR-10's 50000 if none is readable (it
-    would be downloaded). Lets a caller check its batch and split sizes in milliseconds."""
+    """How many training images `load_cifar10` will find, without loading them. Lets a caller check
+    its batch and split sizes in milliseconds.
+
+    Args:
+        data_dir: the folder searched first (then the places `arrayml.datasets` searches).
+
+    Returns:
+        ``(count, source)``: from the header of the first cache file found, or CIFAR-10's 50000 if
+        none is readable (it would be downloaded).
+    """
     for place in candidate_dirs(data_dir):
         path = file_in(place, CACHE_NAME)
         if path.is_file():
@@ -201,11 +234,24 @@ def load_cifar10(
 ) -> dict[str, Any]:
     """CIFAR-10 as uint8 images (N, 32, 32, 3) and int64 labels, from the first cache found.
 
-    The result also holds ``"path"``: the cache file it came from. Raises `DataError` when no
-    usable cache exists and none can be downloaded, saying where it looked and how to supply the
-    file. The folder downloaded into is created if needed, and removed again if the download
-    fails, so that a mistyped folder is not left behind. `progress`: a download bar (None: only
-    when stderr is a terminal). (`url` and `md5` exist for tests.)
+    The folder downloaded into is created if needed, and removed again if the download fails, so
+    that a mistyped folder is not left behind.
+
+    Args:
+        data_dir: the folder searched first (then ``$ARRAYML_DATA``, ``~/.cache/arrayml``).
+        download_if_missing: download the official archive when no usable cache exists.
+        url: where to download it from (for tests).
+        md5: the archive's checksum (for tests).
+        progress: a download bar (None: only when stderr is a terminal).
+        timeout: seconds to wait for the server.
+
+    Returns:
+        ``{"x_train", "y_train", "x_test", "y_test", "path"}``: the arrays and the cache file they
+        came from.
+
+    Raises:
+        DataError: no usable cache exists and none can be downloaded (saying where it looked and
+            how to supply the file).
     """
     places = candidate_dirs(data_dir)
     problems = []
@@ -261,14 +307,33 @@ RAW_LAYOUT = "N x 32 x 32 x 3 uint8: RGB pixels 0..255, height, width, channel (
 
 
 def normalize(images: Any, *, dtype: Any = None, flatten: bool = True) -> Any:
-    """uint8 images (N, 32, 32, 3) of any array-API namespace -> (N, 3072) rows of `dtype` (a
-    dtype of that namespace; default float32): scaled to [0, 1], normalised per channel with
-    `MEAN` and `STD`, flattened channel-first (as torchvision's tensors are). With
-    ``flatten=False``: the NCHW batch (N, 3, 32, 32) a convolutional network takes (an exported
-    CNN's preprocessing: ``functools.partial(normalize, flatten=False)``).
+    """uint8 images to normalised float rows (or NCHW images), in any array-API namespace.
 
-    Array-API code only, so the same lines run on NumPy (`preprocess`) and inside an exported
-    ONNX graph (`arrayml.export.Preprocess`): ``(x/255 − mean)/std`` as ``x·scale − offset``."""
+    The images are scaled to [0, 1], normalised per channel with `MEAN` and `STD`, and flattened
+    channel-first (as torchvision's tensors are). Array-API code only, so the same lines run on
+    NumPy (`preprocess`) and inside an exported ONNX graph (`arrayml.export.Preprocess`):
+    ``(x/255 − mean)/std`` as ``x·scale − offset``.
+
+    Args:
+        images: uint8 images (N, 32, 32, 3) of any array-API namespace.
+        dtype: a floating dtype of that namespace (default float32).
+        flatten: True: (N, 3072) rows (an MLP's input); False: the NCHW batch (N, 3, 32, 32) a
+            convolutional network takes (an exported CNN's preprocessing:
+            ``functools.partial(normalize, flatten=False)``).
+
+    Returns:
+        The normalised array, in the images' namespace and on their device.
+
+    Raises:
+        ValueError: the images are not (N, 32, 32, 3).
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml.datasets.cifar10 import normalize
+        >>> images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+        >>> normalize(images).shape, normalize(images, flatten=False).shape
+        ((2, 3072), (2, 3, 32, 32))
+    """
     xp, dev = backend.get_namespace_and_device(images, names=("images",), what="cifar10.normalize")
     if images.ndim != 4 or tuple(images.shape[1:]) != (32, 32, 3):
         raise ValueError(f"expected images of shape (N, 32, 32, 3), got {tuple(images.shape)}")
@@ -280,9 +345,21 @@ def normalize(images: Any, *, dtype: Any = None, flatten: bool = True) -> Any:
 
 
 def preprocess(images: np.ndarray, *, dtype: Any = np.float32, chunk: int = 5000, flatten: bool = True) -> np.ndarray:
-    """uint8 (N, 32, 32, 3) -> (N, 3072) float on the host (``flatten=False``: (N, 3, 32, 32)):
-    `normalize`, `chunk` images at a time (the float copy of 50,000 images at once would need
-    600 MB more)."""
+    """`normalize` on the host, `chunk` images at a time (the float copy of 50,000 images at once
+    would need 600 MB more).
+
+    Args:
+        images: uint8 images (N, 32, 32, 3), a NumPy array.
+        dtype: the floating dtype of the result.
+        chunk: images normalised at a time.
+        flatten: (N, 3072) rows (True) or (N, 3, 32, 32) images (False).
+
+    Returns:
+        The normalised NumPy array.
+
+    Raises:
+        ValueError: the images are not (N, 32, 32, 3).
+    """
     if images.ndim != 4 or images.shape[1:] != (32, 32, 3):
         raise ValueError(f"expected images of shape (N, 32, 32, 3), got {images.shape}")
     out = np.empty((images.shape[0], *((N_FEATURES,) if flatten else IMAGE_SHAPE)), dtype=dtype)
@@ -295,10 +372,18 @@ def make_splits(
     arrays: dict[str, np.ndarray], *, val_size: int = 5000, seed: int = 42, subset: int | None = None,
     dtype: Any = np.float32, flatten: bool = True,
 ) -> Splits:
-    """Preprocess and split off a seeded validation set of `val_size` training images.
+    """Preprocess the arrays and split off a seeded validation set of `val_size` training images.
 
-    `subset`, for quick checks, keeps only that many of the remaining training images.
-    `flatten`: rows of 3072 features (an MLP's input), or False: NCHW images (a CNN's).
+    Args:
+        arrays: the arrays of `load_cifar10`.
+        val_size: how many training images go to the validation set.
+        seed: the seed of the split.
+        subset: None, or keep only that many of the remaining training images (quick checks).
+        dtype: the features' floating dtype.
+        flatten: rows of 3072 features (an MLP's input), or False: NCHW images (a CNN's).
+
+    Returns:
+        The `arrayml.data.Splits` (host NumPy arrays), with the class names.
     """
     train_idx, val_idx = holdout_split(arrays["x_train"].shape[0], val_size, seed=seed, subset=subset)
     x_all = preprocess(arrays["x_train"], dtype=dtype, flatten=flatten)
@@ -316,7 +401,21 @@ def load_splits(
     progress: bool | None = None, flatten: bool = True,
 ) -> Splits:
     """CIFAR-10 ready for training: `load_cifar10`, then `make_splits` (host NumPy arrays; move
-    them to a backend with ``Splits.to``); ``flatten=False`` keeps the images NCHW (a CNN's input)."""
+    them to a backend with ``Splits.to``).
+
+    Args:
+        data_dir: the folder searched first (see `load_cifar10`).
+        val_size: how many training images go to the validation set.
+        seed: the seed of the split.
+        subset: None, or keep only that many training images (quick checks).
+        dtype: the features' floating dtype.
+        download_if_missing: download the archive when no usable cache exists.
+        progress: a download bar (None: only when stderr is a terminal).
+        flatten: rows of 3072 features (True) or NCHW images (False: a CNN's input).
+
+    Returns:
+        The `arrayml.data.Splits`.
+    """
     arrays = load_cifar10(data_dir, download_if_missing=download_if_missing, progress=progress)
     arrays.pop("path")
     return make_splits(arrays, val_size=val_size, seed=seed, subset=subset, dtype=dtype, flatten=flatten)

@@ -61,7 +61,18 @@ class Preprocess:
 
 def check_path(path: str | os.PathLike) -> Path:
     """`path` as a `Path`, if an ONNX file can be written there: its folder must exist (and be a
-    folder) and `path` must not be a folder. Raises `ExportError` saying which."""
+    folder) and `path` must not be a folder.
+
+    Args:
+        path: the file name to check (`str` or `os.PathLike`).
+
+    Returns:
+        The `pathlib.Path`, with ``~`` expanded.
+
+    Raises:
+        ExportError: `path` is not a file name, is a folder, or its folder is missing or a file.
+        UnwritablePathError: nothing can be created in its folder.
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise ExportError(f"the ONNX path must be a file name (str or os.PathLike), got {type(path).__name__}")
     out = Path(path).expanduser()

@@ -67,12 +67,27 @@ def to_onnx(
             `Sequential` starting with a `Conv2d`: ``(3, 32, 32)``; a `CNN` says its own, as
             ``model.input_shape``). Not with `features`.
 
-    Raises `ExportError` before tracing anything (so before anything is written) for a model
-    without parameters, a path that cannot be written (a missing folder, a folder's name, a
-    folder in which no file can be created: `UnwritablePathError`, an `OSError` too), a setting
-    out of range, `class_names` or `metadata` of the wrong kind; and, after tracing, for a
-    layer that cannot be traced (named). `BackendUnavailableError` without the ``[onnx]``
-    extra.
+    Returns:
+        The `OnnxFunction` (also written to `path` when one is given).
+
+    Raises:
+        ExportError: before tracing anything (so before anything is written), for a model
+            without parameters, a path that cannot be written (a missing folder, a folder's
+            name), a setting out of range, `class_names` or `metadata` of the wrong kind; after
+            tracing, for a layer that cannot be traced (named).
+        UnwritablePathError: a folder in which no file can be created (an `ExportError` and
+            an `OSError` too).
+        BackendUnavailableError: without the ``[onnx]`` extra (ndonnx, onnxruntime).
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> from arrayml.export import to_onnx
+        >>> model = am.MLP(4, [8], 3)
+        >>> fn = to_onnx(model, None, output="probabilities")  # None: build, write nothing
+        >>> x = np.ones((2, 4), dtype=np.float32)
+        >>> bool(np.allclose(fn(x), model.predict_proba(x), atol=1e-6))
+        True
     """
     what = "to_onnx"
     where = _exportable(model, dtype, what)

@@ -111,7 +111,22 @@ class OnnxTrainStep(CompiledStep):
     exactly `batch_size`. A `arrayml.compile.CompiledStep` whose compiler is onnxruntime
     (`OnnxCompiler`): returns the batch loss (a 0-D NumPy array), or ``(loss, metrics)``, and
     updates the model's parameters and buffers and the optimizer's state. ``save(path)`` writes
-    the graph. Build it with `train_step_to_onnx`."""
+    the graph. Build it with `train_step_to_onnx`, whose arguments these are.
+
+    Args:
+        model: the arrayml model, on NumPy.
+        loss: the loss, built with ``validate=False``.
+        optimizer: the optimizer whose pure ``update`` is traced.
+        batch_size: the graph's fixed batch size.
+        metrics: None, or ``metrics(logits, y)``: what each step returns besides the loss.
+        features: the model's input width, when the model cannot say it.
+        input_shape: one sample's shape, when the model cannot say it (not with `features`).
+
+    Raises:
+        ExportError: `model` is not an exportable arrayml `Module`, a setting is out of range,
+            or a layer cannot be traced (named).
+        BackendUnavailableError: without the ``[onnx]`` extra.
+    """
 
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int, *,
                  metrics: Callable[[Array, Array], Any] | None = None, features: int | None = None,
@@ -134,9 +149,19 @@ class OnnxTrainStep(CompiledStep):
         return self.traced.function().graph
 
     def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
-        """Write the training step's graph to `path` (its folder must exist), with `metadata`:
-        more entries, strings to strings, none of those arrayml records itself (an `ExportError`
-        naming the entry otherwise, before anything is written)."""
+        """Write the training step's graph to `path`, with its metadata.
+
+        Args:
+            path: the ``.onnx`` file (its folder must exist).
+            metadata: more entries, strings to strings, none of those arrayml records itself.
+
+        Returns:
+            The path written.
+
+        Raises:
+            ExportError: the path cannot be written, or `metadata` is not strings to strings or
+                names an entry arrayml writes (naming it, before anything is written).
+        """
         check_path(path)
         mine: dict[str, str] = {
             "kind": "training step",
@@ -162,14 +187,26 @@ def train_step_to_onnx(
     input_shape: tuple[int, ...] | None = None,
 ) -> OnnxTrainStep:
     """The whole training step of `model` — forward, loss, backward, the optimizer's update — as
-    one ONNX graph for batches of `batch_size`, run by onnxruntime: an `OnnxTrainStep`.
+    one ONNX graph for batches of `batch_size`, run by onnxruntime. The graph is traced here, so a
+    layer that cannot be exported is an `ExportError` (naming it) now, not at the first step.
 
-    The model must live on NumPy (onnxruntime's arrays); `loss_fn` built with ``validate=False``
-    (as for `arrayml.compile.compile_step`); `optimizer` any `arrayml.optim.Optimizer` (its pure
-    ``update`` is traced); labels are integer class labels. The graph is traced here, so a layer
-    that cannot be exported is an `ExportError` (naming it) now, not at the first step.
-    `features` or `input_shape` (one sample's shape, e.g. images (3, 32, 32)): for a model that
-    cannot say what it takes (`arrayml.export.to_onnx` explains).
+    Args:
+        model: the arrayml model; it must live on NumPy (onnxruntime's arrays).
+        loss_fn: the loss, built with ``validate=False`` (as for
+            `arrayml.compile.compile_step`); labels are integer class labels.
+        optimizer: any `arrayml.optim.Optimizer` (its pure ``update`` is traced).
+        batch_size: the graph's fixed batch size.
+        metrics: None, or ``metrics(logits, y)``: what each step returns besides the loss.
+        features: the model's input width, for a model that cannot say what it takes
+            (`arrayml.export.to_onnx` explains).
+        input_shape: one sample's shape (e.g. images (3, 32, 32)), likewise; not with `features`.
+
+    Returns:
+        The `OnnxTrainStep`.
+
+    Raises:
+        ExportError: the model cannot be exported (see `OnnxTrainStep`).
+        BackendUnavailableError: without the ``[onnx]`` extra.
     """
     return OnnxTrainStep(model, loss_fn, optimizer, batch_size, metrics=metrics, features=features,
                          input_shape=input_shape)

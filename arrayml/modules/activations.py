@@ -23,10 +23,29 @@ class Activation(Module):
     """Base of the element-wise activations: caches ``x`` and ``y``, applies ``dy ⊙ f'(x)``."""
 
     def function(self, xp: Namespace, x: Array) -> Array:  # pragma: no cover - abstract
+        """``f(x)``, element-wise.
+
+        Args:
+            xp: `x`'s namespace.
+            x: the input.
+
+        Returns:
+            An array shaped like `x`.
+        """
         raise NotImplementedError
 
     def gradient(self, xp: Namespace, x: Array, y: Array, dy: Array) -> Array:  # pragma: no cover
-        """``dy ⊙ f'(x)``, given the forward's input `x` and output `y`."""
+        """``dy ⊙ f'(x)``, given the forward's input and output.
+
+        Args:
+            xp: the arrays' namespace.
+            x: the forward's input.
+            y: the forward's output (``f(x)``).
+            dy: the upstream gradient, shaped like `x`.
+
+        Returns:
+            dL/dx, shaped like `x`.
+        """
         raise NotImplementedError
 
     def forward(self, x: Array) -> Array:
@@ -59,7 +78,17 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    """``x`` for x > 0, ``slope·x`` otherwise; derivative 1 or ``slope``."""
+    """``x`` for x > 0, ``slope·x`` otherwise; derivative 1 or ``slope``.
+
+    Args:
+        negative_slope: the slope for x ≤ 0 (a real number).
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> am.LeakyReLU(0.1)(np.array([[-2.0, 3.0]], dtype=np.float32))
+        array([[-0.2,  3. ]], dtype=float32)
+    """
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -79,7 +108,11 @@ class LeakyReLU(Activation):
 
 
 class ELU(Activation):
-    """``x`` for x > 0, ``α(eˣ − 1)`` otherwise; derivative 1, or ``α eˣ``."""
+    """``x`` for x > 0, ``α(eˣ − 1)`` otherwise; derivative 1, or ``α eˣ``.
+
+    Args:
+        alpha: α, the value the output tends to as x → −∞ is −α (a real number).
+    """
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
@@ -166,8 +199,25 @@ ACTIVATIONS: dict[str, type[Activation]] = {
 
 
 def activation_by_name(name: str | type[Activation]) -> Activation:
-    """A new activation module from its name (``"relu"``, ``"elu"``, ...) or its class
-    (``ReLU``)."""
+    """A new activation module from its name or its class.
+
+    Args:
+        name: a key of `ACTIVATIONS` (``"relu"``, ``"leaky_relu"``; case and ``-``/``_`` do not
+            matter) or an `Activation` subclass (``ReLU``).
+
+    Returns:
+        A new instance, with its default settings.
+
+    Raises:
+        TypeError: `name` is an activation instance (each layer needs its own), or neither a
+            string nor an `Activation` class.
+        ValueError: `name` is no known activation.
+
+    Example:
+        >>> import arrayml as am
+        >>> am.activation_by_name("ReLU")
+        ReLU()
+    """
     if isinstance(name, type) and issubclass(name, Activation):
         return name()
     if isinstance(name, Activation):

@@ -48,6 +48,9 @@ class RandomFlip(RandomModule):
             batches of any shape.
         rng: int seed (or generator) of the layer's own stream, used outside a training step
             (`arrayml.modules.Dropout` explains the keys).
+
+    Raises:
+        TypeError: `image_shape` is not three positive integers.
     """
 
     def __init__(self, image_shape: tuple[int, int, int] | None = None, *, rng: Seed = None) -> None:
@@ -165,8 +168,13 @@ class RandomCrop(RandomModule):
         return padded[:, :, ph:ph + shape[2], pw:pw + shape[3]]
 
     def last_offsets(self) -> np.ndarray | None:
-        """The (row, column) offsets into the padded images of the last training forward, as
-        host integers (S, 2) (None after a centred crop): for tests and oracles, not training."""
+        """The (row, column) offsets into the padded images of the last training forward: for tests
+        and oracles, not training (it reads the device).
+
+        Returns:
+            An (S, 2) NumPy integer array, or None after a centred crop (evaluation mode) or before
+            any forward.
+        """
         if self._cache is None or self._cache[0] is None:
             return None
         u, _, _, ranges = self._cache

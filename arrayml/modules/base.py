@@ -57,23 +57,59 @@ class Module:
 
     # -- the two methods every layer writes -------------------------------------------------
     def forward(self, x: Array) -> Array:  # pragma: no cover - abstract
+        """The layer's output for input `x`; saves what ``backward`` needs.
+
+        Args:
+            x: a real floating array of the parameters' dtype, namespace and device (the shape each
+                layer takes is in its class description).
+
+        Returns:
+            The output array, in `x`'s namespace and on its device.
+
+        Raises:
+            TypeError: `x` is not an array of the layer's namespace, dtype or device, or is refused
+                (see the module's description).
+            ValueError: `x` has the wrong shape.
+        """
         raise NotImplementedError
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:  # pragma: no cover - abstract
         """Fill ``self.grads`` from the upstream gradient `dy` and return dL/d(input).
 
-        With ``input_grad=False`` the input gradient is not computed and None is returned: the
-        first layer of a network never needs it (autograd likewise skips inputs that do not
-        require grad), and for the input layer of an MLP it costs as much as its weight gradient.
+        Args:
+            dy: dL/d(output) of the last forward: its shape and dtype.
+            input_grad: False skips the input gradient: the first layer of a network never needs it
+                (autograd likewise skips inputs that do not require grad), and for the input layer
+                of an MLP it costs as much as its weight gradient.
+
+        Returns:
+            dL/d(input), shaped like the forward's input; None when ``input_grad=False``.
+
+        Raises:
+            RuntimeError: no forward came before (nothing saved), or ``clear_cache`` removed it.
+            ValueError: `dy` does not have the shape of the forward's output.
+            TypeError: `dy` is not an array of the forward output's namespace and dtype.
         """
         raise NotImplementedError
 
     def __call__(self, x: Array) -> Array:
+        """``self.forward(x)``.
+
+        Args:
+            x: the input (see `forward`).
+
+        Returns:
+            The layer's output.
+        """
         return self.forward(x)
 
     # -- what a container writes: its children, and their backward through `child_backward` ---
     def children(self) -> list[tuple[str, Module]]:
-        """The direct sub-modules, with their names. Containers override this."""
+        """The direct sub-modules, with their names. Containers override this.
+
+        Returns:
+            A list of ``(name, module)`` pairs (empty for a layer without children).
+        """
         return []
 
     def _set_children(self, children: list[Module]) -> None:
@@ -81,14 +117,28 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has children but cannot replace them")
 
     def child_backward(self, name: str, child: Module, dy: Array, *, input_grad: bool = True) -> Array | None:
-        """``child.backward(dy)``, then the gradient hook told that `child`'s gradients are ready."""
+        """``child.backward(dy)``, then the gradient hook told that `child`'s gradients are ready.
+
+        Args:
+            name: the child's name among this module's `children`.
+            child: the child module.
+            dy: the upstream gradient of the child's output.
+            input_grad: whether the child computes its input gradient (see `backward`).
+
+        Returns:
+            What ``child.backward`` returned.
+        """
         dx = child.backward(dy, input_grad=input_grad)
         if self.gradient_hook is not None:
             self.gradient_hook(name, child)
         return dx
 
     def set_gradient_hook(self, hook: Callable[[str, Module], None] | None) -> None:
-        """Have `hook(name, child)` called as each child's backward finishes (None: no longer)."""
+        """Have ``hook(name, child)`` called as each child's backward finishes.
+
+        Args:
+            hook: the function to call, or None for no hook.
+        """
         self.gradient_hook = hook
 
     # -- the forward cache ---------------------------------------------------------------------
@@ -120,7 +170,11 @@ class Module:
     train = tree.train
 
     def eval(self) -> Module:
-        """Evaluation mode (running statistics in batch norm, no dropout). Returns self."""
+        """Evaluation mode (running statistics in batch norm, no dropout): ``self.train(False)``.
+
+        Returns:
+            The module itself.
+        """
         return self.train(False)
 
     # -- state: what a checkpoint saves, loading it, moving it (arrayml.modules.state) --------
@@ -135,24 +189,49 @@ class Module:
     # -- architecture: what a checkpoint records (arrayml.modules.architecture) ---------------
     @classmethod
     def config_type(cls) -> str:
-        """The name `config` records (`architecture.config_type`)."""
+        """The name `config` records for this class (`architecture.config_type`).
+
+        Returns:
+            The class name for arrayml's modules, ``module.QualName`` for others.
+        """
         return architecture.config_type(cls)
 
     def arguments(self) -> dict[str, Any]:
         """The constructor's arguments that make this module what it is (JSON-able; not where it
-        lives). A module whose constructor takes such arguments must override this."""
+        lives). A module whose constructor takes such arguments must override this.
+
+        Returns:
+            A dict from argument name to value (empty for a module whose constructor takes none).
+        """
         return architecture.no_arguments(self)
 
     def config(self) -> dict[str, Any]:
-        """This module's architecture as plain data; `architecture.build` makes a new one from it."""
+        """This module's architecture as plain data; `architecture.build` makes a new one from it.
+
+        Returns:
+            ``{"type": ..., **self.arguments()}`` (containers add their children's configs).
+        """
         return architecture.config(self)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
-        """A new module from `config`; `placement` (xp, device, dtype) goes to a constructor that takes it."""
+        """A new module of this class from `config`.
+
+        Args:
+            config: an architecture as `config` writes it.
+            **placement: xp, device and dtype, passed to a constructor that takes them.
+
+        Returns:
+            The new module, with fresh parameters.
+        """
         return architecture.from_config(cls, config, **placement)
 
     def extra_repr(self) -> str:
+        """The constructor's settings as ``repr`` shows them inside the parentheses.
+
+        Returns:
+            A string, empty for a module without settings.
+        """
         return ""
 
     def __repr__(self) -> str:
@@ -181,13 +260,42 @@ class Loss:
         self._cache: Any = None
 
     def forward(self, x: Array, t: Array) -> Array:  # pragma: no cover - abstract
+        """The scalar loss of scores `x` against targets `t`; saves what ``backward`` needs.
+
+        Args:
+            x: the model's outputs, shaped (n, outputs).
+            t: the targets (class indices or one-hot rows for the classification losses, values for
+                `SquaredError`).
+
+        Returns:
+            The loss, a 0-D array in `x`'s namespace and on its device.
+        """
         raise NotImplementedError
 
     def backward(self, dloss: Array | float | None = None) -> Array:  # pragma: no cover - abstract
-        """dL/d(scores) of the last forward, times the scalar `dloss` if given."""
+        """dL/d(scores) of the last forward.
+
+        Args:
+            dloss: the upstream gradient of the scalar loss (None: 1).
+
+        Returns:
+            An array shaped like the forward's scores.
+
+        Raises:
+            RuntimeError: no forward came before.
+        """
         raise NotImplementedError
 
     def __call__(self, x: Array, t: Array) -> Array:
+        """``self.forward(x, t)``.
+
+        Args:
+            x: the model's outputs.
+            t: the targets.
+
+        Returns:
+            The scalar loss.
+        """
         return self.forward(x, t)
 
     def _saved(self) -> Any:
@@ -199,7 +307,11 @@ class Loss:
         self._cache = None
 
     def clone(self) -> Loss:
-        """The same loss with a forward cache of its own (see `Module.clone`)."""
+        """The same loss with a forward cache of its own (see `Module.clone`).
+
+        Returns:
+            The new loss.
+        """
         new = copy.copy(self)
         new._cache = None
         return new

@@ -36,12 +36,23 @@ from .checks import check_grad, check_images, check_input, namespace_of
 
 
 class BatchNorm1d(Module):
-    """Batch norm with learnable ``gamma`` (scale, starts at 1) and ``beta`` (shift, starts at 0),
-    each of shape (num_features,), and running mean/variance buffers.
+    """Batch norm of (S, C) rows, as ``torch.nn.BatchNorm1d``: learnable ``gamma`` (scale, starts at
+    1) and ``beta`` (shift, starts at 0), each of shape (num_features,), and running mean/variance
+    buffers (used in evaluation mode).
 
-    ``sync``: None (statistics of this process's batch), or a callable that sums a list of arrays
-    over all processes of data-parallel training (`arrayml.distributed.ProcessGroup.batch_norm_sync`);
-    training mode then uses the statistics of the whole global batch (synchronized batch norm).
+    Args:
+        num_features: C, the number of features (columns) of the input.
+        eps: the positive constant added to the variance before its square root.
+        momentum: the weight in [0, 1] of each batch in the running statistics.
+        sync: None (statistics of this process's batch), or a callable that sums a list of arrays
+            over all processes of data-parallel training
+            (`arrayml.distributed.ProcessGroup.batch_norm_sync`); training mode then uses the
+            statistics of the whole global batch (synchronized batch norm).
+        xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
+
+    Raises:
+        TypeError: `sync` is neither None nor callable, or a setting has the wrong type.
+        ValueError: a setting is out of its range.
     """
 
     #: The axes the statistics are taken over: every axis but the features'. `BatchNorm2d`
@@ -153,7 +164,18 @@ class BatchNorm2d(BatchNorm1d):
     over the batch and every pixel (axes 0, 2, 3: n = N·H·W values), ``gamma`` and ``beta`` of
     shape (num_features,) = (channels,). The algebra is `BatchNorm1d`'s, with the sums over
     those three axes and the per-channel vectors broadcast as (C, 1, 1) (docs/derivations.md,
-    "Batch normalisation of images"); ``sync`` likewise.
+    "Batch normalisation of images").
+
+    Args:
+        num_features: C, the number of channels of the input.
+        eps: the positive constant added to the variance before its square root.
+        momentum: the weight in [0, 1] of each batch in the running statistics.
+        sync: None, or the callable that sums a list of arrays over the processes (as `BatchNorm1d`).
+        xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
+
+    Raises:
+        TypeError: `sync` is neither None nor callable, or a setting has the wrong type.
+        ValueError: a setting is out of its range.
     """
 
     #: Takes images of any size: `Sequential.input_shape` stops here (None).

@@ -37,6 +37,9 @@ HEADS = ("global", "flatten")
 class CNN(Sequential):
     """A convolutional network returning logits (pair it with `SoftmaxCrossEntropy`).
 
+    Each stage is `blocks` times ``Conv2d → [BatchNorm2d] → activation``, then a 2x2 pooling;
+    then the head, [`Dropout`], and a `Linear` to the classes.
+
     Args:
         in_channels: channels of the input images (3 for RGB).
         image_size: their height and width: one int (square) or a pair.
@@ -56,6 +59,21 @@ class CNN(Sequential):
         init: the convolutions' and the Linear's initialiser (`arrayml.modules.init`).
         xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
         rng: generator or int seed for the initial weights (default seed 0).
+
+    Raises:
+        TypeError: a setting has the wrong type.
+        ValueError: a setting is out of range or unknown (an even kernel size, an unknown pool or
+            head, ``batch_norm_sync`` without ``batch_norm``), or the stages' pooling leaves
+            nothing of the image.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> model = am.CNN(3, 8, [4, 8], 10, blocks=1)
+        >>> model.input_shape
+        (3, 8, 8)
+        >>> model(np.zeros((2, 3, 8, 8), dtype=np.float32)).shape
+        (2, 10)
     """
 
     def __init__(

@@ -26,7 +26,23 @@ from .linear import Linear
 
 
 class Sequential(Module):
-    """Modules applied one after the other; named ``"0"``, ``"1"``, ... in `parameters`."""
+    """Modules applied one after the other; named ``"0"``, ``"1"``, ... in `parameters`.
+
+    Args:
+        *modules: the layers, in the order the input goes through them.
+
+    Raises:
+        TypeError: an item is not an arrayml `Module`.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> model = am.Sequential(am.Linear(4, 8), am.ReLU(), am.Linear(8, 3))
+        >>> model(np.ones((2, 4), dtype=np.float32)).shape
+        (2, 3)
+        >>> list(model.parameters())
+        ['0.weight', '0.bias', '2.weight', '2.bias']
+    """
 
     def __init__(self, *modules: Module) -> None:
         super().__init__()
@@ -50,10 +66,17 @@ class Sequential(Module):
         return x
 
     def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
-        """Chain rule, last layer first; `input_grad` applies to the first layer only. Each
-        layer's gradients are reported to the gradient hook as soon as they are computed
-        (`Module.child_backward`): data-parallel training starts that layer's all-reduce there,
-        while the layers before it still compute."""
+        """Chain rule, last layer first. Each layer's gradients are reported to the gradient hook as
+        soon as they are computed (`Module.child_backward`): data-parallel training starts that
+        layer's all-reduce there, while the layers before it still compute.
+
+        Args:
+            dy: dL/d(output) of the last forward.
+            input_grad: whether the first layer computes its input gradient (the others always do).
+
+        Returns:
+            dL/d(input), or None when ``input_grad=False``.
+        """
         for i in range(len(self.layers) - 1, -1, -1):
             dy = self.child_backward(str(i), self.layers[i], dy, input_grad=input_grad or i > 0)
         return dy
@@ -76,10 +99,12 @@ class Sequential(Module):
 
     @property
     def in_features(self) -> int | None:
+        """The input features of the first layer that has them (None if none does)."""
         return _features(self.layers, "in_features")
 
     @property
     def out_features(self) -> int | None:
+        """The output features of the last layer that has them (None if none does)."""
         return _features(self.layers[::-1], "out_features")
 
     @property
@@ -108,7 +133,15 @@ def _features(layers: Sequence[Module], attr: str) -> int | None:
 
 
 class Residual(Module):
-    """``y = x + block(x)``: the block must map its input shape to the same shape."""
+    """``y = x + block(x)``: the block must map its input shape to the same shape.
+
+    Args:
+        block: the module (a layer or a `Sequential`) whose output is added to its input.
+
+    Raises:
+        TypeError: `block` is not an arrayml `Module`.
+        ValueError: the block says it maps one number of features to another.
+    """
 
     def __init__(self, block: Module) -> None:
         super().__init__()
@@ -154,6 +187,7 @@ class Residual(Module):
 
     @property
     def in_features(self) -> int | None:
+        """The block's input features (the same as its output features), or None."""
         return getattr(self.block, "in_features", None)
 
     out_features = in_features
@@ -195,7 +229,15 @@ def mlp_layers(
 
 def built_from_arguments(cls: type[Module], config: Mapping[str, Any], **placement: Any) -> Module:
     """A network that a builder's arguments describe (`MLP`, `CNN`: their config is
-    ``Module.config``, the arguments alone), its activation back from its record."""
+    ``Module.config``, the arguments alone), its activation back from its record.
+
+    Args:
+        config: the architecture, as `config` writes it.
+        **placement: xp, device and dtype for the constructor.
+
+    Returns:
+        The new network, with fresh parameters.
+    """
     args = {k: v for k, v in config.items() if k != "type"}
     args["activation"] = activation_from_config(args.get("activation", "relu"))
     return cls(**args, **placement)
@@ -226,6 +268,25 @@ class MLP(Sequential):
         xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
         rng: generator or int seed for the initial weights (default seed 0); the dropout layers'
             own streams are seeded from it without changing the weights.
+
+    Raises:
+        TypeError: a setting has the wrong type.
+        ValueError: a setting is out of range or unknown, ``batch_norm_sync`` without
+            ``batch_norm``, or both ``batch_norm`` and ``layer_norm``.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> model = am.MLP(4, [16], 3, dropout=0.1, rng=0)
+        >>> model
+        MLP(
+          (0): Linear(4, 16, input_layer=True)
+          (1): ReLU()
+          (2): Dropout(p=0.1)
+          (3): Linear(16, 3)
+        )
+        >>> model.predict(np.ones((5, 4), dtype=np.float32)).shape
+        (5,)
     """
 
     def __init__(

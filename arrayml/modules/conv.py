@@ -70,6 +70,21 @@ class Conv2d(Module):
             U(−1/√fan_in, 1/√fan_in)) (`arrayml.modules.init`).
         xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
         rng: a `numpy.random.Generator` or int seed for the initial weights (default seed 0).
+
+    Raises:
+        TypeError: a size or setting has the wrong type.
+        ValueError: a size is out of range, or `init` is unknown.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> conv = am.Conv2d(3, 8, kernel_size=3, padding=1)
+        >>> conv.params["weight"].shape
+        (8, 3, 3, 3)
+        >>> conv(np.zeros((2, 3, 16, 16), dtype=np.float32)).shape
+        (2, 8, 16, 16)
+        >>> conv.output_size(16, 16)
+        (16, 16)
     """
 
     #: Takes images of any size: `Sequential.input_shape` stops here (None).
@@ -99,8 +114,17 @@ class Conv2d(Module):
             self.params["bias"] = b
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """(H_out, W_out) for an input of `height` x `width`; a `ValueError` if the kernel does
-        not fit in the padded input."""
+        """The output's spatial size for an input of `height` x `width`.
+
+        Args:
+            height, width: the input images' size.
+
+        Returns:
+            ``(H_out, W_out)``, each ``⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1``.
+
+        Raises:
+            ValueError: the (dilated) kernel does not fit in the padded input.
+        """
         return window_output("Conv2d", (height, width), self.kernel_size, self.stride, self.padding, self.dilation)
 
     def forward(self, x: Array) -> Array:

@@ -32,6 +32,21 @@ class Linear(Module):
         init: ``"kaiming"`` (default), ``"xavier"`` or ``"torch"``.
         xp, device, dtype: where the parameters live (default NumPy, CPU, float32).
         rng: a `numpy.random.Generator` or int seed for the initial weights (default seed 0).
+
+    Raises:
+        TypeError: a size or setting has the wrong type.
+        ValueError: a size is not positive, or `init` is unknown.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> layer = am.Linear(3, 2, rng=0)
+        >>> {name: p.shape for name, p in layer.parameters().items()}
+        {'weight': (2, 3), 'bias': (1, 2)}
+        >>> y = layer(np.ones((4, 3), dtype=np.float32))
+        >>> dx = layer.backward(np.ones_like(y))
+        >>> y.shape, dx.shape, layer.gradients()["weight"].shape
+        ((4, 2), (4, 3), (2, 3))
     """
 
     def __init__(

@@ -45,15 +45,29 @@ def outputs(module: Any, x: Array, *, batch_size: int | None = None) -> Array:
 
 
 def predict_proba(module: Any, x: Array, *, batch_size: int = 1000) -> Array:
-    """The class probabilities, the softmax of the model's outputs (logits), row by row, in
-    evaluation mode, `batch_size` rows at a time; in `x`'s namespace and on its device."""
+    """The class probabilities, the softmax of the model's outputs (logits), in evaluation mode.
+
+    Args:
+        x: the inputs, one row per example.
+        batch_size: how many rows go through the model at a time.
+
+    Returns:
+        An (n, classes) array of probabilities in `x`'s namespace and on its device.
+    """
     logits = outputs(module, x, batch_size=batch_size)
     xp = backend.get_namespace(logits)
     return xp.exp(backend.log_softmax(logits, axis=1, xp=xp))
 
 
 def predict(module: Any, x: Array, *, batch_size: int = 1000) -> Array:
-    """The predicted class of every row, the index of its largest output, in evaluation mode,
-    `batch_size` rows at a time; an integer array in `x`'s namespace and on its device."""
+    """The predicted class of every row, the index of its largest output, in evaluation mode.
+
+    Args:
+        x: the inputs, one row per example.
+        batch_size: how many rows go through the model at a time.
+
+    Returns:
+        An integer array of shape (n,) in `x`'s namespace and on its device.
+    """
     logits = outputs(module, x, batch_size=batch_size)
     return backend.get_namespace(logits).argmax(logits, axis=1)

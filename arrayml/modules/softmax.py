@@ -71,9 +71,23 @@ def _describe_row(values: list[float], n_classes: int, total: float) -> str:
 def target_matrix(t: Array, like: Array, *, validate: bool = True, xp: Namespace, what: str) -> Array:
     """Targets as an (S, C) float matrix of `like`'s dtype and device.
 
-    Integer labels become one-hot rows (an out-of-range label, unchecked, a zero row). With
-    `validate`, labels out of range and probability rows that are not non-negative and summing
-    to 1 (NaN included) raise `ValueError` (this reads from the device once).
+    Integer labels become one-hot rows (an out-of-range label, unchecked, a zero row).
+
+    Args:
+        t: the targets: (S,) integer class labels, or (S, C) one-hot or probability rows.
+        like: the scores they go with, (S, C): their dtype, device and number of classes.
+        validate: check that labels are in range and probability rows are non-negative and sum
+            to 1 (NaN included); this reads from the device once.
+        xp: the arrays' namespace.
+        what: the name errors start with (the loss's).
+
+    Returns:
+        The (S, C) target matrix.
+
+    Raises:
+        TypeError: `t` is neither integer labels nor a floating matrix.
+        ValueError: `t` does not fit `like`'s shape, or (with `validate`) a label is out of range
+            or a row is not a probability distribution.
     """
     return _target_rows(t, like, validate=validate, xp=xp, what=what)[0]
 
@@ -249,16 +263,26 @@ class CrossEntropy(_ClassificationLoss):
     probability 0 gives an infinite loss, as the mathematics says. Prefer `SoftmaxCrossEntropy`
     on logits.
 
-    ``validate=True`` also checks that P holds probabilities (entries in [0, 1], rows summing to
-    1: raw logits or rows summing to 0.3 would give a meaningless, even negative, loss) and reads
-    the device to do it; ``validate=False`` gives up every check that reads the device (see the
-    module docstring: out-of-range labels become zero rows, P and probability targets are used
-    as they are).
+    Args:
+        validate: True (default) also checks that P holds probabilities (entries in [0, 1], rows
+            summing to 1: raw logits or rows summing to 0.3 would give a meaningless, even
+            negative, loss) and reads the device to do it; False gives up every check that reads
+            the device (see the module docstring: out-of-range labels become zero rows, P and
+            probability targets are used as they are).
     """
 
     what, scores = "CrossEntropy", "probabilities p"
 
     def forward(self, p: Array, t: Array) -> Array:
+        """The mean cross-entropy of probabilities `p` against targets `t`; saves what ``backward`` needs.
+
+        Args:
+            p: (S, C) class probabilities.
+            t: (S,) integer labels or (S, C) one-hot or probability rows.
+
+        Returns:
+            The loss, a 0-D array in `p`'s namespace and on its device.
+        """
         xp = self._namespace(p, t)
         if self.validate:
             _check_probabilities(p, xp, "CrossEntropy")
@@ -282,8 +306,21 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
 
     ``forward(logits, t)`` returns the scalar loss (a 0-D array) and keeps Y and T;
     ``backward(dloss=None)`` returns dL/dX. Stable for logits of ±1e4, and for −inf logits on
-    classes whose target is 0. ``validate=False`` gives up the label-range and probability-row
-    checks (see the module docstring for what that costs).
+    classes whose target is 0.
+
+    Args:
+        validate: False gives up the label-range and probability-row checks, which read the device
+            (see the module docstring for what that costs).
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> loss = am.SoftmaxCrossEntropy()
+        >>> logits = np.zeros((2, 4), dtype=np.float32)
+        >>> float(loss(logits, np.array([0, 3])))  # log 4
+        1.386294...
+        >>> loss.backward().shape
+        (2, 4)
     """
 
     what, scores = "SoftmaxCrossEntropy", "logits x"
@@ -301,5 +338,9 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
         return _times_dloss(dx, dloss, "SoftmaxCrossEntropy")
 
     def probabilities(self) -> Array:
-        """The softmax probabilities of the last forward."""
+        """The softmax probabilities of the last forward.
+
+        Returns:
+            The (S, C) array Y the forward saved.
+        """
         return self._saved()[0]

@@ -29,6 +29,19 @@ class SquaredError(Loss):
     ``backward(dloss=None)`` returns ``dL/dX = (X − T)/S`` (times `dloss` if given)."""
 
     def forward(self, x: Array, t: Array) -> Array:
+        """``(1/S) Σ_s ½‖x_s − t_s‖²``; saves what ``backward`` needs.
+
+        Args:
+            x: (S, D) outputs.
+            t: (S, D) targets of the same shape and dtype.
+
+        Returns:
+            The loss, a 0-D array in `x`'s namespace and on its device.
+
+        Raises:
+            TypeError: `t` is None or of another dtype.
+            ValueError: `x` is not 2-D, `t` has another shape, or the batch is empty.
+        """
         xp = namespace_of("SquaredError.forward", ("outputs x", "targets t"), x, t)
         if t is None:
             raise TypeError("SquaredError.forward expects targets t as an array, got None")

@@ -23,7 +23,11 @@ from .tree import (
 
 def state(module: Node) -> dict[str, Array]:
     """Parameters and buffers by dotted name: everything needed to rebuild the model's outputs
-    (what a checkpoint saves)."""
+    (what a checkpoint saves).
+
+    Returns:
+        A new dict from each dotted name (``"0.weight"``, ``"1.running_mean"``) to its array.
+    """
     out = parameters(module)
     out.update({name: owner.buffers[key] for name, owner, key in buffer_slots(module)})
     return out
@@ -33,8 +37,16 @@ def load_state(module: Node, state: Mapping[str, Array]) -> None:
     """Set parameters and buffers from a dict like `state` returns.
 
     The names, shapes and dtypes must match this model exactly; arrays are converted to the
-    namespace and device this model lives on. Raises `ValueError` or `TypeError` naming every
-    difference; nothing is reshaped or cast silently, and nothing is changed on error.
+    namespace and device this model lives on. Nothing is reshaped or cast silently, and nothing
+    is changed on error. Gradients and the forward cache are dropped.
+
+    Args:
+        state: the arrays by dotted name, of any supported backend or device.
+
+    Raises:
+        TypeError: `state` is not a mapping.
+        ValueError: names are missing or unexpected, or values are not arrays or have another
+            shape or dtype (every difference is named).
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"load_state expects a dict of arrays by name (what state() returns), got {type(state).__name__}")
@@ -74,9 +86,17 @@ def _differences(slots: dict[str, tuple[dict[str, Array], str]], state: Mapping[
 
 
 def move(module: N, xp: Any = None, device: Any = None, dtype: Any = None) -> N:
-    """Move every parameter and buffer to namespace `xp` (a namespace or a backend name), `device`
-    and floating `dtype` (default: keep the current dtype). Drops gradients and the forward
-    cache. Returns `module`."""
+    """Move every parameter and buffer to another namespace, device or floating dtype. Drops
+    gradients and the forward cache.
+
+    Args:
+        xp: the namespace or a backend name (``"torch"``); None keeps the current one.
+        device: the device (None: the namespace's default, or the current one when `xp` is None).
+        dtype: a floating dtype or its name; None keeps each array's current dtype.
+
+    Returns:
+        The module itself.
+    """
     current = placement(module)
     if xp is None and current is not None:
         xp = current.xp

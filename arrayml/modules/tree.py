@@ -36,7 +36,14 @@ N = TypeVar("N", bound=Node)
 
 
 def named_modules(module: N, prefix: str = "") -> Iterator[tuple[str, N]]:
-    """This module and every descendant, depth first, with dotted names."""
+    """This module and every descendant, depth first, with dotted names.
+
+    Args:
+        prefix: the name given to this module (its descendants' names start with it).
+
+    Returns:
+        An iterator of ``(name, module)`` pairs, this module first (named `prefix`).
+    """
     found: list[tuple[str, N]] = []
     _walk(module, prefix, found)
     return iter(found)
@@ -51,25 +58,46 @@ def _walk(module: Any, prefix: str, found: list) -> None:
 
 
 def parameter_slots(module: Node) -> Iterator[tuple[str, Any, str]]:
-    """``(full_name, owner, key)`` for every parameter: ``owner.params[key]`` is the array."""
+    """Where every parameter lives, in the order of `parameters`.
+
+    Returns:
+        An iterator of ``(full_name, owner, key)``: ``owner.params[key]`` is the array named
+        ``full_name``.
+    """
     found: list[tuple[str, Node]] = []
     _walk(module, "", found)
     return iter([((f"{prefix}.{key}" if prefix else key), owner, key) for prefix, owner in found for key in owner.params])
 
 
 def buffer_slots(module: Node) -> Iterator[tuple[str, Any, str]]:
-    """Like `parameter_slots`, for the non-learned state (running statistics)."""
+    """Where every buffer lives: like `parameter_slots`, for the non-learned state (running statistics).
+
+    Returns:
+        An iterator of ``(full_name, owner, key)``: ``owner.buffers[key]`` is the array.
+    """
     return iter([((f"{prefix}.{key}" if prefix else key), owner, key)
                  for prefix, owner in named_modules(module) for key in owner.buffers])
 
 
 def parameters(module: Node) -> dict[str, Array]:
-    """Every learnable array, by dotted name (``"0.weight"``, ``"2.gamma"``...)."""
+    """Every learnable array, by dotted name (``"0.weight"``, ``"2.gamma"``...).
+
+    Returns:
+        A new dict from each dotted name to its array (the arrays themselves, not copies).
+    """
     return {name: owner.params[key] for name, owner, key in parameter_slots(module)}
 
 
 def gradients(module: Node) -> dict[str, Array]:
-    """The gradients of the last ``backward``, by the same names as `parameters`."""
+    """The gradients of the last ``backward``, by the same names as `parameters`.
+
+    Returns:
+        A new dict from each parameter's dotted name to its gradient.
+
+    Raises:
+        RuntimeError: a parameter has no gradient (``backward`` was not called since the gradients
+            were last cleared).
+    """
     out = {}
     for name, owner, key in parameter_slots(module):
         if key not in owner.grads:
@@ -79,20 +107,32 @@ def gradients(module: Node) -> dict[str, Array]:
 
 
 def named_buffers(module: Node) -> dict[str, Array]:
-    """Every buffer (running statistics), by dotted name."""
+    """Every buffer (running statistics), by dotted name.
+
+    Returns:
+        A new dict from each dotted name to its array.
+    """
     return {name: owner.buffers[key] for name, owner, key in buffer_slots(module)}
 
 
 def set_parameters(module: Node, params: Mapping[str, Array]) -> None:
-    """Reassign every parameter from `params` (by the names of `parameters`), as the optimizer's
-    update does: no checks, no conversion, nothing written in place. For arrays from elsewhere,
-    ``load_state`` checks and converts."""
+    """Reassign every parameter from `params`, as the optimizer's update does: no checks, no
+    conversion, nothing written in place. For arrays from elsewhere, ``load_state`` checks and
+    converts.
+
+    Args:
+        params: the new arrays, by the names of `parameters` (every one of them).
+    """
     for name, owner, key in parameter_slots(module):
         owner.params[key] = params[name]
 
 
 def set_buffers(module: Node, buffers: Mapping[str, Array]) -> None:
-    """Reassign every buffer from `buffers` (by the names of `named_buffers`), unchecked."""
+    """Reassign every buffer from `buffers`, unchecked (as `set_parameters` does for parameters).
+
+    Args:
+        buffers: the new arrays, by the names of `named_buffers` (every one of them).
+    """
     for name, owner, key in buffer_slots(module):
         owner.buffers[key] = buffers[name]
 
@@ -104,12 +144,20 @@ def clear_gradients(module: Node) -> None:
 
 
 def num_parameters(module: Node) -> int:
-    """The number of learnable scalars (``Linear(20, 40)`` has 840)."""
+    """The number of learnable scalars (``Linear(20, 40)`` has 840).
+
+    Returns:
+        The sum of the sizes of every parameter.
+    """
     return sum(math.prod(p.shape) for p in parameters(module).values())
 
 
 def placement(module: Node) -> backend.Placement | None:
-    """Namespace, device and dtype of the module's parameters (None if it has none)."""
+    """Namespace, device and dtype of the module's parameters.
+
+    Returns:
+        A `arrayml.backend.Placement` read from the first parameter, or None if the module has none.
+    """
     for p in parameters(module).values():
         xp, dev = backend.get_namespace_and_device(p)
         return backend.Placement(xp=xp, device=dev, dtype=p.dtype)
@@ -118,17 +166,29 @@ def placement(module: Node) -> backend.Placement | None:
 
 def train(module: N, mode: bool = True) -> N:
     """Every module of the tree in training mode (batch statistics in batch norm, dropout on), or
-    in evaluation mode with ``mode=False``. Returns `module`."""
+    in evaluation mode with ``mode=False``.
+
+    Args:
+        mode: True for training mode, False for evaluation mode.
+
+    Returns:
+        The module itself (so that ``model.train()`` chains).
+    """
     for _, owner in named_modules(module):
         owner.training = mode
     return module
 
 
 def set_random_key(module: Node, key: Any) -> None:
-    """Give every layer of the tree that draws random numbers (`Dropout`) its key: `key` (a
-    `arrayml.backend.random_key`) folded with the layer's index among those layers, so that no two
-    draw the same numbers; None gives each back its own stream. A training step calls this with
-    the step's key before forward; a key set and left fixes the masks."""
+    """Give every layer of the tree that draws random numbers (`Dropout`) its key.
+
+    Each such layer gets `key` folded with its index among those layers, so that no two draw the
+    same numbers. A training step calls this with the step's key before forward; a key set and
+    left fixes the masks.
+
+    Args:
+        key: a key from `arrayml.backend.random_key`, or None to give each layer back its own stream.
+    """
     index = 0
     for _, owner in named_modules(module):
         if owner.draws_random:
@@ -137,14 +197,22 @@ def set_random_key(module: Node, key: Any) -> None:
 
 
 def draws_random_numbers(module: Node) -> bool:
-    """Whether any layer of the tree draws random numbers in its current mode."""
+    """Whether any layer of the tree draws random numbers in its current mode.
+
+    Returns:
+        True if some layer with ``draws_random`` is in training mode.
+    """
     return any(owner.draws_random and owner.training for _, owner in named_modules(module))
 
 
 def clone(module: N) -> N:
     """A structural copy: the same classes and settings, dicts of its own holding the same arrays
     (nothing is copied, since nothing is written in place), no gradients, no forward cache. What
-    `arrayml.compile` traces, so that the live model never holds a traced array."""
+    `arrayml.compile` traces, so that the live model never holds a traced array.
+
+    Returns:
+        The new module tree.
+    """
     new = copy.copy(module)
     new.params, new.grads, new.buffers = dict(module.params), {}, dict(module.buffers)
     new._cache = None  # type: ignore[attr-defined]

@@ -51,6 +51,24 @@ class Adam(Optimizer):
         clip_grad_norm: None, or clip the gradients to this global norm first (`Optimizer`).
 
     Every setting is checked again when reassigned.
+
+    Raises:
+        TypeError: a setting has the wrong type.
+        ValueError: a setting is out of its range.
+
+    Example:
+        The pure interface, on a dict of arrays (a model's ``parameters()``):
+
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> opt = am.Adam(lr=0.1)
+        >>> params = {"w": np.array([1.0, -1.0])}
+        >>> state = opt.init(params)
+        >>> sorted(state)
+        ['exp_avg', 'exp_avg_sq', 'step']
+        >>> params, state = opt.update({"w": np.array([0.5, -2.0])}, state, params, opt.lr)
+        >>> params["w"]  # the first step moves each weight by lr against its gradient's sign
+        array([ 0.9, -0.9])
     """
 
     #: AdamW sets this: the decay multiplies the parameters instead of adding to the gradient.
@@ -70,6 +88,18 @@ class Adam(Optimizer):
         self.betas, self.eps, self.weight_decay, self.amsgrad = betas, eps, weight_decay, amsgrad
 
     def init(self, params: Mapping[str, Array]) -> State:
+        """The state before the first step: zero moments for every parameter and a step count of 0.
+
+        Args:
+            params: the parameters, by name.
+
+        Returns:
+            ``{"step": 0-D array, "exp_avg": {...}, "exp_avg_sq": {...}}`` (and ``"max_exp_avg_sq"``
+            with AMSGrad).
+
+        Raises:
+            ValueError: `params` is empty.
+        """
         first = next(iter(params.values()), None)
         if first is None:
             raise ValueError(f"{type(self).__name__}.init needs at least one parameter")

@@ -48,22 +48,37 @@ class Trainable(Protocol):
     """What `Optimizer.step` updates: an arrayml Module, or anything with these three methods."""
 
     def parameters(self) -> Mapping[str, Array]:
-        """Every learnable array, by name."""
+        """Every learnable array, by name.
+
+        Returns:
+            A mapping from parameter name to array.
+        """
 
     def gradients(self) -> Mapping[str, Array]:
-        """The gradient of every parameter, by the same names."""
+        """The gradient of every parameter, by the same names.
+
+        Returns:
+            A mapping from parameter name to gradient array.
+        """
 
     def set_parameters(self, params: Mapping[str, Array]) -> None:
-        """Take these new arrays as the parameters (by the same names)."""
+        """Take these new arrays as the parameters.
+
+        Args:
+            params: the new arrays, by the names of `parameters`.
+        """
 
 
 class Optimizer:
     """Base class: subclasses implement `init`, `apply_gradients` (the rule) and `settings`, and
     declare their settings as `Setting` attributes.
 
-    ``lr`` is the rate `step` uses when it is given none; ``state`` is the eager state (None until
-    the first `step`, or set by a checkpoint); ``clip_grad_norm`` (None, or a positive number)
-    clips the gradients by their global norm before the rule sees them.
+    ``state`` is the eager state (None until the first `step`, or set by a checkpoint).
+
+    Args:
+        lr: the rate `step` uses when it is given none (a finite number >= 0).
+        clip_grad_norm: None, or a positive number: the gradients are then clipped by their
+            global norm before the rule sees them (`clip_by_global_norm`).
     """
 
     lr = rate()
@@ -81,19 +96,48 @@ class Optimizer:
 
     # -- the pure interface ----------------------------------------------------------------------
     def init(self, params: Mapping[str, Array]) -> State:  # pragma: no cover - abstract
-        """The state before the first step, for `params`."""
+        """The state before the first step.
+
+        Args:
+            params: the parameters, by name.
+
+        Returns:
+            A new state (its slots are zeros like `params`, on their device).
+        """
         raise NotImplementedError
 
     def update(
         self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
     ) -> tuple[dict[str, Array], State]:
-        """New parameters and new state after one step at rate `lr`: the gradients clipped by
-        their global norm if ``clip_grad_norm`` is set, then the optimizer's rule
-        (`apply_gradients`). Pure: nothing given is modified.
+        """New parameters and new state after one step: the gradients clipped by their global norm if
+        ``clip_grad_norm`` is set, then the optimizer's rule (`apply_gradients`). Pure: nothing
+        given is modified.
 
-        `lr` is a number, which must be finite and >= 0, or an array (a 0-D array inside a
-        compiled or exported step), which passes unchecked: reading it would be a host sync, or
-        impossible while tracing; the runner checks such a rate on the host before tracing."""
+        Args:
+            grads: the gradients, by parameter name.
+            state: the state of the previous step (or `init`'s).
+            params: the parameters, by name.
+            lr: the rate: a number, which must be finite and >= 0, or an array (a 0-D array inside a
+                compiled or exported step), which passes unchecked: reading it would be a host sync,
+                or impossible while tracing; the runner checks such a rate on the host before tracing.
+
+        Returns:
+            ``(new_params, new_state)``: new dicts of new arrays.
+
+        Raises:
+            TypeError: `lr` is neither a number nor an array.
+            ValueError: `lr` is negative or not finite.
+
+        Example:
+            >>> import numpy as np
+            >>> import arrayml as am
+            >>> opt = am.SGD(lr=0.1)
+            >>> params = {"w": np.array([1.0, 2.0])}
+            >>> state = opt.init(params)
+            >>> params, state = opt.update({"w": np.array([1.0, -1.0])}, state, params, opt.lr)
+            >>> params["w"]
+            array([0.9, 2.1])
+        """
         if not backend.is_array(lr):
             lr = validate.learning_rate(lr, f"argument lr of {type(self).__name__}.update: the learning rate",
                                         zero_ok=True)
@@ -104,30 +148,62 @@ class Optimizer:
     def apply_gradients(
         self, grads: Mapping[str, Array], state: State, params: Mapping[str, Array], lr: Any,
     ) -> tuple[dict[str, Array], State]:  # pragma: no cover - abstract
-        """The optimizer's rule: new parameters and state from (already transformed) `grads`.
-        Pure: builds new arrays and dicts only."""
+        """The optimizer's rule: new parameters and state from (already transformed) gradients.
+        Pure: builds new arrays and dicts only.
+
+        Args:
+            grads: the gradients (clipped, if the optimizer clips), by parameter name.
+            state: the state of the previous step.
+            params: the parameters, by name.
+            lr: the rate, a checked number or a 0-D array.
+
+        Returns:
+            ``(new_params, new_state)``.
+        """
         raise NotImplementedError
 
     def hyperparameters(self) -> tuple[Any, ...]:
-        """The settings `update` reads, besides the rate (a compiled step recompiles when they
-        change): every setting but ``lr``."""
+        """The settings `update` reads, besides the rate (a compiled step recompiles when they change).
+
+        Returns:
+            A tuple of ``(name, value)`` pairs: every setting but ``lr``.
+        """
         return tuple((k, v) for k, v in self.settings().items() if k != "lr")
 
     def rate(self, lr: Any, what: str) -> float:
-        """The rate of one step of `what`: `lr`, checked (a finite number >= 0: a schedule's
-        warm-up starts at 0), or the optimizer's own ``lr`` (checked when assigned) if None."""
+        """The rate of one step.
+
+        Args:
+            lr: the rate given, or None for the optimizer's own ``lr`` (checked when assigned).
+            what: the call errors name (``"SGD.step"``).
+
+        Returns:
+            `lr` checked (a finite number >= 0: a schedule's warm-up starts at 0), or ``self.lr``.
+        """
         if lr is None:
             return self.lr
         return validate.learning_rate(lr, f"argument lr of {what}: the learning rate", zero_ok=True)
 
     # -- the eager convenience -------------------------------------------------------------------
     def step(self, model: Trainable, lr: float | None = None) -> None:
-        """Update every parameter of `model` from its gradients at rate `lr` (default: the
-        optimizer's ``lr``; a schedule passes each step's rate here, and 0 is allowed), handing
-        it new arrays, never writing in place.
+        """Update every parameter of `model` from its gradients, handing it new arrays, never writing in
+        place; the eager state is kept in ``state``.
 
-        Every gradient (and state entry) is checked before any parameter changes, so a bad one
-        leaves the whole model as it was."""
+        Every gradient (and state entry) is checked before any parameter changes, so a bad one leaves
+        the whole model as it was.
+
+        Args:
+            model: an arrayml `Module` (or any `Trainable`) whose ``backward`` has run.
+            lr: the rate of this step (default: the optimizer's ``lr``; a schedule passes each step's
+                rate here, and 0 is allowed).
+
+        Raises:
+            TypeError: `model` lacks ``parameters``, ``gradients`` or ``set_parameters``, or a
+                gradient is of another namespace or device than its parameter.
+            RuntimeError: the model has no gradients (no backward since they were cleared).
+            ValueError: a gradient is missing, extra, or of another shape or dtype than its parameter,
+                or `lr` is negative or not finite.
+        """
         name = type(self).__name__
         if not all(callable(getattr(model, m, None)) for m in ("parameters", "gradients", "set_parameters")):
             raise TypeError(f"{name}.step expects an arrayml Module, got {type(model).__name__}: it needs "
@@ -144,10 +220,21 @@ class Optimizer:
         model.set_parameters(new_params)
 
     def checked_gradients(self, grads: Mapping[str, Array], params: Mapping[str, Array]) -> dict[str, Array]:
-        """`grads`, each checked against its parameter (present, shape, dtype, namespace,
-        device: attribute comparisons only, no device read): a (1, 4) gradient is never
-        broadcast onto a (5, 4) weight, nor a float64 gradient allowed to turn a float32
-        parameter into float64."""
+        """Each gradient checked against its parameter: present, shape, dtype, namespace, device
+        (attribute comparisons only, no device read). A (1, 4) gradient is never broadcast onto a
+        (5, 4) weight, nor a float64 gradient allowed to turn a float32 parameter into float64.
+
+        Args:
+            grads: the gradients, by parameter name.
+            params: the parameters, by name.
+
+        Returns:
+            A new dict of the same gradients.
+
+        Raises:
+            ValueError: a gradient is missing or extra, or has another shape or dtype.
+            TypeError: a gradient is of another namespace or device than its parameter.
+        """
         what = f"{type(self).__name__}.step"
         missing, extra = sorted(set(params) - set(grads)), sorted(set(grads) - set(params))
         if missing or extra:
@@ -191,15 +278,25 @@ class Optimizer:
         self._state_checked = value is None
 
     def set_state(self, state: State) -> None:
-        """Take `state` as the eager state, unchecked (as ``Module.set_parameters`` takes
-        parameters): for a state that `update` returned or `fitted_state` checked. A state from
-        anywhere else is assigned to ``state``, which checks it."""
+        """Take `state` as the eager state, unchecked (as ``Module.set_parameters`` takes parameters).
+
+        Args:
+            state: a state that `update` returned or `fitted_state` checked. A state from anywhere
+                else is assigned to ``state``, which checks it.
+        """
         self._state, self._state_checked = state, True
 
     def state_for(self, params: Mapping[str, Array]) -> State:
-        """The eager state fitted to `params`: a new state if there is none; one assigned by
-        hand checked once (`fitted_state`); one on another namespace, device or dtype than its
-        parameters (the model was moved with ``model.to``) converted to theirs."""
+        """The eager state fitted to `params`: a new state if there is none; one assigned by hand
+        checked once (`fitted_state`); one on another namespace, device or dtype than its parameters
+        (the model was moved with ``model.to``) converted to theirs.
+
+        Args:
+            params: the parameters the next step updates.
+
+        Returns:
+            The state to continue from (also kept as the eager state).
+        """
         state = self._state
         if state is None:
             return self.init(params)
@@ -210,18 +307,35 @@ class Optimizer:
         return fitted
 
     def fitted_state(self, state: Mapping[str, Any], params: Mapping[str, Array]) -> State:
-        """`state` (e.g. read from a checkpoint, as host arrays) checked against this optimizer
-        and `params`, and converted to where they live (`arrayml.optim.state.fitted`): an empty
-        state is a fresh one; otherwise every entry the optimizer keeps, and no other, for every
-        parameter, of its shape, holding values that make sense (`check_state_values`).
-        Anything else is a `ValueError` or `TypeError` naming the entry."""
+        """`state` (e.g. read from a checkpoint, as host arrays) checked against this optimizer and
+        `params`, and converted to where they live (`arrayml.optim.state.fitted`).
+
+        Args:
+            state: the state to check; an empty one gives a fresh state.
+            params: the parameters it is for.
+
+        Returns:
+            The state, on the parameters' namespace and device.
+
+        Raises:
+            ValueError: an entry is missing, extra, of another shape, or holds values no step can
+                have made (`check_state_values`); the entry is named.
+            TypeError: an entry is not an array or a dict of arrays.
+        """
         return fitted(self, state, params)
 
     def check_state_values(self, state: State) -> None:
-        """Refuse values no step of this optimizer can have made: a step count (`step_counts`)
-        that is not a whole number from 0 up to what its dtype counts exactly, a second moment
+        """Refuse values no step of this optimizer can have made: a step count (`step_counts`) that is
+        not a whole number from 0 up to what its dtype counts exactly, a second moment
         (`second_moments`) below 0 or NaN. Reads the values back: called once per state set or
-        loaded, never per step."""
+        loaded, never per step.
+
+        Args:
+            state: the state to check.
+
+        Raises:
+            ValueError: a value is impossible (named with its entry).
+        """
         check_values(self, state)
 
     def __repr__(self) -> str:
@@ -231,7 +345,11 @@ class Optimizer:
 
     def settings(self) -> dict[str, Any]:
         """The constructor's arguments, by name (``repr`` and run records show them;
-        ``type(opt)(**opt.settings())`` is an equal optimizer). Subclasses add theirs."""
+        ``type(opt)(**opt.settings())`` is an equal optimizer). Subclasses add theirs.
+
+        Returns:
+            A dict from argument name to value.
+        """
         return {"lr": self.lr, "clip_grad_norm": self.clip_grad_norm}
 
 
@@ -258,8 +376,17 @@ def _check_pair(what: str, p: Array, other: Array, names: tuple[str, str]) -> No
 
 
 def global_norm(grads: Mapping[str, Array]) -> Array:
-    """The 2-norm of all the arrays of `grads` together, ``sqrt(Σ_p Σ g_p²)``, as a 0-D device
-    array (not read back)."""
+    """The 2-norm of all the arrays of `grads` together, ``sqrt(Σ_p Σ g_p²)``.
+
+    Args:
+        grads: the gradients, by name.
+
+    Returns:
+        A 0-D device array (not read back).
+
+    Raises:
+        ValueError: `grads` is empty.
+    """
     total = None
     for g in grads.values():
         xp = backend.get_namespace(g)
@@ -271,13 +398,25 @@ def global_norm(grads: Mapping[str, Array]) -> Array:
 
 
 def clip_by_global_norm(grads: Mapping[str, Array], max_norm: Any) -> dict[str, Array]:
-    """`grads` scaled so that their global norm (`global_norm`) is at most `max_norm`:
-    every gradient times ``min(1, max_norm / (norm + 1e-6))``, exactly as
+    """`grads` scaled so that their global norm (`global_norm`) is at most `max_norm`.
+
+    Every gradient is multiplied by ``min(1, max_norm / (norm + 1e-6))``, exactly as
     ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` does (the same 1e-6, the same scale for
     every parameter, a multiplication by 1 below the threshold). The factor stays on the device:
     no host read, so the step can be compiled and never waits; a NaN norm makes every gradient
-    NaN, as in PyTorch, and the training loop then reports the divergence. `max_norm` must be a
-    finite number > 0 (a negative one would flip the gradients' sign, 0 zero them)."""
+    NaN, as in PyTorch, and the training loop then reports the divergence.
+
+    Args:
+        grads: the gradients, by name.
+        max_norm: a finite number > 0 (a negative one would flip the gradients' sign, 0 zero them).
+
+    Returns:
+        A new dict of the scaled gradients.
+
+    Raises:
+        TypeError: `max_norm` is not a real number.
+        ValueError: `max_norm` is not finite and > 0, or `grads` is empty.
+    """
     max_norm = validate.real_number(max_norm, "clip_by_global_norm max_norm", low=0.0, low_open=True)
     norm = global_norm(grads)
     xp = backend.get_namespace(norm)

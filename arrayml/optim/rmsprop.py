@@ -39,6 +39,10 @@ class RMSprop(Optimizer):
         clip_grad_norm: None, or clip the gradients to this global norm first (`Optimizer`).
 
     Every setting is checked again when reassigned.
+
+    Raises:
+        TypeError: a setting has the wrong type.
+        ValueError: a setting is out of its range.
     """
 
     alpha = number(low=0.0, high=1.0, high_open=True)

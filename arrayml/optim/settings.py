@@ -11,9 +11,14 @@ from .. import validate
 
 
 class Setting:
-    """A setting of an optimizer, checked by ``check(optimizer, value, what)`` whenever it is
-    assigned, in the constructor and after: the checked value is kept, a refused one raises
-    (naming the setting) and the old value stays."""
+    """A setting of an optimizer, checked whenever it is assigned, in the constructor and after:
+    the checked value is kept, a refused one raises (naming the setting) and the old value stays.
+
+    Args:
+        check: ``check(optimizer, value, what)`` returns the value to keep or raises; `what`
+            names the setting in the error.
+        label: the setting's name in errors (default: the attribute's name).
+    """
 
     def __init__(self, check: Callable[[Any, Any, str], Any], label: str | None = None) -> None:
         self.check, self.label = check, label

@@ -52,6 +52,24 @@ class SGD(Optimizer):
         nesterov: True or False; True needs momentum > 0.
         weight_decay: L2 penalty, a finite number >= 0.
         clip_grad_norm: None, or clip the gradients to this global norm first (`Optimizer`).
+
+    Raises:
+        TypeError: a setting has the wrong type.
+        ValueError: a setting is out of its range, or Nesterov momentum without momentum.
+
+    Example:
+        The eager step on a model whose backward has run:
+
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> model, loss = am.Linear(2, 2), am.SoftmaxCrossEntropy()
+        >>> opt = am.SGD(lr=0.1, momentum=0.9)
+        >>> x, y = np.ones((4, 2), dtype=np.float32), np.array([0, 1, 1, 0])
+        >>> _ = loss(model(x), y)
+        >>> _ = model.backward(loss.backward())
+        >>> opt.step(model)
+        >>> sorted(opt.velocity)
+        ['bias', 'weight']
     """
 
     momentum = Setting(_momentum)

@@ -124,8 +124,22 @@ def fits(state: Mapping[str, Any], params: Mapping[str, Array]) -> bool:
 
 
 def flatten_state(state: Mapping[str, Any] | None) -> dict[str, Array]:
-    """An optimizer state as flat ``"slot/parameter"`` (or ``"entry"``) → array pairs, for a
-    checkpoint; `unflatten_state` undoes it."""
+    """An optimizer state as flat pairs, for a checkpoint; `unflatten_state` undoes it.
+
+    Args:
+        state: the state (None: empty).
+
+    Returns:
+        A dict from ``"slot/parameter"`` (a slot's array) or ``"entry"`` (a single array) to array.
+
+    Example:
+        >>> from arrayml.optim import flatten_state, unflatten_state
+        >>> flat = flatten_state({"step": 3, "momentum": {"0.weight": 1.0}})
+        >>> flat
+        {'step': 3, 'momentum/0.weight': 1.0}
+        >>> unflatten_state(flat)
+        {'step': 3, 'momentum': {'0.weight': 1.0}}
+    """
     flat: dict[str, Array] = {}
     for key, entry in (state or {}).items():
         if isinstance(entry, Mapping):
@@ -136,7 +150,14 @@ def flatten_state(state: Mapping[str, Any] | None) -> dict[str, Array]:
 
 
 def unflatten_state(flat: Mapping[str, Array]) -> State:
-    """The nested state that `flatten_state` flattened."""
+    """The nested state that `flatten_state` flattened.
+
+    Args:
+        flat: the ``"slot/parameter"`` and ``"entry"`` pairs.
+
+    Returns:
+        The state: a dict of slots (dicts by parameter name) and single entries.
+    """
     state: State = {}
     for key, value in flat.items():
         slot, sep, pname = key.partition("/")
