@@ -62,7 +62,7 @@ NOT_YET: set[str] = {
     "arrayml.backend", "arrayml.compat", "arrayml.compile",
     "arrayml.distributed", "arrayml.fileio",
     "arrayml.gradcheck", "arrayml.learners", "arrayml.runner",
-    "arrayml.sklearn", "arrayml.step", "arrayml.validate",
+    "arrayml.step", "arrayml.validate",
 }
 
 _HEADER = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
@@ -305,6 +305,7 @@ EXAMPLE_MODULES: list[str] = [
     "arrayml.modules.linear", "arrayml.modules.softmax", "arrayml.optim.adam", "arrayml.optim.base",
     "arrayml.optim.sgd", "arrayml.optim.state", "arrayml.schedules", "arrayml.metrics", "arrayml.training",
     "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data", "arrayml.datasets.cifar10",
+    "arrayml.sklearn._classifier", "arrayml.sklearn._regressor",
 ]
 
 
