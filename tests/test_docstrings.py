@@ -61,8 +61,7 @@ ALLOWED: dict[str, str] = {}
 NOT_YET: set[str] = {
     "arrayml.backend", "arrayml.compat", "arrayml.compile",
     "arrayml.distributed", "arrayml.fileio",
-    "arrayml.gradcheck", "arrayml.learners", "arrayml.runner",
-    "arrayml.step", "arrayml.validate",
+    "arrayml.gradcheck", "arrayml.validate",
 }
 
 _HEADER = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
@@ -305,7 +304,8 @@ EXAMPLE_MODULES: list[str] = [
     "arrayml.modules.linear", "arrayml.modules.softmax", "arrayml.optim.adam", "arrayml.optim.base",
     "arrayml.optim.sgd", "arrayml.optim.state", "arrayml.schedules", "arrayml.metrics", "arrayml.training",
     "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data", "arrayml.datasets.cifar10",
-    "arrayml.sklearn._classifier", "arrayml.sklearn._regressor",
+    "arrayml.sklearn._classifier", "arrayml.sklearn._regressor", "arrayml.learners", "arrayml.runner",
+    "arrayml.step",
 ]
 
 
