@@ -59,7 +59,7 @@ ALLOWED: dict[str, str] = {}
 # The public modules whose names are not yet held to the rules (the entries whose home is one of
 # them); each must still break them, so the list only shrinks.
 NOT_YET: set[str] = {
-    "arrayml.backend", "arrayml.compat", "arrayml.compile",
+    "arrayml.backend", "arrayml.compat",
     "arrayml.distributed", "arrayml.fileio",
     "arrayml.gradcheck", "arrayml.validate",
 }
@@ -305,7 +305,7 @@ EXAMPLE_MODULES: list[str] = [
     "arrayml.optim.sgd", "arrayml.optim.state", "arrayml.schedules", "arrayml.metrics", "arrayml.training",
     "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data", "arrayml.datasets.cifar10",
     "arrayml.sklearn._classifier", "arrayml.sklearn._regressor", "arrayml.learners", "arrayml.runner",
-    "arrayml.step",
+    "arrayml.step", "arrayml.compile",
 ]
 
 
