@@ -60,7 +60,7 @@ ALLOWED: dict[str, str] = {}
 # them); each must still break them, so the list only shrinks.
 NOT_YET: set[str] = {
     "arrayml.backend", "arrayml.compat",
-    "arrayml.distributed", "arrayml.fileio",
+    "arrayml.fileio",
     "arrayml.gradcheck", "arrayml.validate",
 }
 
@@ -305,7 +305,7 @@ EXAMPLE_MODULES: list[str] = [
     "arrayml.optim.sgd", "arrayml.optim.state", "arrayml.schedules", "arrayml.metrics", "arrayml.training",
     "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data", "arrayml.datasets.cifar10",
     "arrayml.sklearn._classifier", "arrayml.sklearn._regressor", "arrayml.learners", "arrayml.runner",
-    "arrayml.step", "arrayml.compile",
+    "arrayml.step", "arrayml.compile", "arrayml.distributed.learner",
 ]
 
 
