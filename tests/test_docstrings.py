@@ -61,7 +61,7 @@ ALLOWED: dict[str, str] = {}
 NOT_YET: set[str] = {
     "arrayml.backend", "arrayml.compat",
     "arrayml.fileio",
-    "arrayml.gradcheck", "arrayml.validate",
+    "arrayml.validate",
 }
 
 _HEADER = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
@@ -306,6 +306,7 @@ EXAMPLE_MODULES: list[str] = [
     "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data", "arrayml.datasets.cifar10",
     "arrayml.sklearn._classifier", "arrayml.sklearn._regressor", "arrayml.learners", "arrayml.runner",
     "arrayml.step", "arrayml.compile", "arrayml.distributed.learner",
+    "arrayml.gradcheck",
 ]
 
 
