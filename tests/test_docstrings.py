@@ -60,8 +60,6 @@ ALLOWED: dict[str, str] = {}
 # them); each must still break them, so the list only shrinks.
 NOT_YET: set[str] = {
     "arrayml.backend", "arrayml.compat",
-    "arrayml.fileio",
-    "arrayml.validate",
 }
 
 _HEADER = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
@@ -306,7 +304,7 @@ EXAMPLE_MODULES: list[str] = [
     "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data", "arrayml.datasets.cifar10",
     "arrayml.sklearn._classifier", "arrayml.sklearn._regressor", "arrayml.learners", "arrayml.runner",
     "arrayml.step", "arrayml.compile", "arrayml.distributed.learner",
-    "arrayml.gradcheck",
+    "arrayml.gradcheck", "arrayml.fileio", "arrayml.validate",
 ]
 
 
