@@ -59,7 +59,7 @@ ALLOWED: dict[str, str] = {}
 # The public modules whose names are not yet held to the rules (the entries whose home is one of
 # them); each must still break them, so the list only shrinks.
 NOT_YET: set[str] = {
-    "arrayml.backend", "arrayml.compat",
+    "arrayml.backend",
 }
 
 _HEADER = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
@@ -305,6 +305,7 @@ EXAMPLE_MODULES: list[str] = [
     "arrayml.sklearn._classifier", "arrayml.sklearn._regressor", "arrayml.learners", "arrayml.runner",
     "arrayml.step", "arrayml.compile", "arrayml.distributed.learner",
     "arrayml.gradcheck", "arrayml.fileio", "arrayml.validate",
+    "arrayml.compat",
 ]
 
 
