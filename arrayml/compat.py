@@ -109,7 +109,8 @@ class ReLUModule(_CourseModule):
     """ReLU with the course's name (no ``params``).
 
     Args:
-        *args, **kwargs: the arguments of the arrayml `ReLU` it builds (none).
+        *args: the positional arguments of the arrayml `ReLU` it builds (none).
+        **kwargs: its keyword arguments.
         module: an arrayml `ReLU` to wrap instead of building one.
     """
 
@@ -120,7 +121,8 @@ class ELUModule(_CourseModule):
     """ELU (alpha 1.0 by default) with the course's name (no ``params``).
 
     Args:
-        *args, **kwargs: the arguments of the arrayml `ELU` it builds (``alpha``).
+        *args: the positional arguments of the arrayml `ELU` it builds (``alpha``).
+        **kwargs: its keyword arguments.
         module: an arrayml `ELU` to wrap instead of building one.
     """
 
@@ -131,7 +133,8 @@ class SoftMaxModule(_CourseModule):
     """Softmax with the course's name (no ``params``).
 
     Args:
-        *args, **kwargs: the arguments of the arrayml `Softmax` it builds (none).
+        *args: the positional arguments of the arrayml `Softmax` it builds (none).
+        **kwargs: its keyword arguments.
         module: an arrayml `Softmax` to wrap instead of building one.
     """
 
@@ -142,8 +145,9 @@ class ActivationModule(_CourseModule):
     """Any other arrayml activation (``tanh``, ``gelu``...) in the course's shape (no ``params``).
 
     Args:
-        *args, **kwargs: passed to the base class `arrayml.modules.activations.Activation`,
-            which takes none: give `module` instead.
+        *args: passed to the base class `arrayml.modules.activations.Activation`, which takes
+            none: give `module` instead.
+        **kwargs: likewise.
         module: the arrayml activation to wrap (``activation_by_name("tanh")``).
     """
 

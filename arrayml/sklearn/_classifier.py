@@ -19,18 +19,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     __doc__ = """A multi-layer perceptron classifier trained with arrayml's hand-written backpropagation,
     on NumPy, PyTorch, CuPy, JAX or array-api-strict arrays.
 
-    scikit-learn's `~sklearn.neural_network.MLPClassifier`, where the two coincide:
-    ``hidden_layer_sizes``, ``activation`` (``"identity"``, ``"logistic"``, ``"tanh"``,
-    ``"relu"``, and arrayml's ``"elu"``, ``"leaky_relu"``, ``"gelu"``), ``solver``
-    (``"adam"``, the default: `arrayml.Adam` with ``beta_1``, ``beta_2``, ``epsilon``; or
-    ``"sgd"``: `arrayml.SGD` with ``momentum``, ``nesterovs_momentum``), ``alpha`` (L2 penalty,
-    divided by the batch size as scikit-learn divides it), ``batch_size`` (``"auto"`` =
-    min(200, n_samples)), ``learning_rate_init`` (a constant rate), ``max_iter`` (epochs),
-    ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``warm_start``, ``early_stopping``,
-    ``validation_fraction``, ``n_iter_no_change``.
-    arrayml's own: ``xp`` and ``device`` (where to train; default: where the data lives under
-    ``array_api_dispatch``, else NumPy), ``dtype`` (default: the input's float dtype, float64 for
-    integers), ``batch_norm``, ``compile`` (the whole step as one ``jax.jit`` /
+    The arguments are those of scikit-learn's `~sklearn.neural_network.MLPClassifier`, with
+    the same names and meanings where the two coincide, and arrayml's own: ``xp``, ``device``,
+    ``dtype``, ``batch_norm`` and ``compile`` (the whole step as one ``jax.jit`` /
     ``torch.compile`` function).
 
     Differences from scikit-learn's: the output is a softmax over every class, two classes

@@ -57,7 +57,7 @@ ARGS_DOC = """
         n_iter_no_change: how many epochs in a row may improve by less than ``tol`` before
             training stops (a positive integer, default 10).
         xp: where to train: a backend name (``"numpy"``, ``"torch"``, ``"jax"``, ``"cupy"``,
-            ``"array_api_strict"``) or an array namespace; default: the input's namespace under
+            ``"array-api-strict"``) or an array namespace; default: the input's namespace under
             scikit-learn's ``array_api_dispatch``, else NumPy.
         device: the device to train on (default: the input's, or the namespace's default).
         dtype: the float dtype of the network (default: the input's float dtype, float64 for
