@@ -40,7 +40,29 @@ def _course_rng(rng: Seed) -> Seed:
 
 
 class LinearModule(Linear):
-    """``Linear`` with the course's constructor and float64 NumPy parameters by default."""
+    """``Linear`` with the course's constructor and float64 NumPy parameters by default.
+
+    Args:
+        in_features, out_features: sizes of the input and output.
+        input_layer: use the input layer's variance 1/in for the initial weights instead of
+            2/in (positional, as in the course).
+        xp, device, dtype: where the parameters live (default NumPy, CPU, float64).
+        rng: a `numpy.random.Generator` or int seed for the initial weights (default: a
+            generator seeded from NumPy's global random state, so ``np.random.seed`` applies).
+
+    Raises:
+        TypeError: a size or setting has the wrong type.
+        ValueError: a size is not positive.
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml.compat import LinearModule
+        >>> layer = LinearModule(3, 2, input_layer=True, rng=0)
+        >>> out = layer.forward(np.ones((4, 3), dtype=np.float32))  # converted to float64
+        >>> dx = layer.backward(np.ones_like(out))
+        >>> out.dtype, dx.shape, layer.grads["weight"].shape
+        (dtype('float64'), (4, 3), (2, 3))
+    """
 
     def __init__(
         self, in_features: int, out_features: int, input_layer: bool = False, *,
@@ -84,25 +106,50 @@ class _CourseModule:
 
 
 class ReLUModule(_CourseModule):
-    """ReLU with the course's name (no ``params``)."""
+    """ReLU with the course's name (no ``params``).
+
+    Args:
+        *args: the positional arguments of the arrayml `ReLU` it builds (none).
+        **kwargs: its keyword arguments.
+        module: an arrayml `ReLU` to wrap instead of building one.
+    """
 
     core = ReLU
 
 
 class ELUModule(_CourseModule):
-    """ELU (alpha 1.0 by default) with the course's name (no ``params``)."""
+    """ELU (alpha 1.0 by default) with the course's name (no ``params``).
+
+    Args:
+        *args: the positional arguments of the arrayml `ELU` it builds (``alpha``).
+        **kwargs: its keyword arguments.
+        module: an arrayml `ELU` to wrap instead of building one.
+    """
 
     core = ELU
 
 
 class SoftMaxModule(_CourseModule):
-    """Softmax with the course's name (no ``params``)."""
+    """Softmax with the course's name (no ``params``).
+
+    Args:
+        *args: the positional arguments of the arrayml `Softmax` it builds (none).
+        **kwargs: its keyword arguments.
+        module: an arrayml `Softmax` to wrap instead of building one.
+    """
 
     core = Softmax
 
 
 class ActivationModule(_CourseModule):
-    """Any other arrayml activation (``tanh``, ``gelu``...) in the course's shape (no ``params``)."""
+    """Any other arrayml activation (``tanh``, ``gelu``...) in the course's shape (no ``params``).
+
+    Args:
+        *args: passed to the base class `arrayml.modules.activations.Activation`, which takes
+            none: give `module` instead.
+        **kwargs: likewise.
+        module: the arrayml activation to wrap (``activation_by_name("tanh")``).
+    """
 
     core = Activation
 
@@ -183,6 +230,32 @@ class MLP(Module):
     (N, 3072) by ``forward``, and ``backward`` returns the input gradient in the input's shape.
     Underneath is an arrayml `Sequential` (``.network``): ``parameters()`` names its arrays
     ``"0.weight"``, ``"0.bias"``, ``"2.weight"``...
+
+    Args:
+        n_inputs: the number of input features (3072 for flattened CIFAR-10 images).
+        n_hidden: the width of each hidden layer, a list of positive integers (may be empty).
+        n_classes: the number of classes (outputs).
+        activation: the hidden layers' activation, by name (``"relu"``, ``"elu"``, ...).
+        softmax: end with a `SoftMaxModule` (probabilities, the course's); False ends at the
+            last Linear (logits, for `SoftmaxCrossEntropyModule`).
+        xp, device, dtype: where the parameters live (default NumPy, CPU, float64).
+        rng: a `numpy.random.Generator` or int seed for the initial weights (default: seeded
+            from NumPy's global random state).
+
+    Raises:
+        TypeError: a size or setting has the wrong type.
+        ValueError: a size is not positive, or the activation is unknown.
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml.compat import MLP, CrossEntropyModule
+        >>> mlp = MLP(3072, [16], 10, rng=0)
+        >>> probs = mlp.forward(np.zeros((2, 3, 32, 32), dtype=np.float32))
+        >>> probs.shape, bool(np.allclose(probs.sum(axis=1), 1.0))
+        ((2, 10), True)
+        >>> dx = mlp.backward(CrossEntropyModule().backward(probs, np.array([3, 7])))
+        >>> dx.shape, [type(m).__name__ for m in mlp.layers]
+        ((2, 3, 32, 32), ['LinearModule', 'ReLUModule', 'LinearModule', 'SoftMaxModule'])
     """
 
     def __init__(

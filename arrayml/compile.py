@@ -79,21 +79,55 @@ class Compiler(Protocol):
     what: str
 
     def name(self, xp: backend.Namespace) -> str | None:
-        """The compiler of a model on namespace `xp` (None: there is none)."""
+        """The compiler of a model on namespace `xp`.
+
+        Args:
+            xp: the namespace the model lives on.
+
+        Returns:
+            The compiler's name (``"jax.jit"``, ``"torch.compile"``, ``"onnxruntime"``), or
+            None when there is none for `xp`.
+        """
 
     def unavailable(self, where: backend.Placement) -> str:
-        """Why a model that lives at `where` cannot be compiled, and what to do."""
+        """Why a model that lives at `where` cannot be compiled, and what to do.
+
+        Args:
+            where: where the model lives.
+
+        Returns:
+            The error message.
+        """
 
     def compile(self, step: Callable[..., Any], traced: Traced) -> Callable[..., Any]:
-        """`step` (the pure step, a function of its own) compiled for `traced`'s model."""
+        """`step` (the pure step, a function of its own) compiled for `traced`'s model.
+
+        Args:
+            step: the pure step, ``step(params, buffers, opt_state, x, y, lr, key)``.
+            traced: the strategy it is compiled for (its placement, whether it donates).
+
+        Returns:
+            The compiled function, with `step`'s arguments and results.
+        """
 
     def check_batch(self, x: Array, y: Array) -> tuple[Array, Array]:
-        """The batch as the compiled function takes it, or an error before anything runs."""
+        """The batch as the compiled function takes it, or an error before anything runs.
+
+        Args:
+            x, y: the batch's inputs and targets.
+
+        Returns:
+            ``(x, y)``, as the compiled function takes them.
+        """
 
 
 class Jit:
     """``jax.jit`` (the state's buffers donated unless ``donate=False``) on JAX,
-    ``torch.compile(fullgraph=True)`` on PyTorch (`arrayml.backend.compile_function`)."""
+    ``torch.compile(fullgraph=True)`` on PyTorch (`arrayml.backend.compile_function`).
+
+    Args:
+        options: keyword arguments passed to ``jax.jit`` or ``torch.compile``, or None.
+    """
 
     what = "compile_step"
 
@@ -101,9 +135,25 @@ class Jit:
         self.options = options
 
     def name(self, xp: backend.Namespace) -> str | None:
+        """The compiler of a model on namespace `xp`.
+
+        Args:
+            xp: the namespace the model lives on.
+
+        Returns:
+            ``"jax.jit"``, ``"torch.compile"``, or None for a namespace without one.
+        """
         return backend.compiler_name(xp)
 
     def unavailable(self, where: backend.Placement) -> str:
+        """Why a model at `where` cannot be compiled: the backends that can, and how to get there.
+
+        Args:
+            where: where the model lives.
+
+        Returns:
+            The error message.
+        """
         return (
             f"compile_step: the {backend.namespace_name(where.xp)} backend has no compiler "
             "(jax and torch have: jax.jit, torch.compile); move the model with "
@@ -112,10 +162,29 @@ class Jit:
         )
 
     def compile(self, step: Callable[..., Any], traced: Traced) -> Callable[..., Any]:
+        """`step` compiled by ``jax.jit`` (the state's arguments donated where `traced` donates)
+        or ``torch.compile``.
+
+        Args:
+            step: the pure step, ``step(params, buffers, opt_state, x, y, lr, key)``.
+            traced: the strategy it is compiled for (its placement, whether it donates).
+
+        Returns:
+            The compiled function.
+        """
         return backend.compile_function(step, traced.placement.xp, donate_argnums=(0, 1, 2) if traced.donates else (),
                                         options=self.options)
 
     def check_batch(self, x: Array, y: Array) -> tuple[Array, Array]:
+        """The batch as it is: ``jax.jit`` and ``torch.compile`` take any array of the model's
+        namespace (the runner checks where it lives).
+
+        Args:
+            x, y: the batch's inputs and targets.
+
+        Returns:
+            ``(x, y)``, unchanged.
+        """
         return x, y
 
 
@@ -128,7 +197,21 @@ class Traced:
     of the compiled function's key, as are the namespace and device: a change compiles a new
     function. A model moved to another device or compiler is followed; one moved where
     `compiler` has nothing is an error, unless ``fallback="eager"`` (the same pure step,
-    uncompiled)."""
+    uncompiled).
+
+    Args:
+        model, loss, optimizer: what each step trains, with which loss and optimizer.
+        compiler: what compiles the pure step (`Jit`, or the ONNX export's).
+        metrics: ``metrics(logits, y)``, computed inside the compiled function, or None.
+        donate: donate the state's buffers (JAX only).
+        fallback: None (a backend without a compiler is an error) or ``"eager"`` (run the pure
+            step uncompiled there).
+
+    Raises:
+        ValueError: `fallback` is neither None nor ``"eager"``, the model has no parameters,
+            the model's backend has no compiler (and no fallback), or the loss checks its
+            labels (``validate=True``) in a step that compiles.
+    """
 
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, compiler: Compiler, *,
                  metrics: Callable[[Array, Array], Any] | None = None, donate: bool = True,
@@ -169,9 +252,21 @@ class Traced:
     def pure_step(self, params: Arrays, buffers: Arrays, opt_state: State, x: Array, y: Array, lr: Any,
                   key: Any = None) -> tuple[tuple[Arrays, Arrays, State], Array, Any]:
         """`arrayml.step.train_step` as a function of its state (this is what gets traced), on
-        a clone of the model and of the loss that hold the given arrays. `key`: the step's random
-        key (a traced array on JAX); None inside ``torch.compile`` for a model that draws, whose
-        draws then use the seeded default generator (`backend.GLOBAL_GENERATOR`)."""
+        a clone of the model and of the loss that hold the given arrays.
+
+        Args:
+            params, buffers: the model's parameters and buffers, by name.
+            opt_state: the optimizer's state.
+            x, y: the batch.
+            lr: the learning rate (a traced 0-D array when compiled).
+            key: the step's random key (a traced array on JAX); None inside
+                ``torch.compile`` for a model that draws, whose draws then use the seeded
+                default generator (`arrayml.backend.GLOBAL_GENERATOR`).
+
+        Returns:
+            ``((params, buffers, opt_state), loss, extra)``: the new state, the batch loss and
+            the metrics (None without).
+        """
         model, loss_fn = self.model.clone(), self.loss.clone()
         model.set_parameters(params)
         model.set_buffers(buffers)
@@ -183,7 +278,12 @@ class Traced:
 
     def function(self) -> Any:
         """The compiled step for the model's current modes, the optimizer's settings and the
-        model's placement (compiled now if it is new)."""
+        model's placement (compiled now if it is new).
+
+        Returns:
+            A function with `pure_step`'s arguments and results (`pure_step` itself when
+            running uncompiled).
+        """
         key = (tuple(m.training for _, m in self.model.named_modules()), self.optimizer.hyperparameters(),
                backend.namespace_name(self.placement.xp), str(self.placement.device))
         fn = self.functions.get(key)
@@ -203,6 +303,23 @@ class Traced:
         return fn
 
     def run(self, opt_state: State, x: Array, y: Array, rate: Any, key: Any) -> tuple[State, Array, Any]:
+        """One compiled step; the live model gets the new parameters and buffers (and empty
+        ``grads``) afterwards.
+
+        Args:
+            opt_state: the optimizer's state before the step, fitted to the model.
+            x, y: the batch, where the model lives.
+            rate: the learning rate, already checked by the runner.
+            key: the step's random key, or None (the model draws nothing).
+
+        Returns:
+            ``(opt_state, loss, extra)``: the new optimizer state, the loss (a 0-D device array)
+            and the metrics (None without).
+
+        Raises:
+            ValueError: the batch is not where the model lives, the model moved where nothing
+                compiles, or the compiler refuses the batch (`Compiler.check_batch`).
+        """
         x, y = self.compiler.check_batch(x, y)
         params = self.model.parameters()
         if params and not _same_place(next(iter(params.values())), self.placement):
@@ -235,6 +352,35 @@ class CompiledStep(Runner):
     `metrics` function was given (it runs inside the compiled function; e.g. the number of
     correct predictions). `lr` defaults to the optimizer's ``lr``; `key` to the key of the step's
     number (``next_step``). Build it with `compile_step`.
+
+    Args:
+        model, loss, optimizer: what each step trains, with which loss (built with
+            ``validate=False``) and optimizer.
+        metrics: ``metrics(logits, y)``, computed inside the compiled function, or None.
+        donate: donate the state's buffers on JAX.
+        fallback: None (a backend without a compiler is an error) or ``"eager"``.
+        options: keyword arguments passed to ``jax.jit`` or ``torch.compile``.
+        seed: seeds the steps' random draws (dropout).
+        train_mode: switch the model to training mode before every step.
+        compiler: what compiles the pure step (default: `Jit` with `options`).
+
+    Raises:
+        TypeError: `model`, `loss` or `optimizer` is not an arrayml one, or `seed` is not an
+            integer.
+        ValueError: as `Traced` raises (no compiler for the model's backend and no fallback,
+            a loss that checks its labels), or `seed` is negative.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> model = am.MLP(4, [8], 3, rng=0)
+        >>> step = am.compile.compile_step(model, am.SoftmaxCrossEntropy(validate=False), am.SGD(0.1),
+        ...                                fallback="eager")
+        >>> step.compiler, step.compiled  # NumPy has no compiler: the same step, uncompiled
+        (None, False)
+        >>> loss = step(np.ones((5, 4), dtype=np.float32), np.array([0, 1, 2, 1, 0]))
+        >>> loss.shape, step.next_step
+        ((), 1)
     """
 
     def __init__(
@@ -253,6 +399,21 @@ class CompiledStep(Runner):
         self.loss, self.metrics = loss, metrics
 
     def __call__(self, x: Array, y: Array, lr: float | None = None, *, key: Any = None) -> Any:
+        """One step on (x, y) (`Runner.step`).
+
+        Args:
+            x, y: the batch, where the model lives.
+            lr: the learning rate (None: the optimizer's ``lr``).
+            key: the step's random key (None: that of its number, ``next_step``).
+
+        Returns:
+            The batch loss, a 0-D device array (not read back); ``(loss, metrics)`` when the
+            step was built with `metrics`.
+
+        Raises:
+            ValueError: the rate is not a finite number >= 0, or the batch is not where the
+                model lives or does not fit it.
+        """
         loss, extra = self.step(x, y, lr, key=key)
         return loss if self.metrics is None else (loss, extra)
 
@@ -318,6 +479,15 @@ def compile_step(
         train_mode: switch the model to training mode before every step (as a learner's step
             does); False (default) traces the model in the modes it has (``model.eval()``
             freezes batch norm's statistics and turns dropout off, in a function of its own).
+
+    Returns:
+        The step, a `CompiledStep`.
+
+    Raises:
+        TypeError: `model`, `loss` or `optimizer` is not an arrayml one.
+        ValueError: the model's backend has no compiler and `fallback` is None, `fallback` is
+            unknown, the model has no parameters, or the loss checks its labels
+            (``validate=True``).
     """
     return CompiledStep(model, loss, optimizer, metrics=metrics, donate=donate, fallback=fallback, options=options,
                         seed=seed, train_mode=train_mode)

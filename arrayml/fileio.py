@@ -27,6 +27,30 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
     """Open a temporary file for writing; on success it replaces `path`, on error it is removed.
 
     The file gets the usual permissions (0666 less the umask), not mkstemp's private 0600.
+    The parent folders are made if they are missing.
+
+    Args:
+        path: the file to write.
+        mode: the file mode, ``"wb"`` (default) or ``"w"`` for text.
+
+    Yields:
+        The open temporary file; write to it inside the ``with`` block.
+
+    Raises:
+        OSError: the folder cannot be made or written, or the disk is full (the old file under
+            `path` is left as it was).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from arrayml.fileio import atomic_write
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> target = Path(folder.name) / "notes.txt"
+        >>> with atomic_write(target, "w") as f:
+        ...     _ = f.write("all or nothing")
+        >>> target.read_text()
+        'all or nothing'
+        >>> folder.cleanup()
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +68,19 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
 
 def file_digest(path: str | os.PathLike, algorithm: str = "md5") -> str:
     """Hex digest of a file, read in 1 MiB blocks (``"md5"`` to check a download, ``"sha256"``
-    to record which data a run used)."""
+    to record which data a run used).
+
+    Args:
+        path: the file.
+        algorithm: a `hashlib` algorithm name.
+
+    Returns:
+        The digest, in hexadecimal.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: `hashlib` knows no such algorithm.
+    """
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -53,7 +89,32 @@ def file_digest(path: str | os.PathLike, algorithm: str = "md5") -> str:
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Write JSON through a temporary file renamed into place."""
+    """Write JSON through a temporary file renamed into place: one-space indentation, lists of
+    plain values on one line; NumPy numbers and arrays as numbers and lists; NaN and ±Infinity as
+    Python's `json` writes them.
+
+    Args:
+        obj: what to write (dicts, lists, strings, numbers, NumPy numbers and arrays).
+        path: the file to write.
+
+    Returns:
+        `path`, as a `pathlib.Path`.
+
+    Raises:
+        TypeError: `obj` holds something JSON cannot hold (the old file is left as it was).
+        OSError: the file cannot be written.
+
+    Example:
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from arrayml.fileio import write_json
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> path = write_json({"loss": [0.5, 0.25], "acc": np.float32(0.75)}, Path(folder.name) / "r.json")
+        >>> json.loads(path.read_text())
+        {'loss': [0.5, 0.25], 'acc': 0.75}
+        >>> folder.cleanup()
+    """
     path = Path(path)
     with atomic_write(path, "w") as f:
         f.write(_dumps(obj, 0) + "\n")

@@ -89,6 +89,19 @@ def relative_error(a: Any, b: Any, *, floor: float = 1e-2) -> float:
     The `floor` keeps a gradient that is truly zero (a bias before batch norm, say) from turning
     central-difference round-off (about 1e-10 to 1e-9) into a relative error of 1: below it the measure
     becomes an absolute error scaled by 1/floor.
+
+    Args:
+        a, b: the two arrays (NumPy or any backend's), of one shape.
+        floor: the least denominator.
+
+    Returns:
+        The relative error, a float >= 0.
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml.gradcheck import relative_error
+        >>> round(relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.1])), 4)
+        0.0219
     """
     a = np.asarray(backend.to_numpy(a), dtype=np.float64)
     b = np.asarray(backend.to_numpy(b), dtype=np.float64)
@@ -105,6 +118,27 @@ def numerical_gradient(
     array of `x`'s shape. `x` must be a real floating array (float64 to trust the result: a
     `PrecisionWarning` otherwise) and `h` a positive finite number. With `richardson`, returns
     ``(4·D(h) − D(2h)) / 3`` (twice the evaluations; error O(h⁴) instead of O(h²)).
+
+    Args:
+        f: the function, from an array like `x` to a scalar (a 0-D array or a number).
+        x: where to take the gradient, a real floating array (float64 to trust the result).
+        h: the step, a positive finite number.
+        richardson: take one Richardson step (error O(h⁴)).
+
+    Returns:
+        The gradient, a float64 NumPy array of `x`'s shape.
+
+    Raises:
+        TypeError: `x` is None or not of a real floating dtype, or `h`/`richardson` has the
+            wrong type.
+        ValueError: `h` is not positive and finite, or `f` returns an array that is not a
+            scalar.
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml.gradcheck import numerical_gradient
+        >>> numerical_gradient(lambda v: np.sum(v ** 2), np.array([1.0, -2.0])).round(6)
+        array([ 2., -4.])
     """
     h = _check_step(h)
     richardson = validate.boolean(richardson, "numerical_gradient richardson")
@@ -134,15 +168,31 @@ def _numerical_gradient(f: Callable[[Array], Any], x: Array, h: float, richardso
 
 @dataclass
 class GradientCheck:
-    """Analytic and numerical gradients by name (``"input"`` and each parameter name)."""
+    """Analytic and numerical gradients by name (``"input"`` and each parameter name), what
+    `check_module` and `check_loss` return.
+
+    Attributes:
+        analytic: the gradients the backward pass computed, as NumPy arrays.
+        numeric: the central-difference gradients, float64 NumPy arrays.
+    """
 
     analytic: dict[str, np.ndarray] = field(default_factory=dict)
     numeric: dict[str, np.ndarray] = field(default_factory=dict)
 
     def errors(self) -> dict[str, float]:
+        """The `relative_error` of each name's two gradients.
+
+        Returns:
+            Name -> relative error.
+        """
         return {k: relative_error(self.analytic[k], self.numeric[k]) for k in self.analytic}
 
     def max_relative_error(self) -> float:
+        """The largest of `errors` (0.0 when there is nothing to compare).
+
+        Returns:
+            The largest relative error.
+        """
         return max(self.errors().values(), default=0.0)
 
     def failures(self, *, rtol: float = RTOL, atol: float = ATOL) -> dict[str, str]:
@@ -152,6 +202,17 @@ class GradientCheck:
         Unlike `max_relative_error`, whose floor turns a small gradient's absolute error into a
         large relative one, the absolute tolerance here is the finite differences' own accuracy
         (see `ATOL`), which does not shrink with the gradient.
+
+        Args:
+            rtol: the relative tolerance, >= 0 (default `RTOL`).
+            atol: the absolute tolerance, >= 0 (default `ATOL`).
+
+        Returns:
+            Name -> the numbers that fail, for each name whose gradients disagree (or hold NaN).
+
+        Raises:
+            TypeError: a tolerance is not a real number.
+            ValueError: a tolerance is negative or not finite.
         """
         rtol = validate.real_number(rtol, "rtol", low=0.0)
         atol = validate.real_number(atol, "atol", low=0.0)
@@ -175,6 +236,30 @@ def check_module(
 
     `dy` defaults to an all-ones upstream gradient. Checks the input gradient and every
     parameter's. The module's parameters and buffers are left as they were.
+
+    Args:
+        module: the arrayml module to check (float64 parameters to trust the result).
+        x: the input, a real floating array of the module's namespace (float64 ideally).
+        dy: the upstream gradient, of the output's shape (default all ones).
+        h: the finite-difference step, a positive finite number.
+        richardson: take one Richardson step (default True; error O(h⁴)).
+
+    Returns:
+        The `GradientCheck` of ``"input"`` and every parameter.
+
+    Raises:
+        TypeError: `module` is not an arrayml `Module`, `x` is None or not of a real floating
+            dtype, or `h`/`richardson` has the wrong type.
+        ValueError: `h` is not positive and finite, or `x` does not fit the module.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> from arrayml import gradcheck
+        >>> layer = am.Linear(3, 2, dtype="float64", rng=0)
+        >>> result = gradcheck.check_module(layer, np.random.default_rng(0).normal(size=(4, 3)))
+        >>> sorted(result.analytic), result.failures()
+        (['bias', 'input', 'weight'], {})
     """
     h = _check_step(h)
     richardson = validate.boolean(richardson, "check_module richardson")
@@ -211,7 +296,31 @@ def check_module(
 
 
 def check_loss(loss: Loss, x: Array, t: Array, *, h: float = 1e-5, richardson: bool = True) -> GradientCheck:
-    """Compare a loss module's ``backward()`` with central differences of ``forward(x, t)``."""
+    """Compare a loss module's ``backward()`` with central differences of ``forward(x, t)``.
+
+    Args:
+        loss: the arrayml loss to check.
+        x: the loss's input (the logits), a real floating array (float64 ideally).
+        t: the targets (class indices, or values for a regression loss).
+        h: the finite-difference step, a positive finite number.
+        richardson: take one Richardson step (default True; error O(h⁴)).
+
+    Returns:
+        The `GradientCheck` of ``"input"``.
+
+    Raises:
+        TypeError: `loss` is not an arrayml `Loss`, `x` is None or not of a real floating
+            dtype, or `h`/`richardson` has the wrong type.
+        ValueError: `h` is not positive and finite, or `x` and `t` do not fit the loss.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> from arrayml import gradcheck
+        >>> logits = np.array([[1.0, 2.0, 0.5], [0.1, 0.2, 0.3]])
+        >>> gradcheck.check_loss(am.SoftmaxCrossEntropy(), logits, np.array([1, 2])).failures()
+        {}
+    """
     h = _check_step(h)
     richardson = validate.boolean(richardson, "check_loss richardson")
     if not isinstance(loss, Loss):

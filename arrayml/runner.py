@@ -46,14 +46,30 @@ class Strategy(Protocol):
         runner then copies them before handing out references."""
 
     def run(self, opt_state: State, x: Array, y: Array, rate: Any, key: Any) -> tuple[State, Array, Any]:
-        """One step on (x, y) at the checked `rate` with random `key` (None: the model draws
-        nothing) from `opt_state`: the new optimizer state, the loss (a 0-D device array) and the
-        metrics. The model's parameters and buffers are its new ones afterwards."""
+        """One step on (x, y) at the checked `rate` with random `key`, from `opt_state`. The
+        model's parameters and buffers are its new ones afterwards.
+
+        Args:
+            opt_state: the optimizer's state before the step, fitted to the model.
+            x, y: the batch, where the model lives.
+            rate: the learning rate, already checked by the runner.
+            key: the step's random key, or None (the model draws nothing).
+
+        Returns:
+            ``(opt_state, loss, extra)``: the new optimizer state, the loss (a 0-D device array)
+            and the metrics (None without).
+        """
 
 
 class Eager:
     """`arrayml.step.train_step` on the live model, as it is; with a `reducer`, one process's
-    part of a data-parallel step."""
+    part of a data-parallel step.
+
+    Args:
+        model, loss, optimizer: what each step trains, with which loss and optimizer.
+        metrics: ``metrics(logits, y)``, what each step counts besides the loss, or None.
+        reducer: data-parallel training's gradient all-reduce, or None in one process.
+    """
 
     donates = False
 
@@ -62,6 +78,18 @@ class Eager:
         self.model, self.loss, self.optimizer, self.metrics, self.reducer = model, loss, optimizer, metrics, reducer
 
     def run(self, opt_state: State, x: Array, y: Array, rate: Any, key: Any) -> tuple[State, Array, Any]:
+        """One `arrayml.step.train_step` on the live model.
+
+        Args:
+            opt_state: the optimizer's state before the step, fitted to the model.
+            x, y: the batch, where the model lives.
+            rate: the learning rate, already checked by the runner.
+            key: the step's random key, or None (the model draws nothing).
+
+        Returns:
+            ``(opt_state, loss, extra)``: the new optimizer state, the loss (a 0-D device array)
+            and the metrics (None without).
+        """
         return train_step(self.model, self.loss, self.optimizer, opt_state, x, y, rate, key=key, metrics=self.metrics,
                           reducer=self.reducer)
 
@@ -80,6 +108,21 @@ class Runner:
             in evaluation mode on its own in a model that trains (a frozen batch norm) stays
             so. False runs the model in the modes it has.
         what: the step's name in error messages (``ArraymlLearner.train_step``).
+
+    Raises:
+        TypeError: `seed` is not an integer, or `train_mode` not a bool.
+        ValueError: `seed` is negative.
+
+    Example:
+        >>> import numpy as np
+        >>> import arrayml as am
+        >>> from arrayml.runner import Eager, Runner
+        >>> model, opt, loss = am.Linear(3, 2, rng=0), am.SGD(lr=0.1), am.SoftmaxCrossEntropy()
+        >>> runner = Runner(model, opt, Eager(model, loss, opt), seed=0)
+        >>> x, y = np.ones((4, 3), dtype=np.float32), np.array([0, 1, 1, 0])
+        >>> loss_value, extra = runner.step(x, y)
+        >>> runner.next_step, loss_value.shape
+        (1, ())
     """
 
     def __init__(self, model: Module, optimizer: Optimizer, strategy: Strategy, *, seed: int = 0,
@@ -94,10 +137,22 @@ class Runner:
 
     def step(self, x: Array, y: Array, lr: Any = None, *, step: int | None = None,
              key: Any = None) -> tuple[Array, Any]:
-        """One step on (x, y) at rate `lr` (None: the optimizer's ``lr``); returns the loss and
-        the metrics (None without), as device arrays, not read back. `step`: the step's number
-        (default ``next_step``), from which its random key derives unless `key` is given. A step
-        that raises is not counted."""
+        """One step on (x, y) at rate `lr`. A step that raises is not counted.
+
+        Args:
+            x, y: the batch, where the model lives.
+            lr: the learning rate (None: the optimizer's ``lr``), checked here on the host.
+            step: the step's number (default ``next_step``), from which its random key derives.
+            key: the step's random key, instead of the one `step` derives.
+
+        Returns:
+            ``(loss, extra)``: the loss and the metrics (None without), as device arrays, not
+            read back.
+
+        Raises:
+            ValueError: the rate is not a finite number >= 0, or the batch, the model and the
+                optimizer's state do not fit (the step's own checks).
+        """
         rate = self.optimizer.rate(lr, self.what)  # on the host, before anything runs or is traced
         number = self.next_step if step is None else step
         if self.train_mode and not self.model.training:
@@ -114,7 +169,18 @@ class Runner:
 
     def step_key(self, step: int, rank: int | None = None) -> Any:
         """The random key of step `step` (of this runner's process, or of `rank`), where the model
-        lives now."""
+        lives now.
+
+        Args:
+            step: the step's number.
+            rank: the process whose key it is (default: this runner's rank).
+
+        Returns:
+            The key (`arrayml.step.step_key`).
+
+        Raises:
+            ValueError: the model has no parameters (nowhere to make the key).
+        """
         where = self.model.placement()
         if where is None:
             raise ValueError(f"{self.what}: the model has no parameters to train")
@@ -123,21 +189,46 @@ class Runner:
     # -- what lives between steps, whole: for checkpoints and the best model ----------------
     def snapshot(self) -> dict[str, Array]:
         """The model's parameters and buffers (``model.state()``): references, since nothing is
-        written in place, or copies where the next step would delete them (donation)."""
+        written in place, or copies where the next step would delete them (donation).
+
+        Returns:
+            The state, by name (what `restore` takes).
+        """
         return self._kept(self.model.state())
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Put a `snapshot` (or any state of this model) back into the model, checked."""
+        """Put a `snapshot` (or any state of this model) back into the model, checked.
+
+        Args:
+            state: the parameters and buffers by name (`snapshot`'s, ``model.state()``'s).
+
+        Raises:
+            ValueError: a name is missing or unknown, or an array's shape does not fit
+                (`Module.load_state`).
+        """
         self.model.load_state(state)
 
     def optimizer_state(self) -> dict[str, Array]:
-        """The optimizer's state, flat (``"momentum/0.weight"``: what a checkpoint holds)."""
+        """The optimizer's state, flat (``"momentum/0.weight"``: what a checkpoint holds).
+
+        Returns:
+            The state's arrays by flat name (copies where the next step would delete them).
+        """
         return self._kept(flatten_state(self.optimizer.state_for(self.model.parameters())))
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
         """Set the optimizer's state from `optimizer_state`'s flat form, checked against the
         optimizer and the model's parameters (`Optimizer.fitted_state`) and moved to where they
-        live."""
+        live.
+
+        Args:
+            state: the flat state (`optimizer_state`'s form, a checkpoint's).
+
+        Raises:
+            ValueError: the state does not fit the optimizer or the parameters (a missing or
+                unknown entry, a shape, values no step can have made).
+            TypeError: an entry is not an array or a dict of arrays.
+        """
         self.optimizer.set_state(self.optimizer.fitted_state(unflatten_state(state), self.model.parameters()))
 
     def _kept(self, arrays: dict[str, Array]) -> dict[str, Array]:

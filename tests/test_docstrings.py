@@ -58,12 +58,7 @@ ALLOWED: dict[str, str] = {}
 
 # The public modules whose names are not yet held to the rules (the entries whose home is one of
 # them); each must still break them, so the list only shrinks.
-NOT_YET: set[str] = {
-    "arrayml.backend", "arrayml.compat", "arrayml.compile",
-    "arrayml.distributed", "arrayml.fileio",
-    "arrayml.gradcheck", "arrayml.learners", "arrayml.runner",
-    "arrayml.sklearn", "arrayml.step", "arrayml.validate",
-}
+NOT_YET: set[str] = set()
 
 _HEADER = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
 _NAME = r"\*{0,2}[A-Za-z_][A-Za-z0-9_.]*"
@@ -305,6 +300,11 @@ EXAMPLE_MODULES: list[str] = [
     "arrayml.modules.linear", "arrayml.modules.softmax", "arrayml.optim.adam", "arrayml.optim.base",
     "arrayml.optim.sgd", "arrayml.optim.state", "arrayml.schedules", "arrayml.metrics", "arrayml.training",
     "arrayml.checkpoint", "arrayml.export.inference", "arrayml.data", "arrayml.datasets.cifar10",
+    "arrayml.sklearn._classifier", "arrayml.sklearn._regressor", "arrayml.learners", "arrayml.runner",
+    "arrayml.step", "arrayml.compile", "arrayml.distributed.learner",
+    "arrayml.gradcheck", "arrayml.fileio", "arrayml.validate",
+    "arrayml.compat", "arrayml.backend", "arrayml.backend.namespaces", "arrayml.backend.devices",
+    "arrayml.backend.random", "arrayml.backend.transfer", "arrayml.backend.kernels", "arrayml.backend.graph",
 ]
 
 

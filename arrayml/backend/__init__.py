@@ -182,13 +182,33 @@ __all__ = [
 
 
 def prod(shape: tuple[int, ...]) -> int:
-    """Number of elements of an array of `shape`."""
+    """Number of elements of an array of `shape`.
+
+    Args:
+        shape: the array's shape.
+
+    Returns:
+        The product of the sizes (1 for a 0-D array).
+    """
     return math.prod(shape)
 
 
 def shapes_match(shape: tuple[int | None, ...], expected: tuple[int | None, ...]) -> bool:
     """Whether `shape` is `expected`, a None on either side matching any size: a graph being
     built (ndonnx) may not know a dimension (a dynamic batch, and what a matrix product with
-    one gives), which onnxruntime then checks when it runs the graph."""
+    one gives), which onnxruntime then checks when it runs the graph.
+
+    Args:
+        shape: the shape found.
+        expected: the shape wanted.
+
+    Returns:
+        True when they have one length and every pair of sizes agrees or has a None.
+
+    Example:
+        >>> from arrayml import backend
+        >>> backend.shapes_match((None, 10), (32, 10)), backend.shapes_match((32, 10), (32, 5))
+        (True, False)
+    """
     shape, expected = tuple(shape), tuple(expected)
     return len(shape) == len(expected) and all(a is None or b is None or a == b for a, b in zip(shape, expected))

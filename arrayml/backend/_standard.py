@@ -17,7 +17,12 @@ from .namespaces import Array, Namespace, device
 
 class Kernels(NamedTuple):
     """One namespace's implementation of each function (arguments as in the public functions
-    of `arrayml.backend.kernels`, without `xp`)."""
+    of `arrayml.backend.kernels`, without `xp`).
+
+    Args:
+        logsumexp, softmax_cross_entropy, one_hot, count_true, subtract_scaled, column_sums, take_rows, relu, relu_backward, adam_update: the implementations of the functions of those names.
+        conv2d, conv2d_backward, max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward, batch_norm, batch_norm_backward: the layers' kernels, likewise.
+    """
 
     logsumexp: Callable[[Array, int, bool], Array]
     softmax_cross_entropy: Callable[[Array, Array, Array | None], tuple[Array, Array]]

@@ -14,7 +14,14 @@ from .namespaces import Namespace, namespace_name
 
 def compiler_name(xp: Namespace) -> str | None:
     """``"jax.jit"`` for JAX, ``"torch.compile"`` for PyTorch, None for the namespaces that have
-    no tracing compiler (NumPy, CuPy, array-api-strict)."""
+    no tracing compiler (NumPy, CuPy, array-api-strict).
+
+    Args:
+        xp: the namespace.
+
+    Returns:
+        The compiler's name, or None.
+    """
     return {"jax": "jax.jit", "torch": "torch.compile"}.get(namespace_name(xp))
 
 
@@ -28,7 +35,18 @@ def compile_function(
     PyTorch: ``torch.compile(fn, fullgraph=True)``: a graph break (a host read, a Python branch on
     a value) is an error rather than a silent split into several graphs; there is no donation.
     `options` go to ``jax.jit`` or ``torch.compile`` (e.g. ``{"mode": "reduce-overhead"}``).
-    Raises `ValueError` for a namespace without a compiler.
+
+    Args:
+        fn: the function (or bound method) to compile.
+        xp: the namespace its arrays belong to.
+        donate_argnums: (JAX) the positions of the arguments whose buffers are donated.
+        options: keyword arguments for ``jax.jit`` or ``torch.compile``.
+
+    Returns:
+        The compiled function (compiled on its first call).
+
+    Raises:
+        ValueError: `xp` has no tracing compiler.
     """
     name = namespace_name(xp)
     options = dict(options or {})
@@ -70,6 +88,14 @@ def traced_scalar(value: float, *, xp: Namespace, device: Any, dtype: Any) -> An
     PyTorch: a 0-D tensor made by a fill on `device` (no host-to-device copy, no sync);
     ``torch.compile`` would specialise on, and recompile for, each new Python float.
     Other namespaces: the number itself.
+
+    Args:
+        value: the number.
+        xp, device: where the compiled function runs.
+        dtype: the dtype of the 0-D tensor (PyTorch).
+
+    Returns:
+        The number, or (PyTorch) a 0-D tensor holding it.
     """
     if namespace_name(xp) == "torch":
         return xp.full((), value, dtype=dtype, device=device)

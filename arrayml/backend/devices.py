@@ -28,7 +28,13 @@ from .namespaces import (
 
 @dataclass(frozen=True)
 class Placement:
-    """Where and how a module's arrays are created: namespace, device and floating dtype."""
+    """Where and how a module's arrays are created: namespace, device and floating dtype.
+
+    Attributes:
+        xp: the array namespace.
+        device: the device object of that namespace.
+        dtype: the floating dtype of that namespace (float32 or float64).
+    """
 
     xp: Namespace
     device: Any
@@ -172,11 +178,20 @@ _DEVICE_RESOLVERS: dict[str, Callable[[Namespace, Any], Any]] = {
 
 def resolve_device(xp: Namespace, spec: Any = None) -> Any:
     """Turn a device given by name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"device1"``) or
-    ``None`` (the namespace's default device) into the device object of namespace `xp`.
+    ``None`` (the namespace's default device) into the device object of namespace `xp`. A
+    torch device other than CPU and CUDA (``"mps"`` off a Mac, ``"xpu"`` without torch's XPU
+    build) is tried with an empty array, so that one this build cannot use is refused here.
 
-    Raises `BackendUnavailableError` when CUDA is asked for and not present, or a torch device
-    this torch build cannot use here (``"mps"`` off a Mac, ``"xpu"`` without torch's XPU build:
-    tried with an empty array), and `ValueError` for a name the backend does not know.
+    Args:
+        xp: the namespace.
+        spec: the device, by name or as a device object of `xp` (None: its default).
+
+    Returns:
+        The device object of `xp` (`spec` as it is for a namespace arrayml does not know).
+
+    Raises:
+        BackendUnavailableError: the device is not present or this build cannot use it.
+        ValueError: the backend knows no such device.
     """
     resolver = _DEVICE_RESOLVERS.get(namespace_name(xp))
     return spec if resolver is None else resolver(xp, spec)
@@ -196,7 +211,20 @@ _DEVICE_HINTS = {
 
 
 def as_namespace(xp: Any) -> Namespace:
-    """`xp` (None, a backend name or a namespace module) as the namespace arrayml uses."""
+    """`xp` (None, a backend name or a namespace module) as the namespace arrayml uses.
+
+    Args:
+        xp: None (NumPy), a backend name, or a namespace module (plain ``numpy``, ``torch`` and
+            ``cupy`` become their array-API wrappers).
+
+    Returns:
+        The namespace.
+
+    Raises:
+        TypeError: `xp` is none of those.
+        ValueError: `xp` is a name that is no backend's.
+        BackendUnavailableError: the named backend is not installed.
+    """
     if xp is None:
         return namespace_by_name("numpy")
     if isinstance(xp, str):
@@ -276,6 +304,28 @@ def placement(xp: Namespace | str | None = None, device: Any = None, dtype: Any 
     model is fine). Everything else is a `TypeError` or `ValueError` naming the argument, what
     came and what it takes: ``xp=42``, ``device=torch.device("cpu")`` for NumPy, torch's
     ``"meta"`` device (it holds no values), integer and half-precision dtypes.
+
+    Args:
+        xp: the namespace: None (NumPy), a backend name or a namespace module.
+        device: a device name, a device object of that library, or (torch, CuPy) a CUDA device
+            number; None: the namespace's default device.
+        dtype: ``"float32"`` (None) or ``"float64"``, by name or as any library's dtype object.
+
+    Returns:
+        The `Placement`.
+
+    Raises:
+        TypeError: `xp`, `device` or `dtype` is of the wrong kind (another library's device, not
+            a dtype).
+        ValueError: an unknown backend, device or dtype name, torch's ``"meta"`` device, or a
+            dtype that parameters may not have (integers, half precision).
+        BackendUnavailableError: the backend is not installed or the device is not present.
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml import backend
+        >>> str(backend.placement("numpy", dtype=np.float64))
+        'numpy on cpu (float64)'
     """
     ns = as_namespace(xp)
     _check_device_argument(ns, device)

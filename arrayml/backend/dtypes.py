@@ -64,7 +64,15 @@ def dtype_name(dtype: Any) -> str:
     """``"float32"`` for the float32 dtype of any library (``numpy.float32``,
     ``numpy.dtype("float32")``, ``torch.float32``, ``array_api_strict.float32``, JAX's, ndonnx's), and so
     on for every name in `DTYPE_NAMES`. A string comes back as it is, and anything else as its
-    text, so that the function is safe inside error messages."""
+    text, so that the function is safe inside error messages.
+
+    Args:
+        dtype: a dtype object of any library, or anything else.
+
+    Returns:
+        The dtype's name (``"float32"``, ``"int64"``...), or ``str(dtype)`` for what is no known
+        dtype.
+    """
     if isinstance(dtype, str):
         return dtype
     name = known_dtype_name(dtype)
@@ -73,7 +81,11 @@ def dtype_name(dtype: Any) -> str:
 
 def x64_enabled() -> bool:
     """Whether JAX currently allows 64-bit dtypes (``jax_enable_x64``, which is off by default;
-    the ``jax.enable_x64`` context manager counts too). False when JAX is not imported."""
+    the ``jax.enable_x64`` context manager counts too). False when JAX is not imported.
+
+    Returns:
+        True when JAX is imported and 64-bit dtypes are on.
+    """
     jax = sys.modules.get("jax")
     if jax is None:
         return False
@@ -114,17 +126,40 @@ def widest_float(xp: Namespace) -> Any:
     """float64 of `xp`, or float32 on JAX with x64 disabled (where it has nothing wider): for
     sums and ratios that prefer float64 but do not need it (metrics, loss totals), so that they
     ask for what exists instead of having JAX truncate them with a warning. Parameters and data
-    never go through this: float64 asked for there is an error on JAX without x64."""
+    never go through this: float64 asked for there is an error on JAX without x64.
+
+    Args:
+        xp: the namespace.
+
+    Returns:
+        Its float64 dtype, or float32 on JAX without x64.
+    """
     return xp.float32 if namespace_name(xp) == "jax" and not x64_enabled() else xp.float64
 
 
 def widest_int(xp: Namespace) -> Any:
-    """int64 of `xp`, or int32 on JAX with x64 disabled (counts and labels below 2**31)."""
+    """int64 of `xp`, or int32 on JAX with x64 disabled (counts and labels below 2**31).
+
+    Args:
+        xp: the namespace.
+
+    Returns:
+        Its int64 dtype, or int32 on JAX without x64.
+    """
     return xp.int32 if namespace_name(xp) == "jax" and not x64_enabled() else xp.int64
 
 
 def check_floating(x: Array, what: str, *, xp: Namespace | None = None) -> None:
-    """Raise `TypeError` unless `x` has a real floating dtype (say what `what` expected)."""
+    """Raise `TypeError` unless `x` has a real floating dtype (say what `what` expected).
+
+    Args:
+        x: the array.
+        what: who expects a floating array, in the error (``"ReLU"``).
+        xp: `x`'s namespace, if the caller has it.
+
+    Raises:
+        TypeError: `x` is not of a real floating dtype (an integer or complex array).
+    """
     xp = get_namespace(x) if xp is None else xp
     dtype = x.dtype
     if dtype == xp.float32 or dtype == xp.float64:  # the usual answer, without isdtype's work

@@ -44,18 +44,45 @@ SEPARATOR = "/"
 @dataclass(frozen=True)
 class GraphInput:
     """One input of a graph: its shape (an int per fixed dimension; a string, such as ``"N"``,
-    or None for a dynamic one: equal strings are one dimension) and its dtype by name."""
+    or None for a dynamic one: equal strings are one dimension) and its dtype by name.
+
+    Attributes:
+        shape: the dimensions: an int each when fixed; a name or None when dynamic.
+        dtype: the dtype's name (``"float32"``).
+    """
 
     shape: tuple[int | str | None, ...]
     dtype: str
 
     def describe(self) -> str:
+        """The input in words, as error messages give it (``"N x 20 float32"``, ``"scalar"``).
+
+        Returns:
+            The description.
+        """
         dims = " x ".join("?" if d is None else str(d) for d in self.shape) or "scalar"
         return f"{dims} {self.dtype}"
 
 
 def graph_input(shape: Sequence[int | str | None], dtype: Any) -> GraphInput:
-    """A `GraphInput` of `shape` and `dtype` (a name or any library's dtype object)."""
+    """A `GraphInput` of `shape` and `dtype` (a name or any library's dtype object).
+
+    Args:
+        shape: the dimensions: non-negative ints, names of dynamic dimensions, or None.
+        dtype: the dtype, by name or as any library's dtype object.
+
+    Returns:
+        The `GraphInput`.
+
+    Raises:
+        ValueError: a dimension is negative or of another kind.
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml import backend
+        >>> backend.graph_input(("N", 20), np.float32).describe()
+        'N x 20 float32'
+    """
     for d in shape:
         if not (d is None or isinstance(d, str) or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0)):
             raise ValueError(f"a graph input's dimensions are non-negative ints, names or None, got shape {tuple(shape)}")
@@ -63,7 +90,14 @@ def graph_input(shape: Sequence[int | str | None], dtype: Any) -> GraphInput:
 
 
 def onnx_modules() -> tuple[Any, Any, Any]:
-    """``(ndonnx, onnxruntime, onnx)``, or `BackendUnavailableError` naming the install command."""
+    """``(ndonnx, onnxruntime, onnx)``, or `BackendUnavailableError` naming the install command.
+
+    Returns:
+        The three modules.
+
+    Raises:
+        BackendUnavailableError: ndonnx, onnxruntime or onnx is not installed.
+    """
     xp = namespace_by_name("ndonnx")  # imports onnxruntime first, names the extra when missing
     try:
         ort = importlib.import_module("onnxruntime")
@@ -131,7 +165,16 @@ def _spec(leaf: Any, name: str, scalar_dtype: str) -> GraphInput:
 
 class OnnxFunction:
     """A traced function: its ONNX model, and ``__call__`` that runs it in onnxruntime on host
-    arrays given as the trees it was traced with (built by `trace_onnx`)."""
+    arrays given as the trees it was traced with (built by `trace_onnx`).
+
+    Args:
+        model: the ONNX model (``onnx.ModelProto``).
+        inputs: the graph's inputs by name, in order.
+        in_trees: the traced arguments by name (their structure is what calls must give).
+        out_tree: the traced outputs by name.
+        scalar_dtype: the dtype's name of the inputs that Python floats became.
+        single: the one output's name when the function returned one array or tree, else None.
+    """
 
     def __init__(self, model: Any, inputs: dict[str, GraphInput], in_trees: dict[str, Any],
                  out_tree: dict[str, Any], scalar_dtype: str, *, single: str | None) -> None:
@@ -144,6 +187,7 @@ class OnnxFunction:
 
     @property
     def output_names(self) -> list[str]:
+        """The graph's outputs' names, in order."""
         return [o.name for o in self.model.graph.output]
 
     @property
@@ -158,7 +202,19 @@ class OnnxFunction:
 
     def feed(self, *args: Any) -> dict[str, np.ndarray]:
         """The inputs onnxruntime takes for `args` (trees like those traced with): each leaf
-        checked against its input (dtype, every fixed dimension) and copied to the host."""
+        checked against its input (dtype, every fixed dimension) and copied to the host.
+
+        Args:
+            *args: one tree per traced argument, in order.
+
+        Returns:
+            The host arrays by input name.
+
+        Raises:
+            ValueError: the number of arguments, a tree's structure, or an array's shape differs
+                from the traced ones.
+            TypeError: an array's dtype differs from its input's.
+        """
         names = list(self._in_trees)
         given = _named(args, names)
         feed: dict[str, np.ndarray] = {}
@@ -187,11 +243,29 @@ class OnnxFunction:
         return host
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One onnxruntime run: outputs by name."""
+        """One onnxruntime run: outputs by name.
+
+        Args:
+            feed: the inputs by name (`feed`'s result).
+
+        Returns:
+            The outputs by name, NumPy arrays.
+        """
         return dict(zip(self.output_names, self.session.run(None, feed)))
 
     def __call__(self, *args: Any) -> Any:
-        """Run the graph on `args`; the outputs as the tree the traced function returned."""
+        """Run the graph on `args`; the outputs as the tree the traced function returned.
+
+        Args:
+            *args: one tree per traced argument, in order (host arrays or any backend's, numbers).
+
+        Returns:
+            The outputs: the one array or tree, or a tuple of them, as the function returned them.
+
+        Raises:
+            ValueError: the arguments' structure or shapes differ from the traced ones.
+            TypeError: an array's dtype differs from its input's.
+        """
         out = _rebuild(self._out_tree, "", self.run(self.feed(*args)))
         return out[self._single] if self._single is not None else tuple(out.values())
 
@@ -220,8 +294,17 @@ def trace_onnx(
         scalar_dtype: the dtype of the inputs that Python floats become.
         check: run ``onnx.checker.check_model(full_check=True)`` on the result.
 
-    Raises `BackendUnavailableError` (with the install command) without the ``[onnx]`` extra;
-    whatever `fn` raises while tracing propagates unchanged.
+    Whatever `fn` raises while tracing propagates unchanged.
+
+    Returns:
+        The `OnnxFunction`.
+
+    Raises:
+        BackendUnavailableError: the ``[onnx]`` extra is not installed.
+        ValueError: `args` and `names` differ in number, or `fn` returns other than one output
+            per name of `output_names`.
+        TypeError: a leaf of `args` is no array, number or `GraphInput`, or an output is not an
+            array.
     """
     xp, _, onnx = onnx_modules()
     scalar = dtype_name(scalar_dtype)

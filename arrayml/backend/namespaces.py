@@ -58,15 +58,36 @@ class BackendUnavailableError(RuntimeError):
 
 
 def device(x: Array) -> Any:
-    """The device `x` lives on (``array_api_compat.device``)."""
+    """The device `x` lives on (``array_api_compat.device``).
+
+    Args:
+        x: an array of any array-API library.
+
+    Returns:
+        Its device (``"cpu"`` for NumPy, a ``torch.device``, a JAX device...).
+    """
     return array_api_compat.device(x)
 
 
 def namespace_by_name(name: str) -> Namespace:
     """Return the array-API namespace called `name` (one of `BACKEND_NAMES`).
 
-    Raises `ValueError` for an unknown name and `BackendUnavailableError` (with the install
-    command) when the library is not installed or, for CuPy, when no CUDA device is present.
+    Args:
+        name: a backend name (case and ``-``/``_`` do not matter; ``"strict"`` is
+            array-api-strict), or ``"ndonnx"``.
+
+    Returns:
+        The namespace (``array_api_compat.numpy``, ``jax.numpy``, ...).
+
+    Raises:
+        ValueError: `name` is no backend's.
+        BackendUnavailableError: the library is not installed (the message gives the install
+            command), fails to import, or (CuPy) finds no usable CUDA device.
+
+    Example:
+        >>> from arrayml import backend
+        >>> backend.namespace_name(backend.namespace_by_name("NumPy"))
+        'numpy'
     """
     key = name.lower().replace("_", "-")
     key = "array-api-strict" if key == "strict" else key
@@ -111,7 +132,14 @@ NAMESPACE_NAMES = {
 
 def namespace_name(xp: Namespace) -> str:
     """A short human name for a namespace: ``numpy``, ``torch``, ``cupy``, ``jax``,
-    ``array-api-strict``, ``ndonnx``."""
+    ``array-api-strict``, ``ndonnx``.
+
+    Args:
+        xp: an array namespace.
+
+    Returns:
+        Its short name (the module's name for a namespace arrayml does not know).
+    """
     name = NAMESPACE_NAMES.get(getattr(xp, "__name__", ""))
     if name is not None:
         return name
@@ -134,7 +162,22 @@ _TORCH_TYPES: set[type] = set()
 
 def get_namespace(*arrays: Array, names: Sequence[str] | None = None, what: str | None = None) -> Namespace:
     """The namespace shared by `arrays` (``None`` entries are skipped). Errors as in
-    `get_namespace_and_device`."""
+    `get_namespace_and_device`.
+
+    Args:
+        *arrays: the arrays (None entries are skipped).
+        names: what to call each array in an error (``("input x", "weight")``).
+        what: the call, to start an error message with (``"Linear.forward"``).
+
+    Returns:
+        The namespace of the arrays.
+
+    Raises:
+        TypeError: something is not an array (or is a masked array or a matrix), or there is
+            no array at all.
+        ValueError: the arrays come from different namespaces or live on different devices,
+            or a torch tensor requires grad or is on the ``meta`` device.
+    """
     if arrays and type(arrays[0]) is np.ndarray:  # NumPy, the common case, without a call:
         for a in arrays:  # plain ndarrays all (no device to compare): the namespace is known
             if type(a) is not np.ndarray:
@@ -181,14 +224,35 @@ def get_namespace_and_device(
 ) -> tuple[Namespace, Any]:
     """The namespace and the device shared by `arrays` (``None`` entries are skipped).
 
-    Raises `TypeError` for something that is not an array (and for NumPy masked arrays and
-    matrices), `ValueError` naming both when two arrays come from different namespaces or live
-    on different devices, and `ValueError` for torch tensors that require grad (arrayml never
-    builds an autograd graph: detach them) or live on the value-less ``meta`` device.
-
-    The messages call the arrays by `names` (one per array: ``("input x", "weight")``), or
+    Torch tensors that require grad are refused (arrayml never builds an autograd graph: detach
+    them), and so are those on the value-less ``meta`` device. The messages call the arrays by `names` (one per array: ``("input x", "weight")``), or
     ``argument 0``, ``argument 1``... without them, and start with ``"<what>: "`` if `what` (the
     call: ``"Linear.forward"``) is given.
+
+    Args:
+        *arrays: the arrays (None entries are skipped).
+        names: what to call each array in an error, one name per array.
+        what: the call, to start an error message with.
+
+    Returns:
+        ``(xp, device)``: the arrays' namespace and device (``"cpu"`` for NumPy).
+
+    Raises:
+        TypeError: something is not an array (or is a masked array or a matrix), or there is
+            no array at all.
+        ValueError: the arrays come from different namespaces or live on different devices,
+            or a torch tensor requires grad or is on the ``meta`` device.
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml import backend
+        >>> xp, dev = backend.get_namespace_and_device(np.ones(2), np.zeros(3))
+        >>> backend.namespace_name(xp), dev
+        ('numpy', 'cpu')
+        >>> backend.get_namespace_and_device(np.ones(2), [1, 2], names=("x", "y"), what="f")
+        Traceback (most recent call last):
+        ...
+        TypeError: f: y: expected an array (NumPy, PyTorch, CuPy, JAX, array-api-strict or ndonnx), got list
     """
     if arrays:  # a None among them is not of a known type: the careful path skips it
         fast = _fast_namespace_and_device(arrays)
@@ -287,7 +351,14 @@ def _refuse_unusable(a: Array, label: str) -> None:
 
 def is_array(obj: Any) -> bool:
     """Whether `obj` is an array of any array-API library (a JAX tracer too); a NumPy scalar
-    such as ``np.float64(0.1)`` is a number, not an array."""
+    such as ``np.float64(0.1)`` is a number, not an array.
+
+    Args:
+        obj: anything.
+
+    Returns:
+        True for an array of an array-API library.
+    """
     if type(obj) in _NAMESPACE_OF_TYPE:  # a type seen before (and traceable by torch.compile)
         return True
     return not isinstance(obj, np.generic) and array_api_compat.is_array_api_obj(obj)

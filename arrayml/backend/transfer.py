@@ -15,7 +15,20 @@ def asarray(obj: Any, *, xp: Namespace, device: Any, dtype: Any = None) -> Array
     """Create an array of namespace `xp` on `device` from host data (a NumPy array, a list...).
 
     On JAX without x64, float64 (asked for, or float64 host data with no `dtype`) is a
-    `TypeError` naming the fix rather than JAX's silent float32."""
+    `TypeError` naming the fix rather than JAX's silent float32.
+
+    Args:
+        obj: host data (a NumPy array, a list, a number).
+        xp, device: where to create the array.
+        dtype: a dtype of `xp` (None: the data's).
+
+    Returns:
+        The new array.
+
+    Raises:
+        TypeError: float64 on JAX without x64.
+        ValueError: 64-bit integers that JAX without x64 would wrap around in 32 bits.
+    """
     if namespace_name(xp) == "jax":
         return _to_jax(obj, device, dtype, "backend.asarray")
     return xp.asarray(obj, dtype=dtype, device=device)
@@ -33,7 +46,24 @@ def _to_jax(obj: Any, device: Any, dtype: Any, what: str) -> Array:
 
 
 def to_numpy(x: Array) -> np.ndarray:
-    """Copy any backend's array to a NumPy array on the host (a host sync for GPU arrays)."""
+    """Copy any backend's array to a NumPy array on the host (a host sync for GPU arrays).
+
+    Args:
+        x: an array of any backend (a NumPy array comes back as it is).
+
+    Returns:
+        The values as a NumPy array.
+
+    Raises:
+        ValueError: `x` is an ndonnx array that depends on a graph input (it has no value until
+            the graph runs).
+
+    Example:
+        >>> import numpy as np
+        >>> from arrayml import backend
+        >>> backend.to_numpy(np.float32(2.5))
+        array(2.5, dtype=float32)
+    """
     if isinstance(x, np.ndarray):
         return x
     if isinstance(x, np.generic):
@@ -69,7 +99,21 @@ def _ndonnx_value(x: Array) -> np.ndarray:
 
 def convert(x: Array, xp: Namespace, device: Any, dtype: Any = None) -> Array:
     """`x` as an array of namespace `xp` on `device` (through the host when the namespace or
-    device differs). `dtype`, if given, is a dtype of `xp`."""
+    device differs). `dtype`, if given, is a dtype of `xp`.
+
+    Args:
+        x: an array of any backend.
+        xp, device: where to put it.
+        dtype: a dtype of `xp` (None: `x`'s).
+
+    Returns:
+        The array of `xp` on `device` (`x` itself when nothing changes).
+
+    Raises:
+        TypeError: float64 on JAX without x64.
+        ValueError: `x` has no value yet (an ndonnx graph node), or 64-bit integers that JAX
+            without x64 would wrap around.
+    """
     src_xp = array_api_compat.array_namespace(x)
     if src_xp is xp and array_api_compat.device(x) == device:
         if dtype is not None and namespace_name(xp) == "jax":
@@ -88,7 +132,13 @@ def synchronize(xp: Namespace, dev: Any, *arrays: Array) -> None:
 
     JAX dispatches asynchronously on the CPU as well, and has no device-wide barrier: it waits
     for `arrays` if given (cheapest: the outputs of the work being timed), otherwise for every
-    live JAX array on `dev`'s platform."""
+    live JAX array on `dev`'s platform.
+
+    Args:
+        xp: the namespace.
+        dev: the device to wait for.
+        *arrays: (JAX) the arrays to wait for; none: every live JAX array of that platform.
+    """
     name = namespace_name(xp)
     if name == "torch" and getattr(dev, "type", "cpu") == "cuda":
         import torch

@@ -39,7 +39,15 @@ class DistributedError(RuntimeError):
 
 
 def default_timeout() -> float:
-    """`DEFAULT_TIMEOUT`, or the number of seconds in ``$ARRAYML_DIST_TIMEOUT``."""
+    """`DEFAULT_TIMEOUT`, or the number of seconds in ``$ARRAYML_DIST_TIMEOUT``.
+
+    Returns:
+        The timeout of the collectives and the rendezvous, in seconds.
+
+    Raises:
+        ValueError: ``$ARRAYML_DIST_TIMEOUT`` is set to something other than a positive, finite
+            number.
+    """
     text = os.environ.get(TIMEOUT_ENV)
     if text is None:
         return DEFAULT_TIMEOUT
@@ -54,7 +62,11 @@ def default_timeout() -> float:
 
 def launched_by_torchrun() -> bool:
     """Whether this process was started by ``torchrun`` (or any launcher that sets its
-    environment: ``RANK`` and ``WORLD_SIZE``)."""
+    environment: ``RANK`` and ``WORLD_SIZE``).
+
+    Returns:
+        True when both ``RANK`` and ``WORLD_SIZE`` are set.
+    """
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
@@ -76,7 +88,20 @@ def _env_int(name: str, default: int | None = None) -> int:
 def local_device(xp: Namespace, spec: Any) -> Any:
     """The device this process should use when the user asked for `spec`: a bare ``"cuda"``
     becomes ``"cuda:<LOCAL_RANK>"`` (one GPU per process on each machine, as torchrun intends;
-    CuPy's current device is set to it too). Anything else is returned as it is."""
+    CuPy's current device is set to it too). Anything else is returned as it is.
+
+    Args:
+        xp: the namespace the model will live on.
+        spec: the device the user asked for (None: the namespace's default; for CuPy, the GPU
+            ``LOCAL_RANK``).
+
+    Returns:
+        The device to use: ``"cuda:<LOCAL_RANK>"`` for torch's bare ``"cuda"`` and for CuPy,
+        `spec` otherwise.
+
+    Raises:
+        DistributedError: ``$LOCAL_RANK`` is set but is not an integer.
+    """
     name = backend.namespace_name(xp)
     bare_cuda = spec is not None and str(spec) == "cuda"
     if (name == "torch" and bare_cuda) or (name == "cupy" and (spec is None or bare_cuda)):
@@ -118,6 +143,27 @@ def init(
     Gives up after `timeout` seconds (default: `default_timeout`) with a `DistributedError` if the
     others do not all join: rank 0 waits `timeout`, the others try to reach it for at most about
     twice that (torch's store client retries once).
+
+    Args:
+        rank: this process's rank, in [0, world_size) (default ``$RANK``).
+        world_size: the number of processes (default ``$WORLD_SIZE``).
+        local_rank: this process's rank on its machine, its GPU with `cuda` (default
+            ``$LOCAL_RANK``, else `rank`).
+        master_addr: the address of rank 0's store (default ``$MASTER_ADDR``, else 127.0.0.1).
+        master_port: its port (default ``$MASTER_PORT``, else 29500).
+        cuda: the arrays live on CUDA devices (NCCL carries them; gloo the host ones).
+        timeout: seconds to wait for the others (default `default_timeout`).
+
+    Returns:
+        This process's `ProcessGroup`.
+
+    Raises:
+        DistributedError: torch has no ``torch.distributed`` or (with `cuda`) no CUDA device,
+            NCCL or GPU for `local_rank`; ``init`` was called before in this process; ``$RANK``
+            or ``$WORLD_SIZE`` is missing (or an environment variable is not an integer);
+            `rank` is outside [0, world_size); or the processes did not all meet within
+            `timeout`.
+        ValueError: `timeout` is not a positive number of seconds.
     """
     import torch
     import torch.distributed as dist
@@ -199,7 +245,16 @@ def _torch_view(flat: Array, xp: Namespace) -> tuple[Any, Callable[[Any], Array]
 @dataclass
 class ProcessGroup:
     """This process's place among the processes of data-parallel training, and the collectives
-    arrayml uses, for arrays of every backend. Made by `init`."""
+    arrayml uses, for arrays of every backend. Made by `init`.
+
+    Attributes:
+        rank: this process's rank, in [0, world_size).
+        world_size: the number of processes.
+        local_rank: this process's rank on its machine (its GPU).
+        backend: torch.distributed's backend, ``"gloo"`` or ``"nccl"``.
+        timeout: seconds a collective waits before giving up.
+        address: where the processes met (``"host:port"``).
+    """
 
     rank: int
     world_size: int
@@ -234,7 +289,23 @@ class ProcessGroup:
         """Start the collectives for `arrays` and return at once; `Pending.wait` gives the
         results. An all-reduce (sum; the entries marked `mean` divided by the world size after
         it), or with `src` a broadcast from that rank. Each bucket (one per dtype and device) is
-        packed into one flat new array that torch.distributed then overwrites."""
+        packed into one flat new array that torch.distributed then overwrites.
+
+        Args:
+            arrays: the arrays (of any supported backend; the same shapes and dtypes, in the
+                same order, on every process).
+            mean: for each array, whether it is averaged rather than summed (default: none).
+            what: the operation's name in errors.
+            src: the rank to broadcast from, or None for an all-reduce.
+
+        Returns:
+            The started collectives; their `Pending.wait` gives the results.
+
+        Raises:
+            TypeError: an array marked `mean` is not of a real floating dtype.
+            DistributedError: another process died, hung or lost its connection, or an array
+                is of a namespace torch.distributed cannot carry.
+        """
         import torch.distributed as dist
 
         mean = [False] * len(arrays) if mean is None else list(mean)
@@ -257,20 +328,67 @@ class ProcessGroup:
 
     def all_reduce_sum(self, arrays: Sequence[Array], *, what: str = "an all-reduce") -> list[Array]:
         """The element-wise sums of `arrays` over all processes (new arrays; the inputs are left
-        alone). One collective per dtype and device; `what` names the operation in errors."""
+        alone). One collective per dtype and device.
+
+        Args:
+            arrays: this process's arrays (the same shapes and dtypes on every process).
+            what: the operation's name in errors.
+
+        Returns:
+            The sums, one per array, in the arrays' namespaces and devices.
+
+        Raises:
+            DistributedError: another process died, hung or lost its connection.
+        """
         return self.start(arrays, what=what).wait()
 
     def all_reduce_mean(self, arrays: Sequence[Array], *, what: str = "an all-reduce") -> list[Array]:
         """The element-wise means over all processes: summed, then divided by the world size
-        here, in sight (not ``ReduceOp.AVG``, whose support differs between backends and versions)."""
+        here, in sight (not ``ReduceOp.AVG``, whose support differs between backends and versions).
+
+        Args:
+            arrays: this process's arrays, of real floating dtypes.
+            what: the operation's name in errors.
+
+        Returns:
+            The means, one per array, in the arrays' namespaces and devices.
+
+        Raises:
+            TypeError: an array is not of a real floating dtype.
+            DistributedError: another process died, hung or lost its connection.
+        """
         return self.start(arrays, mean=[True] * len(arrays), what=what).wait()
 
     def broadcast(self, arrays: Sequence[Array], *, src: int = 0, what: str = "a broadcast") -> list[Array]:
-        """Rank `src`'s `arrays` on every process (new arrays)."""
+        """Rank `src`'s `arrays` on every process (new arrays).
+
+        Args:
+            arrays: this process's arrays (rank `src`'s are sent; the others' give the shapes
+                and dtypes, the same on every process).
+            src: the rank whose arrays every process gets.
+            what: the operation's name in errors.
+
+        Returns:
+            Rank `src`'s arrays, in this process's namespaces and devices.
+
+        Raises:
+            DistributedError: another process died, hung or lost its connection.
+        """
         return self.start(arrays, what=what, src=src).wait()
 
     def all_gather_object(self, obj: Any, *, what: str = "an exchange of descriptions") -> list[Any]:
-        """Every process's `obj` (a small picklable value), in rank order."""
+        """Every process's `obj` (a small picklable value), in rank order.
+
+        Args:
+            obj: this process's value.
+            what: the operation's name in errors.
+
+        Returns:
+            The values of ranks 0, 1, ..., world_size - 1.
+
+        Raises:
+            DistributedError: another process died, hung or lost its connection.
+        """
         import torch.distributed as dist
 
         gathered: list[Any] = [None] * self.world_size
@@ -280,7 +398,16 @@ class ProcessGroup:
     def check_identical(self, description: dict[str, Any], *, what: str = "model") -> None:
         """Refuse to go on unless every process passes the same `description` (made by
         `describe_model`): a `DistributedError`, raised on every process, naming each difference
-        from rank 0 (parameter names, shapes, dtypes, backend...)."""
+        from rank 0 (parameter names, shapes, dtypes, backend...).
+
+        Args:
+            description: this process's description (`describe_model`).
+            what: what is described, in the error (``"model"``).
+
+        Raises:
+            DistributedError: the descriptions differ (on every process), or another process
+                died, hung or lost its connection.
+        """
         everyone = self.all_gather_object(description, what=f"the start-up comparison of the {what}s")
         problems = []
         for r, theirs in enumerate(everyone[1:], start=1):
@@ -294,7 +421,11 @@ class ProcessGroup:
     def batch_norm_sync(self) -> Callable[[list[Array]], list[Array]]:
         """The function synchronized batch norm takes at construction (``BatchNorm1d(...,
         sync=group.batch_norm_sync())``, ``MLP(..., batch_norm_sync=...)``): it sums a list of
-        arrays over the processes."""
+        arrays over the processes.
+
+        Returns:
+            ``f(arrays)``: the element-wise sums of the arrays over every process.
+        """
         return functools.partial(self.all_reduce_sum, what="synchronized batch norm")
 
     def shutdown(self) -> None:
@@ -323,7 +454,14 @@ class _Bucket:
 
 
 class Pending:
-    """Collectives started by `ProcessGroup.start`, not yet waited for."""
+    """Collectives started by `ProcessGroup.start`, not yet waited for.
+
+    Args:
+        group: the group that started them.
+        buckets: the started collectives, one per dtype and device.
+        n: how many arrays were given.
+        what: the operation's name in errors.
+    """
 
     def __init__(self, group: ProcessGroup, buckets: list[_Bucket], n: int, what: str) -> None:
         self.group, self.buckets, self.n, self.what = group, buckets, n, what
@@ -331,7 +469,14 @@ class Pending:
     def wait(self) -> list[Array]:
         """Wait for every bucket (on a GPU: make the current stream wait; the host does not),
         divide the averaged entries by the world size, and unpack: arrays of the original shapes,
-        views of the buckets, which nobody else holds."""
+        views of the buckets, which nobody else holds.
+
+        Returns:
+            The results, one per array given to `ProcessGroup.start`, in its order.
+
+        Raises:
+            DistributedError: another process died, hung or lost its connection.
+        """
         out: list[Array] = [None] * self.n
         for b in self.buckets:
             self.group._collective(self.what, b.work.wait)

@@ -30,7 +30,23 @@ from .group import Pending, ProcessGroup
 
 def describe_model(model: Module, optimizer: Any = None, **settings: Any) -> dict[str, Any]:
     """What must be equal on every process: each parameter and buffer (name, shape, dtype), the
-    optimizer's state entries, the array backend and device type, and any `settings`."""
+    optimizer's state entries, the array backend and device type, and any `settings`.
+
+    Args:
+        model: this process's model.
+        optimizer: its optimizer (its settings and state entries are compared), or None.
+        **settings: anything else that must agree (``{"global batch": 256}``), by name.
+
+    Returns:
+        A small picklable description, what `ProcessGroup.check_identical` compares.
+
+    Example:
+        >>> import arrayml as am
+        >>> from arrayml.distributed import describe_model
+        >>> d = describe_model(am.Linear(3, 2, rng=0), am.SGD(lr=0.1), epochs=5)
+        >>> d["parameters and buffers"]["weight"], d["array backend"], d["epochs"]
+        ([[2, 3], 'float32'], 'numpy', 5)
+    """
     where = model.placement()
     entries = {name: [list(a.shape), backend.dtype_name(a.dtype)] for name, a in model.state().items()}
     state = {}
@@ -53,7 +69,15 @@ class GradientAllReduce:
     gradient all-reduce (averaged: summed, then divided by N) as soon as the model's backward has
     computed it (its gradient hook, ``Module.set_gradient_hook``, which every container honours), so that the communication of the later layers runs while the earlier ones
     compute (DDP's overlap), and waits for all of them before the update. This process's share
-    of the loss and its correct count ride in the first bucket (summed)."""
+    of the loss and its correct count ride in the first bucket (summed).
+
+    Args:
+        group: the process group.
+        local_batch: this process's rows of each global batch, b_r.
+        batch_size: the global batch size, B.
+        overlap: start each layer's all-reduce as soon as backward has it (False: all of them
+            after backward, in one go).
+    """
 
     def __init__(self, group: ProcessGroup, *, local_batch: int, batch_size: int, overlap: bool = True) -> None:
         self.group = group
@@ -66,12 +90,25 @@ class GradientAllReduce:
         self._started: list[tuple[list[str], Pending]] = []
 
     def begin(self, loss: Array, correct: Any) -> None:
+        """Keep this process's share of the loss and its correct count, to be summed with the
+        first bucket of gradients.
+
+        Args:
+            loss: this process's mean loss over its rows, a 0-D device array.
+            correct: its number of correct predictions, a 0-D device array.
+        """
         xp = backend.get_namespace(loss)
         # the share of the global mean loss, and the correct count (exact below 2**24 in float32)
         self._stats = [loss * self.share, xp.astype(correct, loss.dtype)]
         self._started = []
 
     def on_layer(self, name: str, layer: Module) -> None:
+        """Start the all-reduce of `layer`'s gradients (with ``overlap``; nothing otherwise).
+
+        Args:
+            name: the layer's name in the model (the prefix of its parameters' names).
+            layer: the layer, whose gradients backward has just computed.
+        """
         if self.overlap:
             grads = layer.gradients()
             if grads:
@@ -85,6 +122,18 @@ class GradientAllReduce:
         self._started.append((list(grads), pending))
 
     def finish(self, grads: dict[str, Array]) -> tuple[dict[str, Array], Array, Any]:
+        """Start the all-reduce of the gradients not yet started, and wait for all of them.
+
+        Args:
+            grads: this process's gradients, by parameter name.
+
+        Returns:
+            ``(grads, loss, correct)``: the gradients averaged over the processes, the global
+            batch's mean loss and its number of correct predictions.
+
+        Raises:
+            DistributedError: another process died, hung or lost its connection.
+        """
         done = {name for names, _ in self._started for name in names}
         rest = {name: g for name, g in grads.items() if name not in done}
         if rest or not self._started:
@@ -121,6 +170,22 @@ class DataParallelLearner(RunnerLearner):
 
     A compiled learner is refused: the all-reduce sits inside the step that ``compile`` fuses,
     and a traced function cannot wait on torch.distributed.
+
+    Args:
+        learner: the `ArraymlLearner` to train (built with ``compile=False``), the same on every
+            process.
+        group: the process group (`init`).
+        batch_size: the global batch size B, a positive integer.
+        overlap: overlap each layer's gradient all-reduce with the backward of the earlier
+            layers (default True).
+        **settings: anything else that must agree between the processes (compared at
+            start-up with the model).
+
+    Raises:
+        TypeError: `learner` is not an `ArraymlLearner`, or `batch_size` not an integer.
+        ValueError: the learner is compiled, or `batch_size` is not positive.
+        DistributedError: the processes built different models or settings, or another
+            process died, hung or lost its connection.
     """
 
     def __init__(self, learner: ArraymlLearner, group: ProcessGroup, *, batch_size: int, overlap: bool = True,
@@ -167,7 +232,22 @@ class DataParallelLearner(RunnerLearner):
         """One step of the global batch from this process's rows (x, y); returns the global
         batch's mean loss and number of correct predictions, as device arrays. Random draws
         (dropout masks) come from ``step_key(seed, step, rank=rank)``: every process draws its
-        own, and the same again when the run is repeated."""
+        own, and the same again when the run is repeated.
+
+        Args:
+            x, y: this process's rows of the global batch (``shard_bounds(B, rank, N)``).
+            lr: the learning rate of this step.
+            step: the step's number in the run (None: `next_step`).
+
+        Returns:
+            ``(loss, correct)``: the global batch's mean loss and number of correct
+            predictions, as 0-D device arrays, the same on every process.
+
+        Raises:
+            ValueError: `x` does not hold this process's share of the global batch, the rate
+                is not a finite number >= 0, or the batch does not fit the model.
+            DistributedError: another process died, hung or lost its connection.
+        """
         if x.shape[0] != self.local_batch:
             raise ValueError(
                 f"rank {self.group.rank} of {self.group.world_size} expects its {self.local_batch} rows of a global batch "

@@ -12,24 +12,16 @@ from .. import backend
 from ..backend import Array
 from ..modules import Loss, SoftmaxCrossEntropy
 from ._base import _BaseMLP
+from ._settings import ARGS_DOC
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """A multi-layer perceptron classifier trained with arrayml's hand-written backpropagation,
+    __doc__ = """A multi-layer perceptron classifier trained with arrayml's hand-written backpropagation,
     on NumPy, PyTorch, CuPy, JAX or array-api-strict arrays.
 
-    scikit-learn's `~sklearn.neural_network.MLPClassifier`, where the two coincide:
-    ``hidden_layer_sizes``, ``activation`` (``"identity"``, ``"logistic"``, ``"tanh"``,
-    ``"relu"``, and arrayml's ``"elu"``, ``"leaky_relu"``, ``"gelu"``), ``solver``
-    (``"adam"``, the default: `arrayml.Adam` with ``beta_1``, ``beta_2``, ``epsilon``; or
-    ``"sgd"``: `arrayml.SGD` with ``momentum``, ``nesterovs_momentum``), ``alpha`` (L2 penalty,
-    divided by the batch size as scikit-learn divides it), ``batch_size`` (``"auto"`` =
-    min(200, n_samples)), ``learning_rate_init`` (a constant rate), ``max_iter`` (epochs),
-    ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``warm_start``, ``early_stopping``,
-    ``validation_fraction``, ``n_iter_no_change``.
-    arrayml's own: ``xp`` and ``device`` (where to train; default: where the data lives under
-    ``array_api_dispatch``, else NumPy), ``dtype`` (default: the input's float dtype, float64 for
-    integers), ``batch_norm``, ``compile`` (the whole step as one ``jax.jit`` /
+    The arguments are those of scikit-learn's `~sklearn.neural_network.MLPClassifier`, with
+    the same names and meanings where the two coincide, and arrayml's own: ``xp``, ``device``,
+    ``dtype``, ``batch_norm`` and ``compile`` (the whole step as one ``jax.jit`` /
     ``torch.compile`` function).
 
     Differences from scikit-learn's: the output is a softmax over every class, two classes
@@ -44,6 +36,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     DataFrame), ``model_`` (the `arrayml.MLP`), ``coefs_``, ``intercepts_``, ``loss_``,
     ``loss_curve_``, ``best_loss_``, ``validation_scores_``, ``best_validation_score_``,
     ``n_iter_``, ``t_``, ``n_layers_``, ``n_outputs_``, ``out_activation_``.
+    """ + ARGS_DOC + """
+    Example:
+        >>> import numpy as np
+        >>> from arrayml.sklearn import MLPClassifier
+        >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]] * 5)
+        >>> y = np.array(["no", "yes", "yes", "yes"] * 5)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.05, random_state=0)
+        >>> clf.fit(X, y).predict([[0.0, 0.0], [1.0, 1.0]]).tolist()
+        ['no', 'yes']
+        >>> clf.classes_.tolist(), clf.predict_proba(X[:3]).shape
+        (['no', 'yes'], (3, 2))
     """
 
     _loss_name = "log-loss"
@@ -51,19 +54,66 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Train on (X, y) for up to ``max_iter`` epochs (from where the last fit left off with
-        ``warm_start``). Labels may be of any type; ``classes_`` holds them, sorted."""
+        ``warm_start``). Labels may be of any type; ``classes_`` holds them, sorted.
+
+        Args:
+            X: the inputs, shape (n_samples, n_features): a NumPy array (or anything
+                scikit-learn takes as one: a list, a DataFrame), or under ``array_api_dispatch``
+                an array of torch, CuPy, JAX or array-api-strict.
+            y: the labels, shape (n_samples,), of any type; at least two classes.
+
+        Returns:
+            The estimator itself, fitted.
+
+        Raises:
+            ValueError: a setting is out of range or unknown, the data has NaN, infinities, no
+                rows or a different number of features than the fitted network, ``y`` has one
+                class (or, with ``warm_start``, other classes than the last fit), the network
+                trained on does not match the settings (``warm_start``), ``compile=True`` on a
+                backend without a compiler, or training diverged (the weights from before that
+                epoch are kept).
+            TypeError: a setting has the wrong type.
+        """
         self._fit(X, y, incremental=False)
         return self
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y). The first call must name every class (``classes=``); later
-        calls may leave it out, and their labels must be among them."""
+        calls may leave it out, and their labels must be among them.
+
+        Args:
+            X: the inputs, shape (n_samples, n_features) (as `fit` takes them).
+            y: the labels of these rows, shape (n_samples,).
+            classes: every class the estimator will see, on the first call; later calls may
+                leave it out or give the same classes again.
+
+        Returns:
+            The estimator itself, trained one more epoch.
+
+        Raises:
+            ValueError: as `fit` raises; also when ``classes`` is missing on the first call or
+                differs from the first call's, when ``y`` has a label outside ``classes``, or
+                with ``early_stopping=True`` (a held-out score needs the whole data).
+            TypeError: a setting has the wrong type.
+        """
         self._fit(X, y, incremental=True, classes=classes)
         return self
 
     def predict(self, X: Any) -> Any:
         """The most probable class of each row, from ``classes_``: in X's namespace under
-        dispatch when the classes are numbers (NumPy when they are strings or objects)."""
+        dispatch when the classes are numbers (NumPy when they are strings or objects).
+
+        Args:
+            X: the inputs, shape (n_samples, n_features), with the features of `fit`'s.
+
+        Returns:
+            The predicted labels, shape (n_samples,).
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before `fit`.
+            ValueError: X has NaN, infinities or another number of features than `fit`'s, or
+                (under dispatch) lives in another namespace or on another device than `fit`'s.
+        """
         out, xp, dev = self._outputs(X, "predict")
         where = self._where
         idx = where.xp.argmax(out, axis=1)
@@ -74,13 +124,37 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return classes[backend.to_numpy(idx)]
 
     def predict_proba(self, X: Any) -> Any:
-        """Class probabilities, columns in the order of ``classes_``."""
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Args:
+            X: the inputs, shape (n_samples, n_features), with the features of `fit`'s.
+
+        Returns:
+            The probabilities, shape (n_samples, n_classes), each row summing to 1, in X's
+            namespace under dispatch (NumPy otherwise).
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before `fit`.
+            ValueError: as `predict` raises.
+        """
         out, xp, dev = self._outputs(X, "predict_proba")
         where = self._where
         return self._to_caller(where.xp.exp(backend.log_softmax(out, xp=where.xp)), xp, dev)
 
     def predict_log_proba(self, X: Any) -> Any:
-        """The logarithms of `predict_proba`, computed stably (log-softmax)."""
+        """The logarithms of `predict_proba`, computed stably (log-softmax).
+
+        Args:
+            X: the inputs, shape (n_samples, n_features), with the features of `fit`'s.
+
+        Returns:
+            The log-probabilities, shape (n_samples, n_classes), in X's namespace under
+            dispatch (NumPy otherwise).
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before `fit`.
+            ValueError: as `predict` raises.
+        """
         out, xp, dev = self._outputs(X, "predict_log_proba")
         return self._to_caller(backend.log_softmax(out, xp=self._where.xp), xp, dev)
 

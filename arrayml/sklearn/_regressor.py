@@ -12,10 +12,11 @@ from .. import backend
 from ..backend import Array
 from ..modules import Loss, SquaredError
 from ._base import _BaseMLP
+from ._settings import ARGS_DOC
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """A multi-layer perceptron regressor (identity output, `arrayml.SquaredError` loss: half
+    __doc__ = """A multi-layer perceptron regressor (identity output, `arrayml.SquaredError` loss: half
     the squared error, scikit-learn's ``squared_error``), trained with arrayml's hand-written
     backpropagation on NumPy, PyTorch, CuPy, JAX or array-api-strict arrays. One or several
     outputs (y of shape (n,) or (n, n_outputs)).
@@ -25,6 +26,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ``loss_curve_`` holds half the squared error summed over the outputs (scikit-learn's divides
     by the number of outputs as well; the two agree for one output), and with
     ``early_stopping`` its held-out score is R², as `score` gives.
+    """ + ARGS_DOC + """
+    Example:
+        >>> import numpy as np
+        >>> from arrayml.sklearn import MLPRegressor
+        >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]] * 5)
+        >>> y = X[:, 0] + X[:, 1]
+        >>> reg = MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.05, random_state=0).fit(X, y)
+        >>> reg.predict(X[:4]).shape, reg.score(X, y) > 0.9
+        ((4,), True)
     """
 
     _loss_name = "squared error"
@@ -32,17 +42,60 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def fit(self, X: Any, y: Any) -> MLPRegressor:
         """Train on (X, y) for up to ``max_iter`` epochs (from where the last fit left off with
-        ``warm_start``)."""
+        ``warm_start``).
+
+        Args:
+            X: the inputs, shape (n_samples, n_features): a NumPy array (or anything
+                scikit-learn takes as one: a list, a DataFrame), or under ``array_api_dispatch``
+                an array of torch, CuPy, JAX or array-api-strict.
+            y: the targets, real numbers of shape (n_samples,) or (n_samples, n_outputs).
+
+        Returns:
+            The estimator itself, fitted.
+
+        Raises:
+            ValueError: a setting is out of range or unknown, the data has NaN, infinities, no
+                rows or a different number of features than the fitted network, the network
+                trained on does not match the settings (``warm_start``), ``compile=True`` on a
+                backend without a compiler, or training diverged (the weights from before that
+                epoch are kept).
+            TypeError: a setting has the wrong type.
+        """
         self._fit(X, y, incremental=False)
         return self
 
     def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
-        """One epoch over (X, y)."""
+        """One epoch over (X, y).
+
+        Args:
+            X: the inputs, shape (n_samples, n_features) (as `fit` takes them).
+            y: the targets of these rows, with as many outputs as the first call's.
+
+        Returns:
+            The estimator itself, trained one more epoch.
+
+        Raises:
+            ValueError: as `fit` raises; also with ``early_stopping=True`` (a held-out score
+                needs the whole data).
+            TypeError: a setting has the wrong type.
+        """
         self._fit(X, y, incremental=True)
         return self
 
     def predict(self, X: Any) -> Any:
-        """Predicted values, shape (n,) for one output, (n, n_outputs) for several."""
+        """Predicted values, shape (n,) for one output, (n, n_outputs) for several.
+
+        Args:
+            X: the inputs, shape (n_samples, n_features), with the features of `fit`'s.
+
+        Returns:
+            The predictions, in X's namespace under dispatch (NumPy otherwise).
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before `fit`.
+            ValueError: X has NaN, infinities or another number of features than `fit`'s, or
+                (under dispatch) lives in another namespace or on another device than `fit`'s.
+        """
         out, xp, dev = self._outputs(X, "predict")
         if self.n_outputs_ == 1:
             out = self._where.xp.reshape(out, (-1,))

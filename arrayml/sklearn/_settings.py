@@ -21,6 +21,55 @@ ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "r
 #: needs the whole data's loss and gradient as one function), so it is not among them.
 SOLVERS = ("adam", "sgd")
 
+#: The ``Args:`` entries of both estimators' docstrings (their constructors are the same, written
+#: once in `_BaseMLP`), indented for a class docstring.
+ARGS_DOC = """
+    Args:
+        hidden_layer_sizes: the width of each hidden layer, a tuple of positive integers (an
+            int is one layer); default ``(100,)``.
+        activation: the hidden layers' activation: ``"identity"``, ``"logistic"`` (or
+            ``"sigmoid"``), ``"tanh"``, ``"relu"`` (default), or arrayml's ``"elu"``,
+            ``"leaky_relu"``, ``"gelu"``.
+        solver: ``"adam"`` (default: `arrayml.Adam` with ``beta_1``, ``beta_2``, ``epsilon``) or
+            ``"sgd"`` (`arrayml.SGD` with ``momentum``, ``nesterovs_momentum``).
+        alpha: the L2 penalty (>= 0), divided by the batch size as scikit-learn divides it;
+            default 0.0001.
+        batch_size: the minibatch size, a positive integer or ``"auto"`` (default:
+            min(200, n_samples)); a larger one than the data is clipped, with a warning.
+        learning_rate_init: the (constant) learning rate, > 0; default 0.001.
+        max_iter: the most epochs `fit` trains (a positive integer, default 200).
+        shuffle: whether to shuffle the rows every epoch (default True).
+        random_state: None, an int or a `numpy.random.RandomState`: seeds the initial weights,
+            the shuffles and the early-stopping split.
+        tol: the least improvement (>= 0) of the loss, or of the held-out score, that counts;
+            default 1e-4.
+        verbose: True, False or an integer >= 0: print the loss of every epoch.
+        warm_start: continue from the last fit's network instead of starting a new one.
+        momentum: SGD's momentum, in [0, 1); default 0.9.
+        nesterovs_momentum: whether SGD's momentum is Nesterov's (default True).
+        early_stopping: stop on a held-out score (accuracy, R²) rather than the training loss,
+            and keep the best epoch's weights.
+        validation_fraction: the share of the rows held out with ``early_stopping``, in (0, 1);
+            default 0.1.
+        beta_1, beta_2: Adam's decay rates of the first and second moments, in [0, 1);
+            default 0.9 and 0.999.
+        epsilon: Adam's denominator term, > 0; default 1e-8.
+        n_iter_no_change: how many epochs in a row may improve by less than ``tol`` before
+            training stops (a positive integer, default 10).
+        xp: where to train: a backend name (``"numpy"``, ``"torch"``, ``"jax"``, ``"cupy"``,
+            ``"array-api-strict"``) or an array namespace; default: the input's namespace under
+            scikit-learn's ``array_api_dispatch``, else NumPy.
+        device: the device to train on (default: the input's, or the namespace's default).
+        dtype: the float dtype of the network (default: the input's float dtype, float64 for
+            integer inputs).
+        batch_norm: put batch normalisation after every hidden layer (default False).
+        compile: train with the whole step compiled as one function (``jax.jit`` /
+            ``torch.compile``); needs ``xp="jax"`` or ``xp="torch"``.
+
+    The settings are checked when `fit` or `partial_fit` is called (scikit-learn's contract:
+    the constructor only stores them), and a bad one raises there.
+"""
+
 
 @dataclass(frozen=True)
 class _Settings:
