@@ -169,11 +169,13 @@ def use_threads(n: int) -> dict[str, Any]:
         done["blas"] = n
     if "jax" in sys.modules:
         done["xla"] = "not limited: JAX was imported before --threads took effect"
-    else:
-        flag = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" if n == 1 else \
-            f"intra_op_parallelism_threads={n}"
+    elif n == 1:
+        flag = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
         done["xla"] = flag
+    else:  # XLA's CPU client has no flag for a thread count: one thread, or every core
+        cores = os.cpu_count() or 1
+        done["xla"] = f"every core ({cores})" + ("" if n >= cores else f": XLA cannot be limited to {n} threads")
     return done
 
 

@@ -114,6 +114,7 @@ def plot_confusions(matrices: Sequence[tuple[Sequence[Sequence[int]], str]], cla
     ms = [np.asarray(m) for m, _ in matrices]
     top = max((int(np.max(m)) for m in ms if m.size), default=0)
     fig, axes = new_figure(1, len(ms), size=(7.5 * len(ms), 6.5))
+    fig.subplots_adjust(wspace=0.4)  # room for each colour bar before the next panel's labels
     for ax, m, (_, title) in zip(np.atleast_1d(axes), ms, matrices):
         im = ax.imshow(m, cmap="Blues", vmin=0, vmax=max(top, 1))
         fig.colorbar(im, ax=ax, fraction=0.046)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -242,3 +243,18 @@ def test_sklearn_benchmark_trains_the_estimator_exactly_as_the_librarys_epoch(tm
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_cnn_throughputs_thread_setting_leaves_xla_a_flag_it_can_parse(threads):
+    """--threads N before JAX is imported: one thread is XLA's single-threaded Eigen flag; more
+    leave XLA every core (it has no thread-count flag: an unparseable XLA_FLAGS aborts the process)."""
+    pytest.importorskip("jax")
+    code = ("import importlib.util, sys, os\n"
+            "spec = importlib.util.spec_from_file_location('c', sys.argv[1]); m = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(m); print(m.use_threads(int(sys.argv[2])))\n"
+            "import jax.numpy as jnp; print(float(jnp.sum(jnp.ones(3))))")
+    proc = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS / "cnn_throughput.py"), threads],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("3.0"), proc.stderr
+    assert ("xla_cpu_multi_thread_eigen=false" in proc.stdout) == (threads == "1")
