@@ -312,3 +312,20 @@ def test_the_committed_answers_are_what_the_committed_results_give(report):
         pytest.skip("no committed results")
     answers = ROOT / "docs" / "answers.md"
     assert report.build_answers(ROOT / "results", answers) == answers.read_text()
+
+
+def test_the_readmes_cnn_row_is_the_committed_cnn_run():
+    """The README's headline row of the CNN quotes the committed run: its test accuracy, its
+    seconds of training and the train.py flags that differ from the defaults."""
+    path = ROOT / "results" / "cnn" / "cnn.json"
+    if not path.is_file():
+        pytest.skip("no committed CNN results")
+    s = json.loads(path.read_text())
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| past MLPs: a CNN"))
+    assert f"**{100 * s['cnn']['test_accuracy']:.2f}%**" in row
+    assert f"**{s['cnn']['train_seconds']:.0f} s of training**" in row
+    assert f"{s['cnn']['parameters']:,} parameters" in row
+    flags = re.search(r"`\.\.\. (.*)`", row).group(1)
+    for part in flags.split(" --"):
+        assert part.strip("-") in s["train_command"], part  # every flag of the row is the run's
+    assert f"--epochs {s['settings']['epochs']}" in row
