@@ -57,11 +57,7 @@ def seed(value: Any, what: str) -> int:
         TypeError: `value` is not an integer.
         ValueError: `value` is negative.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be a non-negative integer, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
-    return int(value)
+    return non_negative_int(value, what)
 
 
 def real_number(

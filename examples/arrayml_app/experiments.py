@@ -109,6 +109,31 @@ def base_config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
     return cfg
 
 
+def preferred_xp(name: str) -> str:
+    """The backend `name` where it is installed, NumPy otherwise (an experiment's default ``--xp``)."""
+    import importlib.util
+
+    return name if importlib.util.find_spec(name) is not None else "numpy"
+
+
+def train_command(settings: dict[str, Any], *flags: str) -> str:
+    """``examples/train.py``'s command for the shared CIFAR-10 copy with `flags` first, then one
+    flag per setting (``name: value`` as `RunConfig` holds it: True is a bare flag, a list its
+    values), as the report prints it."""
+    import shlex
+
+    args = ["--data-dir", "../shared/data/cifar10", *flags]
+    for key, value in settings.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif isinstance(value, list):
+            args += [flag, *map(str, value)]
+        else:
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return "python examples/train.py " + shlex.join(args)
+
+
 def save_json(obj: Any, path: Path) -> Path:
     return write_json(obj, path)
 

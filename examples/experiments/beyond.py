@@ -21,13 +21,21 @@ run, and beyond_optimizers.png, beyond_dropout.png, beyond_norms.png, beyond_bes
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
-from arrayml_app.experiments import Stopwatch, base_config, command_line, out_dir, parser, save_json, tabulate
+from arrayml_app.experiments import (
+    Stopwatch,
+    base_config,
+    command_line,
+    out_dir,
+    parser,
+    preferred_xp,
+    save_json,
+    tabulate,
+    train_command,
+)
 from arrayml_app.figures import finish_axes, new_figure, save_figure
 from arrayml_app.report import Report, acc, listing, pct, points, secs
 from arrayml_app.run import run
@@ -51,13 +59,9 @@ BEST = {"hidden_dims": [1024, 512, 256], "batch_norm": True, "dropout": 0.2, "fl
 BEST_SECONDS, BEST_TARGET = 600.0, 0.55
 
 
-def default_xp() -> str:
-    return "jax" if importlib.util.find_spec("jax") is not None else "numpy"
-
-
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__.split("\n\n")[0])
-    p.set_defaults(xp=default_xp())
+    p.set_defaults(xp=preferred_xp("jax"))
     p.add_argument("--parts", nargs="*", type=int, default=[1, 2, 3, 4], choices=[1, 2, 3, 4],
                    help="run only these parts (default: all)")
     args = p.parse_args(argv)
@@ -136,16 +140,7 @@ def summarise(name: str, r: dict, load_before: tuple[float, ...]) -> dict:
 
 def best_command(args: Any) -> str:
     """train.py's command for the best MLP, as the report prints it."""
-    flags = ["--data-dir", "../shared/data/cifar10", "--xp", args.xp] + (["--compile"] if args.xp in ("jax", "torch") else [])
-    for key, value in BEST.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            flags.append(flag)
-        elif isinstance(value, list):
-            flags += [flag, *map(str, value)]
-        else:
-            flags += [flag, str(value)]
-    return "python examples/train.py " + shlex.join(flags)
+    return train_command(BEST, "--xp", args.xp, *(["--compile"] if args.xp in ("jax", "torch") else []))
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,13 +20,21 @@ cnn_vs_mlp_curves.png, cnn_vs_mlp_confusion.png.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
-from arrayml_app.experiments import RESULTS, Stopwatch, base_config, command_line, out_dir, parser, save_json
+from arrayml_app.experiments import (
+    RESULTS,
+    Stopwatch,
+    base_config,
+    command_line,
+    out_dir,
+    parser,
+    preferred_xp,
+    save_json,
+    train_command,
+)
 from arrayml_app.figures import finish_axes, finished_epochs, new_figure, plot_confusions, save_figure
 from arrayml_app.report import NotRun, Report, acc, pct, points, secs
 from arrayml_app.run import run
@@ -41,13 +49,9 @@ SETTINGS: dict[str, Any] = {
 TARGET_SECONDS, TARGET = 900.0, 0.75
 
 
-def default_xp() -> str:
-    return "torch" if importlib.util.find_spec("torch") is not None else "numpy"
-
-
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__.split("\n\n")[0])
-    p.set_defaults(xp=default_xp())
+    p.set_defaults(xp=preferred_xp("torch"))
     args = p.parse_args(argv)
     out = out_dir(args, "cnn")
     clock = Stopwatch()
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     mlp_results = best_mlp(Path(args.out).parent if args.out else RESULTS)
     mlp = summarise("best MLP", mlp_results, None) if mlp_results is not None else None
     summary = {"experiment": "cnn", "command": command_line("cnn.py", argv), "settings": SETTINGS,
-               "train_command": train_command(cfg.xp), "cnn": cnn, "mlp": mlp, "seconds": clock.seconds(),
+               "train_command": train_command(SETTINGS, "--xp", cfg.xp), "cnn": cnn, "mlp": mlp, "seconds": clock.seconds(),
                "target": {"accuracy": TARGET, "seconds": TARGET_SECONDS}}
     plot(cnn, mlp, out)
     save_json(summary, out / "cnn.json")
@@ -104,20 +108,6 @@ def summarise(label: str, r: dict, load: dict | None) -> dict:
         "backend": r["backend"], "compiled": bool(r["config"].get("compile")), "environment": r.get("environment"),
         "load_average": load,
     }
-
-
-def train_command(xp: str) -> str:
-    """train.py's command for the CNN, as the report prints it."""
-    flags = ["--data-dir", "../shared/data/cifar10", "--xp", xp]
-    for key, value in SETTINGS.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            flags.append(flag)
-        elif isinstance(value, list):
-            flags += [flag, *map(str, value)]
-        elif key != "model" or value != "mlp":
-            flags += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    return "python examples/train.py " + shlex.join(flags)
 
 
 # --------------------------------------------------------------------------------------------
