@@ -41,8 +41,12 @@ PLACEMENT_ARGUMENTS = ("xp", "device", "dtype", "rng", "sync", "batch_norm_sync"
 
 
 def config_type(cls: type) -> str:
-    """The name a config records for module class `cls`: the class name for arrayml's modules,
-    ``module.QualName`` for others (so that two classes of one name cannot be confused)."""
+    """The name a config records for module class `cls` (``Module.config_type``).
+
+    Returns:
+        The class name for arrayml's modules, ``module.QualName`` for others (so that two
+        classes of one name cannot be confused).
+    """
     if cls.__module__.startswith("arrayml.modules"):
         return cls.__name__
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -62,8 +66,15 @@ def registered_module(name: str) -> Any:
 
 
 def no_arguments(module: Any) -> dict[str, Any]:
-    """The arguments of a module whose constructor takes none that make it what it is (the
-    default ``Module.arguments``); a constructor that takes some must say so by overriding it."""
+    """The constructor's arguments that make this module what it is (JSON-able; not where it
+    lives): ``Module.arguments``, which a module whose constructor takes such arguments overrides.
+
+    Returns:
+        A dict from argument name to value; this default: empty.
+
+    Raises:
+        NotImplementedError: the constructor takes arguments and ``arguments`` was not overridden.
+    """
     taken = [p for p in inspect.signature(type(module).__init__).parameters if p not in ("self", *PLACEMENT_ARGUMENTS)]
     if taken:
         raise NotImplementedError(
@@ -74,13 +85,24 @@ def no_arguments(module: Any) -> dict[str, Any]:
 
 
 def config(module: Any) -> dict[str, Any]:
-    """`module`'s architecture as plain data: ``{"type": ..., **module.arguments()}``."""
+    """This module's architecture as plain data (``Module.config``); `build` makes a new one from it.
+
+    Returns:
+        ``{"type": ..., **module.arguments()}`` (containers add their children's configs).
+    """
     return {"type": config_type(type(module)), **module.arguments()}
 
 
 def from_config(cls: Any, config: Mapping[str, Any], **placement: Any) -> Any:
-    """A new `cls` from `config` (see `config`); `placement` (xp, device, dtype) is passed to a
-    constructor that takes it."""
+    """A new module of this class from `config` (``Module.from_config``).
+
+    Args:
+        config: an architecture as `config` writes it.
+        **placement: xp, device and dtype, passed to a constructor that takes them.
+
+    Returns:
+        The new module, with fresh parameters.
+    """
     accepted = inspect.signature(cls.__init__).parameters
     args = {k: v for k, v in config.items() if k != "type"}
     return cls(**args, **{k: v for k, v in placement.items() if k in accepted})

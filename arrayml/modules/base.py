@@ -18,7 +18,7 @@ such tensors are refused rather than silently detached: pass ``x.detach()``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ..backend import Array
@@ -30,18 +30,14 @@ from . import state as states
 class Module:
     """Base class of every layer: a layer writes ``forward`` and ``backward``; one with children
     also ``children`` and ``_set_children``; one whose constructor takes arguments also
-    ``arguments``. Everything else works over the tree of modules and is written once, in
-    `arrayml.modules.tree` (names, parameters, modes, random keys, copies), `.state` (state,
-    loading, moving), `.predict` and `.architecture` (config, registry): the methods below hand
-    those functions on."""
+    ``arguments``. The rest is written once over the tree of modules, in `arrayml.modules.tree`,
+    `.state`, `.predict` and `.architecture`, and handed on by the attributes below."""
 
-    #: Whether the layer itself draws random numbers in training mode (`Dropout`): it then
-    #: takes a key from `set_random_key` (see `arrayml.backend.random`).
+    #: Whether the layer draws random numbers in training mode (`Dropout`; keys: `set_random_key`).
     draws_random = False
     #: The key a random layer draws from next (None: its own stream); set by `set_random_key`.
     random_key: Any = None
-    #: Called as ``hook(name, child)`` as soon as a child's backward has filled its gradients
-    #: (`set_gradient_hook`; data-parallel training starts that child's all-reduce there).
+    #: ``hook(name, child)``, called once a child's backward filled its gradients (`set_gradient_hook`).
     gradient_hook: Callable[[str, Module], None] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -60,16 +56,14 @@ class Module:
         """The layer's output for input `x`; saves what ``backward`` needs.
 
         Args:
-            x: a real floating array of the parameters' dtype, namespace and device (the shape each
-                layer takes is in its class description).
+            x: a floating array of the parameters' dtype, namespace and device, of the shape the
+                layer's class description gives.
 
         Returns:
             The output array, in `x`'s namespace and on its device.
 
         Raises:
-            TypeError: `x` is not an array of the layer's namespace, dtype or device, or is refused
-                (see the module's description).
-            ValueError: `x` has the wrong shape.
+            TypeError, ValueError: `x` is of another namespace, dtype or device, or shape.
         """
         raise NotImplementedError
 
@@ -77,18 +71,16 @@ class Module:
         """Fill ``self.grads`` from the upstream gradient `dy` and return dL/d(input).
 
         Args:
-            dy: dL/d(output) of the last forward: its shape and dtype.
-            input_grad: False skips the input gradient: the first layer of a network never needs it
-                (autograd likewise skips inputs that do not require grad), and for the input layer
-                of an MLP it costs as much as its weight gradient.
+            dy: dL/d(output) of the last forward: its shape, dtype and namespace.
+            input_grad: False skips the input gradient, which the first layer never needs (as
+                autograd skips inputs that do not require grad).
 
         Returns:
             dL/d(input), shaped like the forward's input; None when ``input_grad=False``.
 
         Raises:
-            RuntimeError: no forward came before (nothing saved), or ``clear_cache`` removed it.
-            ValueError: `dy` does not have the shape of the forward's output.
-            TypeError: `dy` is not an array of the forward output's namespace and dtype.
+            RuntimeError: no forward came before, or ``clear_cache`` removed what it saved.
+            TypeError, ValueError: `dy` is not of the forward output's namespace, dtype or shape.
         """
         raise NotImplementedError
 
@@ -120,10 +112,8 @@ class Module:
         """``child.backward(dy)``, then the gradient hook told that `child`'s gradients are ready.
 
         Args:
-            name: the child's name among this module's `children`.
-            child: the child module.
-            dy: the upstream gradient of the child's output.
-            input_grad: whether the child computes its input gradient (see `backward`).
+            name, child: the child, and its name among this module's `children`.
+            dy, input_grad: as ``child.backward`` takes them.
 
         Returns:
             What ``child.backward`` returned.
@@ -133,13 +123,7 @@ class Module:
             self.gradient_hook(name, child)
         return dx
 
-    def set_gradient_hook(self, hook: Callable[[str, Module], None] | None) -> None:
-        """Have ``hook(name, child)`` called as each child's backward finishes.
-
-        Args:
-            hook: the function to call, or None for no hook.
-        """
-        self.gradient_hook = hook
+    set_gradient_hook = tree.set_gradient_hook
 
     # -- the forward cache ---------------------------------------------------------------------
     def _saved(self) -> Any:
@@ -147,11 +131,7 @@ class Module:
         cache = self._cache
         return cache if cache is not None else _saved(self)  # (_saved raises the error)
 
-    def clear_cache(self) -> None:
-        """Drop the activations saved by ``forward`` (and those of every child)."""
-        self._cache = None
-        for _, child in self.children():
-            child.clear_cache()
+    clear_cache = tree.clear_cache
 
     # -- the tree: modules, parameters, buffers by dotted name (arrayml.modules.tree) ---------
     named_modules = tree.named_modules
@@ -168,14 +148,7 @@ class Module:
     set_random_key = tree.set_random_key
     draws_random_numbers = tree.draws_random_numbers
     train = tree.train
-
-    def eval(self) -> Module:
-        """Evaluation mode (running statistics in batch norm, no dropout): ``self.train(False)``.
-
-        Returns:
-            The module itself.
-        """
-        return self.train(False)
+    eval = tree.eval
 
     # -- state: what a checkpoint saves, loading it, moving it (arrayml.modules.state) --------
     state = states.state
@@ -187,44 +160,10 @@ class Module:
     predict_proba = predictions.predict_proba
 
     # -- architecture: what a checkpoint records (arrayml.modules.architecture) ---------------
-    @classmethod
-    def config_type(cls) -> str:
-        """The name `config` records for this class (`architecture.config_type`).
-
-        Returns:
-            The class name for arrayml's modules, ``module.QualName`` for others.
-        """
-        return architecture.config_type(cls)
-
-    def arguments(self) -> dict[str, Any]:
-        """The constructor's arguments that make this module what it is (JSON-able; not where it
-        lives). A module whose constructor takes such arguments must override this.
-
-        Returns:
-            A dict from argument name to value (empty for a module whose constructor takes none).
-        """
-        return architecture.no_arguments(self)
-
-    def config(self) -> dict[str, Any]:
-        """This module's architecture as plain data; `architecture.build` makes a new one from it.
-
-        Returns:
-            ``{"type": ..., **self.arguments()}`` (containers add their children's configs).
-        """
-        return architecture.config(self)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **placement: Any) -> Module:
-        """A new module of this class from `config`.
-
-        Args:
-            config: an architecture as `config` writes it.
-            **placement: xp, device and dtype, passed to a constructor that takes them.
-
-        Returns:
-            The new module, with fresh parameters.
-        """
-        return architecture.from_config(cls, config, **placement)
+    config_type: classmethod[Any, [], str] = classmethod(architecture.config_type)
+    arguments = architecture.no_arguments  # a module whose constructor takes arguments overrides it
+    config = architecture.config
+    from_config = classmethod(architecture.from_config)
 
     def extra_repr(self) -> str:
         """The constructor's settings as ``repr`` shows them inside the parentheses.
@@ -234,12 +173,7 @@ class Module:
         """
         return ""
 
-    def __repr__(self) -> str:
-        kids = self.children()
-        if not kids:
-            return f"{type(self).__name__}({self.extra_repr()})"
-        inner = "\n".join(f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in kids)
-        return f"{type(self).__name__}(\n{inner}\n)"
+    __repr__ = tree.render
 
 
 def _saved(owner: Module | Loss) -> Any:

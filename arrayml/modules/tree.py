@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from .. import backend
@@ -26,8 +26,11 @@ class Node(Protocol):
     training: bool
     draws_random: bool
     random_key: Any
+    _cache: Any
 
     def children(self) -> Sequence[tuple[str, Any]]: ...
+
+    def extra_repr(self) -> str: ...
 
     def clear_cache(self) -> None: ...
 
@@ -177,6 +180,39 @@ def train(module: N, mode: bool = True) -> N:
     for _, owner in named_modules(module):
         owner.training = mode
     return module
+
+
+def eval(module: N) -> N:  # noqa: A001 - Module.eval, as torch names it
+    """Evaluation mode (running statistics in batch norm, no dropout): ``self.train(False)``.
+
+    Returns:
+        The module itself.
+    """
+    return train(module, False)
+
+
+def clear_cache(module: Node) -> None:
+    """Drop the activations saved by ``forward``, of this module and every child."""
+    for _, owner in named_modules(module):
+        owner._cache = None
+
+
+def set_gradient_hook(module: Any, hook: Callable[[str, Any], None] | None) -> None:
+    """Have ``hook(name, child)`` called as each child's backward finishes (``child_backward``).
+
+    Args:
+        hook: the function to call, or None for no hook.
+    """
+    module.gradient_hook = hook
+
+
+def render(module: Node) -> str:
+    """``repr(module)``: the class and its `extra_repr` settings, children indented below it."""
+    kids = module.children()
+    if not kids:
+        return f"{type(module).__name__}({module.extra_repr()})"
+    inner = "\n".join(f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in kids)
+    return f"{type(module).__name__}(\n{inner}\n)"
 
 
 def set_random_key(module: Node, key: Any) -> None:
