@@ -51,3 +51,14 @@ def test_the_library_tests_import_nothing_from_the_application():
         names, paths = _imports_and_paths(path)
         assert "arrayml_app" not in names, path.name
         assert not paths, (path.name, paths)
+
+
+def test_the_class_a_layer_author_subclasses_stays_short_and_the_app_has_no_god_module():
+    """Module is read in one sitting (at most 150 lines, docstrings included); the application's
+    run and answers stay split by job."""
+    root = ROOT
+    tree = ast.parse((root / "arrayml" / "modules" / "base.py").read_text())
+    module = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Module")
+    assert module.end_lineno - module.lineno + 1 <= 150
+    assert len((root / "examples" / "arrayml_app" / "run.py").read_text().splitlines()) <= 250
+    assert len((root / "examples" / "experiments" / "answers.py").read_text().splitlines()) <= 350
