@@ -19,10 +19,16 @@ def _one_step(bk, dtype: str, batch_norm: bool, momentum: float) -> dict[str, np
     x = bk.asarray(rng.normal(size=(16, 12)), dtype)
     y = bk.asarray(rng.integers(0, 4, size=16))
     model = bk.freeze(am.MLP(12, [10, 8], 4, batch_norm=batch_norm, activation="elu", rng=3, **bk.placement(dtype)))
-    loss_fn = am.SoftmaxCrossEntropy()
     opt = am.SGD(lr=0.1, momentum=momentum, nesterov=momentum > 0, weight_decay=1e-3)
+    return _two_steps(model, opt, x, y)
+
+
+def _two_steps(model, opt, x, y) -> dict[str, np.ndarray]:
+    """Two steps (so that momentum state matters): the first step's logits, loss, input and
+    parameter gradients, then the final state and the logits in evaluation mode, on the host."""
+    loss_fn = am.SoftmaxCrossEntropy()
     out = {}
-    for step in range(2):  # two steps so that momentum state matters
+    for step in range(2):
         logits = model.forward(x)
         loss = loss_fn.forward(logits, y)
         dx = model.backward(loss_fn.backward())
@@ -88,20 +94,7 @@ def _cnn_steps(bk, dtype: str) -> dict[str, np.ndarray]:
     x = bk.asarray(rng.normal(size=(6, 2, 8, 8)), dtype)
     y = bk.asarray(rng.integers(0, 3, size=6))
     model = bk.freeze(am.CNN(2, 8, [3, 4], 3, rng=2, **bk.placement(dtype)))
-    loss_fn, opt = am.SoftmaxCrossEntropy(), am.SGD(lr=0.1, momentum=0.9)
-    out = {}
-    for step in range(2):
-        logits = model.forward(x)
-        loss = loss_fn.forward(logits, y)
-        dx = model.backward(loss_fn.backward())
-        if step == 0:
-            out["logits"], out["loss"], out["dx"] = logits, loss, dx
-            out.update({f"grad:{k}": v for k, v in model.gradients().items()})
-        opt.step(model)
-    out.update({f"param:{k}": v for k, v in model.state().items()})
-    model.eval()
-    out["eval_logits"] = model.forward(x)
-    return {k: backend.to_numpy(v) for k, v in out.items()}
+    return _two_steps(model, am.SGD(lr=0.1, momentum=0.9), x, y)
 
 
 @pytest.mark.parametrize("bk", backend_params([b for b in ALL_BACKENDS if b.id != REFERENCE.id]))
