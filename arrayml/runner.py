@@ -61,7 +61,7 @@ class Strategy(Protocol):
         """
 
 
-class Eager:
+class Eager(Strategy):
     """`arrayml.step.train_step` on the live model, as it is; with a `reducer`, one process's
     part of a data-parallel step.
 
@@ -78,18 +78,7 @@ class Eager:
         self.model, self.loss, self.optimizer, self.metrics, self.reducer = model, loss, optimizer, metrics, reducer
 
     def run(self, opt_state: State, x: Array, y: Array, rate: Any, key: Any) -> tuple[State, Array, Any]:
-        """One `arrayml.step.train_step` on the live model.
-
-        Args:
-            opt_state: the optimizer's state before the step, fitted to the model.
-            x, y: the batch, where the model lives.
-            rate: the learning rate, already checked by the runner.
-            key: the step's random key, or None (the model draws nothing).
-
-        Returns:
-            ``(opt_state, loss, extra)``: the new optimizer state, the loss (a 0-D device array)
-            and the metrics (None without).
-        """
+        # `Strategy.run`'s contract (and docstring): one `arrayml.step.train_step` on the live model
         return train_step(self.model, self.loss, self.optimizer, opt_state, x, y, rate, key=key, metrics=self.metrics,
                           reducer=self.reducer)
 
