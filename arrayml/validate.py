@@ -35,29 +35,17 @@ def positive_int(value: Any, what: str) -> int:
         ...
         ValueError: hidden size must be a positive integer, got 0
     """
+    return _int_at_least(value, what, 1, "positive")
+
+
+def _int_at_least(value: Any, what: str, low: int, kind: str) -> int:
+    """`value` as a Python int if it is an integer (not a bool) >= `low`; errors say it must be
+    a `kind` integer."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be a positive integer, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+        raise TypeError(f"{what} must be a {kind} integer, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{what} must be a {kind} integer, got {value!r}")
     return int(value)
-
-
-def seed(value: Any, what: str) -> int:
-    """`value` as a Python int if it is a non-negative integer (a random seed; NumPy integers
-    too, not bools); otherwise a `TypeError` or `ValueError` naming `what`.
-
-    Args:
-        value: the seed.
-        what: its name in the error.
-
-    Returns:
-        `value` as an int.
-
-    Raises:
-        TypeError: `value` is not an integer.
-        ValueError: `value` is negative.
-    """
-    return non_negative_int(value, what)
 
 
 def real_number(
@@ -167,11 +155,11 @@ def non_negative_int(value: Any, what: str) -> int:
         TypeError: `value` is not an integer.
         ValueError: `value` is negative.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be a non-negative integer, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
-    return int(value)
+    return _int_at_least(value, what, 0, "non-negative")
+
+
+#: A random seed: a non-negative integer (NumPy integers too, not bools), as `non_negative_int` checks it.
+seed = non_negative_int
 
 
 def int_pair(value: Any, what: str, *, positive: bool = True) -> tuple[int, int]:
