@@ -20,6 +20,8 @@ cnn_vs_mlp_curves.png, cnn_vs_mlp_confusion.png.
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -83,8 +85,6 @@ def best_mlp(results: Path) -> dict | None:
     if not path.is_file():
         print(f"no best MLP to compare with at {path}: run examples/experiments/beyond.py --parts 4 first")
         return None
-    import json
-
     return json.loads(path.read_text())
 
 
@@ -92,10 +92,7 @@ def summarise(label: str, r: dict, load: dict | None) -> dict:
     """What the report needs of one run: accuracies and cumulative training seconds per epoch,
     the test confusion matrix, parameters, times and the machine."""
     epochs = finished_epochs(r["history"])
-    elapsed, total = [], 0.0
-    for e in epochs:
-        total += e.get("seconds", 0.0)
-        elapsed.append(total)
+    elapsed = list(itertools.accumulate(e.get("seconds", 0.0) for e in epochs))
     test = r.get("test") or {}
     return {
         "label": label, "run": r["config"].get("out"), "test_accuracy": r["test_accuracy"],
